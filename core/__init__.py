@@ -1,0 +1,1 @@
+"""TTS Aggregation Lab core library: aggregation, calibration and storage (no Streamlit)."""

@@ -1,0 +1,636 @@
+"""DuckDB store: schema, migrations, atomic ingest, queries and the result cache.
+
+One database file holds every dataset. Its location is, in order of precedence, the path
+given to `Store`, the environment variable ``TTSLAB_DB``, or ``data/ttslab.duckdb`` in the
+project folder (ignored by git).
+
+Concurrency: a `Store` owns one DuckDB connection; every public method runs on a cursor of
+its own thread (DuckDB connections must not be shared across threads, cursors may), so one
+`Store` can serve many Streamlit sessions at once. Readers see the last committed state
+while an import runs: an import is one transaction.
+
+User-supplied names and paths never reach SQL as text: every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from core.types import PairData, TTSLabError
+
+SCHEMA_VERSION = 1
+DB_ENV_VAR = "TTSLAB_DB"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class StoreError(TTSLabError):
+    """A request the store cannot satisfy (unknown dataset, name taken, locked file...)."""
+
+
+def default_db_path() -> Path:
+    env = os.environ.get(DB_ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    return PROJECT_ROOT / "data" / "ttslab.duckdb"
+
+
+_SCHEMA_V1 = [
+    """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS datasets (
+        dataset_id VARCHAR PRIMARY KEY,
+        name VARCHAR NOT NULL UNIQUE,
+        source_format VARCHAR NOT NULL,
+        source_path VARCHAR,
+        imported_at TIMESTAMP NOT NULL,
+        content_sha256 VARCHAR NOT NULL,
+        n_problems INTEGER NOT NULL,
+        n_responses BIGINT NOT NULL,
+        n_scores BIGINT NOT NULL,
+        llms VARCHAR[] NOT NULL,
+        verifiers VARCHAR[] NOT NULL,
+        iid BOOLEAN NOT NULL,
+        simulated BOOLEAN NOT NULL,
+        grader VARCHAR,
+        notes VARCHAR
+    )""",
+    """CREATE TABLE IF NOT EXISTS problems (
+        dataset_id VARCHAR NOT NULL,
+        problem_id VARCHAR NOT NULL,
+        gold_answer VARCHAR,
+        level INTEGER,
+        subject VARCHAR,
+        text VARCHAR
+    )""",
+    """CREATE TABLE IF NOT EXISTS responses (
+        dataset_id VARCHAR NOT NULL,
+        llm VARCHAR NOT NULL,
+        problem_id VARCHAR NOT NULL,
+        sample_idx INTEGER NOT NULL,
+        answer_raw VARCHAR,
+        answer_key VARCHAR NOT NULL,
+        is_correct BOOLEAN NOT NULL,
+        n_tokens BIGINT
+    )""",
+    """CREATE TABLE IF NOT EXISTS scores (
+        dataset_id VARCHAR NOT NULL,
+        llm VARCHAR NOT NULL,
+        verifier VARCHAR NOT NULL,
+        problem_id VARCHAR NOT NULL,
+        sample_idx INTEGER NOT NULL,
+        score DOUBLE NOT NULL,
+        step_scores DOUBLE[]
+    )""",
+    """CREATE TABLE IF NOT EXISTS results (
+        cache_key VARCHAR PRIMARY KEY,
+        content_sha256 VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        params VARCHAR NOT NULL,
+        payload BLOB NOT NULL,
+        created_at TIMESTAMP NOT NULL
+    )""",
+]
+
+# Migrations from version k to k + 1. Each runs inside one transaction together with the
+# version bump, so a database is never left half-migrated.
+MIGRATIONS: dict[int, list[str]] = {}
+
+# Column order of the canonical tables (without dataset_id), used by ingest.
+PROBLEM_COLUMNS = ("problem_id", "gold_answer", "level", "subject", "text")
+RESPONSE_COLUMNS = (
+    "llm",
+    "problem_id",
+    "sample_idx",
+    "answer_raw",
+    "answer_key",
+    "is_correct",
+    "n_tokens",
+)
+SCORE_COLUMNS = ("llm", "verifier", "problem_id", "sample_idx", "score", "step_scores")
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "problem_id": pa.string(),
+    "gold_answer": pa.string(),
+    "level": pa.int32(),
+    "subject": pa.string(),
+    "text": pa.string(),
+    "llm": pa.string(),
+    "verifier": pa.string(),
+    "sample_idx": pa.int32(),
+    "answer_raw": pa.string(),
+    "answer_key": pa.string(),
+    "is_correct": pa.bool_(),
+    "n_tokens": pa.int64(),
+    "score": pa.float64(),
+    "step_scores": pa.list_(pa.float64()),
+}
+
+
+@dataclass(frozen=True)
+class CanonicalData:
+    """Validated content of one dataset, ready for `Store.ingest`.
+
+    Tables may be pandas frames or Arrow tables with the columns of PROBLEM_COLUMNS,
+    RESPONSE_COLUMNS and SCORE_COLUMNS (`step_scores` may be all null).
+    """
+
+    problems: pd.DataFrame | pa.Table
+    responses: pd.DataFrame | pa.Table
+    scores: pd.DataFrame | pa.Table
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    dataset_id: str
+    name: str
+    source_format: str
+    source_path: str | None
+    imported_at: datetime
+    content_sha256: str
+    n_problems: int
+    n_responses: int
+    n_scores: int
+    llms: tuple[str, ...]
+    verifiers: tuple[str, ...]
+    iid: bool
+    simulated: bool
+    grader: str | None
+    notes: str | None
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(m, v) for m in self.llms for v in self.verifiers]
+
+
+def _to_arrow(table: pd.DataFrame | pa.Table, columns: Sequence[str]) -> pa.Table:
+    """Select and cast `columns` to the canonical Arrow types (missing optional -> null)."""
+    if isinstance(table, pd.DataFrame):
+        arrays = []
+        for col in columns:
+            typ = _ARROW_TYPES[col]
+            if col in table.columns:
+                values = table[col]
+                if col == "step_scores":
+                    arrays.append(pa.array(list(values), type=typ, from_pandas=True))
+                else:
+                    arrays.append(pa.array(values, type=typ, from_pandas=True))
+            else:
+                arrays.append(pa.nulls(len(table), type=typ))
+        return pa.Table.from_arrays(arrays, names=list(columns))
+    out = []
+    for col in columns:
+        typ = _ARROW_TYPES[col]
+        if col in table.column_names:
+            out.append(table.column(col).cast(typ))
+        else:
+            out.append(pa.nulls(table.num_rows, type=typ))
+    return pa.Table.from_arrays(out, names=list(columns))
+
+
+class Store:
+    """The project's DuckDB database. Use as a context manager or call `close()`."""
+
+    def __init__(self, path: str | Path | None = None, *, read_only: bool = False) -> None:
+        self.path = Path(path) if path is not None else default_db_path()
+        self.read_only = read_only
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.exists():
+            raise StoreError(f"database {self.path} does not exist (cannot open read-only)")
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:  # most often: locked by another process
+            raise StoreError(f"cannot open database {self.path}: {exc}") from exc
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._ensure_schema()
+
+    # -- connection handling -------------------------------------------------------------
+    def _cur(self) -> duckdb.DuckDBPyConnection:
+        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._con.cursor()
+            self._local.cur = cur
+        return cur
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _fetch_df(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        return self._cur().execute(sql, list(params)).df()
+
+    # -- schema --------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        row = (
+            self._cur()
+            .execute("SELECT value FROM meta WHERE key = 'schema_version'")
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    def _ensure_schema(self) -> None:
+        cur = self._cur()
+        has_meta = cur.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
+        ).fetchone()
+        version = self.schema_version() if has_meta and has_meta[0] else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"database {self.path} has schema version {version}, newer than this "
+                f"ttslab ({SCHEMA_VERSION}); upgrade ttslab"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        if self.read_only:
+            raise StoreError(
+                f"database {self.path} has schema version {version}, needs "
+                f"{SCHEMA_VERSION}; open it read-write once to migrate"
+            )
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            if version == 0:
+                for stmt in _SCHEMA_V1:
+                    cur.execute(stmt)
+                version = 1
+            while version < SCHEMA_VERSION:
+                for stmt in MIGRATIONS[version]:
+                    cur.execute(stmt)
+                version += 1
+            cur.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(version)]
+            )
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    # -- datasets ------------------------------------------------------------------------
+    def list_datasets(self) -> list[DatasetInfo]:
+        rows = self._cur().execute("SELECT * FROM datasets ORDER BY imported_at, name")
+        cols = [d[0] for d in rows.description or []]
+        return [self._info(dict(zip(cols, r, strict=True))) for r in rows.fetchall()]
+
+    @staticmethod
+    def _info(rec: dict[str, Any]) -> DatasetInfo:
+        rec = dict(rec)
+        rec["llms"] = tuple(rec["llms"])
+        rec["verifiers"] = tuple(rec["verifiers"])
+        return DatasetInfo(**rec)
+
+    def datasets_frame(self) -> pd.DataFrame:
+        """One row per dataset, for display."""
+        infos = self.list_datasets()
+        return pd.DataFrame(
+            {
+                "name": [i.name for i in infos],
+                "source": [i.source_format for i in infos],
+                "kind": ["simulated" if i.simulated else "real" for i in infos],
+                "problems": [i.n_problems for i in infos],
+                "responses": [i.n_responses for i in infos],
+                "LLMs": [len(i.llms) for i in infos],
+                "verifiers": [len(i.verifiers) for i in infos],
+                "imported": [i.imported_at for i in infos],
+            }
+        )
+
+    def get_dataset(self, name_or_id: str) -> DatasetInfo:
+        res = self._cur().execute(
+            "SELECT * FROM datasets WHERE name = ? OR dataset_id = ?", [name_or_id, name_or_id]
+        )
+        cols = [d[0] for d in res.description or []]
+        row = res.fetchone()
+        if row is None:
+            known = [i.name for i in self.list_datasets()]
+            hint = f"; known datasets: {', '.join(known)}" if known else "; the store is empty"
+            raise StoreError(f"no dataset named {name_or_id!r}{hint}")
+        return self._info(dict(zip(cols, row, strict=True)))
+
+    def has_dataset(self, name: str) -> bool:
+        row = self._cur().execute("SELECT count(*) FROM datasets WHERE name = ?", [name])
+        got = row.fetchone()
+        return bool(got and got[0])
+
+    def delete_dataset(self, name_or_id: str) -> DatasetInfo:
+        info = self.get_dataset(name_or_id)
+        self._check_writable()
+        with self._write_lock:
+            cur = self._cur()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                self._delete_rows(cur, info.dataset_id)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return info
+
+    @staticmethod
+    def _delete_rows(cur: duckdb.DuckDBPyConnection, dataset_id: str) -> None:
+        for table in ("scores", "responses", "problems", "datasets"):
+            cur.execute(f"DELETE FROM {table} WHERE dataset_id = ?", [dataset_id])
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"database {self.path} is open read-only")
+
+    def ingest(
+        self,
+        data: CanonicalData,
+        *,
+        name: str,
+        source_format: str,
+        content_sha256: str,
+        source_path: str | None = None,
+        replace: bool = False,
+        iid: bool = True,
+        simulated: bool = False,
+        grader: str | None = None,
+        notes: str | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> DatasetInfo:
+        """Write one dataset in a single transaction; on any error nothing changes.
+
+        Importing under an existing name raises unless `replace` is true, in which case the
+        old dataset is removed in the same transaction as the new one is written.
+        """
+        self._check_writable()
+        if not name or not name.strip():
+            raise StoreError("a dataset needs a non-empty name")
+        problems = _to_arrow(data.problems, PROBLEM_COLUMNS)
+        responses = _to_arrow(data.responses, RESPONSE_COLUMNS)
+        scores = _to_arrow(data.scores, SCORE_COLUMNS)
+        llms = sorted(set(responses.column("llm").to_pylist()))
+        verifiers = sorted(set(scores.column("verifier").unique().to_pylist()))
+        dataset_id = uuid.uuid4().hex[:12]
+        steps: list[tuple[str, str, pa.Table]] = [
+            ("problems", "problems", problems),
+            ("responses", "responses", responses),
+            ("scores", "scores", scores),
+        ]
+        with self._write_lock:
+            cur = self._cur()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                old = cur.execute(
+                    "SELECT dataset_id FROM datasets WHERE name = ?", [name]
+                ).fetchone()
+                if old is not None:
+                    if not replace:
+                        raise StoreError(
+                            f"a dataset named {name!r} exists; pass replace=True "
+                            "(CLI: --replace) to overwrite it"
+                        )
+                    self._delete_rows(cur, str(old[0]))
+                cur.execute(
+                    "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        dataset_id,
+                        name,
+                        source_format,
+                        source_path,
+                        datetime.now(UTC).replace(tzinfo=None),
+                        content_sha256,
+                        problems.num_rows,
+                        responses.num_rows,
+                        scores.num_rows,
+                        llms,
+                        verifiers,
+                        iid,
+                        simulated,
+                        grader,
+                        notes,
+                    ],
+                )
+                for i, (label, table, arrow) in enumerate(steps):
+                    if progress is not None:
+                        progress(label, i, len(steps))
+                    self._insert_table(cur, table, dataset_id, arrow)
+                if progress is not None:
+                    progress("commit", len(steps), len(steps))
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return self.get_dataset(dataset_id)
+
+    def _insert_table(
+        self, cur: duckdb.DuckDBPyConnection, table: str, dataset_id: str, arrow: pa.Table
+    ) -> None:
+        view = f"_ingest_{table}"
+        cur.register(view, arrow)
+        try:
+            cols = ", ".join(arrow.column_names)
+            cur.execute(
+                f"INSERT INTO {table} (dataset_id, {cols}) SELECT ?, {cols} FROM {view}",
+                [dataset_id],
+            )
+        finally:
+            cur.unregister(view)
+
+    # -- queries -------------------------------------------------------------------------
+    def problems(self, dataset: str) -> pd.DataFrame:
+        info = self.get_dataset(dataset)
+        return self._fetch_df(
+            "SELECT problem_id, gold_answer, level, subject, text FROM problems "
+            "WHERE dataset_id = ? ORDER BY problem_id",
+            [info.dataset_id],
+        )
+
+    def responses(self, dataset: str, llm: str | None = None) -> pd.DataFrame:
+        info = self.get_dataset(dataset)
+        sql = (
+            "SELECT llm, problem_id, sample_idx, answer_raw, answer_key, is_correct, n_tokens "
+            "FROM responses WHERE dataset_id = ?"
+        )
+        params: list[Any] = [info.dataset_id]
+        if llm is not None:
+            sql += " AND llm = ?"
+            params.append(llm)
+        return self._fetch_df(sql + " ORDER BY llm, problem_id, sample_idx", params)
+
+    def scores(
+        self, dataset: str, llm: str | None = None, verifier: str | None = None
+    ) -> pd.DataFrame:
+        info = self.get_dataset(dataset)
+        sql = (
+            "SELECT llm, verifier, problem_id, sample_idx, score, step_scores "
+            "FROM scores WHERE dataset_id = ?"
+        )
+        params: list[Any] = [info.dataset_id]
+        if llm is not None:
+            sql += " AND llm = ?"
+            params.append(llm)
+        if verifier is not None:
+            sql += " AND verifier = ?"
+            params.append(verifier)
+        return self._fetch_df(sql + " ORDER BY llm, verifier, problem_id, sample_idx", params)
+
+    def pair_summary(self, dataset: str) -> pd.DataFrame:
+        """Per (llm, verifier): responses, problems, accuracy, score range."""
+        info = self.get_dataset(dataset)
+        return self._fetch_df(
+            """SELECT s.llm, s.verifier, count(*) AS responses,
+                      count(DISTINCT s.problem_id) AS problems,
+                      avg(r.is_correct::DOUBLE) AS accuracy,
+                      min(s.score) AS score_min, max(s.score) AS score_max
+               FROM scores s JOIN responses r
+                 ON r.dataset_id = s.dataset_id AND r.llm = s.llm
+                AND r.problem_id = s.problem_id AND r.sample_idx = s.sample_idx
+               WHERE s.dataset_id = ?
+               GROUP BY s.llm, s.verifier ORDER BY s.llm, s.verifier""",
+            [info.dataset_id],
+        )
+
+    def load_pair(
+        self, dataset: str, llm: str, verifier: str, *, with_steps: bool = False
+    ) -> PairData:
+        """Packed arrays of one (dataset, llm, verifier) pair, problems in id order."""
+        info = self.get_dataset(dataset)
+        if llm not in info.llms or verifier not in info.verifiers:
+            raise StoreError(
+                f"dataset {info.name!r} has no pair ({llm!r}, {verifier!r}); "
+                f"LLMs: {list(info.llms)}, verifiers: {list(info.verifiers)}"
+            )
+        steps = ", s.step_scores" if with_steps else ""
+        df = self._fetch_df(
+            f"""SELECT s.problem_id, s.sample_idx, s.score, r.answer_key, r.is_correct,
+                       r.n_tokens{steps}
+                FROM scores s JOIN responses r
+                  ON r.dataset_id = s.dataset_id AND r.llm = s.llm
+                 AND r.problem_id = s.problem_id AND r.sample_idx = s.sample_idx
+                WHERE s.dataset_id = ? AND s.llm = ? AND s.verifier = ?
+                ORDER BY s.problem_id, s.sample_idx""",
+            [info.dataset_id, llm, verifier],
+        )
+        return pair_from_frame(df, info.dataset_id, llm, verifier, with_steps=with_steps)
+
+    # -- result cache --------------------------------------------------------------------
+    @staticmethod
+    def cache_key(content_sha256: str, kind: str, params: dict[str, Any]) -> str:
+        import hashlib
+
+        blob = json.dumps(params, sort_keys=True, default=str)
+        digest = hashlib.sha256(f"{content_sha256}|{kind}|{blob}".encode()).hexdigest()
+        return digest
+
+    def cache_get(self, key: str) -> bytes | None:
+        row = self._cur().execute("SELECT payload FROM results WHERE cache_key = ?", [key])
+        got = row.fetchone()
+        return bytes(got[0]) if got else None
+
+    def cache_put(
+        self, key: str, content_sha256: str, kind: str, params: dict[str, Any], payload: bytes
+    ) -> None:
+        if self.read_only:
+            return  # a read-only store simply does not cache
+        with self._write_lock:
+            self._cur().execute(
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    key,
+                    content_sha256,
+                    kind,
+                    json.dumps(params, sort_keys=True, default=str),
+                    payload,
+                    datetime.now(UTC).replace(tzinfo=None),
+                ],
+            )
+
+    # -- export --------------------------------------------------------------------------
+    def export_long(self, dataset: str) -> pd.DataFrame:
+        """The dataset in the long import format (one row per response and verifier)."""
+        info = self.get_dataset(dataset)
+        return self._fetch_df(
+            """SELECT s.problem_id, s.sample_idx, s.llm, s.verifier,
+                      r.answer_raw AS answer, r.answer_key, r.is_correct, p.gold_answer,
+                      s.score, s.step_scores, r.n_tokens, p.level, p.subject,
+                      p.text AS problem_text
+               FROM scores s
+               JOIN responses r ON r.dataset_id = s.dataset_id AND r.llm = s.llm
+                AND r.problem_id = s.problem_id AND r.sample_idx = s.sample_idx
+               JOIN problems p ON p.dataset_id = s.dataset_id AND p.problem_id = s.problem_id
+               WHERE s.dataset_id = ?
+               ORDER BY s.llm, s.verifier, s.problem_id, s.sample_idx""",
+            [info.dataset_id],
+        )
+
+    def export_parquet(self, dataset: str, path: str | Path) -> Path:
+        import pyarrow.parquet as pq
+
+        df = self.export_long(dataset)
+        out = Path(path)
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), out)
+        return out
+
+
+def pair_from_frame(
+    df: pd.DataFrame, dataset_id: str, llm: str, verifier: str, *, with_steps: bool = False
+) -> PairData:
+    """Pack a frame sorted by (problem_id, sample_idx) into `PairData`.
+
+    Needs columns problem_id, sample_idx, score, answer_key, is_correct, n_tokens.
+    """
+    pid = df["problem_id"].to_numpy(dtype=object)
+    n = len(df)
+    if n:
+        starts = np.flatnonzero(np.r_[True, pid[1:] != pid[:-1]])
+    else:
+        starts = np.zeros(0, dtype=np.int64)
+    offsets = np.r_[starts, n].astype(np.int64)
+    problem_ids = tuple(str(p) for p in pid[starts])
+    # Dense cluster ids within each problem, in order of first appearance.
+    combo = pd.Series(pid.astype(str)) + "\x1f" + df["answer_key"].astype(str).reset_index(
+        drop=True
+    )
+    codes, _ = pd.factorize(combo, sort=False)
+    codes = codes.astype(np.int64)
+    # Problems are contiguous and factorize numbers keys by first appearance, so the codes
+    # of problem p are base_p, base_p + 1, ... with base_p the code of its first row.
+    cluster = codes - np.repeat(codes[starts], np.diff(offsets)) if n else codes
+    n_tokens = pd.to_numeric(df["n_tokens"], errors="coerce").to_numpy(dtype=np.float64)
+    steps = None
+    if with_steps and "step_scores" in df.columns:
+        steps = tuple(
+            tuple(float(x) for x in s) if s is not None else () for s in df["step_scores"]
+        )
+    return PairData(
+        dataset_id=dataset_id,
+        llm=llm,
+        verifier=verifier,
+        problem_ids=problem_ids,
+        offsets=offsets,
+        cluster=cluster,
+        score=df["score"].to_numpy(dtype=np.float64),
+        correct=df["is_correct"].to_numpy(dtype=bool),
+        sample_idx=df["sample_idx"].to_numpy(dtype=np.int64),
+        n_tokens=n_tokens,
+        step_scores=steps,
+    )
+
+
+@contextmanager
+def open_store(path: str | Path | None = None, *, read_only: bool = False) -> Iterator[Store]:
+    store = Store(path, read_only=read_only)
+    try:
+        yield store
+    finally:
+        store.close()
