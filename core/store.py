@@ -20,7 +20,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -240,11 +240,7 @@ class Store:
 
     # -- schema --------------------------------------------------------------------------
     def schema_version(self) -> int:
-        row = (
-            self._cur()
-            .execute("SELECT value FROM meta WHERE key = 'schema_version'")
-            .fetchone()
-        )
+        row = self._cur().execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0]) if row else 0
 
     def _ensure_schema(self) -> None:
@@ -275,9 +271,7 @@ class Store:
                 for stmt in MIGRATIONS[version]:
                     cur.execute(stmt)
                 version += 1
-            cur.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(version)]
-            )
+            cur.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(version)])
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
@@ -291,7 +285,8 @@ class Store:
 
     @staticmethod
     def _info(rec: dict[str, Any]) -> DatasetInfo:
-        rec = dict(rec)
+        names = {f.name for f in fields(DatasetInfo)}
+        rec = {k: v for k, v in rec.items() if k in names}
         rec["llms"] = tuple(rec["llms"])
         rec["verifiers"] = tuple(rec["verifiers"])
         return DatasetInfo(**rec)
@@ -591,15 +586,12 @@ def pair_from_frame(
     """
     pid = df["problem_id"].to_numpy(dtype=object)
     n = len(df)
-    if n:
-        starts = np.flatnonzero(np.r_[True, pid[1:] != pid[:-1]])
-    else:
-        starts = np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, pid[1:] != pid[:-1]]) if n else np.zeros(0, np.int64)
     offsets = np.r_[starts, n].astype(np.int64)
     problem_ids = tuple(str(p) for p in pid[starts])
     # Dense cluster ids within each problem, in order of first appearance.
-    combo = pd.Series(pid.astype(str)) + "\x1f" + df["answer_key"].astype(str).reset_index(
-        drop=True
+    combo = (
+        pd.Series(pid.astype(str)) + "\x1f" + df["answer_key"].astype(str).reset_index(drop=True)
     )
     codes, _ = pd.factorize(combo, sort=False)
     codes = codes.astype(np.int64)

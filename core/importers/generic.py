@@ -1,0 +1,324 @@
+"""Readers of the generic formats: long CSV / JSONL / Parquet and wide JSONL.
+
+Each reader returns a `RawRead`: the raw long frame (see `core.importers.validate`) plus
+the file's SHA-256. Reading never writes anything; problems found while reading are
+collected and raised together as `ImportValidationError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from core.importers.errors import ImportValidationError, Issue, IssueList
+
+WIDE_LIST_FIELDS = ("answers", "is_correct", "n_tokens")
+
+
+@dataclass
+class RawRead:
+    frame: pd.DataFrame
+    fmt: str
+    loc_kind: str
+    sha256: str
+    notes: list[str] = field(default_factory=list)
+
+
+def display_name(path: Path) -> str:
+    return path.name
+
+
+def read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImportValidationError(
+            [Issue(display_name(path), f"cannot read file: {exc.strerror or exc}")]
+        ) from exc
+    if not data.strip():
+        raise ImportValidationError([Issue(display_name(path), "the file is empty")])
+    return data
+
+
+def decode_utf8(data: bytes, file: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ImportValidationError(
+            [
+                Issue(
+                    file,
+                    f"not valid UTF-8 text (byte {exc.start} of the file, undecodable "
+                    f"byte 0x{data[exc.start]:02x}); is this really a text file?",
+                    line=line,
+                )
+            ]
+        ) from exc
+
+
+def iter_json_lines(text: str, file: str, issues: IssueList) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, decoded object) for each non-blank line; collect bad lines."""
+    lines = text.split("\n")
+    ends_with_newline = text.endswith("\n")
+    last_content = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            yield i + 1, json.loads(line)
+        except json.JSONDecodeError as exc:
+            if i == last_content and not ends_with_newline:
+                msg = (
+                    f"truncated record: the file ends in the middle of this line "
+                    f"({len(line)} characters, JSON error: {exc.msg} at column "
+                    f"{exc.colno})"
+                )
+            else:
+                msg = f"invalid JSON: {exc.msg} at column {exc.colno}"
+            issues.add(Issue(file, msg, line=i + 1))
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_long_csv(path: Path) -> RawRead:
+    file = display_name(path)
+    data = read_bytes(path)
+    decode_utf8(data, file)
+    first_line = data.split(b"\n", 1)[0].decode("utf-8-sig").strip("\r")
+    names = next(csv.reader([first_line]))
+    dup_names = sorted({c for c in names if names.count(c) > 1})
+    if dup_names:
+        raise ImportValidationError(
+            [Issue(file, "column name appears more than once", line=1, column=c) for c in dup_names]
+        )
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pacsv.ReadOptions(use_threads=True, block_size=16 << 20),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in names},
+                strings_can_be_null=True,
+                null_values=[""],
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise ImportValidationError([Issue(file, f"CSV parse error: {_csv_msg(exc)}")]) from exc
+    if table.num_rows == 0:
+        raise ImportValidationError([Issue(file, "the file has a header but no data rows")])
+    frame = table.to_pandas(types_mapper=None)
+    frame = frame.astype(object).where(frame.notna(), None)
+    # header is line 1; data row i (0-based) is line i + 2 (no embedded newlines)
+    frame["_loc"] = np.arange(2, table.num_rows + 2, dtype=np.int64)
+    return RawRead(frame, "long-csv", "line", _sha(data))
+
+
+def _csv_msg(exc: Exception) -> str:
+    msg = str(exc)
+    return msg.replace("CSV parse error: ", "")[:300]
+
+
+def read_long_jsonl(path: Path) -> RawRead:
+    file = display_name(path)
+    data = read_bytes(path)
+    text = decode_utf8(data, file)
+    issues = IssueList()
+    records: list[dict[str, Any]] = []
+    locs: list[int] = []
+    for line_no, obj in iter_json_lines(text, file, issues):
+        if not isinstance(obj, dict):
+            issues.add(
+                Issue(file, f"expected a JSON object, got {type(obj).__name__}", line=line_no)
+            )
+            continue
+        records.append(obj)
+        locs.append(line_no)
+    issues.raise_if_any()
+    frame = pd.DataFrame.from_records(records)
+    frame = frame.astype(object).where(frame.notna(), None) if len(frame) else frame
+    frame["_loc"] = np.asarray(locs, dtype=np.int64)
+    return RawRead(frame, "long-jsonl", "line", _sha(data))
+
+
+def read_long_parquet(path: Path) -> RawRead:
+    file = display_name(path)
+    data = read_bytes(path)
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ImportValidationError(
+            [Issue(file, f"not a readable Parquet file: {str(exc)[:200]}")]
+        ) from exc
+    if table.num_rows == 0:
+        raise ImportValidationError([Issue(file, "the file has no rows")])
+    frame = pd.DataFrame({name: _arrow_column(table.column(name)) for name in table.column_names})
+    frame["_loc"] = np.arange(1, table.num_rows + 1, dtype=np.int64)
+    return RawRead(frame, "long-parquet", "row", _sha(data))
+
+
+def _arrow_column(col: pa.ChunkedArray) -> Any:
+    """Keep numbers numeric (fast path) and turn lists into Python lists."""
+    typ = col.type
+    if pa.types.is_floating(typ) or pa.types.is_integer(typ):
+        if col.null_count:
+            return col.to_numpy(zero_copy_only=False).astype(np.float64)
+        return col.to_numpy()
+    if pa.types.is_boolean(typ):
+        if col.null_count:
+            return pd.Series(col.to_pylist(), dtype=object)
+        return col.to_numpy(zero_copy_only=False)
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        return pd.Series(col.to_pylist(), dtype=object)
+    return pd.Series(col.to_pylist(), dtype=object)
+
+
+def read_wide_jsonl(path: Path) -> RawRead:
+    """One line per problem (and LLM) with lists of answers, correctness and scores."""
+    file = display_name(path)
+    data = read_bytes(path)
+    text = decode_utf8(data, file)
+    issues = IssueList()
+    rows: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "problem_id",
+            "sample_idx",
+            "llm",
+            "verifier",
+            "answer",
+            "is_correct",
+            "n_tokens",
+            "score",
+            "step_scores",
+            "gold_answer",
+            "level",
+            "subject",
+            "problem_text",
+            "_loc",
+        )
+    }
+    present: set[str] = set()
+    for line_no, obj in iter_json_lines(text, file, issues):
+        if not isinstance(obj, dict):
+            issues.add(
+                Issue(file, f"expected a JSON object, got {type(obj).__name__}", line=line_no)
+            )
+            continue
+        _expand_wide(obj, line_no, file, rows, present, issues)
+    issues.raise_if_any()
+    frame = pd.DataFrame({k: v for k, v in rows.items() if k in present or k == "_loc"})
+    frame["_loc"] = frame["_loc"].astype(np.int64)
+    return RawRead(frame, "wide-jsonl", "line", _sha(data))
+
+
+def _expand_wide(
+    obj: dict[str, Any],
+    line_no: int,
+    file: str,
+    rows: dict[str, list[Any]],
+    present: set[str],
+    issues: IssueList,
+) -> None:
+    def bad(column: str, msg: str) -> None:
+        issues.add(Issue(file, msg, line=line_no, column=column))
+
+    scores = obj.get("scores")
+    steps = obj.get("step_scores")
+    verifier = obj.get("verifier")
+    per_verifier: dict[str, tuple[list[Any] | None, list[Any] | None]] = {}
+    if isinstance(scores, dict):
+        for v, vals in scores.items():
+            per_verifier[str(v)] = (vals, None)
+    elif isinstance(scores, list):
+        per_verifier[str(verifier) if verifier is not None else "score"] = (scores, None)
+    elif scores is not None:
+        bad("scores", "expected a list, or an object mapping verifier names to lists")
+        return
+    if isinstance(steps, dict):
+        for v, vals in steps.items():
+            old = per_verifier.get(str(v), (None, None))
+            per_verifier[str(v)] = (old[0], vals)
+    elif isinstance(steps, list):
+        name = str(verifier) if verifier is not None else "score"
+        old = per_verifier.get(name, (None, None))
+        per_verifier[name] = (old[0], steps)
+    elif steps is not None:
+        bad("step_scores", "expected a list of lists, or an object of verifier -> lists")
+        return
+    if not per_verifier:
+        bad("scores", "missing field: each line needs 'scores' (or 'step_scores')")
+        return
+    if "problem_id" not in obj:
+        bad("problem_id", "missing field")
+        return
+    lists: dict[str, list[Any]] = {}
+    for f in WIDE_LIST_FIELDS:
+        if f in obj and obj[f] is not None:
+            if not isinstance(obj[f], list):
+                bad(f, f"expected a list, got {type(obj[f]).__name__}")
+                return
+            lists[f] = obj[f]
+    n: int | None = len(lists["answers"]) if "answers" in lists else None
+    ref = "answers"
+    for v, (vals, st) in per_verifier.items():
+        for label, seq in ((f"scores[{v}]", vals), (f"step_scores[{v}]", st)):
+            if seq is None:
+                continue
+            if not isinstance(seq, list):
+                bad(label.split("[")[0], f"{label}: expected a list")
+                return
+            if n is None:
+                n, ref = len(seq), label
+            elif len(seq) != n:
+                bad(label.split("[")[0], f"{label} has {len(seq)} values but {ref} has {n}")
+                return
+    assert n is not None
+    for f, seq in lists.items():
+        if len(seq) != n:
+            bad(f, f"{f} has {len(seq)} values but {ref} has {n}")
+            return
+    if n == 0:
+        bad(ref.split("[")[0], "no responses on this line (empty lists)")
+        return
+    for v, (vals, st) in per_verifier.items():
+        for i in range(n):
+            rows["problem_id"].append(obj["problem_id"])
+            rows["sample_idx"].append(i)
+            rows["llm"].append(obj.get("llm"))
+            rows["verifier"].append(v)
+            rows["answer"].append(lists["answers"][i] if "answers" in lists else None)
+            rows["is_correct"].append(lists["is_correct"][i] if "is_correct" in lists else None)
+            rows["n_tokens"].append(lists["n_tokens"][i] if "n_tokens" in lists else None)
+            rows["score"].append(vals[i] if vals is not None else None)
+            rows["step_scores"].append(st[i] if st is not None else None)
+            rows["gold_answer"].append(obj.get("gold_answer"))
+            rows["level"].append(obj.get("level"))
+            rows["subject"].append(obj.get("subject"))
+            rows["problem_text"].append(obj.get("problem_text"))
+            rows["_loc"].append(line_no)
+        if vals is not None:
+            present.add("score")
+        if st is not None:
+            present.add("step_scores")
+    present.update({"problem_id", "sample_idx", "verifier"})
+    if "llm" in obj:
+        present.add("llm")
+    for f, col in (("answers", "answer"), ("is_correct", "is_correct"), ("n_tokens", "n_tokens")):
+        if f in lists:
+            present.add(col)
+    for f in ("gold_answer", "level", "subject", "problem_text"):
+        if f in obj:
+            present.add(f)

@@ -1,0 +1,623 @@
+"""Validation of the long format and its conversion to the canonical tables.
+
+Every reader (CSV, JSONL, Parquet, wide JSONL, and the tool-specific importers) produces a
+*raw long frame*: one row per (response, verifier) with the columns of `LONG_COLUMNS` that
+the file has, in whatever types the file used, plus ``_loc`` (the 1-based line or row of
+the record in its file) and ``_file`` (the file's display name). `to_canonical` checks it
+and returns `CanonicalData` or raises `ImportValidationError` listing every problem.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.importers.errors import ImportValidationError, Issue, IssueList
+from core.store import CanonicalData
+
+# name -> description (the README's column table is written from this)
+LONG_COLUMNS: dict[str, str] = {
+    "problem_id": "required. Identifier of the problem (text).",
+    "sample_idx": "required. Index of the response within its problem and LLM (integer >= 0).",
+    "llm": "optional. Name of the LLM that wrote the response (default 'model').",
+    "verifier": "optional. Name of the verifier / signal (default 'score').",
+    "score": "required unless step_scores is given. The verifier's score (finite number).",
+    "step_scores": "optional. Per-step scores (JSON list in CSV; list in JSONL/Parquet); "
+    "non-empty, finite. If score is absent, score = last step.",
+    "answer": "optional. The response's final answer as text.",
+    "answer_key": "optional. Equivalence-cluster key of the answer within its problem "
+    "(default: the normalised answer).",
+    "is_correct": "required unless answer and gold_answer are given. true/false, 1/0.",
+    "gold_answer": "optional. Reference answer; must agree across a problem's rows.",
+    "n_tokens": "optional. Length of the response in tokens (integer >= 0).",
+    "level": "optional. Difficulty level (integer, or text such as 'Level 3').",
+    "subject": "optional. Subject of the problem.",
+    "problem_text": "optional. Text of the problem.",
+}
+REQUIRED = ("problem_id", "sample_idx")
+DEFAULT_LLM = "model"
+DEFAULT_VERIFIER = "score"
+MAX_ISSUES_PER_CHECK = 1000  # keep memory bounded on hopeless files
+
+_TRUE = {"true", "1", "yes", "y", "t", "correct"}
+_FALSE = {"false", "0", "no", "n", "f", "incorrect"}
+
+
+@dataclass(frozen=True)
+class ValidationContext:
+    file: str
+    loc_kind: str = "line"  # "line" for text formats, "row" for Parquet
+    files: np.ndarray | None = None  # per-row file name when a folder was read
+
+    def file_at(self, j: int) -> str:
+        return str(self.files[j]) if self.files is not None else self.file
+
+
+def basic_answer_key(ans: str) -> str:
+    """Cheap canonical form of an answer used when the file gives no answer_key."""
+    s = ans.strip()
+    s = re.sub(r"^\$+|\$+$", "", s)
+    s = re.sub(r"\\boxed\{(.*)\}$", r"\1", s)
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = s.replace("\\left", "").replace("\\right", "")
+    s = re.sub(r"\^\{?\\circ\}?", "", s)
+    s = s.replace("\\!", "").replace("\\,", "").replace("\\ ", "")
+    s = re.sub(r"\s+", "", s)
+    s = s.rstrip(".")
+    return s
+
+
+def suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_columns(columns: list[str], ctx: ValidationContext, issues: IssueList) -> None:
+    known = list(LONG_COLUMNS)
+    cols = [c for c in columns if not c.startswith("_")]
+    unknown = [c for c in cols if c not in LONG_COLUMNS]
+    present = set(cols)
+
+    def missing(col: str, why: str) -> None:
+        close = difflib.get_close_matches(col, unknown, n=1, cutoff=0.6)
+        hint = f" (found {close[0]!r}: rename it to {col!r}?)" if close else ""
+        issues.add(Issue(ctx.file, f"missing column{hint}; {why}", column=col))
+
+    for col in REQUIRED:
+        if col not in present:
+            missing(col, LONG_COLUMNS[col])
+    if "score" not in present and "step_scores" not in present:
+        missing("score", "give score or step_scores")
+    if "is_correct" not in present and not {"answer", "gold_answer"} <= present:
+        missing("is_correct", "give is_correct, or answer and gold_answer")
+    for col in unknown:
+        hint = suggest(col, known)
+        if hint:
+            issues.add(Issue(ctx.file, f"unknown column{hint}", column=col))
+
+
+def _bad(
+    issues: IssueList,
+    ctx: ValidationContext,
+    locs: np.ndarray,
+    mask: np.ndarray,
+    column: str,
+    message: Callable[[int], str],
+) -> None:
+    idx = np.flatnonzero(mask)
+    for j in idx[:MAX_ISSUES_PER_CHECK]:
+        issues.add(
+            Issue(
+                ctx.file_at(int(j)),
+                message(int(j)),
+                line=int(locs[j]),
+                column=column,
+                location_kind=ctx.loc_kind,
+            )
+        )
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    """Strings with missing values as None; numbers become their text ('1', not '1.0')."""
+
+    def conv(v: Any) -> Any:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return None
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        return str(v)
+
+    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
+        return series.astype(object).where(series.notna(), None)
+    return series.map(conv).astype(object)
+
+
+def _parse_numbers(
+    series: pd.Series,
+    ctx: ValidationContext,
+    locs: np.ndarray,
+    column: str,
+    issues: IssueList,
+    *,
+    required: bool,
+    integer: bool,
+    finite: bool,
+    nonneg: bool,
+) -> np.ndarray:
+    """Numeric parse with per-row errors; returns float64 (NaN where empty and optional)."""
+    if pd.api.types.is_bool_dtype(series.dtype):
+        raw = series.astype(np.float64)
+        values = raw.to_numpy(dtype=np.float64)
+        empty = np.zeros(len(series), dtype=bool)
+        unparsable = np.zeros(len(series), dtype=bool)
+    elif pd.api.types.is_numeric_dtype(series.dtype):
+        values = np.array(series.to_numpy(dtype=np.float64, na_value=np.nan))
+        empty = np.isnan(values) & series.isna().to_numpy()
+        unparsable = np.zeros(len(series), dtype=bool)
+    else:
+        text = series.astype(object)
+        is_empty = text.isna() | (text.astype(str).str.strip() == "")
+        empty = is_empty.to_numpy()
+        # bools in JSON are not numbers
+        is_boolobj = text.map(lambda v: isinstance(v, bool)).to_numpy(dtype=bool)
+        values = np.array(
+            pd.to_numeric(text.where(~is_empty, None), errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            ),
+            dtype=np.float64,
+        )
+        lowered = text.astype(str).str.strip().str.lower()
+        literal_nan = lowered.isin(["nan", "-nan", "+nan"]).to_numpy()
+        unparsable = (np.isnan(values) & ~empty & ~literal_nan) | is_boolobj
+        values[is_boolobj] = np.nan
+        text_values = text.to_numpy()
+        _bad(
+            issues,
+            ctx,
+            locs,
+            unparsable,
+            column,
+            lambda j: f"expected a number, got {text_values[j]!r}",
+        )
+    if required:
+        _bad(issues, ctx, locs, empty, column, lambda j: "missing value")
+    checked = ~empty & ~unparsable
+    if finite:
+        nan = np.isnan(values) & checked
+        _bad(issues, ctx, locs, nan, column, lambda j: "value is NaN")
+        inf = np.isinf(values) & checked
+        _bad(issues, ctx, locs, inf, column, lambda j: f"value is infinite ({values[j]})")
+    ok = checked & np.isfinite(values)
+    if integer:
+        frac = ok & (np.floor(values) != values)
+        _bad(issues, ctx, locs, frac, column, lambda j: f"expected an integer, got {values[j]!r}")
+    if nonneg:
+        neg = ok & (values < 0)
+        _bad(issues, ctx, locs, neg, column, lambda j: f"must be >= 0, got {values[j]!r}")
+    return np.asarray(values, dtype=np.float64)
+
+
+def _parse_bools(
+    series: pd.Series,
+    ctx: ValidationContext,
+    locs: np.ndarray,
+    column: str,
+    issues: IssueList,
+) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(series.dtype) and not series.isna().any():
+        return np.asarray(series.to_numpy(dtype=bool), dtype=bool)
+    out = np.zeros(len(series), dtype=bool)
+    bad = np.zeros(len(series), dtype=bool)
+    for j, v in enumerate(series.to_numpy(dtype=object)):
+        if (
+            isinstance(v, bool | np.bool_)
+            or (isinstance(v, int | np.integer) and v in (0, 1))
+            or (isinstance(v, float) and v in (0.0, 1.0))
+        ):
+            out[j] = bool(v)
+        elif isinstance(v, str) and v.strip().lower() in _TRUE:
+            out[j] = True
+        elif isinstance(v, str) and v.strip().lower() in _FALSE:
+            out[j] = False
+        else:
+            bad[j] = True
+    values = series.to_numpy(dtype=object)
+    _bad(
+        issues, ctx, locs, bad, column, lambda j: f"expected true/false (or 1/0), got {values[j]!r}"
+    )
+    return out
+
+
+def _parse_steps(
+    series: pd.Series,
+    ctx: ValidationContext,
+    locs: np.ndarray,
+    issues: IssueList,
+) -> tuple[list[list[float] | None], np.ndarray]:
+    """Per row a list of floats (or None if empty cell); second value: last step."""
+    out: list[list[float] | None] = []
+    last = np.full(len(series), np.nan)
+    n_bad = 0
+    for j, v in enumerate(series.to_numpy(dtype=object)):
+        problem = None
+        steps: list[float] | None = None
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            steps = None
+        else:
+            if isinstance(v, str):
+                txt = v.strip()
+                if txt == "":
+                    out.append(None)
+                    continue
+                try:
+                    v = json.loads(txt)
+                except json.JSONDecodeError:
+                    problem = f"expected a JSON list of numbers, got {txt[:40]!r}"
+            if problem is None:
+                if isinstance(v, np.ndarray):
+                    v = v.tolist()
+                if not isinstance(v, list | tuple):
+                    problem = f"expected a list of numbers, got {v!r}"[:120]
+                elif len(v) == 0:
+                    problem = "empty step-score list"
+                else:
+                    try:
+                        steps = [float(x) for x in v]
+                        if any(isinstance(x, bool) or x is None for x in v):
+                            raise TypeError
+                    except (TypeError, ValueError):
+                        problem = f"step scores must be numbers, got {list(v)[:6]!r}"[:120]
+                        steps = None
+                    else:
+                        if not all(math.isfinite(x) for x in steps):
+                            problem = "step scores contain NaN or infinite values"
+                            steps = None
+        if problem is not None:
+            n_bad += 1
+            if n_bad <= MAX_ISSUES_PER_CHECK:
+                issues.add(
+                    Issue(
+                        ctx.file_at(j),
+                        problem,
+                        line=int(locs[j]),
+                        column="step_scores",
+                        location_kind=ctx.loc_kind,
+                    )
+                )
+            steps = None
+        out.append(steps)
+        if steps:
+            last[j] = steps[-1]
+    return out, last
+
+
+def to_canonical(
+    raw: pd.DataFrame,
+    ctx: ValidationContext,
+    *,
+    key_fn: Callable[[str], str] = basic_answer_key,
+) -> tuple[CanonicalData, list[str]]:
+    """Validate a raw long frame; return canonical tables and notes (or raise).
+
+    Notes are human-readable remarks about defaults that were applied.
+    """
+    issues = IssueList()
+    notes: list[str] = []
+    if len(raw) == 0:
+        raise ImportValidationError([Issue(ctx.file, "no records found in the file")])
+    check_columns([str(c) for c in raw.columns], ctx, issues)
+    # Column-level problems make row checks meaningless.
+    issues.raise_if_any()
+    n = len(raw)
+    locs = raw["_loc"].to_numpy(dtype=np.int64)
+    if "_file" in raw.columns and ctx.files is None:
+        ctx = ValidationContext(ctx.file, ctx.loc_kind, raw["_file"].to_numpy(dtype=object))
+
+    problem_id = _as_text(raw["problem_id"])
+    _bad(issues, ctx, locs, problem_id.isna().to_numpy(), "problem_id", lambda j: "missing value")
+    sample_idx = _parse_numbers(
+        raw["sample_idx"],
+        ctx,
+        locs,
+        "sample_idx",
+        issues,
+        required=True,
+        integer=True,
+        finite=True,
+        nonneg=True,
+    )
+    if "llm" in raw.columns:
+        llm = _as_text(raw["llm"])
+        _bad(issues, ctx, locs, llm.isna().to_numpy(), "llm", lambda j: "missing value")
+    else:
+        llm = pd.Series([DEFAULT_LLM] * n, dtype=object)
+        notes.append(f"no 'llm' column: all responses attributed to LLM {DEFAULT_LLM!r}")
+    if "verifier" in raw.columns:
+        verifier = _as_text(raw["verifier"])
+        _bad(issues, ctx, locs, verifier.isna().to_numpy(), "verifier", lambda j: "missing value")
+    else:
+        verifier = pd.Series([DEFAULT_VERIFIER] * n, dtype=object)
+        notes.append(f"no 'verifier' column: scores attributed to verifier {DEFAULT_VERIFIER!r}")
+
+    steps: list[list[float] | None] | None = None
+    if "step_scores" in raw.columns:
+        steps, last_step = _parse_steps(raw["step_scores"], ctx, locs, issues)
+    if "score" in raw.columns:
+        score = _parse_numbers(
+            raw["score"],
+            ctx,
+            locs,
+            "score",
+            issues,
+            required=steps is None,
+            integer=False,
+            finite=True,
+            nonneg=False,
+        )
+        if steps is not None:
+            fill = np.isnan(score) & ~np.isnan(last_step)
+            score_empty = (
+                raw["score"].isna().to_numpy()
+                | (raw["score"].astype(str).str.strip() == "").to_numpy()
+            )
+            score[fill & score_empty] = last_step[fill & score_empty]
+            no_steps = np.array([s is None for s in steps])
+            raw_steps_empty = raw["step_scores"].isna().to_numpy()
+            _bad(
+                issues,
+                ctx,
+                locs,
+                score_empty & no_steps & raw_steps_empty,
+                "score",
+                lambda j: "missing value (and no step scores)",
+            )
+    else:
+        assert steps is not None
+        score = last_step
+        notes.append("no 'score' column: score = last step score")
+        missing_steps = np.array([s is None for s in steps])
+        raw_steps_na = raw["step_scores"].isna().to_numpy()
+        _bad(
+            issues,
+            ctx,
+            locs,
+            missing_steps & raw_steps_na,
+            "step_scores",
+            lambda j: "missing value",
+        )
+
+    answer = _as_text(raw["answer"]) if "answer" in raw.columns else None
+    gold = _as_text(raw["gold_answer"]) if "gold_answer" in raw.columns else None
+    if "is_correct" in raw.columns:
+        is_correct = _parse_bools(raw["is_correct"], ctx, locs, "is_correct", issues)
+        grader = "labels from file"
+    else:
+        assert answer is not None and gold is not None
+        a_key = answer.map(lambda a: key_fn(a) if a is not None else None)
+        g_key = gold.map(lambda a: key_fn(a) if a is not None else None)
+        no_gold = g_key.isna().to_numpy()
+        _bad(
+            issues,
+            ctx,
+            locs,
+            no_gold,
+            "gold_answer",
+            lambda j: "missing value (needed to grade the answer: no is_correct column)",
+        )
+        is_correct = (a_key == g_key).fillna(False).to_numpy(dtype=bool)
+        grader = "normalised string match"
+    if "answer_key" in raw.columns:
+        answer_key = _as_text(raw["answer_key"])
+        _bad(
+            issues, ctx, locs, answer_key.isna().to_numpy(), "answer_key", lambda j: "missing value"
+        )
+    elif answer is not None:
+        answer_key = answer.map(lambda a: key_fn(a) if a is not None else "")
+        if answer.isna().any():
+            notes.append("responses with no answer share the empty-answer cluster")
+    else:
+        answer_key = pd.Series(
+            ["#" + str(int(s)) if not math.isnan(s) else "" for s in sample_idx], dtype=object
+        )
+        notes.append(
+            "no 'answer' column: each response is its own answer cluster "
+            "(voting equals best-of-N; use for score studies)"
+        )
+    n_tokens = None
+    if "n_tokens" in raw.columns:
+        n_tokens = _parse_numbers(
+            raw["n_tokens"],
+            ctx,
+            locs,
+            "n_tokens",
+            issues,
+            required=False,
+            integer=True,
+            finite=True,
+            nonneg=True,
+        )
+    level = None
+    if "level" in raw.columns:
+        level_text = _as_text(raw["level"])
+        parsed = level_text.map(
+            lambda v: (
+                None if v is None else (int(m.group(0)) if (m := re.search(r"-?\d+", v)) else "bad")
+            )
+        )
+        bad_level = (parsed == "bad").to_numpy()
+        lt = level_text.to_numpy()
+        _bad(
+            issues,
+            ctx,
+            locs,
+            bad_level,
+            "level",
+            lambda j: f"expected a level number, got {lt[j]!r}",
+        )
+        level = parsed.where(~(parsed == "bad"), None)
+
+    frame = pd.DataFrame(
+        {
+            "llm": llm.to_numpy(dtype=object),
+            "verifier": verifier.to_numpy(dtype=object),
+            "problem_id": problem_id.to_numpy(dtype=object),
+            "sample_idx": sample_idx,
+            "score": score,
+            "answer_raw": answer.to_numpy(dtype=object) if answer is not None else None,
+            "answer_key": answer_key.to_numpy(dtype=object),
+            "is_correct": is_correct,
+            "n_tokens": n_tokens if n_tokens is not None else np.nan,
+            "_loc": locs,
+        }
+    )
+    if steps is not None:
+        frame["step_scores"] = pd.Series(steps, dtype=object)
+    _check_duplicates(frame, ctx, issues)
+    _check_response_consistency(frame, ctx, issues)
+    problems = _problems_table(
+        problem_id,
+        gold,
+        level,
+        _as_text(raw["subject"]) if "subject" in raw.columns else None,
+        _as_text(raw["problem_text"]) if "problem_text" in raw.columns else None,
+        locs,
+        ctx,
+        issues,
+    )
+    issues.raise_if_any()
+
+    frame["sample_idx"] = frame["sample_idx"].astype(np.int64)
+    responses = frame.drop_duplicates(["llm", "problem_id", "sample_idx"])[
+        ["llm", "problem_id", "sample_idx", "answer_raw", "answer_key", "is_correct", "n_tokens"]
+    ].reset_index(drop=True)
+    tok = responses["n_tokens"].to_numpy(dtype=np.float64)
+    responses["n_tokens"] = (
+        pd.array([None if np.isnan(t) else int(t) for t in tok], dtype="Int64")
+        if np.isnan(tok).any()
+        else tok.astype(np.int64)
+    )
+    score_cols = ["llm", "verifier", "problem_id", "sample_idx", "score"]
+    if steps is not None:
+        score_cols.append("step_scores")
+    scores = frame[score_cols].reset_index(drop=True)
+    notes.append(f"correctness: {grader}")
+    return CanonicalData(problems=problems, responses=responses, scores=scores), notes
+
+
+def _check_duplicates(frame: pd.DataFrame, ctx: ValidationContext, issues: IssueList) -> None:
+    key = ["llm", "verifier", "problem_id", "sample_idx"]
+    usable = (frame["sample_idx"].notna() & frame["problem_id"].notna()).to_numpy()
+    dup = frame.duplicated(key, keep=False).to_numpy() & usable
+    if not dup.any():
+        return
+    sub = frame.loc[dup, [*key, "_loc"]]
+    pos = np.flatnonzero(dup)
+    first = sub.groupby(key, sort=False)["_loc"].transform("min").to_numpy()
+    locs = sub["_loc"].to_numpy()
+    rows = sub.to_numpy(dtype=object)
+    count = 0
+    for j in range(len(sub)):
+        if locs[j] == first[j]:
+            continue
+        count += 1
+        if count > MAX_ISSUES_PER_CHECK:
+            break
+        llm, ver, pid, sidx = rows[j][:4]
+        issues.add(
+            Issue(
+                ctx.file_at(int(pos[j])),
+                f"duplicate key (llm={llm!r}, verifier={ver!r}, problem_id={pid!r}, "
+                f"sample_idx={int(sidx)}): first seen at {ctx.loc_kind} {first[j]}",
+                line=int(locs[j]),
+                column="sample_idx",
+                location_kind=ctx.loc_kind,
+            )
+        )
+
+
+def _check_response_consistency(
+    frame: pd.DataFrame, ctx: ValidationContext, issues: IssueList
+) -> None:
+    """The same response scored by several verifiers must agree on its answer fields."""
+    key = ["llm", "problem_id", "sample_idx"]
+    # exact duplicates (same verifier too) are reported by _check_duplicates
+    keep = ~frame.duplicated(["llm", "verifier", "problem_id", "sample_idx"]).to_numpy()
+    for col in ("answer_key", "is_correct", "n_tokens"):
+        sub = frame.loc[keep, [*key, col, "_loc"]]
+        n_keys = sub.drop_duplicates(key).shape[0]
+        n_pairs = sub.drop_duplicates([*key, col]).shape[0]
+        if n_pairs == n_keys:
+            continue
+        nun = sub.groupby(key, sort=False)[col].transform("nunique", dropna=False)
+        bad = sub[nun.to_numpy() > 1]
+        firsts = bad.groupby(key, sort=False)["_loc"].transform("min")
+        for (ix, r), f in zip(bad.iterrows(), firsts, strict=True):
+            if r["_loc"] == f:
+                continue
+            issues.add(
+                Issue(
+                    ctx.file_at(int(ix)),
+                    f"{col} of response (llm={r['llm']!r}, problem_id={r['problem_id']!r}, "
+                    f"sample_idx={int(r['sample_idx'])}) differs from {ctx.loc_kind} {f} "
+                    f"({r[col]!r})",
+                    line=int(r["_loc"]),
+                    column=col if col != "answer_key" else "answer",
+                    location_kind=ctx.loc_kind,
+                )
+            )
+            if len(issues) > MAX_ISSUES_PER_CHECK:
+                return
+
+
+def _problems_table(
+    problem_id: pd.Series,
+    gold: pd.Series | None,
+    level: pd.Series | None,
+    subject: pd.Series | None,
+    text: pd.Series | None,
+    locs: np.ndarray,
+    ctx: ValidationContext,
+    issues: IssueList,
+) -> pd.DataFrame:
+    cols: dict[str, Any] = {"problem_id": problem_id.to_numpy(dtype=object), "_loc": locs}
+    for name, s in (("gold_answer", gold), ("level", level), ("subject", subject), ("text", text)):
+        cols[name] = s.to_numpy(dtype=object) if s is not None else None
+    df = pd.DataFrame(cols)
+    if gold is not None:
+        g = df[["problem_id", "gold_answer", "_loc"]].dropna(subset=["gold_answer"])
+        pairs = g.drop_duplicates(["problem_id", "gold_answer"])
+        conflict = pairs["problem_id"].duplicated(keep=False)
+        if conflict.any():
+            firsts = pairs[conflict].groupby("problem_id", sort=False).first()
+            for ix, r in pairs[conflict].iterrows():
+                f = firsts.loc[r["problem_id"]]
+                if r["_loc"] == f["_loc"]:
+                    continue
+                issues.add(
+                    Issue(
+                        ctx.file_at(int(ix)),
+                        f"conflicting gold answers for problem {r['problem_id']!r}: "
+                        f"{r['gold_answer']!r} here, {f['gold_answer']!r} at "
+                        f"{ctx.loc_kind} {f['_loc']}",
+                        line=int(r["_loc"]),
+                        column="gold_answer",
+                        location_kind=ctx.loc_kind,
+                    )
+                )
+    out = (
+        df.drop(columns="_loc").groupby("problem_id", sort=True, dropna=False).first().reset_index()
+    )
+    out["level"] = (
+        pd.array(out["level"].astype(object).where(out["level"].notna(), None), dtype="Int64")
+        if level is not None
+        else pd.NA
+    )
+    return out[["problem_id", "gold_answer", "level", "subject", "text"]]

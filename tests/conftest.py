@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("TTSLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "t.duckdb")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def make_long_frame(
+    n_problems: int = 6,
+    n_samples: int = 4,
+    llms: tuple[str, ...] = ("m1", "m2"),
+    verifiers: tuple[str, ...] = ("prm", "orm"),
+    seed: int = 0,
+    steps: bool = True,
+) -> pd.DataFrame:
+    """A small, fully specified long-format frame built by hand (not by the simulator)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p in range(n_problems):
+        gold = str(p * 3)
+        for m in llms:
+            answers = [
+                gold if rng.random() < 0.5 else str(p * 3 + rng.integers(1, 3))
+                for _ in range(n_samples)
+            ]
+            toks = rng.integers(10, 500, size=n_samples)
+            for v in verifiers:
+                for i in range(n_samples):
+                    st = [round(float(x), 6) for x in rng.random(int(rng.integers(1, 4)))]
+                    rows.append(
+                        {
+                            "problem_id": f"q{p:02d}",
+                            "sample_idx": i,
+                            "llm": m,
+                            "verifier": v,
+                            "answer": answers[i],
+                            "is_correct": answers[i] == gold,
+                            "gold_answer": gold,
+                            "score": st[-1],
+                            "step_scores": st if steps else None,
+                            "n_tokens": int(toks[i]),
+                            "level": 1 + p % 5,
+                            "subject": "Algebra" if p % 2 else "Geometry",
+                            "problem_text": f"What is {p} times 3?",
+                        }
+                    )
+    return pd.DataFrame(rows)
