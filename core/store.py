@@ -183,7 +183,9 @@ def _to_arrow(table: pd.DataFrame | pa.Table, columns: Sequence[str]) -> pa.Tabl
             typ = _ARROW_TYPES[col]
             if col in table.columns:
                 values = table[col]
-                if col == "step_scores":
+                if col == "step_scores" and not isinstance(
+                    values.array, pd.arrays.ArrowExtensionArray
+                ):
                     arrays.append(pa.array(list(values), type=typ, from_pandas=True))
                 else:
                     arrays.append(pa.array(values, type=typ, from_pandas=True))

@@ -170,7 +170,7 @@ def read_long_parquet(path: Path) -> RawRead:
 
 
 def _arrow_column(col: pa.ChunkedArray) -> Any:
-    """Keep numbers numeric (fast path) and turn lists into Python lists."""
+    """Keep numbers numeric and lists as Arrow lists (fast paths of the validator)."""
     typ = col.type
     if pa.types.is_floating(typ) or pa.types.is_integer(typ):
         if col.null_count:
@@ -181,7 +181,9 @@ def _arrow_column(col: pa.ChunkedArray) -> Any:
             return pd.Series(col.to_pylist(), dtype=object)
         return col.to_numpy(zero_copy_only=False)
     if pa.types.is_list(typ) or pa.types.is_large_list(typ):
-        return pd.Series(col.to_pylist(), dtype=object)
+        return pd.Series(pd.arrays.ArrowExtensionArray(col.combine_chunks()))
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        return pd.Series(pd.arrays.ArrowExtensionArray(col.combine_chunks()))
     return pd.Series(col.to_pylist(), dtype=object)
 
 

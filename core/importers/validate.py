@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from core.importers.errors import ImportValidationError, Issue, IssueList
 from core.store import CanonicalData
@@ -125,19 +127,28 @@ def _bad(
         )
 
 
+def _conv_text(v: Any) -> Any:
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def map_unique(series: pd.Series, fn: Callable[[Any], Any]) -> np.ndarray:
+    """fn applied once per distinct value (None for missing): fast on repetitive columns."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    mapped = np.empty(len(uniques) + 1, dtype=object)
+    mapped[:-1] = [fn(u) for u in uniques]
+    mapped[-1] = None
+    return np.asarray(mapped[codes], dtype=object)  # code -1 (missing) -> last slot
+
+
 def _as_text(series: pd.Series) -> pd.Series:
     """Strings with missing values as None; numbers become their text ('1', not '1.0')."""
-
-    def conv(v: Any) -> Any:
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return None
-        if isinstance(v, float) and v.is_integer():
-            return str(int(v))
-        return str(v)
-
-    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
-        return series.astype(object).where(series.notna(), None)
-    return series.map(conv).astype(object)
+    if len(series) and isinstance(series.iloc[0], list | np.ndarray | dict):
+        return series.map(_conv_text).astype(object)
+    return pd.Series(map_unique(series, _conv_text), index=series.index, dtype=object)
 
 
 def _parse_numbers(
@@ -205,6 +216,20 @@ def _parse_numbers(
     return np.asarray(values, dtype=np.float64)
 
 
+def _bool_of(v: Any) -> bool | None:
+    if isinstance(v, bool | np.bool_):
+        return bool(v)
+    if isinstance(v, int | np.integer | float) and not isinstance(v, bool) and v in (0, 1):
+        return bool(v)
+    if isinstance(v, str):
+        t = v.strip().lower()
+        if t in _TRUE:
+            return True
+        if t in _FALSE:
+            return False
+    return None
+
+
 def _parse_bools(
     series: pd.Series,
     ctx: ValidationContext,
@@ -214,26 +239,64 @@ def _parse_bools(
 ) -> np.ndarray:
     if pd.api.types.is_bool_dtype(series.dtype) and not series.isna().any():
         return np.asarray(series.to_numpy(dtype=bool), dtype=bool)
-    out = np.zeros(len(series), dtype=bool)
-    bad = np.zeros(len(series), dtype=bool)
-    for j, v in enumerate(series.to_numpy(dtype=object)):
-        if (
-            isinstance(v, bool | np.bool_)
-            or (isinstance(v, int | np.integer) and v in (0, 1))
-            or (isinstance(v, float) and v in (0.0, 1.0))
-        ):
-            out[j] = bool(v)
-        elif isinstance(v, str) and v.strip().lower() in _TRUE:
-            out[j] = True
-        elif isinstance(v, str) and v.strip().lower() in _FALSE:
-            out[j] = False
-        else:
-            bad[j] = True
+    parsed = map_unique(series, _bool_of)
+    bad = np.array([v is None for v in parsed], dtype=bool)
     values = series.to_numpy(dtype=object)
     _bad(
-        issues, ctx, locs, bad, column, lambda j: f"expected true/false (or 1/0), got {values[j]!r}"
+        issues,
+        ctx,
+        locs,
+        bad,
+        column,
+        lambda j: f"expected true/false (or 1/0), got {values[j]!r}",
     )
-    return out
+    return np.array([bool(v) for v in parsed], dtype=bool)
+
+
+STEP_TYPE = pa.list_(pa.float64())
+
+
+def _steps_fast(series: pd.Series) -> pa.ListArray | None:
+    """Arrow list<double> of the column when every cell is a well-formed list (or empty
+    cell); None when some cell needs the careful path (which reports the problem)."""
+    values = series.array
+    try:
+        if isinstance(values, pd.arrays.ArrowExtensionArray):
+            arr = pa.array(values)
+            if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+                return arr.cast(STEP_TYPE)
+            if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
+                return None
+        else:
+            objs = series.to_numpy(dtype=object)
+            first = next((v for v in objs if v is not None and v is not pd.NA), None)
+            if first is None or not isinstance(first, str):
+                lists = [None if v is None or v is pd.NA else v for v in objs]
+                out = pa.array(lists, type=STEP_TYPE, from_pandas=True)
+                return out if isinstance(out, pa.ListArray) else None
+            arr = pa.array(objs, type=pa.string(), from_pandas=True)
+        # JSON text such as "[0.5, 0.9]"
+        stripped = pc.utf8_trim_whitespace(arr)
+        ok_shape = pc.and_(pc.starts_with(stripped, "["), pc.ends_with(stripped, "]"))
+        if not pc.all(pc.or_(ok_shape, pc.is_null(stripped))).as_py():
+            return None
+        inner = pc.utf8_slice_codeunits(stripped, 1, -1)
+        parts = pc.split_pattern(inner, ",")
+        flat = pc.utf8_trim_whitespace(pc.list_flatten(parts))
+        nums = pc.cast(flat, pa.float64())
+        out = pa.ListArray.from_arrays(parts.offsets, nums, mask=pc.is_null(parts))
+        return out
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+        return None
+
+
+def _steps_ok(arr: pa.ListArray) -> bool:
+    lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
+    valid = ~np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    if np.any(lengths[valid] == 0):
+        return False
+    flat = arr.flatten().to_numpy(zero_copy_only=False)
+    return bool(np.all(np.isfinite(flat)))
 
 
 def _parse_steps(
@@ -241,45 +304,66 @@ def _parse_steps(
     ctx: ValidationContext,
     locs: np.ndarray,
     issues: IssueList,
-) -> tuple[list[list[float] | None], np.ndarray]:
-    """Per row a list of floats (or None if empty cell); second value: last step."""
+) -> tuple[pa.ListArray, np.ndarray, np.ndarray]:
+    """(list<double> per row, last step per row, missing-cell mask)."""
+    fast = _steps_fast(series)
+    if fast is not None and _steps_ok(fast):
+        missing = np.asarray(fast.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        last = np.full(len(series), np.nan)
+        offs = np.asarray(fast.offsets.to_numpy(), dtype=np.int64)
+        flat = np.asarray(fast.values.to_numpy(zero_copy_only=False), dtype=np.float64)
+        has = ~missing & (offs[1:] > offs[:-1])
+        last[has] = flat[offs[1:][has] - 1]
+        return fast, last, missing
+    return _parse_steps_slow(series, ctx, locs, issues)
+
+
+def _parse_steps_slow(
+    series: pd.Series,
+    ctx: ValidationContext,
+    locs: np.ndarray,
+    issues: IssueList,
+) -> tuple[pa.ListArray, np.ndarray, np.ndarray]:
+    """Cell by cell, reporting every bad cell."""
     out: list[list[float] | None] = []
     last = np.full(len(series), np.nan)
+    missing = np.zeros(len(series), dtype=bool)
     n_bad = 0
     for j, v in enumerate(series.to_numpy(dtype=object)):
         problem = None
         steps: list[float] | None = None
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            steps = None
-        else:
-            if isinstance(v, str):
-                txt = v.strip()
-                if txt == "":
-                    out.append(None)
-                    continue
+        if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+            missing[j] = True
+            out.append(None)
+            continue
+        if isinstance(v, str):
+            txt = v.strip()
+            if txt == "":
+                missing[j] = True
+                out.append(None)
+                continue
+            try:
+                v = json.loads(txt)
+            except json.JSONDecodeError:
+                problem = f"expected a JSON list of numbers, got {txt[:40]!r}"
+        if problem is None:
+            if isinstance(v, np.ndarray):
+                v = v.tolist()
+            if not isinstance(v, list | tuple):
+                problem = f"expected a list of numbers, got {v!r}"[:120]
+            elif len(v) == 0:
+                problem = "empty step-score list"
+            elif any(isinstance(x, bool) or x is None for x in v):
+                problem = f"step scores must be numbers, got {list(v)[:6]!r}"[:120]
+            else:
                 try:
-                    v = json.loads(txt)
-                except json.JSONDecodeError:
-                    problem = f"expected a JSON list of numbers, got {txt[:40]!r}"
-            if problem is None:
-                if isinstance(v, np.ndarray):
-                    v = v.tolist()
-                if not isinstance(v, list | tuple):
-                    problem = f"expected a list of numbers, got {v!r}"[:120]
-                elif len(v) == 0:
-                    problem = "empty step-score list"
+                    steps = [float(x) for x in v]
+                except (TypeError, ValueError):
+                    problem = f"step scores must be numbers, got {list(v)[:6]!r}"[:120]
                 else:
-                    try:
-                        steps = [float(x) for x in v]
-                        if any(isinstance(x, bool) or x is None for x in v):
-                            raise TypeError
-                    except (TypeError, ValueError):
-                        problem = f"step scores must be numbers, got {list(v)[:6]!r}"[:120]
+                    if not all(math.isfinite(x) for x in steps):
+                        problem = "step scores contain NaN or infinite values"
                         steps = None
-                    else:
-                        if not all(math.isfinite(x) for x in steps):
-                            problem = "step scores contain NaN or infinite values"
-                            steps = None
         if problem is not None:
             n_bad += 1
             if n_bad <= MAX_ISSUES_PER_CHECK:
@@ -296,7 +380,9 @@ def _parse_steps(
         out.append(steps)
         if steps:
             last[j] = steps[-1]
-    return out, last
+    arr = pa.array(out, type=STEP_TYPE)
+    assert isinstance(arr, pa.ListArray)
+    return arr, last, missing
 
 
 def to_canonical(
@@ -347,9 +433,11 @@ def to_canonical(
         verifier = pd.Series([DEFAULT_VERIFIER] * n, dtype=object)
         notes.append(f"no 'verifier' column: scores attributed to verifier {DEFAULT_VERIFIER!r}")
 
-    steps: list[list[float] | None] | None = None
+    steps: pa.ListArray | None = None
+    steps_missing = np.ones(n, dtype=bool)
+    last_step = np.full(n, np.nan)
     if "step_scores" in raw.columns:
-        steps, last_step = _parse_steps(raw["step_scores"], ctx, locs, issues)
+        steps, last_step, steps_missing = _parse_steps(raw["step_scores"], ctx, locs, issues)
     if "score" in raw.columns:
         score = _parse_numbers(
             raw["score"],
@@ -363,36 +451,24 @@ def to_canonical(
             nonneg=False,
         )
         if steps is not None:
-            fill = np.isnan(score) & ~np.isnan(last_step)
-            score_empty = (
-                raw["score"].isna().to_numpy()
-                | (raw["score"].astype(str).str.strip() == "").to_numpy()
-            )
-            score[fill & score_empty] = last_step[fill & score_empty]
-            no_steps = np.array([s is None for s in steps])
-            raw_steps_empty = raw["step_scores"].isna().to_numpy()
+            score_col = raw["score"]
+            score_empty = np.array(score_col.isna().to_numpy(), dtype=bool)
+            if score_col.dtype == object:
+                score_empty |= (score_col.astype(str).str.strip() == "").to_numpy()
+            fill = score_empty & ~np.isnan(last_step)
+            score[fill] = last_step[fill]
             _bad(
                 issues,
                 ctx,
                 locs,
-                score_empty & no_steps & raw_steps_empty,
+                score_empty & steps_missing,
                 "score",
                 lambda j: "missing value (and no step scores)",
             )
     else:
-        assert steps is not None
         score = last_step
         notes.append("no 'score' column: score = last step score")
-        missing_steps = np.array([s is None for s in steps])
-        raw_steps_na = raw["step_scores"].isna().to_numpy()
-        _bad(
-            issues,
-            ctx,
-            locs,
-            missing_steps & raw_steps_na,
-            "step_scores",
-            lambda j: "missing value",
-        )
+        _bad(issues, ctx, locs, steps_missing, "step_scores", lambda j: "missing value")
 
     answer = _as_text(raw["answer"]) if "answer" in raw.columns else None
     gold = _as_text(raw["gold_answer"]) if "gold_answer" in raw.columns else None
@@ -401,8 +477,8 @@ def to_canonical(
         grader = "labels from file"
     else:
         assert answer is not None and gold is not None
-        a_key = answer.map(lambda a: key_fn(a) if a is not None else None)
-        g_key = gold.map(lambda a: key_fn(a) if a is not None else None)
+        a_key = pd.Series(map_unique(answer, key_fn), dtype=object)
+        g_key = pd.Series(map_unique(gold, key_fn), dtype=object)
         no_gold = g_key.isna().to_numpy()
         _bad(
             issues,
@@ -420,7 +496,7 @@ def to_canonical(
             issues, ctx, locs, answer_key.isna().to_numpy(), "answer_key", lambda j: "missing value"
         )
     elif answer is not None:
-        answer_key = answer.map(lambda a: key_fn(a) if a is not None else "")
+        answer_key = pd.Series(map_unique(answer, key_fn), dtype=object).fillna("")
         if answer.isna().any():
             notes.append("responses with no answer share the empty-answer cluster")
     else:
@@ -479,7 +555,7 @@ def to_canonical(
         }
     )
     if steps is not None:
-        frame["step_scores"] = pd.Series(steps, dtype=object)
+        frame["step_scores"] = pd.Series(pd.arrays.ArrowExtensionArray(steps))
     _check_duplicates(frame, ctx, issues)
     _check_response_consistency(frame, ctx, issues)
     problems = _problems_table(
