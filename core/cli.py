@@ -1,0 +1,296 @@
+"""`ttslab`: the command-line face of TTS Aggregation Lab."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from core.importers import FORMAT_HELP, LONG_COLUMNS, ImportValidationError, import_path
+from core.store import DB_ENV_VAR, PROJECT_ROOT, Store, StoreError, default_db_path
+from core.types import TTSLabError
+
+DEMO_NAME = "demo (simulated)"
+
+
+class _Bar:
+    """Adapts tqdm to the (stage, done, total) progress callbacks of core."""
+
+    def __init__(self, desc: str, enabled: bool) -> None:
+        self._bar: tqdm[Any] | None = None
+        self._desc = desc
+        self._enabled = enabled
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self._enabled:
+            return
+        if self._bar is None:
+            self._bar = tqdm(
+                total=total, desc=self._desc, unit="step", file=sys.stderr, leave=False
+            )
+        self._bar.set_postfix_str(stage)
+        self._bar.n = done
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _store(args: argparse.Namespace, read_only: bool = False) -> Store:
+    return Store(args.db, read_only=read_only)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    bar = _Bar(f"import {Path(args.path).name}", not args.quiet)
+    with _store(args) as store:
+        try:
+            res = import_path(
+                store,
+                args.path,
+                name=args.name,
+                fmt=args.format,
+                replace=args.replace,
+                iid=not args.not_iid,
+                progress=bar,
+            )
+        finally:
+            bar.close()
+    print(res.summary())
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    path = Path(args.db) if args.db else default_db_path()
+    if not path.exists():
+        print(f"no database at {path} yet: run `ttslab demo` or `ttslab import FILE`")
+        return 0
+    with _store(args, read_only=True) as store:
+        df = store.datasets_frame()
+    if df.empty:
+        print("the store is empty: run `ttslab demo` or `ttslab import FILE`")
+    else:
+        print(df.to_string(index=False))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with _store(args, read_only=True) as store:
+        info = store.get_dataset(args.name)
+        pairs = store.pair_summary(args.name)
+    kind = "SIMULATED benchmark" if info.simulated else "real data"
+    print(f"{info.name}  [{kind}]")
+    print(f"  id {info.dataset_id}, format {info.source_format}, imported {info.imported_at}")
+    print(f"  source {info.source_path or '-'}")
+    print(f"  {info.n_problems} problems, {info.n_responses} responses, {info.n_scores} scores")
+    print(f"  samples are {'independent draws' if info.iid else 'ordered groups (not iid)'}")
+    print(f"  correctness: {info.grader or '-'}; sha256 {info.content_sha256[:16]}...")
+    if info.notes:
+        print(f"  notes: {info.notes}")
+    print()
+    print(pairs.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        info = store.get_dataset(args.name)
+        if not args.yes:
+            if not sys.stdin.isatty():
+                print(
+                    f"refusing to delete {info.name!r} without --yes (no terminal to ask)",
+                    file=sys.stderr,
+                )
+                return 2
+            answer = input(f"delete {info.name!r} ({info.n_responses} responses)? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("kept")
+                return 1
+        store.delete_dataset(info.dataset_id)
+    print(f"deleted {info.name!r}")
+    return 0
+
+
+def build_demo(
+    store: Store,
+    *,
+    seed: int = 0,
+    n_problems: int = 500,
+    n_samples: int = 64,
+    replace: bool = False,
+    name: str = DEMO_NAME,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> None:
+    """Simulate the demo benchmark and store it, labelled as simulated."""
+    from core.demo import demo_canonical
+
+    if progress is not None:
+        progress("simulating", 0, 5)
+    data, sha, notes = demo_canonical(seed=seed, n_problems=n_problems, n_samples=n_samples)
+
+    def ingest_progress(stage: str, i: int, n: int) -> None:
+        if progress is not None:
+            progress(f"writing {stage}", 1 + i, 5)
+
+    store.ingest(
+        data,
+        name=name,
+        source_format="simulator",
+        content_sha256=sha,
+        source_path=None,
+        replace=replace,
+        iid=True,
+        simulated=True,
+        grader="simulator ground truth",
+        notes=notes,
+        progress=ingest_progress,
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        if store.has_dataset(args.name) and not args.replace:
+            if args.if_missing:
+                print(f"{args.name!r} is already in {store.path}")
+                return 0
+            print(f"{args.name!r} exists; pass --replace to rebuild it", file=sys.stderr)
+            return 2
+        bar = _Bar("demo", not args.quiet)
+        try:
+            build_demo(
+                store,
+                seed=args.seed,
+                n_problems=args.problems,
+                n_samples=args.samples,
+                replace=args.replace,
+                name=args.name,
+                progress=bar,
+            )
+        finally:
+            bar.close()
+        info = store.get_dataset(args.name)
+    print(
+        f"built {info.name!r}: {info.n_problems} problems, {info.n_responses} responses, "
+        f"{len(info.llms)} LLMs x {len(info.verifiers)} verifiers (SIMULATED) in "
+        f"{args.db or default_db_path()}"
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    env = dict(os.environ)
+    if args.db:
+        env[DB_ENV_VAR] = str(Path(args.db).resolve())
+    app = PROJECT_ROOT / "dashboard" / "app.py"
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.port",
+        str(args.port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    db = env.get(DB_ENV_VAR) or default_db_path()
+    print(f"dashboard on http://localhost:{args.port}  (database {db})")
+    return subprocess.call(cmd, env=env)
+
+
+def cmd_formats(args: argparse.Namespace) -> int:
+    print("formats:")
+    for k, v in FORMAT_HELP.items():
+        print(f"  {k:14s} {v}")
+    print("\nlong-format columns:")
+    for k, v in LONG_COLUMNS.items():
+        print(f"  {k:14s} {v}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ttslab",
+        description="TTS Aggregation Lab: store scored LLM samples and compare aggregations.",
+    )
+    p.add_argument(
+        "--db", default=None, help=f"database file (default: ${DB_ENV_VAR} or data/ttslab.duckdb)"
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("import", help="import a file or folder as one dataset")
+    s.add_argument("path")
+    s.add_argument("--name", help="dataset name (default: the file name without suffix)")
+    s.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", *FORMAT_HELP],
+        help="input format (default: detect)",
+    )
+    s.add_argument("--replace", action="store_true", help="replace a dataset of that name")
+    s.add_argument(
+        "--not-iid",
+        action="store_true",
+        help="samples are ordered groups (beam search), not independent draws",
+    )
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("list", help="list datasets")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("show", help="describe one dataset and its (LLM, verifier) pairs")
+    s.add_argument("name")
+    s.set_defaults(func=cmd_show)
+
+    s = sub.add_parser("delete", help="delete a dataset")
+    s.add_argument("name")
+    s.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    s.set_defaults(func=cmd_delete)
+
+    s = sub.add_parser("demo", help="build the simulated demo dataset")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--problems", type=int, default=500)
+    s.add_argument("--samples", type=int, default=64)
+    s.add_argument("--name", default=DEMO_NAME)
+    s.add_argument("--replace", action="store_true")
+    s.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="do nothing (and succeed) when the demo dataset exists",
+    )
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("serve", help="start the dashboard")
+    s.add_argument("--port", type=int, default=8501)
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("formats", help="describe the input formats and columns")
+    s.set_defaults(func=cmd_formats)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ImportValidationError as exc:
+        print(exc.report(), file=sys.stderr)
+        return 1
+    except (StoreError, TTSLabError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

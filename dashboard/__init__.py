@@ -1,0 +1,1 @@
+"""Streamlit dashboard of TTS Aggregation Lab (a thin shell over `core`)."""
