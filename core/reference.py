@@ -1,0 +1,178 @@
+"""Plain-Python reference implementation of voting and budget evaluation (test oracle).
+
+Loops and dicts only, written to mirror the definitions in :mod:`core.budget` rather than
+its kernel: given the same explicit subsets, the fast engine must earn the same credit.
+Sums run in subset (draw) order so that floating-point totals agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from itertools import combinations
+
+from core.budget import Subsets, VoteInputs
+from core.types import PairData
+
+#: Same tie rule and constants as core.budget (checked by the tests).
+TIE_RTOL = 1e-12
+Q_EPS = 1e-6
+
+
+def vote(
+    clusters: Sequence[int],
+    weights: Sequence[float],
+    correct: Sequence[bool],
+    g: Sequence[float] | None = None,
+    best_of: bool = False,
+) -> float:
+    """Credit earned by voting on one subset (responses given in draw order).
+
+    Weighted vote: cluster total v_a = sum of weights (+ n_a * log(q (m-1) / (1-q)) when
+    ``g`` is given, q = clipped mean of g, m = distinct clusters; m == 1 picks the only
+    cluster). Clusters with v_a >= max - TIE_RTOL * scale are tied, scale = sum |w| (+ N |c|);
+    credit = mean over tied clusters of the cluster's fraction of correct responses.
+    Best-of: responses with exactly the maximal weight are tied; credit = fraction correct.
+    """
+    n = len(clusters)
+    if n == 0 or len(weights) != n or len(correct) != n:
+        raise ValueError("need a non-empty subset with one weight and label per response")
+    if best_of:
+        wmax = max(float(w) for w in weights)
+        tied = [bool(correct[i]) for i in range(n) if float(weights[i]) == wmax]
+        return sum(1.0 for c in tied if c) / len(tied)
+
+    totals: dict[int, float] = {}
+    counts: dict[int, int] = {}
+    n_correct: dict[int, float] = {}
+    abssum = 0.0
+    gsum = 0.0
+    for i in range(n):
+        a = int(clusters[i])
+        w = float(weights[i])
+        totals[a] = totals.get(a, 0.0) + w
+        counts[a] = counts.get(a, 0) + 1
+        n_correct[a] = n_correct.get(a, 0.0) + (1.0 if correct[i] else 0.0)
+        abssum += abs(w)
+        if g is not None:
+            gsum += float(g[i])
+
+    m = len(totals)
+    if g is not None and m == 1:
+        (only,) = totals
+        return n_correct[only] / counts[only]
+
+    values: dict[int, float] = {}
+    scale = abssum
+    if g is None:
+        values = dict(totals)
+    else:
+        q = gsum / n
+        q = min(max(q, Q_EPS), 1.0 - Q_EPS)
+        c = math.log(q * (m - 1) / (1.0 - q))
+        scale = abssum + n * abs(c)
+        for a in totals:
+            values[a] = totals[a] + counts[a] * c
+    best = max(values.values())
+    threshold = best - TIE_RTOL * scale
+    tied_credit = [n_correct[a] / counts[a] for a in values if values[a] >= threshold]
+    return sum(tied_credit) / len(tied_credit)
+
+
+def budget_curves(
+    pair: PairData,
+    inputs: Mapping[str, VoteInputs],
+    subsets: Subsets,
+    problems: Sequence[int] | None = None,
+    keep_subsets: bool = False,
+) -> list[list[list[float]]] | list[list[list[list[float]]]]:
+    """Reference evaluation on the explicit subsets of ``subsets``.
+
+    Returns nested lists indexed [strategy][budget][problem] (mean credit over subsets) or,
+    with ``keep_subsets``, [strategy][budget][problem][subset].
+    """
+    probs = list(range(pair.n_problems)) if problems is None else [int(p) for p in problems]
+    # the explicit random orders: subset t of problem p at budget N is orders[p][t][:N]
+    orders = {p: subsets.permutations(p).tolist() for p in probs}
+    result_mean: list[list[list[float]]] = []
+    result_all: list[list[list[list[float]]]] = []
+    for name in inputs:
+        vi = inputs[name]
+        per_budget_mean: list[list[float]] = []
+        per_budget_all: list[list[list[float]]] = []
+        for budget in subsets.budgets:
+            row_mean: list[float] = []
+            row_all: list[list[float]] = []
+            for p in probs:
+                lo = int(pair.offsets[p])
+                size = min(budget, int(subsets.sizes[p]))
+                credits: list[float] = []
+                for t in range(subsets.n_subsets):
+                    rows = [lo + int(i) for i in orders[p][t][:size]]
+                    credits.append(
+                        vote(
+                            [int(pair.cluster[r]) for r in rows],
+                            [float(vi.weight[r]) for r in rows],
+                            [bool(pair.correct[r]) for r in rows],
+                            None if vi.g is None else [float(vi.g[r]) for r in rows],
+                            vi.best_of,
+                        )
+                    )
+                row_all.append(credits)
+                total = 0.0
+                for x in credits:
+                    total += x
+                row_mean.append(total / len(credits))
+            per_budget_mean.append(row_mean)
+            per_budget_all.append(row_all)
+        result_mean.append(per_budget_mean)
+        result_all.append(per_budget_all)
+    return result_all if keep_subsets else result_mean
+
+
+def brute_force_expectation(
+    clusters: Sequence[int],
+    weights: Sequence[float],
+    correct: Sequence[bool],
+    size: int,
+    g: Sequence[float] | None = None,
+    best_of: bool = False,
+) -> float:
+    """Exact expected credit over all size-``size`` subsets (itertools.combinations).
+
+    Only for small n. ``size`` larger than n is clipped to n.
+    """
+    n = len(clusters)
+    k = min(size, n)
+    total = 0.0
+    count = 0
+    for combo in combinations(range(n), k):
+        total += vote(
+            [clusters[i] for i in combo],
+            [weights[i] for i in combo],
+            [correct[i] for i in combo],
+            None if g is None else [g[i] for i in combo],
+            best_of,
+        )
+        count += 1
+    return total / count
+
+
+def brute_force_best_of_n(scores: Sequence[float], correct: Sequence[bool], size: int) -> float:
+    """Exact best-of-N credit by enumerating all subsets (ties: fraction correct)."""
+    return brute_force_expectation(
+        list(range(len(scores))), scores, correct, size, g=None, best_of=True
+    )
+
+
+def brute_force_pass_at_n(correct: Sequence[bool], size: int) -> float:
+    """Fraction of all size-N subsets that contain at least one correct response."""
+    n = len(correct)
+    k = min(size, n)
+    hit = 0
+    count = 0
+    for combo in combinations(range(n), k):
+        count += 1
+        if any(correct[i] for i in combo):
+            hit += 1
+    return hit / count

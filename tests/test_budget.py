@@ -1,0 +1,433 @@
+"""Budget engine: compiled prefix kernel vs the plain-Python reference, exact estimators vs
+brute-force enumeration, common random numbers, and hand-checked vote rules."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core import budget, reference
+from core.budget import (
+    BudgetError,
+    VoteInputs,
+    accuracy_curves,
+    default_budgets,
+    exact_best_of_n,
+    exact_pass_at_n,
+    make_subsets,
+    subset_credits,
+)
+from core.types import PairData
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def make_pair(
+    clusters: Sequence[Sequence[int]],
+    correct: Sequence[Sequence[bool]],
+    score: Sequence[Sequence[float]] | None = None,
+) -> PairData:
+    sizes = [len(c) for c in clusters]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    n = int(offsets[-1])
+    flat_score = (
+        np.concatenate([np.asarray(s, dtype=np.float64) for s in score])
+        if score is not None
+        else np.linspace(0.1, 0.9, n)
+    )
+    return PairData(
+        dataset_id="t",
+        llm="m",
+        verifier="v",
+        problem_ids=tuple(f"q{i}" for i in range(len(sizes))),
+        offsets=offsets,
+        cluster=np.concatenate([np.asarray(c, dtype=np.int64) for c in clusters]),
+        score=flat_score,
+        correct=np.concatenate([np.asarray(c, dtype=np.bool_) for c in correct]),
+        sample_idx=np.concatenate([np.arange(s) for s in sizes]).astype(np.int64),
+        n_tokens=np.full(n, np.nan),
+    )
+
+
+@st.composite
+def problem_sets(draw: st.DrawFn, max_n: int = 8, max_p: int = 4) -> tuple[PairData, bool]:
+    """Random pairs: few clusters (dense ids), correctness per cluster (sometimes per
+    response, i.e. inconsistent grading)."""
+    n_p = draw(st.integers(1, max_p))
+    consistent = draw(st.booleans())
+    clusters, correct = [], []
+    for _ in range(n_p):
+        n = draw(st.integers(1, max_n))
+        k = draw(st.integers(1, min(n, 4)))
+        raw = draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n))
+        _, dense = np.unique(raw, return_inverse=True)
+        clusters.append(dense.tolist())
+        if consistent:
+            good = draw(st.integers(-1, int(dense.max())))
+            correct.append([c == good for c in dense])
+        else:
+            correct.append(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    return make_pair(clusters, correct), consistent
+
+
+# integer-valued weights force exact ties; the tenths exercise the tie tolerance
+weight_values = st.sampled_from([-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 0.1, 0.2, 0.3, -0.1])
+g_values = st.sampled_from([0.0, 0.05, 0.3, 0.5, 0.7, 0.95, 1.0])
+
+
+@st.composite
+def vote_inputs(draw: st.DrawFn, n: int) -> VoteInputs:
+    kind = draw(st.sampled_from(["plain", "g", "best_of"]))
+    w = np.array(draw(st.lists(weight_values, min_size=n, max_size=n)), dtype=np.float64)
+    if kind == "g":
+        g = np.array(draw(st.lists(g_values, min_size=n, max_size=n)), dtype=np.float64)
+        return VoteInputs(weight=w, g=g)
+    return VoteInputs(weight=w, best_of=kind == "best_of")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_engine_equals_reference_on_every_subset(data: st.DataObject) -> None:
+    pair, _ = data.draw(problem_sets())
+    n = pair.n_responses
+    n_strats = data.draw(st.integers(1, 3))
+    inputs = {f"s{i}": data.draw(vote_inputs(n)) for i in range(n_strats)}
+    budgets = data.draw(st.lists(st.integers(1, 10), min_size=1, max_size=4, unique=True))
+    subsets = make_subsets(pair, budgets, n_subsets=data.draw(st.integers(1, 6)), seed=7)
+    fast = subset_credits(pair, inputs, subsets, keep_subsets=True)
+    ref = np.array(reference.budget_curves(pair, inputs, subsets, keep_subsets=True))
+    assert fast.shape == ref.shape
+    np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-12)
+    # and the averaged curves, with best-of sampled too
+    curves = accuracy_curves(pair, inputs, subsets=subsets, exact_best_of=False)
+    ref_mean = np.array(reference.budget_curves(pair, inputs, subsets))
+    np.testing.assert_allclose(curves.per_problem, ref_mean, rtol=0, atol=1e-12)
+    assert curves.exact == (False,) * n_strats
+
+
+@SETTINGS
+@given(data=st.data())
+def test_problem_selection_uses_the_same_subsets(data: st.DataObject) -> None:
+    pair, _ = data.draw(problem_sets(max_p=5))
+    inputs = {"a": data.draw(vote_inputs(pair.n_responses))}
+    chosen = data.draw(
+        st.lists(st.integers(0, pair.n_problems - 1), min_size=1, max_size=3, unique=True)
+    )
+    kw = {"budgets": [1, 2, 3, 8], "n_subsets": 5, "seed": 3, "exact_best_of": False}
+    full = accuracy_curves(pair, inputs, **kw)  # type: ignore[arg-type]
+    fold = accuracy_curves(pair, inputs, problems=np.array(chosen), **kw)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(fold.per_problem, full.per_problem[:, :, chosen])
+    assert fold.problem_ids == tuple(pair.problem_ids[i] for i in chosen)
+    ref = reference.budget_curves(pair, inputs, make_subsets(pair, [1, 2, 3, 8], 5, 3), chosen)
+    np.testing.assert_allclose(fold.per_problem, np.array(ref), atol=1e-12)
+
+
+@SETTINGS
+@given(
+    scores=st.lists(st.integers(0, 3), min_size=1, max_size=8),
+    data=st.data(),
+)
+def test_exact_best_of_n_and_pass_at_n_equal_brute_force(
+    scores: list[int], data: st.DataObject
+) -> None:
+    n = len(scores)
+    correct = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    pair = make_pair([list(range(n))], [correct], [[float(s) for s in scores]])
+    budgets = list(range(1, n + 2))  # n + 1 is clipped to n
+    bon = exact_best_of_n(pair, pair.score, budgets)
+    cov = exact_pass_at_n(pair, budgets)
+    assert bon.shape == cov.shape == (len(budgets), 1)
+    for j, b in enumerate(budgets):
+        want_bon = reference.brute_force_best_of_n([float(s) for s in scores], correct, b)
+        want_cov = reference.brute_force_pass_at_n(correct, b)
+        assert bon[j, 0] == pytest.approx(want_bon, abs=1e-10)
+        assert cov[j, 0] == pytest.approx(want_cov, abs=1e-10)
+
+
+def test_exact_best_of_n_large_n_against_integer_binomials() -> None:
+    """n = 256 with many ties: the log-factorial formula against exact integer binomials
+    (math.comb), and the exact value against the sampled prefix kernel."""
+    rng = np.random.default_rng(4)
+    n = 256
+    scores = rng.integers(0, 40, size=n).astype(np.float64)
+    correct = rng.uniform(size=n) < 0.4
+    pair = make_pair([list(range(n))], [correct.tolist()], [scores.tolist()])
+    budgets = [1, 2, 7, 32, 100, 255, 256]
+    got = exact_best_of_n(pair, pair.score, budgets)[:, 0]
+    values = sorted(set(scores.tolist()), reverse=True)
+    for j, k in enumerate(budgets):
+        total, above = 0.0, 0
+        for v in values:
+            members = scores == v
+            g, c = int(members.sum()), int(correct[members].sum())
+            p_top = (math.comb(n - above, k) - math.comb(n - above - g, k)) / math.comb(n, k)
+            total += p_top * c / g
+            above += g
+        assert got[j] == pytest.approx(total, abs=1e-10)
+    sampled = accuracy_curves(
+        pair,
+        {"b": VoteInputs(pair.score, best_of=True)},
+        budgets=budgets,
+        n_subsets=4000,
+        exact_best_of=False,
+    ).per_problem[0, :, 0]
+    np.testing.assert_allclose(sampled, got, atol=0.03)
+
+
+def test_exact_best_of_hand_example() -> None:
+    # scores 3, 3, 1 with correctness T, F, T; N = 2: the subsets {0,1}, {0,2}, {1,2}
+    # earn 1/2, 1, 0 -> expectation 1/2; N = 1: mean correctness 2/3.
+    pair = make_pair([[0, 1, 2]], [[True, False, True]], [[3.0, 3.0, 1.0]])
+    got = exact_best_of_n(pair, pair.score, [1, 2, 3])[:, 0]
+    np.testing.assert_allclose(got, [2 / 3, 1 / 2, 1 / 2], atol=1e-12)
+    np.testing.assert_allclose(exact_pass_at_n(pair, [1, 2, 3])[:, 0], [2 / 3, 1, 1], atol=1e-12)
+
+
+def test_accuracy_curves_uses_exact_best_of_by_default() -> None:
+    pair = make_pair([[0, 1, 0, 2, 1]], [[True, False, True, False, False]])
+    inputs = {
+        "bon": VoteInputs(weight=np.array([0.9, 0.9, 0.2, 0.5, 0.1]), best_of=True),
+        "mv": VoteInputs(weight=np.ones(5)),
+    }
+    curves = accuracy_curves(pair, inputs, budgets=[1, 2, 3, 5], n_subsets=4)
+    assert curves.exact == (True, False)
+    for j, b in enumerate(curves.budgets):
+        want = reference.brute_force_expectation(
+            [0, 1, 2, 3, 4],
+            [0.9, 0.9, 0.2, 0.5, 0.1],
+            [True, False, True, False, False],
+            b,
+            best_of=True,
+        )
+        assert curves.per_problem[0, j, 0] == pytest.approx(want, abs=1e-12)
+
+
+def test_sampled_engine_converges_to_exact_expectation() -> None:
+    """Uniformity of the drawn subsets: with many subsets the sampled weighted vote is
+    within a few standard errors of the brute-force expectation over all subsets."""
+    clusters = [0, 1, 1, 2, 0, 1, 3]
+    correct = [c == 1 for c in clusters]
+    weights = [0.9, 0.2, 0.4, 0.8, 0.3, 0.35, 0.6]
+    pair = make_pair([clusters], [correct])
+    t = 20000
+    inputs = {"wv": VoteInputs(weight=np.array(weights))}
+    credits = subset_credits(pair, inputs, make_subsets(pair, [2, 3, 4], t, seed=11))
+    for j, b in enumerate((2, 3, 4)):
+        want = reference.brute_force_expectation(clusters, weights, correct, b)
+        got = credits[0, j, 0]
+        se = max(float(got.std()) / math.sqrt(t), 1e-3)
+        assert abs(float(got.mean()) - want) < 4.5 * se
+
+
+def test_permutations_are_uniform_and_valid() -> None:
+    subsets = make_subsets([5, 1, 9], [1, 5], n_subsets=5000, seed=2)
+    perms = subsets.permutations(0)
+    assert perms.shape == (5000, 5)
+    assert np.array_equal(np.sort(perms, axis=1), np.tile(np.arange(5), (5000, 1)))
+    counts = np.bincount(perms[:, 0], minlength=5)
+    chi2 = float(((counts - 1000.0) ** 2 / 1000.0).sum())
+    assert chi2 < 25.0  # df = 4; P(chi2 > 25) ~ 5e-5
+    # ordered pairs in positions (0, 1): 20 possibilities
+    pair_counts = Counter(map(tuple, perms[:, :2].tolist()))
+    assert len(pair_counts) == 20
+    assert subsets.permutations(1).tolist() == [[0]] * 5000
+
+
+def test_subsets_are_nested_prefixes_and_reproducible() -> None:
+    a = make_subsets([7, 4], [1, 2, 4, 8], n_subsets=6, seed=5)
+    b = make_subsets([7, 4], [3], n_subsets=6, seed=5)
+    c = make_subsets([7, 4], [3], n_subsets=6, seed=6)
+    assert a.n_clipped == (0, 0, 0, 2)
+    for p in range(2):
+        full = a.permutations(p)
+        np.testing.assert_array_equal(full, b.permutations(p))
+        for t in range(6):
+            for n in (1, 2, 3, 4, 8):
+                np.testing.assert_array_equal(a.subset(p, t, n), full[t, : min(n, a.sizes[p])])
+    assert not np.array_equal(a.permutations(0), c.permutations(0))
+
+
+def test_budget_set_does_not_change_shared_budgets() -> None:
+    pair = make_pair([[0, 1, 1, 0, 2, 1]], [[False, True, True, False, False, True]])
+    inputs = {"w": VoteInputs(weight=np.array([0.5, 0.2, 0.3, 0.4, 0.9, 0.1]))}
+    small = accuracy_curves(pair, inputs, budgets=[2], n_subsets=50, seed=4)
+    big = accuracy_curves(pair, inputs, budgets=[1, 2, 4, 6], n_subsets=50, seed=4)
+    assert small.per_problem[0, 0, 0] == big.per_problem[0, 1, 0]
+
+
+def test_common_random_numbers_identical_strategies() -> None:
+    rng = np.random.default_rng(0)
+    clusters = [rng.integers(0, 3, size=12).tolist() for _ in range(6)]
+    clusters = [np.unique(c, return_inverse=True)[1].tolist() for c in clusters]
+    correct = [[x == 0 for x in c] for c in clusters]
+    pair = make_pair(clusters, correct)
+    w = rng.normal(size=pair.n_responses)
+    g = rng.uniform(0.1, 0.9, size=pair.n_responses)
+    inputs = {
+        "a": VoteInputs(weight=w, g=g),
+        "mv": VoteInputs(weight=np.ones_like(w)),
+        "b": VoteInputs(weight=w.copy(), g=g.copy()),
+    }
+    curves = accuracy_curves(pair, inputs, n_subsets=30, seed=9)
+    np.testing.assert_array_equal(curves.per_problem[0], curves.per_problem[2])
+    alone = accuracy_curves(pair, {"b": inputs["b"]}, n_subsets=30, seed=9)
+    np.testing.assert_array_equal(alone.per_problem[0], curves.per_problem[2])
+    assert curves.budgets == default_budgets(12) == (1, 2, 4, 8, 12)
+
+
+def plain_majority(clusters: list[int], correct: list[bool]) -> float:
+    counts = Counter(clusters)
+    top = max(counts.values())
+    winners = [a for a, c in counts.items() if c == top]
+    credit = 0.0
+    for a in winners:
+        members = [correct[i] for i in range(len(clusters)) if clusters[i] == a]
+        credit += sum(members) / len(members)
+    return credit / len(winners)
+
+
+@SETTINGS
+@given(data=st.data(), const=st.sampled_from([1.0, 0.37, 2.5]))
+def test_constant_weights_are_majority_vote(data: st.DataObject, const: float) -> None:
+    pair, _ = data.draw(problem_sets())
+    subsets = make_subsets(pair, [1, 2, 3, 5, 8], n_subsets=4, seed=1)
+    credits = subset_credits(
+        pair, {"c": VoteInputs(weight=np.full(pair.n_responses, const))}, subsets
+    )
+    for p in range(pair.n_problems):
+        lo = int(pair.offsets[p])
+        for j, b in enumerate(subsets.budgets):
+            for t in range(subsets.n_subsets):
+                rows = [lo + int(i) for i in subsets.subset(p, t, b)]
+                want = plain_majority(
+                    [int(pair.cluster[r]) for r in rows], [bool(pair.correct[r]) for r in rows]
+                )
+                assert credits[0, j, p, t] == pytest.approx(want, abs=1e-12)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_full_budget_is_the_full_set_vote(data: st.DataObject) -> None:
+    pair, _ = data.draw(problem_sets())
+    vi = data.draw(vote_inputs(pair.n_responses))
+    # integer weights: the full-set totals do not depend on summation order
+    vi = VoteInputs(weight=np.round(vi.weight), g=vi.g, best_of=vi.best_of)
+    n_max = int(pair.sizes().max())
+    curves = accuracy_curves(
+        pair, {"s": vi}, budgets=[n_max, n_max + 3], n_subsets=3, seed=0, exact_best_of=False
+    )
+    assert curves.n_clipped[1] == pair.n_problems
+    for p in range(pair.n_problems):
+        lo, hi = int(pair.offsets[p]), int(pair.offsets[p + 1])
+        want = reference.vote(
+            pair.cluster[lo:hi].tolist(),
+            vi.weight[lo:hi].tolist(),
+            pair.correct[lo:hi].tolist(),
+            None if vi.g is None else vi.g[lo:hi].tolist(),
+            vi.best_of,
+        )
+        assert curves.per_problem[0, 0, p] == pytest.approx(want, abs=1e-12)
+        assert curves.per_problem[0, 1, p] == pytest.approx(want, abs=1e-12)
+
+
+def full_set_credit(
+    clusters: list[int],
+    weights: list[float],
+    correct: list[bool],
+    g: list[float] | None = None,
+) -> float:
+    pair = make_pair([clusters], [correct])
+    vi = VoteInputs(np.array(weights), None if g is None else np.array(g))
+    n = len(clusters)
+    return float(accuracy_curves(pair, {"s": vi}, budgets=[n], n_subsets=2).per_problem[0, 0, 0])
+
+
+def test_q_term_by_hand() -> None:
+    # cluster 0: two responses of weight -1 (S0 = -2); cluster 1: one of weight 0.5.
+    # q = 0.9, m = 2: c = log 9 = 2.197 -> v0 = -2 + 2c = 2.394 < v1 = 0.5 + c = 2.697
+    assert full_set_credit([0, 0, 1], [-1, -1, 0.5], [True, True, False], [0.9] * 3) == 0.0
+    # q = 0.99: c = log 99 = 4.595 -> v0 = 7.19 > v1 = 5.095
+    assert full_set_credit([0, 0, 1], [-1, -1, 0.5], [True, True, False], [0.99] * 3) == 1.0
+    # without g, S1 = 0.5 > S0 = -2
+    assert full_set_credit([0, 0, 1], [-1, -1, 0.5], [True, True, False]) == 0.0
+    # q = mean(0.2, 0.2, 0.2, 0.6) = 0.3, m = 3: c = log(0.6 / 0.7) = -0.154;
+    # v0 = 0.9 + 2c = 0.592 < v1 = 0.8 + c = 0.646 (> v2 = 0.75 + c = 0.596), while
+    # without the q-term S0 = 0.9 > S1 = 0.8
+    g = [0.2, 0.2, 0.2, 0.6]
+    args = ([0, 0, 1, 2], [0.45, 0.45, 0.8, 0.75], [True, True, False, False])
+    assert full_set_credit(*args, g) == 0.0
+    assert full_set_credit(*args) == 1.0
+    # m = 1: the only cluster wins even with very negative weights and tiny q
+    assert full_set_credit([0, 0], [-5, -5], [True, True], [0.0, 0.0]) == 1.0
+    # g = 0 everywhere is clipped to Q_EPS: c = log(1e-6 / (1 - 1e-6)) < 0 favours the
+    # smaller cluster 1 (v0 = 2 + 2c, v1 = 1.5 + c)
+    assert full_set_credit([0, 0, 1], [1, 1, 1.5], [True, True, False], [0.0] * 3) == 0.0
+    assert full_set_credit([0, 0, 1], [1, 1, 1.5], [True, True, False]) == 1.0
+
+
+def test_tie_rules_by_hand() -> None:
+    # 0.1 + 0.2 != 0.3 in floating point, but within the tie tolerance: half credit
+    assert 0.1 + 0.2 != 0.3
+    assert full_set_credit([0, 0, 1], [0.1, 0.2, 0.3], [True, True, False]) == 0.5
+    # a real difference of 1e-6 is not a tie
+    assert full_set_credit([0, 0, 1], [0.1, 0.2, 0.300001], [True, True, False]) == 0.0
+    # three-way exact tie with one correct cluster: 1/3
+    assert full_set_credit([0, 1, 2], [1, 1, 1], [False, True, False]) == pytest.approx(1 / 3)
+    # inconsistent grading inside a cluster: the cluster counts as its correct fraction
+    assert full_set_credit([0, 0, 0, 1], [1, 1, 1, 2], [True, False, True, False]) == 2 / 3
+    # best-of ties: fraction of the tied top responses that are correct
+    pair = make_pair([[0, 1, 2, 3]], [[True, False, False, True]])
+    vi = VoteInputs(np.array([2.0, 2.0, 2.0, 1.0]), best_of=True)
+    got = accuracy_curves(pair, {"b": vi}, budgets=[4], exact_best_of=False)
+    assert got.per_problem[0, 0, 0] == pytest.approx(1 / 3)
+    assert budget.TIE_RTOL == reference.TIE_RTOL and budget.Q_EPS == reference.Q_EPS
+
+
+def test_default_budgets() -> None:
+    assert default_budgets(1) == (1,)
+    assert default_budgets(8) == (1, 2, 4, 8)
+    assert default_budgets(10) == (1, 2, 4, 8, 10)
+    assert default_budgets(256) == (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    with pytest.raises(BudgetError):
+        default_budgets(0)
+
+
+def test_curve_set_helpers() -> None:
+    pair = make_pair([[0, 1, 0], [0, 0]], [[True, False, True], [False, False]])
+    curves = accuracy_curves(pair, {"mv": VoteInputs(np.ones(5))}, budgets=[1, 3], n_subsets=8)
+    assert curves.mean().shape == (1, 2)
+    np.testing.assert_allclose(curves.curve("mv"), curves.per_problem[0].mean(axis=1))
+    # full set: problem 0 majority is cluster 0 (correct), problem 1 has no correct answer
+    np.testing.assert_allclose(curves.per_problem[0, 1], [1.0, 0.0])
+    more = curves.with_strategy("pass", exact_pass_at_n(pair, curves.budgets))
+    assert more.strategies == ("mv", "pass") and more.exact == (False, True)
+    np.testing.assert_allclose(more.per_problem[1, :, 0], [2 / 3, 1.0])
+    with pytest.raises(BudgetError, match="unknown strategy"):
+        curves.curve("nope")
+
+
+def test_input_validation() -> None:
+    pair = make_pair([[0, 1]], [[True, False]])
+    with pytest.raises(BudgetError, match="shape"):
+        accuracy_curves(pair, {"a": VoteInputs(np.ones(3))})
+    with pytest.raises(BudgetError, match="best_of"):
+        accuracy_curves(pair, {"a": VoteInputs(np.ones(2), g=np.ones(2) / 2, best_of=True)})
+    with pytest.raises(BudgetError, match=r"\[0, 1\]"):
+        accuracy_curves(pair, {"a": VoteInputs(np.ones(2), g=np.array([0.5, 1.5]))})
+    with pytest.raises(BudgetError, match="finite"):
+        accuracy_curves(pair, {"a": VoteInputs(np.array([1.0, np.inf]))})
+    with pytest.raises(BudgetError, match=">= 1"):
+        accuracy_curves(pair, {"a": VoteInputs(np.ones(2))}, budgets=[0, 2])
+    other = make_subsets([3], [1, 2])
+    with pytest.raises(BudgetError, match="sizes"):
+        accuracy_curves(pair, {"a": VoteInputs(np.ones(2))}, subsets=other)
+    with pytest.raises(BudgetError, match="differ"):
+        accuracy_curves(
+            pair, {"a": VoteInputs(np.ones(2))}, budgets=[1], subsets=make_subsets(pair, [1, 2])
+        )
