@@ -206,6 +206,183 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return subprocess.call(cmd, env=env)
 
 
+def _pairs(store: Store, args: argparse.Namespace) -> list[tuple[str, str]]:
+    info = store.get_dataset(args.dataset)
+    llms = [args.llm] if args.llm else list(info.llms)
+    vers = [args.verifier] if args.verifier else list(info.verifiers)
+    for m in llms:
+        if m not in info.llms:
+            raise StoreError(f"dataset {info.name!r} has no LLM {m!r}; LLMs: {list(info.llms)}")
+    for v in vers:
+        if v not in info.verifiers:
+            raise StoreError(
+                f"dataset {info.name!r} has no verifier {v!r}; verifiers: {list(info.verifiers)}"
+            )
+    return [(m, v) for m in llms for v in vers]
+
+
+def _params(args: argparse.Namespace) -> Any:
+    from core.calibration import StrategyParams
+
+    bw: str | float = args.bandwidth
+    if bw not in ("scott", "silverman"):
+        try:
+            bw = float(bw)
+        except ValueError:
+            raise TTSLabError(
+                f"--bandwidth must be scott, silverman or a number, got {bw!r}"
+            ) from None
+    return StrategyParams(
+        transform=args.transform,
+        bandwidth=bw,
+        offset_budget=args.offset_budget,
+        offset_objective=args.offset_objective,
+    )
+
+
+def _write_csv(frames: list[Any], path: str | None) -> None:
+    if path and frames:
+        import pandas as pd
+
+        pd.concat(frames, ignore_index=True).to_csv(path, index=False)
+        print(f"wrote {path}")
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from core.analysis import calibrate_table, calibrated_strategy_names
+
+    strategies = args.strategy or calibrated_strategy_names()
+    frames = []
+    with _store(args, read_only=args.read_only) as store:
+        pairs = _pairs(store, args)
+        for m, v in tqdm(
+            pairs, desc="calibrating", file=sys.stderr, disable=args.quiet, leave=False
+        ):
+            df = calibrate_table(
+                store, args.dataset, m, v, strategies, _params(args), args.reduction
+            )
+            frames.append(df)
+            print(f"\n== {m} x {v} (fitted on all problems; reduction {args.reduction})")
+            print(df.drop(columns=["llm", "verifier"]).to_string(index=False))
+    _write_csv(frames, args.csv)
+    return 0
+
+
+def cmd_curves(args: argparse.Namespace) -> int:
+    from core.analysis import DEFAULT_STRATEGIES, CurveSpec, pair_curves
+
+    strategies = tuple(args.strategy or DEFAULT_STRATEGIES)
+    frames = []
+    with _store(args, read_only=args.read_only) as store:
+        pairs = _pairs(store, args)
+        for m, v in tqdm(pairs, desc="curves", file=sys.stderr, disable=args.quiet, leave=False):
+            spec = CurveSpec(
+                dataset=args.dataset,
+                llm=m,
+                verifier=v,
+                strategies=strategies,
+                params=_params(args),
+                reduction=args.reduction,
+                k=args.folds,
+                budgets=tuple(args.budgets) if args.budgets else None,
+                n_subsets=args.subsets,
+                subset_seed=args.seed,
+            )
+            res = pair_curves(store, spec)
+            df = res.to_frame()
+            frames.append(df)
+            wide = df.assign(
+                cell=[
+                    f"{a:.3f} [{lo:.3f}, {hi:.3f}]"
+                    for a, lo, hi in zip(df["accuracy"], df["low"], df["high"], strict=True)
+                ]
+            ).pivot(index="label", columns="budget", values="cell")
+            wide = wide.loc[[get_label(s) for s in strategies]]
+            src = " (cached)" if res.from_cache else ""
+            print(
+                f"\n== {m} x {v}: accuracy at N with 95% bootstrap CI over problems, "
+                f"{args.folds}-fold cross-fitted{src}"
+            )
+            print(wide.to_string())
+            if "logit_wv" in strategies and "vanilla_wv" in strategies:
+                eff = res.efficiency("logit_wv", "vanilla_wv")
+                if eff.reached and eff.budget is not None:
+                    print(
+                        f"logit WV reaches vanilla WV@{eff.ref_budget} with "
+                        f"{eff.budget:.1f} samples = {100 * eff.ratio:.0f}%"
+                    )
+                else:
+                    print(f"logit WV vs vanilla WV@{eff.ref_budget}: {eff.reason}")
+    _write_csv(frames, args.csv)
+    return 0
+
+
+def get_label(name: str) -> str:
+    from core.strategies import get_strategy
+
+    return get_strategy(name).label
+
+
+def cmd_export_weights(args: argparse.Namespace) -> int:
+    from core.analysis import fit_pair
+
+    with _store(args, read_only=args.read_only) as store:
+        fitted = fit_pair(
+            store,
+            args.dataset,
+            args.llm,
+            args.verifier,
+            args.strategy,
+            _params(args),
+            args.reduction,
+        )
+    text = fitted.to_json(indent=2)
+    if args.output == "-":
+        print(text)
+    else:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.strategy} weights of ({args.llm}, {args.verifier}) to {args.output}")
+    return 0
+
+
+def _analysis_args(s: argparse.ArgumentParser, *, pair_required: bool = False) -> None:
+    s.add_argument("dataset")
+    s.add_argument("--llm", required=pair_required, help="one LLM (default: all)")
+    s.add_argument("--verifier", required=pair_required, help="one verifier (default: all)")
+    s.add_argument(
+        "--reduction",
+        default="stored",
+        help="step-score reduction: stored, min, last, prod, mean, max",
+    )
+    s.add_argument(
+        "--transform",
+        default="auto",
+        choices=["auto", "identity", "sigmoid", "rank"],
+        help="score transform (auto: sigmoid when scores leave [0, 1])",
+    )
+    s.add_argument(
+        "--bandwidth", default="scott", help="KDE bandwidth: scott, silverman or a number"
+    )
+    s.add_argument(
+        "--offset-budget",
+        type=int,
+        default=32,
+        help="budget whose calibration accuracy chooses the offset b",
+    )
+    s.add_argument(
+        "--offset-objective",
+        default="budget",
+        choices=["budget", "mean"],
+        help="b maximises accuracy at --offset-budget, or the mean over budgets",
+    )
+    s.add_argument(
+        "--read-only",
+        action="store_true",
+        help="open the database read-only (no result cache writes)",
+    )
+    s.add_argument("--quiet", action="store_true")
+
+
 def cmd_formats(args: argparse.Namespace) -> int:
     print("formats:")
     for k, v in FORMAT_HELP.items():
@@ -273,6 +450,28 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="start the dashboard")
     s.add_argument("--port", type=int, default=8501)
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("calibrate", help="fit weighting functions per pair and describe them")
+    _analysis_args(s)
+    s.add_argument("--strategy", action="append", help="strategy (repeatable; default: all fitted)")
+    s.add_argument("--csv", help="also write the table to this CSV file")
+    s.set_defaults(func=cmd_calibrate)
+
+    s = sub.add_parser("curves", help="accuracy vs budget per pair, cross-fitted, with CIs")
+    _analysis_args(s)
+    s.add_argument("--strategy", action="append", help="strategy (repeatable; default set)")
+    s.add_argument("--folds", type=int, default=5, help="K of K-fold cross-fitting")
+    s.add_argument("--budgets", type=int, nargs="+", help="budgets (default 1, 2, 4, ..., n)")
+    s.add_argument("--subsets", type=int, default=200, help="random subsets per budget")
+    s.add_argument("--seed", type=int, default=0, help="seed of the subsets")
+    s.add_argument("--csv", help="also write the long table to this CSV file")
+    s.set_defaults(func=cmd_curves)
+
+    s = sub.add_parser("export-weights", help="write a fitted weighting function as JSON")
+    _analysis_args(s, pair_required=True)
+    s.add_argument("--strategy", default="kde_wv")
+    s.add_argument("-o", "--output", default="-", help="file (default: standard output)")
+    s.set_defaults(func=cmd_export_weights)
 
     s = sub.add_parser("formats", help="describe the input formats and columns")
     s.set_defaults(func=cmd_formats)

@@ -1,0 +1,339 @@
+"""Pair-level analyses used by the CLI and the dashboard, with the DuckDB result cache.
+
+One call = one answer: `pair_curves` (cross-fitted accuracy-vs-budget curves with bootstrap
+intervals for one (dataset, llm, verifier) pair), `fit_pair` (weighting functions fitted on
+every problem of a pair, for plots and export), `weight_summary` (where the weights are
+negative). Results are cached in the store keyed by the dataset's content hash, the pair,
+the strategies and every parameter.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.budget import CurveSet
+from core.calibration import FittedWeights, StrategyParams, cross_fit_many
+from core.reduce import REDUCTIONS, reduce_steps
+from core.stats import CurveIntervals, EfficiencyResult, curve_cis, efficiency_from_curves
+from core.store import Store
+from core.strategies import get_strategy, list_strategies
+from core.types import PairData, TTSLabError
+
+# Bump when a change in core would alter cached numbers.
+ENGINE_VERSION = 1
+DEFAULT_STRATEGIES: tuple[str, ...] = (
+    "majority",
+    "best_of_n",
+    "vanilla_wv",
+    "linear_wv",
+    "logit_wv",
+    "kde_wv",
+    "oracle_optimal",
+    "pass_at_n",
+)
+ProgressFn = Callable[[str, int, int], None]
+
+
+class AnalysisError(TTSLabError):
+    """An analysis cannot run on this data (no step scores, too few problems...)."""
+
+
+@dataclass(frozen=True)
+class CurveSpec:
+    """Everything that determines a set of curves (and so its cache key)."""
+
+    dataset: str
+    llm: str
+    verifier: str
+    strategies: tuple[str, ...] = DEFAULT_STRATEGIES
+    params: StrategyParams = field(default_factory=StrategyParams)
+    reduction: str = "stored"
+    k: int = 5
+    fold_seed: int = 0
+    budgets: tuple[int, ...] | None = None
+    n_subsets: int = 200
+    subset_seed: int = 0
+    n_boot: int = 1000
+    level: float = 0.95
+
+    def key_params(self) -> dict[str, Any]:
+        return {
+            "engine": ENGINE_VERSION,
+            "llm": self.llm,
+            "verifier": self.verifier,
+            "strategies": list(self.strategies),
+            "params": self.params.to_dict(),
+            "reduction": self.reduction,
+            "k": self.k,
+            "fold_seed": self.fold_seed,
+            "budgets": list(self.budgets) if self.budgets else None,
+            "n_subsets": self.n_subsets,
+            "subset_seed": self.subset_seed,
+            "n_boot": self.n_boot,
+            "level": self.level,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class PairCurves:
+    spec: CurveSpec
+    curves: CurveSet
+    intervals: CurveIntervals
+    from_cache: bool = False
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long table: strategy, label, oracle, exact, budget, accuracy, low, high."""
+        rows = []
+        for s, name in enumerate(self.curves.strategies):
+            strat = get_strategy(name)
+            for b, n in enumerate(self.curves.budgets):
+                rows.append(
+                    {
+                        "llm": self.spec.llm,
+                        "verifier": self.spec.verifier,
+                        "strategy": name,
+                        "label": strat.label,
+                        "oracle": strat.is_oracle,
+                        "exact": self.curves.exact[s],
+                        "budget": n,
+                        "accuracy": float(self.intervals.estimate[s, b]),
+                        "low": float(self.intervals.low[s, b]),
+                        "high": float(self.intervals.high[s, b]),
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def efficiency(self, a: str, b: str, ref_budget: int | None = None) -> EfficiencyResult:
+        """Budget at which `a` reaches `b`'s accuracy at `ref_budget` (default: largest)."""
+        ref = ref_budget or max(self.curves.budgets)
+        return efficiency_from_curves(self.curves, a, b, ref)
+
+
+def load_pair_reduced(
+    store: Store, dataset: str, llm: str, verifier: str, reduction: str = "stored"
+) -> PairData:
+    """The pair with scores recomputed from step scores by `reduction` ("stored" keeps the
+    imported score)."""
+    if reduction == "stored":
+        return store.load_pair(dataset, llm, verifier)
+    if reduction not in REDUCTIONS:
+        raise AnalysisError(
+            f"unknown step reduction {reduction!r}; use 'stored' or one of {REDUCTIONS}"
+        )
+    pair = store.load_pair(dataset, llm, verifier, with_steps=True)
+    steps = pair.step_scores or ()
+    if any(len(s) == 0 for s in steps) or not steps:
+        raise AnalysisError(
+            f"pair ({llm}, {verifier}) of {dataset!r} has responses without step scores; "
+            "only the stored score can be used"
+        )
+    score = reduce_steps(steps, reduction)
+    return replace(pair, score=np.asarray(score, dtype=np.float64))
+
+
+def _encode_curves(curves: CurveSet) -> bytes:
+    buf = io.BytesIO()
+    meta = {
+        "budgets": list(curves.budgets),
+        "strategies": list(curves.strategies),
+        "problem_ids": list(curves.problem_ids),
+        "exact": list(curves.exact),
+        "n_subsets": curves.n_subsets,
+        "seed": curves.seed,
+        "n_clipped": list(curves.n_clipped),
+    }
+    np.savez_compressed(
+        buf,
+        per_problem=curves.per_problem,
+        meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+    )
+    return buf.getvalue()
+
+
+def _decode_curves(payload: bytes) -> CurveSet:
+    with np.load(io.BytesIO(payload)) as z:
+        meta = json.loads(bytes(z["meta"]).decode())
+        per_problem = np.asarray(z["per_problem"], dtype=np.float64)
+    return CurveSet(
+        budgets=tuple(meta["budgets"]),
+        strategies=tuple(meta["strategies"]),
+        problem_ids=tuple(meta["problem_ids"]),
+        per_problem=per_problem,
+        exact=tuple(bool(x) for x in meta["exact"]),
+        n_subsets=int(meta["n_subsets"]),
+        seed=int(meta["seed"]),
+        n_clipped=tuple(meta["n_clipped"]),
+    )
+
+
+def pair_curves(
+    store: Store,
+    spec: CurveSpec,
+    *,
+    use_cache: bool = True,
+    progress: ProgressFn | None = None,
+) -> PairCurves:
+    """Cross-fitted accuracy-vs-budget curves of one pair, with bootstrap intervals.
+
+    Weights are fitted with K-fold cross-fitting over problems (each problem is weighted by
+    a fit that never saw its labels); every strategy is evaluated on the same random
+    subsets; oracle strategies are labelled upper bounds.
+    """
+    info = store.get_dataset(spec.dataset)
+    key = Store.cache_key(info.content_sha256, "pair_curves", spec.key_params())
+    if use_cache:
+        cached = store.cache_get(key)
+        if cached is not None:
+            curves = _decode_curves(cached)
+            return PairCurves(spec, curves, _intervals(curves, spec), from_cache=True)
+    if progress is not None:
+        progress("loading pair", 0, 3)
+    pair = load_pair_reduced(store, spec.dataset, spec.llm, spec.verifier, spec.reduction)
+    if pair.n_problems < spec.k:
+        raise AnalysisError(
+            f"{spec.k}-fold cross-fitting needs at least {spec.k} problems; the pair has "
+            f"{pair.n_problems}"
+        )
+    params = replace(spec.params, step_reduction=spec.reduction)
+    if progress is not None:
+        progress(f"fitting and evaluating {len(spec.strategies)} strategies", 1, 3)
+    res = cross_fit_many(
+        pair,
+        list(spec.strategies),
+        params,
+        k=spec.k,
+        seed=spec.fold_seed,
+        budgets=spec.budgets,
+        n_subsets=spec.n_subsets,
+        subset_seed=spec.subset_seed,
+    )
+    curves = res.curves
+    if progress is not None:
+        progress("bootstrap intervals", 2, 3)
+    store.cache_put(
+        key, info.content_sha256, "pair_curves", spec.key_params(), _encode_curves(curves)
+    )
+    out = PairCurves(spec, curves, _intervals(curves, spec))
+    if progress is not None:
+        progress("done", 3, 3)
+    return out
+
+
+def _intervals(curves: CurveSet, spec: CurveSpec) -> CurveIntervals:
+    return curve_cis(curves, n_boot=spec.n_boot, level=spec.level, seed=spec.subset_seed)
+
+
+def fit_pair(
+    store: Store,
+    dataset: str,
+    llm: str,
+    verifier: str,
+    strategy: str,
+    params: StrategyParams | None = None,
+    reduction: str = "stored",
+) -> FittedWeights:
+    """A strategy's weighting function fitted on every problem of the pair (for plots and
+    export; evaluation uses `pair_curves`, which cross-fits)."""
+    strat = get_strategy(strategy)
+    if strat.is_oracle:
+        raise AnalysisError(f"{strategy} is an oracle: it has no weights to export")
+    pair = load_pair_reduced(store, dataset, llm, verifier, reduction)
+    p = replace(params or StrategyParams(), step_reduction=reduction)
+    return strat.fit(pair, p)
+
+
+@dataclass(frozen=True)
+class WeightSummary:
+    """Where a fitted weight function is negative, in (transformed) score units."""
+
+    kind: str
+    negative_fraction_of_range: float
+    negative_intervals: tuple[tuple[float, float], ...]
+    share_of_responses_negative: float
+    weight_at: dict[str, float]
+    extra: dict[str, float]
+
+    def describe_intervals(self) -> str:
+        if not self.negative_intervals:
+            return "none"
+        return ", ".join(f"[{lo:.2f}, {hi:.2f}]" for lo, hi in self.negative_intervals)
+
+
+def weight_summary(fitted: FittedWeights, pair: PairData | None = None) -> WeightSummary:
+    grid = np.linspace(0.0025, 0.9975, 400)
+    w = fitted.weight_curve(grid)
+    neg = w < 0
+    intervals: list[tuple[float, float]] = []
+    start: float | None = None
+    for x, is_neg in zip(grid, neg, strict=True):
+        if is_neg and start is None:
+            start = float(x)
+        if not is_neg and start is not None:
+            intervals.append((start, float(x)))
+            start = None
+    if start is not None:
+        intervals.append((start, float(grid[-1])))
+    share = math.nan
+    if pair is not None:
+        share = float(np.mean(fitted.response_weights(pair) < 0))
+    at = {f"w({q:.1f})": float(fitted.weight_curve(np.array([q]))[0]) for q in (0.1, 0.5, 0.9)}
+    extra: dict[str, float] = {}
+    if fitted.offset is not None:
+        extra["b"] = float(fitted.offset.b)
+    if fitted.kde is not None and fitted.kind == "kde_wv":
+        extra["bandwidth"] = float(fitted.kde.bandwidth1)
+    return WeightSummary(
+        kind=fitted.kind,
+        negative_fraction_of_range=float(neg.mean()),
+        negative_intervals=tuple(intervals),
+        share_of_responses_negative=share,
+        weight_at=at,
+        extra=extra,
+    )
+
+
+def calibrate_table(
+    store: Store,
+    dataset: str,
+    llm: str,
+    verifier: str,
+    strategies: Sequence[str],
+    params: StrategyParams | None = None,
+    reduction: str = "stored",
+) -> pd.DataFrame:
+    """One row per strategy: fitted parameters and where its weights are negative."""
+    pair = load_pair_reduced(store, dataset, llm, verifier, reduction)
+    p = replace(params or StrategyParams(), step_reduction=reduction)
+    rows = []
+    for name in strategies:
+        strat = get_strategy(name)
+        if strat.is_oracle:
+            continue
+        fitted = strat.fit(pair, p)
+        s = weight_summary(fitted, pair)
+        rows.append(
+            {
+                "llm": llm,
+                "verifier": verifier,
+                "strategy": name,
+                "transform": fitted.transform,
+                **{k: round(v, 4) for k, v in s.extra.items()},
+                **{k: round(v, 3) for k, v in s.weight_at.items()},
+                "negative score range": s.describe_intervals(),
+                "responses with w<0": round(s.share_of_responses_negative, 3),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def calibrated_strategy_names() -> list[str]:
+    """Strategies that have a fitted weighting function (no oracles)."""
+    return [s.name for s in list_strategies(include_oracles=False) if s.needs_fit]
