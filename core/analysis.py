@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.budget import CurveSet
+from core.budget import CurveSet, make_subsets
 from core.calibration import FittedWeights, StrategyParams, cross_fit_many
 from core.reduce import REDUCTIONS, reduce_steps
 from core.stats import CurveIntervals, EfficiencyResult, curve_cis, efficiency_from_curves
@@ -63,6 +63,7 @@ class CurveSpec:
     subset_seed: int = 0
     n_boot: int = 1000
     level: float = 0.95
+    order: str = "auto"  # "random" subsets, "sample" order prefixes, "auto": by dataset.iid
 
     def key_params(self) -> dict[str, Any]:
         return {
@@ -79,6 +80,7 @@ class CurveSpec:
             "subset_seed": self.subset_seed,
             "n_boot": self.n_boot,
             "level": self.level,
+            "order": self.order,
         }
 
 
@@ -149,6 +151,8 @@ def _encode_curves(curves: CurveSet) -> bytes:
         "n_subsets": curves.n_subsets,
         "seed": curves.seed,
         "n_clipped": list(curves.n_clipped),
+        "order": curves.order,
+        "tie_break": curves.tie_break,
     }
     np.savez_compressed(
         buf,
@@ -171,6 +175,8 @@ def _decode_curves(payload: bytes) -> CurveSet:
         n_subsets=int(meta["n_subsets"]),
         seed=int(meta["seed"]),
         n_clipped=tuple(meta["n_clipped"]),
+        order=str(meta["order"]),
+        tie_break=str(meta["tie_break"]),
     )
 
 
@@ -185,10 +191,15 @@ def pair_curves(
 
     Weights are fitted with K-fold cross-fitting over problems (each problem is weighted by
     a fit that never saw its labels); every strategy is evaluated on the same random
-    subsets; oracle strategies are labelled upper bounds.
+    subsets; oracle strategies are labelled upper bounds. Datasets whose samples are not
+    independent draws (iid false: beam search groups) are evaluated on prefixes in sampling
+    order instead of random subsets (`order="auto"`).
     """
     info = store.get_dataset(spec.dataset)
-    key = Store.cache_key(info.content_sha256, "pair_curves", spec.key_params())
+    order = spec.order if spec.order != "auto" else ("random" if info.iid else "sample")
+    # the key holds the resolved order: two imports of one file may differ in iid
+    key_params = {**spec.key_params(), "order": order}
+    key = Store.cache_key(info.content_sha256, "pair_curves", key_params)
     if use_cache:
         cached = store.cache_get(key)
         if cached is not None:
@@ -203,6 +214,9 @@ def pair_curves(
             f"{pair.n_problems}"
         )
     params = replace(spec.params, step_reduction=spec.reduction)
+    subsets = make_subsets(
+        pair, spec.budgets, n_subsets=spec.n_subsets, seed=spec.subset_seed, order=order
+    )
     if progress is not None:
         progress(f"fitting and evaluating {len(spec.strategies)} strategies", 1, 3)
     res = cross_fit_many(
@@ -211,16 +225,12 @@ def pair_curves(
         params,
         k=spec.k,
         seed=spec.fold_seed,
-        budgets=spec.budgets,
-        n_subsets=spec.n_subsets,
-        subset_seed=spec.subset_seed,
+        subsets=subsets,
     )
     curves = res.curves
     if progress is not None:
         progress("bootstrap intervals", 2, 3)
-    store.cache_put(
-        key, info.content_sha256, "pair_curves", spec.key_params(), _encode_curves(curves)
-    )
+    store.cache_put(key, info.content_sha256, "pair_curves", key_params, _encode_curves(curves))
     out = PairCurves(spec, curves, _intervals(curves, spec))
     if progress is not None:
         progress("done", 3, 3)

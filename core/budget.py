@@ -23,6 +23,30 @@ Tie rule (shared verbatim by :mod:`core.reference`):
     credit is the fraction of them that are correct.
     A cluster's correctness is the fraction of its responses in the subset marked correct
     (0 or 1 whenever grading is consistent within clusters).
+That is ``tie_break="fractional"`` (the default). ``tie_break="first"`` decides what is tied
+in exactly the same way but then credits only one candidate: among the tied clusters, the
+one whose earliest response in the subset's draw order comes first (best-of: the earliest
+tied response in draw order), as ``Counter(preds[:k]).most_common(1)`` and
+``rm_score.index(max(rm_score))`` do in scripts such as Qwen2.5-Math's
+``evaluation/rm_maj_eval.py``. With the q-term the rule applies to the adjusted totals;
+with m == 1 there is nothing to break.
+
+Subset order (``order`` of :func:`make_subsets`):
+    ``"random"`` (default) - T random orders per problem, as described above.
+    ``"sample"`` - one order per problem, the identity over its rows as stored in PairData
+    (sorted by ``sample_idx``), so budget N evaluates the first N samples in sampling order
+    (``preds[:N]``; what non-iid data such as beam search needs). T is 1.
+
+Exact estimators: :func:`exact_best_of_n` and :func:`exact_pass_at_n` are expectations over
+*random* subsets. They are therefore never used with ``order="sample"``: there
+:func:`accuracy_curves` evaluates best-of strategies with the kernel (as with
+``exact_best_of=False``) and flags them ``exact=False``; pass@N in sampling order is the
+kernel's best-of over ``weight = correct`` (``VoteInputs(correct.astype(float),
+best_of=True)``), not :func:`exact_pass_at_n`. With ``order="random"`` the exact best-of
+formula stays valid for both tie rules: the draw order is uniformly random, so the earliest
+of the tied maxima is a uniform pick among them and its expected credit is the fraction of
+them that are correct. (This does *not* carry over to cluster votes: under ``"first"`` a
+tied cluster wins with probability proportional to its number of responses in the subset.)
 """
 
 from __future__ import annotations
@@ -48,9 +72,14 @@ TIE_RTOL: float = 1e-12
 Q_EPS: float = 1e-6
 #: Largest stacked (strategies x responses) weight matrix handed to the kernel at once.
 _MAX_MATRIX_ENTRIES = 4_000_000
+#: Accepted values of ``order`` (subset order) and ``tie_break`` (see module docstring).
+ORDERS: tuple[str, ...] = ("random", "sample")
+TIE_BREAKS: tuple[str, ...] = ("fractional", "first")
 
 __all__ = [
+    "ORDERS",
     "Q_EPS",
+    "TIE_BREAKS",
     "TIE_RTOL",
     "BudgetError",
     "CurveSet",
@@ -134,12 +163,26 @@ def _problem_keys(problem_ids: Sequence[str]) -> U64Array:
     return keys
 
 
+def _check_order(order: str) -> str:
+    if order not in ORDERS:
+        raise BudgetError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
+    return order
+
+
+def _check_tie_break(tie_break: str) -> str:
+    if tie_break not in TIE_BREAKS:
+        raise BudgetError(f"tie_break must be one of {', '.join(TIE_BREAKS)}, got {tie_break!r}")
+    return tie_break
+
+
 @dataclass(frozen=True, eq=False)
 class Subsets:
     """Common random numbers: T nested random orders of each problem's responses.
 
     Budget N uses the first ``min(N, n_p)`` entries of each order. The orders are defined
-    by (seed, problem key, t) and regenerated on demand; see :meth:`permutations`.
+    by (seed, problem key, t) and regenerated on demand; see :meth:`permutations`. With
+    ``order="sample"`` there is one order per problem (T = 1), the identity over its rows
+    (sampling order).
 
     Attributes:
         budgets: sorted distinct budgets.
@@ -151,6 +194,8 @@ class Subsets:
         problem_ids: ids the subsets were built for (None when built from sizes).
         n_clipped: per budget, how many problems have fewer than N responses (their
             subsets at that budget are the full response set).
+        order: ``"random"`` (random orders drawn from the seed) or ``"sample"`` (the
+            identity: budget N is the first N rows of the problem; ``seed`` is unused).
     """
 
     budgets: tuple[int, ...]
@@ -160,6 +205,10 @@ class Subsets:
     keys: U64Array
     problem_ids: tuple[str, ...] | None = None
     n_clipped: tuple[int, ...] = field(default=())
+    order: str = "random"
+
+    def __post_init__(self) -> None:
+        _check_order(self.order)
 
     @property
     def n_problems(self) -> int:
@@ -172,6 +221,8 @@ class Subsets:
         """
         n = int(self.sizes[p])
         k = n if n_take is None else min(int(n_take), n)
+        if self.order == "sample":
+            return np.tile(np.arange(k, dtype=np.int64), (self.n_subsets, 1))
         out = np.empty((self.n_subsets, k), dtype=np.int64)
         _fill_permutations(n, k, self.keys[p], _seed_key(self.seed), out)
         return out
@@ -180,6 +231,8 @@ class Subsets:
         """Local row indices (in draw order) of subset ``t`` of problem ``p`` at ``budget``."""
         n = int(self.sizes[p])
         k = min(int(budget), n)
+        if self.order == "sample":
+            return np.arange(k, dtype=np.int64)
         perm = np.empty(n, dtype=np.int64)
         state = np.uint64(_stream_state(_seed_key(self.seed), self.keys[p], int(t)))
         _draw_prefix(perm, n, k, state)
@@ -191,6 +244,8 @@ def make_subsets(
     budgets: Sequence[int] | None = None,
     n_subsets: int = 200,
     seed: int = 0,
+    *,
+    order: str = "random",
 ) -> Subsets:
     """Define T nested random subsets per problem (common random numbers).
 
@@ -201,8 +256,15 @@ def make_subsets(
         budgets: budgets to evaluate; default :func:`default_budgets` of the largest n_p.
             Budgets larger than a problem's n_p are clipped to n_p (counted in
             ``n_clipped``).
-        n_subsets: T, random orders per problem.
-        seed: generator seed; same seed -> same subsets.
+        n_subsets: T, random orders per problem (with ``order="sample"`` forced to 1).
+        seed: generator seed; same seed -> same subsets (recorded but unused with
+            ``order="sample"``).
+        order: ``"random"`` (default): T random orders per problem. ``"sample"``: one
+            order per problem, the identity over its rows as stored in PairData (sorted by
+            ``sample_idx``), so budget N evaluates the first N samples in sampling order
+            (for non-iid data such as beam search, and to reproduce scripts that take
+            ``preds[:N]``). Exact best-of / pass@N formulas do not apply to it (see the
+            module docstring).
     """
     if isinstance(pair_or_sizes, PairData):
         sizes = np.asarray(pair_or_sizes.sizes(), dtype=np.int64)
@@ -217,6 +279,8 @@ def make_subsets(
     n_subsets = int(n_subsets)
     if n_subsets < 1:
         raise BudgetError(f"n_subsets must be >= 1, got {n_subsets}")
+    if _check_order(order) == "sample":
+        n_subsets = 1
     b = _normalise_budgets(budgets, int(sizes.max()) if len(sizes) else 1)
     n_clipped = tuple(int(np.count_nonzero(sizes < x)) for x in b)
     sizes.setflags(write=False)
@@ -229,6 +293,7 @@ def make_subsets(
         keys=keys,
         problem_ids=ids,
         n_clipped=n_clipped,
+        order=order,
     )
 
 
@@ -246,6 +311,8 @@ class CurveSet:
         n_subsets: T used for the sampled strategies.
         seed: subset seed.
         n_clipped: per budget, number of evaluated problems with fewer than N responses.
+        order: subset order the curves were computed with (``"random"`` / ``"sample"``).
+        tie_break: tie rule the curves were computed with (``"fractional"`` / ``"first"``).
     """
 
     budgets: tuple[int, ...]
@@ -256,6 +323,8 @@ class CurveSet:
     n_subsets: int
     seed: int
     n_clipped: tuple[int, ...] = ()
+    order: str = "random"
+    tie_break: str = "fractional"
 
     def __post_init__(self) -> None:
         shape = (len(self.strategies), len(self.budgets), len(self.problem_ids))
@@ -281,7 +350,8 @@ class CurveSet:
         return np.asarray(self.per_problem[self.index(strategy)].mean(axis=-1), dtype=np.float64)
 
     def with_strategy(self, name: str, per_problem: FloatArray, exact: bool = True) -> CurveSet:
-        """A new CurveSet with one more strategy, e.g. ``exact_pass_at_n`` output (B, P)."""
+        """A new CurveSet with one more strategy, e.g. ``exact_pass_at_n`` output (B, P)
+        (exact formulas only fit ``order="random"`` curves)."""
         if name in self.strategies:
             raise BudgetError(f"strategy {name!r} already present")
         arr = np.asarray(per_problem, dtype=np.float64)
@@ -296,6 +366,8 @@ class CurveSet:
             n_subsets=self.n_subsets,
             seed=self.seed,
             n_clipped=self.n_clipped,
+            order=self.order,
+            tie_break=self.tie_break,
         )
 
 
@@ -392,9 +464,16 @@ def _credits_kernel(
     keep: bool,
     tie_rtol: float,
     q_eps: float,
+    identity: bool,
+    tie_first: bool,
     out: Any,
 ) -> None:
     """Add each strategy's credit on each subset to ``out[s, b, q, t]`` (t = 0 unless keep).
+
+    ``identity``: the order is the identity (``order="sample"``) instead of a drawn
+    permutation. ``tie_first``: ``tie_break="first"`` - credit the tied cluster that
+    appears first in draw order (``present`` lists clusters in order of first appearance)
+    or the first tied best-of response, instead of the mean over the tied candidates.
 
     For every selected problem and every permutation t: draw the permutation prefix once,
     then for each strategy walk it once, keeping running cluster totals, counts, correct
@@ -427,7 +506,11 @@ def _credits_kernel(
         for bi in range(n_budget):
             stops[bi] = min(budgets[bi], n)
         for t in range(n_subsets):
-            _draw_prefix(perm, n, kmax, _stream_state(seed_key, keys[p], t))
+            if identity:
+                for i in range(n):
+                    perm[i] = i
+            else:
+                _draw_prefix(perm, n, kmax, _stream_state(seed_key, keys[p], t))
             for i in range(kmax):
                 cl_ord[i] = cluster[lo + perm[i]]
                 co_ord[i] = correct[lo + perm[i]]
@@ -439,6 +522,7 @@ def _credits_kernel(
                     wmax = -np.inf
                     ntie = 0
                     ncor = 0.0
+                    cfirst = 0.0
                     i = 0
                     for bi in range(n_budget):
                         stop = stops[bi]
@@ -448,11 +532,15 @@ def _credits_kernel(
                                 wmax = w
                                 ntie = 1
                                 ncor = co_ord[i]
+                                cfirst = co_ord[i]
                             elif w == wmax:
                                 ntie += 1
                                 ncor += co_ord[i]
                             i += 1
-                        out[s, bi, qi, ti] += ncor / ntie
+                        if tie_first:
+                            out[s, bi, qi, ti] += cfirst
+                        else:
+                            out[s, bi, qi, ti] += ncor / ntie
                     continue
                 for a in range(k):
                     tot[a] = 0.0
@@ -518,6 +606,8 @@ def _credits_kernel(
                             if v >= thr:
                                 num += ccor[a1] / cnt[a1]
                                 den += 1
+                                if tie_first:
+                                    break
                         credit = num / den
                     out[s, bi, qi, ti] += credit
 
@@ -539,6 +629,21 @@ def _check_pair(pair: PairData) -> IntArray:
         if int(pair.cluster.min()) < 0 or np.any(pair.cluster >= rows_n):
             raise BudgetError("cluster ids must lie in 0..n_p-1 within each problem")
     return sizes
+
+
+def _check_sample_order(pair: PairData) -> None:
+    """``order="sample"`` takes rows as stored; they must be sorted by sample_idx."""
+    si = np.asarray(pair.sample_idx, dtype=np.int64)
+    n = pair.n_responses
+    if si.shape != (n,):
+        raise BudgetError("sample_idx must have one entry per response")
+    if n > 1:
+        step = np.diff(si)
+        within = np.ones(n - 1, dtype=np.bool_)
+        starts = np.asarray(pair.offsets[1:-1], dtype=np.int64)
+        within[starts[(starts > 0) & (starts < n)] - 1] = False
+        if np.any(step[within] < 0):
+            raise BudgetError('order="sample" needs the rows of each problem sorted by sample_idx')
 
 
 def _check_problems(problems: IntArray | Sequence[int] | None, n_problems: int) -> IntArray:
@@ -574,9 +679,14 @@ def _resolve_subsets(
     n_subsets: int,
     seed: int,
     subsets: Subsets | None,
+    order: str | None = None,
 ) -> Subsets:
+    if order is not None:
+        _check_order(order)
     if subsets is None:
-        return make_subsets(pair, budgets, n_subsets=n_subsets, seed=seed)
+        return make_subsets(pair, budgets, n_subsets=n_subsets, seed=seed, order=order or "random")
+    if order is not None and order != subsets.order:
+        raise BudgetError(f"order {order!r} differs from the subsets' order {subsets.order!r}")
     if not np.array_equal(subsets.sizes, pair.sizes()):
         raise BudgetError("subsets were made for problems of different sizes than this pair")
     if subsets.problem_ids is not None and tuple(subsets.problem_ids) != tuple(pair.problem_ids):
@@ -594,12 +704,23 @@ def subset_credits(
     subsets: Subsets,
     problems: IntArray | Sequence[int] | None = None,
     keep_subsets: bool = True,
+    *,
+    tie_break: str = "fractional",
 ) -> FloatArray:
     """Credit of every strategy on every subset: (S, B, Q, T) (or (S, B, Q) averaged over
-    subsets when ``keep_subsets`` is False). All strategies are sampled (no exact path)."""
+    subsets when ``keep_subsets`` is False). All strategies are sampled (no exact path).
+
+    ``tie_break``: ``"fractional"`` (mean correctness of the tied candidates) or
+    ``"first"`` (the tied cluster / best-of response that comes first in the subset's draw
+    order); see the module docstring. The subsets' ``order`` decides the draw order.
+    """
     sizes = _check_pair(pair)
+    tie_first = _check_tie_break(tie_break) == "first"
     if not np.array_equal(subsets.sizes, sizes):
         raise BudgetError("subsets were made for problems of different sizes than this pair")
+    identity = _check_order(subsets.order) == "sample"
+    if identity:
+        _check_sample_order(pair)
     idx = _check_problems(problems, pair.n_problems)
     names = list(inputs)
     n = pair.n_responses
@@ -644,6 +765,8 @@ def subset_credits(
             keep_subsets,
             TIE_RTOL,
             Q_EPS,
+            identity,
+            tie_first,
             out[c0 : c0 + len(part)],
         )
     if keep_subsets:
@@ -661,6 +784,8 @@ def accuracy_curves(
     subsets: Subsets | None = None,
     *,
     exact_best_of: bool = True,
+    order: str | None = None,
+    tie_break: str = "fractional",
 ) -> CurveSet:
     """Expected accuracy of each strategy at each budget on each (selected) problem.
 
@@ -674,20 +799,29 @@ def accuracy_curves(
             subsets of a problem do not depend on which other problems are evaluated.
         subsets: pre-built :class:`Subsets` to share across calls.
         exact_best_of: compute best-of strategies with :func:`exact_best_of_n` (exact
-            expectation over all subsets) instead of sampling them.
+            expectation over all subsets) instead of sampling them. Ignored (treated as
+            False) for ``order="sample"`` subsets, where that expectation is not the
+            quantity asked for; those strategies come out with ``exact=False``.
+        order: subset order for the subsets built here (``"random"`` when None; see
+            :func:`make_subsets`). With given ``subsets``, None means "theirs" and any
+            other value must equal ``subsets.order``.
+        tie_break: ``"fractional"`` (default) or ``"first"``; see the module docstring.
+            The exact best-of formula is valid for both under random order.
 
     Every sampled strategy uses the same subsets (common random numbers).
     """
     sizes = _check_pair(pair)
-    sub = _resolve_subsets(pair, budgets, n_subsets, seed, subsets)
+    _check_tie_break(tie_break)
+    sub = _resolve_subsets(pair, budgets, n_subsets, seed, subsets, order)
     idx = _check_problems(problems, pair.n_problems)
     names = tuple(inputs)
-    exact = tuple(bool(exact_best_of and inputs[s].best_of) for s in names)
+    use_exact = exact_best_of and sub.order == "random"
+    exact = tuple(bool(use_exact and inputs[s].best_of) for s in names)
     n_b = len(sub.budgets)
     per_problem = np.zeros((len(names), n_b, len(idx)), dtype=np.float64)
     sampled = {s: inputs[s] for s, e in zip(names, exact, strict=True) if not e}
     if sampled:
-        res = subset_credits(pair, sampled, sub, idx, keep_subsets=False)
+        res = subset_credits(pair, sampled, sub, idx, keep_subsets=False, tie_break=tie_break)
         for j, s in enumerate(sampled):
             per_problem[names.index(s)] = res[j]
     for s, e in zip(names, exact, strict=True):
@@ -707,6 +841,8 @@ def accuracy_curves(
         n_subsets=sub.n_subsets,
         seed=sub.seed,
         n_clipped=tuple(int(np.count_nonzero(sel < b)) for b in sub.budgets),
+        order=sub.order,
+        tie_break=tie_break,
     )
 
 
@@ -738,7 +874,8 @@ def exact_pass_at_n(
 ) -> FloatArray:
     """(B, P) probability that a random size-N subset (without replacement) contains a
     correct response: ``1 - C(n - c, N) / C(n, N)``, N clipped to n_p. ``budgets`` are
-    sorted and de-duplicated; rows follow that order."""
+    sorted and de-duplicated; rows follow that order. Random subsets only: for the first
+    N samples in sampling order use the kernel (see the module docstring)."""
     sizes = _check_pair(pair)
     b = np.asarray(_normalise_budgets(budgets, 1), dtype=np.int64)
     idx = _check_problems(problems, pair.n_problems)
@@ -763,7 +900,10 @@ def exact_best_of_n(
     The subset's maximum lies in group j with probability ``[C(n - U_j, N) -
     C(n - U_j - g_j, N)] / C(n, N)``; given that, the expected fraction of correct
     responses among the tied maxima is c_j / g_j by exchangeability within the group (the
-    best_of tie rule). ``budgets`` are sorted and de-duplicated; rows follow that order.
+    best_of tie rule). That is also the expected credit under ``tie_break="first"``: in a
+    random draw order the earliest tied maximum is a uniform pick among them. Random
+    subsets only (not ``order="sample"``). ``budgets`` are sorted and de-duplicated; rows
+    follow that order.
     """
     sizes = _check_pair(pair)
     s_all = np.asarray(score, dtype=np.float64)

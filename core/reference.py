@@ -2,14 +2,16 @@
 
 Loops and dicts only, written to mirror the definitions in :mod:`core.budget` rather than
 its kernel: given the same explicit subsets, the fast engine must earn the same credit.
-Sums run in subset (draw) order so that floating-point totals agree bit for bit.
+Sums run in subset (draw) order so that floating-point totals agree bit for bit. The
+subsets' order (``"random"`` or ``"sample"``) enters only through
+:meth:`core.budget.Subsets.permutations`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from itertools import combinations
+from itertools import combinations, permutations
 
 from core.budget import Subsets, VoteInputs
 from core.types import PairData
@@ -25,6 +27,7 @@ def vote(
     correct: Sequence[bool],
     g: Sequence[float] | None = None,
     best_of: bool = False,
+    tie_break: str = "fractional",
 ) -> float:
     """Credit earned by voting on one subset (responses given in draw order).
 
@@ -33,13 +36,21 @@ def vote(
     cluster). Clusters with v_a >= max - TIE_RTOL * scale are tied, scale = sum |w| (+ N |c|);
     credit = mean over tied clusters of the cluster's fraction of correct responses.
     Best-of: responses with exactly the maximal weight are tied; credit = fraction correct.
+    ``tie_break="first"``: the same ties, but the credit is that of the tied cluster whose
+    earliest response comes first in draw order (the first tied best-of response), like
+    ``Counter(preds[:k]).most_common(1)`` and ``rm_score.index(max(rm_score))``.
     """
     n = len(clusters)
     if n == 0 or len(weights) != n or len(correct) != n:
         raise ValueError("need a non-empty subset with one weight and label per response")
+    if tie_break not in ("fractional", "first"):
+        raise ValueError(f"unknown tie_break {tie_break!r}")
+    first = tie_break == "first"
     if best_of:
         wmax = max(float(w) for w in weights)
         tied = [bool(correct[i]) for i in range(n) if float(weights[i]) == wmax]
+        if first:
+            return 1.0 if tied[0] else 0.0
         return sum(1.0 for c in tied if c) / len(tied)
 
     totals: dict[int, float] = {}
@@ -75,7 +86,10 @@ def vote(
             values[a] = totals[a] + counts[a] * c
     best = max(values.values())
     threshold = best - TIE_RTOL * scale
+    # dicts keep insertion order: clusters in order of their first response in the draw
     tied_credit = [n_correct[a] / counts[a] for a in values if values[a] >= threshold]
+    if first:
+        return tied_credit[0]
     return sum(tied_credit) / len(tied_credit)
 
 
@@ -85,8 +99,10 @@ def budget_curves(
     subsets: Subsets,
     problems: Sequence[int] | None = None,
     keep_subsets: bool = False,
+    tie_break: str = "fractional",
 ) -> list[list[list[float]]] | list[list[list[list[float]]]]:
-    """Reference evaluation on the explicit subsets of ``subsets``.
+    """Reference evaluation on the explicit subsets of ``subsets`` (random orders, or the
+    identity for ``order="sample"``), with the given ``tie_break``.
 
     Returns nested lists indexed [strategy][budget][problem] (mean credit over subsets) or,
     with ``keep_subsets``, [strategy][budget][problem][subset].
@@ -116,6 +132,7 @@ def budget_curves(
                             [bool(pair.correct[r]) for r in rows],
                             None if vi.g is None else [float(vi.g[r]) for r in rows],
                             vi.best_of,
+                            tie_break,
                         )
                     )
                 row_all.append(credits)
@@ -137,22 +154,27 @@ def brute_force_expectation(
     size: int,
     g: Sequence[float] | None = None,
     best_of: bool = False,
+    tie_break: str = "fractional",
 ) -> float:
-    """Exact expected credit over all size-``size`` subsets (itertools.combinations).
+    """Exact expected credit over all size-``size`` subsets (itertools.combinations), or,
+    with ``tie_break="first"`` (which depends on the draw order), over all ordered draws
+    (itertools.permutations).
 
     Only for small n. ``size`` larger than n is clipped to n.
     """
     n = len(clusters)
     k = min(size, n)
+    draws = permutations(range(n), k) if tie_break == "first" else combinations(range(n), k)
     total = 0.0
     count = 0
-    for combo in combinations(range(n), k):
+    for combo in draws:
         total += vote(
             [clusters[i] for i in combo],
             [weights[i] for i in combo],
             [correct[i] for i in combo],
             None if g is None else [g[i] for i in combo],
             best_of,
+            tie_break,
         )
         count += 1
     return total / count

@@ -185,3 +185,26 @@ def test_cli_curves_and_calibrate(
     assert len(pd.read_csv(tmp_path / "k.csv")) == 5
     code = main(["--db", str(demo_db), "curves", DEMO_NAME, "--verifier", "nope"])
     assert code == 1 and "no verifier 'nope'" in capsys.readouterr().err
+
+
+def test_non_iid_dataset_uses_sampling_order(tmp_path: Path) -> None:
+    # ordered groups (beam search): budget N must mean "the first N samples"
+    df = make_long_frame(n_problems=10, n_samples=4, llms=("m",), verifiers=("v",))
+    df["is_correct"] = df["sample_idx"] == 0  # only the first sample is ever right
+    df["answer"] = [f"a{i}" for i in df["sample_idx"]]
+    df["gold_answer"] = "a0"
+    with Store(tmp_path / "o.duckdb") as s:
+        path = write_long_csv(df, tmp_path / "o.csv")
+        import_path(s, path, name="beam", iid=False)
+        import_path(s, path, name="iid")
+        spec = dict(
+            llm="m", verifier="v", strategies=("majority", "best_of_n", "pass_at_n"), k=2, n_boot=50
+        )
+        ordered = pair_curves(s, CurveSpec("beam", **spec)).to_frame()  # type: ignore[arg-type]
+        shuffled = pair_curves(s, CurveSpec("iid", **spec)).to_frame()  # type: ignore[arg-type]
+    acc = ordered.set_index(["strategy", "budget"])["accuracy"]
+    # first sample always right: pass@N is 1 at every N; majority at N=1 takes sample 0
+    assert acc["pass_at_n"].tolist() == [1.0, 1.0, 1.0]
+    assert acc[("majority", 1)] == 1.0
+    rnd = shuffled.set_index(["strategy", "budget"])["accuracy"]
+    assert rnd[("pass_at_n", 1)] == pytest.approx(0.25)  # exact: 1 of 4 samples right

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -431,3 +432,303 @@ def test_input_validation() -> None:
         accuracy_curves(
             pair, {"a": VoteInputs(np.ones(2))}, budgets=[1], subsets=make_subsets(pair, [1, 2])
         )
+
+
+# --------------------------------------------------------------------------------------
+# subset order ("random" / "sample") and tie-breaking ("fractional" / "first")
+# --------------------------------------------------------------------------------------
+
+orders = st.sampled_from(["random", "sample"])
+tie_breaks = st.sampled_from(["fractional", "first"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), order=orders, tie_break=tie_breaks, integer=st.booleans())
+def test_engine_equals_reference_for_order_and_tie_break(
+    data: st.DataObject, order: str, tie_break: str, integer: bool
+) -> None:
+    pair, _ = data.draw(problem_sets())
+    n = pair.n_responses
+    n_strats = data.draw(st.integers(1, 3))
+    inputs = {f"s{i}": data.draw(vote_inputs(n)) for i in range(n_strats)}
+    if integer:  # integer weights force exact ties between clusters and best-of responses
+        inputs = {
+            k: VoteInputs(np.round(v.weight), g=v.g, best_of=v.best_of) for k, v in inputs.items()
+        }
+    budgets = data.draw(st.lists(st.integers(1, 10), min_size=1, max_size=4, unique=True))
+    t = data.draw(st.integers(1, 6))
+    subsets = make_subsets(pair, budgets, n_subsets=t, seed=7, order=order)
+    assert subsets.order == order
+    assert subsets.n_subsets == (1 if order == "sample" else t)
+    fast = subset_credits(pair, inputs, subsets, keep_subsets=True, tie_break=tie_break)
+    ref = np.array(
+        reference.budget_curves(pair, inputs, subsets, keep_subsets=True, tie_break=tie_break)
+    )
+    assert fast.shape == ref.shape
+    np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-12)
+    # accuracy_curves builds the same subsets itself from order / n_subsets / seed
+    curves = accuracy_curves(
+        pair,
+        inputs,
+        budgets=budgets,
+        n_subsets=t,
+        seed=7,
+        order=order,
+        tie_break=tie_break,
+        exact_best_of=False,
+    )
+    ref_mean = np.array(reference.budget_curves(pair, inputs, subsets, tie_break=tie_break))
+    np.testing.assert_allclose(curves.per_problem, ref_mean, rtol=0, atol=1e-12)
+    assert (curves.order, curves.tie_break) == (order, tie_break)
+    assert curves.n_subsets == subsets.n_subsets
+
+
+@SETTINGS
+@given(data=st.data(), tie_break=tie_breaks)
+def test_sample_order_full_budget_is_the_full_set_vote(data: st.DataObject, tie_break: str) -> None:
+    pair, _ = data.draw(problem_sets())
+    vi = data.draw(vote_inputs(pair.n_responses))
+    n_max = int(pair.sizes().max())
+    # exact_best_of is left at its default: it must not apply to sample order
+    curves = accuracy_curves(
+        pair,
+        {"s": vi},
+        budgets=[n_max, n_max + 3],
+        n_subsets=50,
+        order="sample",
+        tie_break=tie_break,
+    )
+    assert curves.exact == (False,) and curves.n_subsets == 1 and curves.order == "sample"
+    for p in range(pair.n_problems):
+        lo, hi = int(pair.offsets[p]), int(pair.offsets[p + 1])
+        # the rows in stored order are the draw order: totals agree bit for bit
+        want = reference.vote(
+            pair.cluster[lo:hi].tolist(),
+            vi.weight[lo:hi].tolist(),
+            pair.correct[lo:hi].tolist(),
+            None if vi.g is None else vi.g[lo:hi].tolist(),
+            vi.best_of,
+            tie_break,
+        )
+        assert curves.per_problem[0, 0, p] == want
+        assert curves.per_problem[0, 1, p] == want
+
+
+@SETTINGS
+@given(data=st.data(), tie_break=tie_breaks)
+def test_sample_order_ignores_rows_beyond_the_budget(data: st.DataObject, tie_break: str) -> None:
+    """Budget N sees rows [0, N) of each problem only: rewriting every later row (cluster,
+    weight, g, label) leaves the credit at N unchanged."""
+    pair, _ = data.draw(problem_sets())
+    n = pair.n_responses
+    vi = data.draw(vote_inputs(n))
+    budget = data.draw(st.integers(1, 8))
+    sizes = pair.sizes()
+    pos = np.arange(n) - np.repeat(pair.offsets[:-1], sizes)
+    late = pos >= budget
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    new_cluster = np.where(late, rng.integers(0, np.repeat(sizes, sizes)), pair.cluster)
+    other = replace(
+        pair,
+        cluster=new_cluster.astype(np.int64),
+        correct=np.where(late, rng.uniform(size=n) < 0.5, pair.correct),
+    )
+    vi2 = VoteInputs(
+        np.where(late, rng.normal(size=n) * 5, vi.weight),
+        g=None if vi.g is None else np.where(late, rng.uniform(size=n), vi.g),
+        best_of=vi.best_of,
+    )
+    kw = {"budgets": [budget], "order": "sample", "tie_break": tie_break}
+    a = accuracy_curves(pair, {"s": vi}, **kw)  # type: ignore[arg-type]
+    b = accuracy_curves(other, {"s": vi2}, **kw)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(a.per_problem, b.per_problem)
+
+
+def test_sample_order_uses_the_first_n_rows() -> None:
+    """Correctness depends on the position: problem p has its only correct response at row
+    r_p. Best-of with weight = position picks row N - 1; pass@N (best-of over correct) is
+    1 iff N > r_p; a majority vote over all-distinct answers with tie_break="first" picks
+    row 0."""
+    sizes, r = [5, 8, 3, 8], [0, 4, 2, 7]
+    clusters = [list(range(s)) for s in sizes]
+    correct = [[i == r_p for i in range(s)] for s, r_p in zip(sizes, r, strict=True)]
+    pair = make_pair(clusters, correct)
+    position = np.concatenate([np.arange(s, dtype=np.float64) for s in sizes])
+    inputs = {
+        "last": VoteInputs(position, best_of=True),
+        "pass": VoteInputs(pair.correct.astype(np.float64), best_of=True),
+        "mv": VoteInputs(np.ones(pair.n_responses)),
+    }
+    budgets = list(range(1, 10))
+    curves = accuracy_curves(pair, inputs, budgets=budgets, order="sample", tie_break="first")
+    assert curves.exact == (False, False, False)
+    for p, (s, r_p) in enumerate(zip(sizes, r, strict=True)):
+        for j, nb in enumerate(budgets):
+            k = min(nb, s)
+            assert curves.per_problem[0, j, p] == float(k - 1 == r_p)
+            assert curves.per_problem[1, j, p] == float(k > r_p)
+            assert curves.per_problem[2, j, p] == float(r_p == 0)
+    # the fractional rule credits the mean over all k tied answers instead
+    frac = accuracy_curves(pair, {"mv": inputs["mv"]}, budgets=budgets, order="sample")
+    for p, (s, r_p) in enumerate(zip(sizes, r, strict=True)):
+        for j, nb in enumerate(budgets):
+            k = min(nb, s)
+            assert frac.per_problem[0, j, p] == pytest.approx(float(k > r_p) / k)
+    sub = make_subsets(pair, budgets, n_subsets=50, seed=3, order="sample")
+    assert sub.n_subsets == 1 and sub.order == "sample"
+    np.testing.assert_array_equal(sub.permutations(1), [np.arange(8)])
+    np.testing.assert_array_equal(sub.subset(1, 0, 3), [0, 1, 2])
+    np.testing.assert_array_equal(sub.subset(2, 0, 9), [0, 1, 2])
+
+
+def test_first_and_fractional_ties_by_hand() -> None:
+    # sampling order: answers B A A B C (A correct), majority vote
+    pair = make_pair([[1, 0, 0, 1, 2]], [[False, True, True, False, False]])
+    mv = {"mv": VoteInputs(np.ones(5))}
+    kw = {"budgets": [1, 2, 3, 4, 5], "order": "sample"}
+    frac = accuracy_curves(pair, mv, **kw)  # type: ignore[arg-type]
+    first = accuracy_curves(pair, mv, tie_break="first", **kw)  # type: ignore[arg-type]
+    # N=1 {B}; N=2 B:1 A:1 tie; N=3 A:2 wins; N=4 A:2 B:2 tie; N=5 A:2 B:2 C:1 tie.
+    # The first-drawn tied answer is B (row 0) -> 0; fractional credits 1/2.
+    np.testing.assert_array_equal(frac.per_problem[0, :, 0], [0, 0.5, 1, 0.5, 0.5])
+    np.testing.assert_array_equal(first.per_problem[0, :, 0], [0, 0, 1, 0, 0])
+    # same answers, A drawn first: A A B B C -> first gives 1 at N = 4, 5
+    pair2 = make_pair([[0, 0, 1, 1, 2]], [[True, True, False, False, False]])
+    first2 = accuracy_curves(pair2, mv, tie_break="first", **kw)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(first2.per_problem[0, :, 0], [1, 1, 1, 1, 1])
+    # the tie tolerance decides what is tied: 0.1 + 0.2 (A, drawn second) vs 0.3 (B,
+    # drawn first) are tied -> first picks B; a real gap of 1e-6 is no tie
+    pair3 = make_pair([[1, 0, 0]], [[False, True, True]])
+    for w, want in (([0.3, 0.1, 0.2], 0.0), ([0.299999, 0.1, 0.2], 1.0)):
+        got = accuracy_curves(
+            pair3, {"w": VoteInputs(np.array(w))}, budgets=[3], order="sample", tie_break="first"
+        )
+        assert got.per_problem[0, 0, 0] == want
+    # best-of: weights .5 .9 .9 .2, correct T F T F: tied maxima at rows 1 (F) and 2 (T)
+    pair4 = make_pair([[0, 1, 2, 3]], [[True, False, True, False]])
+    bon = {"b": VoteInputs(np.array([0.5, 0.9, 0.9, 0.2]), best_of=True)}
+    kw4 = {"budgets": [1, 2, 3, 4], "order": "sample"}
+    frac4 = accuracy_curves(pair4, bon, **kw4)  # type: ignore[arg-type]
+    first4 = accuracy_curves(pair4, bon, tie_break="first", **kw4)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(frac4.per_problem[0, :, 0], [1, 0, 0.5, 0.5])
+    np.testing.assert_array_equal(first4.per_problem[0, :, 0], [1, 0, 0, 0])
+    # q-term: g = 0.5 everywhere, m = 2 -> c = log 1 = 0; totals 2 (A x2) and 2 (B) tie;
+    # B comes first
+    pair5 = make_pair([[1, 0, 0]], [[False, True, True]])
+    kde = {"k": VoteInputs(np.array([2.0, 1.0, 1.0]), g=np.full(3, 0.5))}
+    kw5 = {"budgets": [3], "order": "sample"}
+    assert accuracy_curves(pair5, kde, **kw5).per_problem[0, 0, 0] == 0.5  # type: ignore[arg-type]
+    got5 = accuracy_curves(pair5, kde, tie_break="first", **kw5)  # type: ignore[arg-type]
+    assert got5.per_problem[0, 0, 0] == 0.0
+
+
+def test_first_tie_break_under_random_order() -> None:
+    """Per subset: credit of the first-drawn tied cluster. In expectation a tied cluster
+    wins with probability proportional to its size: A (two responses of weight 1, correct)
+    and B (one of weight 2) tie at 2 on the full set, so first -> P(A drawn first) = 2/3,
+    fractional -> 1/2."""
+    pair = make_pair([[0, 0, 1]], [[True, True, False]])
+    vi = {"w": VoteInputs(np.array([1.0, 1.0, 2.0]))}
+    sub = make_subsets(pair, [3], n_subsets=4000, seed=1)
+    cred = subset_credits(pair, vi, sub, tie_break="first")[0, 0, 0]
+    for t in (0, 1, 2, 17, 3999):
+        assert cred[t] == float(sub.subset(0, t, 3)[0] != 2)
+    want = reference.brute_force_expectation(
+        [0, 0, 1], [1.0, 1.0, 2.0], [True, True, False], 3, tie_break="first"
+    )
+    assert want == pytest.approx(2 / 3)
+    assert reference.brute_force_expectation(
+        [0, 0, 1], [1.0, 1.0, 2.0], [True, True, False], 3
+    ) == pytest.approx(1 / 2)
+    se = math.sqrt(2 / 9 / 4000)
+    assert abs(float(cred.mean()) - want) < 4.5 * se
+    frac = subset_credits(pair, vi, sub)[0, 0, 0]
+    np.testing.assert_array_equal(frac, np.full(4000, 0.5))
+
+
+@SETTINGS
+@given(scores=st.lists(st.integers(0, 2), min_size=1, max_size=6), data=st.data())
+def test_exact_best_of_n_is_valid_for_first_tie_break(
+    scores: list[int], data: st.DataObject
+) -> None:
+    """Under random order the earliest tied maximum is a uniform pick among the tied
+    ones, so the expectation over ordered draws equals the exact (fractional) formula,
+    and accuracy_curves keeps the exact path for tie_break="first"."""
+    n = len(scores)
+    correct = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    w = [float(s) for s in scores]
+    pair = make_pair([list(range(n))], [correct], [w])
+    budgets = list(range(1, n + 1))
+    exact = exact_best_of_n(pair, pair.score, budgets)[:, 0]
+    for j, b in enumerate(budgets):
+        want = reference.brute_force_expectation(
+            list(range(n)), w, correct, b, best_of=True, tie_break="first"
+        )
+        assert exact[j] == pytest.approx(want, abs=1e-10)
+    curves = accuracy_curves(
+        pair, {"b": VoteInputs(pair.score, best_of=True)}, budgets=budgets, tie_break="first"
+    )
+    assert curves.exact == (True,)
+    np.testing.assert_array_equal(curves.per_problem[0, :, 0], exact)
+
+
+def test_defaults_are_random_order_and_fractional_ties() -> None:
+    rng = np.random.default_rng(3)
+    clusters = [np.unique(rng.integers(0, 3, 9), return_inverse=True)[1].tolist() for _ in range(5)]
+    pair = make_pair(clusters, [[c == 0 for c in cl] for cl in clusters])
+    inputs = {
+        "wv": VoteInputs(np.round(rng.normal(size=pair.n_responses))),
+        "kde": VoteInputs(rng.normal(size=pair.n_responses), g=rng.uniform(size=pair.n_responses)),
+        "bon": VoteInputs(np.round(rng.normal(size=pair.n_responses)), best_of=True),
+    }
+    base = accuracy_curves(pair, inputs, n_subsets=20, seed=2)
+    same = accuracy_curves(
+        pair, inputs, n_subsets=20, seed=2, order="random", tie_break="fractional"
+    )
+    np.testing.assert_array_equal(base.per_problem, same.per_problem)
+    assert (base.order, base.tie_break) == ("random", "fractional")
+    sub = make_subsets(pair, None, 20, 2)
+    assert sub.order == "random"
+    np.testing.assert_array_equal(
+        subset_credits(pair, inputs, sub), subset_credits(pair, inputs, sub, tie_break="fractional")
+    )
+    # with the subsets given, order=None means theirs; a different order is an error
+    s_sub = make_subsets(pair, [1, 9], order="sample")
+    assert accuracy_curves(pair, inputs, subsets=s_sub).order == "sample"
+    with pytest.raises(BudgetError, match="order"):
+        accuracy_curves(pair, inputs, subsets=s_sub, order="random")
+    more = base.with_strategy("pass", exact_pass_at_n(pair, base.budgets))
+    assert (more.order, more.tie_break) == ("random", "fractional")
+
+
+def test_order_and_tie_break_validation() -> None:
+    pair = make_pair([[0, 1, 0]], [[True, False, True]])
+    vi = {"a": VoteInputs(np.ones(3))}
+    with pytest.raises(BudgetError, match="order"):
+        make_subsets(pair, [1], order="sorted")
+    with pytest.raises(BudgetError, match="order"):
+        accuracy_curves(pair, vi, order="beam")
+    with pytest.raises(BudgetError, match="tie_break"):
+        accuracy_curves(pair, vi, tie_break="last")
+    with pytest.raises(BudgetError, match="tie_break"):
+        subset_credits(pair, vi, make_subsets(pair, [1]), tie_break="random")
+    with pytest.raises(ValueError, match="tie_break"):
+        reference.vote([0], [1.0], [True], tie_break="last")
+    unsorted = PairData(
+        dataset_id="t",
+        llm="m",
+        verifier="v",
+        problem_ids=("q0", "q1"),
+        offsets=np.array([0, 3, 5], dtype=np.int64),
+        cluster=np.array([0, 1, 0, 0, 1], dtype=np.int64),
+        score=np.linspace(0.1, 0.9, 5),
+        correct=np.array([True, False, True, False, True]),
+        sample_idx=np.array([0, 1, 2, 1, 0], dtype=np.int64),
+        n_tokens=np.full(5, np.nan),
+    )
+    vi5 = {"a": VoteInputs(np.ones(5))}
+    with pytest.raises(BudgetError, match="sample_idx"):
+        accuracy_curves(unsorted, vi5, order="sample")
+    accuracy_curves(unsorted, vi5, n_subsets=2)  # random order does not care
+    ok = replace(unsorted, sample_idx=np.array([0, 1, 2, 0, 1], dtype=np.int64))
+    accuracy_curves(ok, vi5, order="sample")  # sample_idx restarts at each problem
