@@ -63,7 +63,12 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION: Final = 1
 
-TRANSFORMS: Final = ("auto", "identity", "sigmoid", "rank")
+TRANSFORMS: Final = ("auto", "identity", "sigmoid", "rank", "zscore", "log-zscore")
+#: transforms whose resolved form carries the centre and scale fitted on calibration scores,
+#: written "zscore:<mean>:<sd>" / "log-zscore:<mean>:<sd>" (exact float reprs).
+PARAMETRIC_TRANSFORMS: Final = ("zscore", "log-zscore")
+#: "auto" treats non-negative signals above this as counts (e.g. token lengths).
+COUNT_SIGNAL_MIN_MAX: Final = 50.0
 BANDWIDTH_RULES: Final = ("scott", "silverman")
 BANDWIDTH_MODES: Final = ("shared", "per_class")
 OFFSET_OBJECTIVES: Final = ("budget", "mean")
@@ -267,15 +272,52 @@ def problem_index(pair: PairData) -> IntArray:
 
 
 def resolve_transform(transform: str, score: npt.ArrayLike) -> str:
-    """Resolve "auto": identity if every score lies in [0, 1], else sigmoid."""
+    """Resolve "auto" and fit the parameters of parametric transforms on `score`.
+
+    "auto": identity if every score lies in [0, 1]; log-zscore for non-negative signals
+    that reach above COUNT_SIGNAL_MIN_MAX (counts such as token lengths); sigmoid otherwise
+    (reward-model logits). "zscore" / "log-zscore" resolve to
+    "zscore:<mean>:<sd>" / "log-zscore:<mean>:<sd>" of the (log1p) scores given here, i.e.
+    of the calibration problems only: t = sigmoid((v - mean) / sd).
+    """
     if transform not in TRANSFORMS:
         raise CalibrationError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
-    if transform != "auto":
-        return transform
     s = np.asarray(score, dtype=np.float64)
-    if s.size == 0 or (float(s.min()) >= 0.0 and float(s.max()) <= 1.0):
-        return "identity"
-    return "sigmoid"
+    if transform == "auto":
+        if s.size == 0 or (float(s.min()) >= 0.0 and float(s.max()) <= 1.0):
+            return "identity"
+        if float(s.min()) >= 0.0 and float(s.max()) > COUNT_SIGNAL_MIN_MAX:
+            transform = "log-zscore"
+        else:
+            return "sigmoid"
+    if transform in PARAMETRIC_TRANSFORMS:
+        if transform == "log-zscore" and s.size and float(s.min()) < 0.0:
+            raise CalibrationError("log-zscore needs non-negative scores")
+        v = np.log1p(s) if transform == "log-zscore" else s
+        mean = float(v.mean()) if v.size else 0.0
+        sd = float(v.std()) if v.size else 1.0
+        if not math.isfinite(sd) or sd <= 0.0:
+            sd = 1.0
+        return f"{transform}:{mean!r}:{sd!r}"
+    return transform
+
+
+def parse_transform(transform: str) -> tuple[str, float, float]:
+    """(name, mean, sd) of a resolved transform (mean 0, sd 1 for non-parametric ones)."""
+    name, *rest = transform.split(":")
+    if name in PARAMETRIC_TRANSFORMS:
+        if len(rest) != 2:
+            raise CalibrationError(f"bad resolved transform {transform!r}")
+        try:
+            mean, sd = float(rest[0]), float(rest[1])
+        except ValueError:
+            raise CalibrationError(f"bad resolved transform {transform!r}") from None
+        if not (math.isfinite(mean) and math.isfinite(sd) and sd > 0):
+            raise CalibrationError(f"bad resolved transform {transform!r}")
+        return name, mean, sd
+    if rest or name not in TRANSFORMS or name == "auto":
+        raise CalibrationError(f"bad resolved transform {transform!r}")
+    return name, 0.0, 1.0
 
 
 def within_problem_rank(score: FloatArray, offsets: IntArray) -> FloatArray:
@@ -316,6 +358,10 @@ def apply_transform(
         if offsets is None:
             raise CalibrationError("the rank transform needs problem offsets")
         return within_problem_rank(s, offsets)
+    if transform.split(":", 1)[0] in PARAMETRIC_TRANSFORMS:
+        name, mean, sd = parse_transform(transform)
+        v = np.log1p(np.maximum(s, 0.0)) if name == "log-zscore" else s
+        return np.asarray(special.expit((v - mean) / sd), dtype=np.float64)
     raise CalibrationError(f"cannot apply transform {transform!r} (resolve 'auto' first)")
 
 
@@ -922,8 +968,7 @@ class FittedWeights:
             if kind not in ALL_KINDS:
                 raise CalibrationError(f"unknown weight kind {kind!r}")
             transform = str(d["transform"])
-            if transform not in TRANSFORMS or transform == "auto":
-                raise CalibrationError(f"bad resolved transform {transform!r}")
+            parse_transform(transform)  # raises on anything but a resolved transform
             kde = None
             if d.get("kde") is not None:
                 k = d["kde"]

@@ -357,8 +357,8 @@ def _analysis_args(s: argparse.ArgumentParser, *, pair_required: bool = False) -
     s.add_argument(
         "--transform",
         default="auto",
-        choices=["auto", "identity", "sigmoid", "rank"],
-        help="score transform (auto: sigmoid when scores leave [0, 1])",
+        choices=["auto", "identity", "sigmoid", "rank", "zscore", "log-zscore"],
+        help="score transform (auto: identity in [0, 1], log-zscore for counts, else sigmoid)",
     )
     s.add_argument(
         "--bandwidth", default="scott", help="KDE bandwidth: scott, silverman or a number"

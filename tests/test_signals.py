@@ -1,0 +1,83 @@
+"""Any per-response signal (token length, ORM logits) calibrated like a PRM score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.calibration import (
+    CalibrationError,
+    FittedWeights,
+    StrategyParams,
+    apply_transform,
+    fit_weights,
+    parse_transform,
+    resolve_transform,
+)
+from core.types import PairData
+
+
+def length_pair(n_problems: int = 200, n: int = 16, seed: int = 0) -> PairData:
+    """Token counts: correct answers are shorter (lognormal), as in real reasoning LLMs."""
+    rng = np.random.default_rng(seed)
+    correct = rng.random(n_problems * n) < 0.5
+    tokens = np.where(
+        correct, rng.lognormal(8.0, 0.4, correct.size), rng.lognormal(8.8, 0.5, correct.size)
+    ).round()
+    offsets = np.arange(0, (n_problems + 1) * n, n, dtype=np.int64)
+    cluster = np.where(correct, 0, 1 + np.arange(correct.size) % 3)
+    dense = np.empty_like(cluster)
+    for p in range(n_problems):
+        seen: dict[int, int] = {}
+        for i in range(offsets[p], offsets[p + 1]):
+            dense[i] = seen.setdefault(int(cluster[i]), len(seen))
+    return PairData(
+        "d",
+        "m",
+        "length",
+        tuple(f"p{i}" for i in range(n_problems)),
+        offsets,
+        dense,
+        tokens,
+        correct,
+        np.tile(np.arange(n), n_problems),
+        tokens,
+    )
+
+
+def test_auto_transform_by_range() -> None:
+    assert resolve_transform("auto", [0.1, 0.9]) == "identity"
+    assert resolve_transform("auto", [-4.3, 6.1]) == "sigmoid"  # ORM logits
+    resolved = resolve_transform("auto", [120.0, 9000.0, 15000.0])  # token counts
+    name, mean, sd = parse_transform(resolved)
+    assert name == "log-zscore"
+    v = np.log1p([120.0, 9000.0, 15000.0])
+    assert mean == pytest.approx(v.mean()) and sd == pytest.approx(v.std())
+    t = apply_transform(np.array([120.0, 15000.0]), resolved)
+    assert 0 < t[0] < 0.5 < t[1] < 1
+    with pytest.raises(CalibrationError):
+        resolve_transform("log-zscore", [-1.0, 3.0])
+    with pytest.raises(CalibrationError):
+        parse_transform("zscore:1.0")
+
+
+def test_length_signal_gets_negative_weights_for_long_answers() -> None:
+    pair = length_pair()
+    fitted = fit_weights(pair, "kde_wv", StrategyParams())
+    assert fitted.transform.startswith("log-zscore:")
+    short, long_ = 2000.0, 15000.0  # e^8 ~ 3000 tokens (correct), e^8.8 ~ 6600 (wrong)
+    w = fitted.weight_curve(np.array([short, long_]), raw=True)
+    assert w[0] > 0 > w[1]
+    # the transform's parameters come from the calibration scores and survive JSON
+    back = FittedWeights.from_json(fitted.to_json())
+    assert back.transform == fitted.transform
+    np.testing.assert_array_equal(back.response_weights(pair), fitted.response_weights(pair))
+
+
+def test_transform_parameters_use_calibration_scores_only() -> None:
+    calib = length_pair(seed=1)
+    other = length_pair(seed=2)
+    fitted = fit_weights(calib, "logit_wv", StrategyParams(offset_n_subsets=10))
+    _, mean, _ = parse_transform(fitted.transform)
+    assert mean == pytest.approx(np.log1p(calib.score).mean())
+    assert mean != pytest.approx(np.log1p(other.score).mean())
