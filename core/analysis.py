@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.allocation import Allocation, allocate
 from core.budget import CurveSet, make_subsets
 from core.calibration import FittedWeights, StrategyParams, cross_fit_many
 from core.reduce import REDUCTIONS, reduce_steps
@@ -347,3 +348,20 @@ def calibrate_table(
 def calibrated_strategy_names() -> list[str]:
     """Strategies that have a fitted weighting function (no oracles)."""
     return [s.name for s in list_strategies(include_oracles=False) if s.needs_fit]
+
+
+def pair_allocation(
+    store: Store,
+    spec: CurveSpec,
+    candidates: Sequence[str] | None = None,
+    n_bins: int = 4,
+    seed: int = 0,
+    *,
+    progress: ProgressFn | None = None,
+) -> Allocation:
+    """Per-difficulty-bin choice of strategy for one pair (two-fold CV over problems),
+    on the pair's cross-fitted curves (from the cache when present)."""
+    res = pair_curves(store, spec, progress=progress)
+    pair = load_pair_reduced(store, spec.dataset, spec.llm, spec.verifier, spec.reduction)
+    names = [s for s in (candidates or spec.strategies) if not get_strategy(s).is_oracle]
+    return allocate(res.curves, pair, names, n_bins=n_bins, seed=seed)

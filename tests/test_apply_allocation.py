@@ -174,3 +174,19 @@ def test_allocation_never_selects_on_the_problems_it_is_evaluated_on() -> None:
                 assert again.choice[f, b, k] == base.choice[f, b, k]
     with pytest.raises(AllocationError, match="at least"):
         allocate(curves_for(pair, acc, names), pair, n_bins=40)
+
+
+def test_pair_allocation_on_the_demo(tmp_path: Path) -> None:
+    from core.analysis import CurveSpec, pair_allocation
+    from core.cli import DEMO_NAME, build_demo
+    from core.store import Store
+
+    with Store(tmp_path / "a.duckdb") as s:
+        build_demo(s, n_problems=60, n_samples=8)
+        spec = CurveSpec(DEMO_NAME, "sim-llm-E", "sim-shepherd-min", n_subsets=30, n_boot=100)
+        alloc = pair_allocation(s, spec, n_bins=3)
+    assert "oracle_optimal" not in alloc.strategies and "pass_at_n" not in alloc.strategies
+    assert alloc.per_problem.shape == (len(alloc.budgets), 60)
+    # each problem's per-bin accuracy is one of the fixed strategies' on that problem
+    for b in range(len(alloc.budgets)):
+        assert np.all(np.any(np.isclose(alloc.fixed[:, b, :], alloc.per_problem[b]), axis=0))
