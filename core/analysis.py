@@ -21,7 +21,15 @@ import pandas as pd
 
 from core.allocation import Allocation, allocate
 from core.budget import CurveSet, make_subsets
-from core.calibration import FittedWeights, StrategyParams, cross_fit_many
+from core.calibration import (
+    CalibrationError,
+    FittedWeights,
+    StrategyParams,
+    auto_transform_name,
+    cross_fit_many,
+    kfold_problems,
+    select_problems,
+)
 from core.reduce import REDUCTIONS, reduce_steps
 from core.stats import CurveIntervals, EfficiencyResult, curve_cis, efficiency_from_curves
 from core.store import Store
@@ -91,6 +99,7 @@ class PairCurves:
     curves: CurveSet
     intervals: CurveIntervals
     from_cache: bool = False
+    skipped: dict[str, str] = field(default_factory=dict)  # strategy -> why it could not run
 
     def to_frame(self) -> pd.DataFrame:
         """Long table: strategy, label, oracle, exact, budget, accuracy, low, high."""
@@ -142,9 +151,10 @@ def load_pair_reduced(
     return replace(pair, score=np.asarray(score, dtype=np.float64))
 
 
-def _encode_curves(curves: CurveSet) -> bytes:
+def _encode_curves(curves: CurveSet, skipped: dict[str, str]) -> bytes:
     buf = io.BytesIO()
     meta = {
+        "skipped": skipped,
         "budgets": list(curves.budgets),
         "strategies": list(curves.strategies),
         "problem_ids": list(curves.problem_ids),
@@ -163,7 +173,7 @@ def _encode_curves(curves: CurveSet) -> bytes:
     return buf.getvalue()
 
 
-def _decode_curves(payload: bytes) -> CurveSet:
+def _decode_curves(payload: bytes) -> tuple[CurveSet, dict[str, str]]:
     with np.load(io.BytesIO(payload)) as z:
         meta = json.loads(bytes(z["meta"]).decode())
         per_problem = np.asarray(z["per_problem"], dtype=np.float64)
@@ -178,7 +188,7 @@ def _decode_curves(payload: bytes) -> CurveSet:
         n_clipped=tuple(meta["n_clipped"]),
         order=str(meta["order"]),
         tie_break=str(meta["tie_break"]),
-    )
+    ), {str(k): str(v) for k, v in meta.get("skipped", {}).items()}
 
 
 def pair_curves(
@@ -204,8 +214,10 @@ def pair_curves(
     if use_cache:
         cached = store.cache_get(key)
         if cached is not None:
-            curves = _decode_curves(cached)
-            return PairCurves(spec, curves, _intervals(curves, spec), from_cache=True)
+            curves, was_skipped = _decode_curves(cached)
+            return PairCurves(
+                spec, curves, _intervals(curves, spec), from_cache=True, skipped=was_skipped
+            )
     if progress is not None:
         progress("loading pair", 0, 3)
     pair = load_pair_reduced(store, spec.dataset, spec.llm, spec.verifier, spec.reduction)
@@ -220,21 +232,53 @@ def pair_curves(
     )
     if progress is not None:
         progress(f"fitting and evaluating {len(spec.strategies)} strategies", 1, 3)
-    res = cross_fit_many(
-        pair,
-        list(spec.strategies),
-        params,
-        k=spec.k,
-        seed=spec.fold_seed,
-        subsets=subsets,
-    )
+    strategies = list(spec.strategies)
+    skipped: dict[str, str] = {}
+    try:
+        res = cross_fit_many(
+            pair, strategies, params, k=spec.k, seed=spec.fold_seed, subsets=subsets
+        )
+    except CalibrationError:
+        # find which strategies cannot be fitted on some fold, drop them with the reason
+        skipped = _unfittable(pair, strategies, params, spec.k, spec.fold_seed)
+        strategies = [s for s in strategies if s not in skipped]
+        if not strategies:
+            raise AnalysisError(
+                "no strategy can be fitted on this pair: "
+                + "; ".join(f"{k}: {v}" for k, v in skipped.items())
+            ) from None
+        res = cross_fit_many(
+            pair, strategies, params, k=spec.k, seed=spec.fold_seed, subsets=subsets
+        )
     curves = res.curves
     if progress is not None:
         progress("bootstrap intervals", 2, 3)
-    store.cache_put(key, info.content_sha256, "pair_curves", key_params, _encode_curves(curves))
-    out = PairCurves(spec, curves, _intervals(curves, spec))
+    store.cache_put(
+        key, info.content_sha256, "pair_curves", key_params, _encode_curves(curves, skipped)
+    )
+    out = PairCurves(spec, curves, _intervals(curves, spec), skipped=skipped)
     if progress is not None:
         progress("done", 3, 3)
+    return out
+
+
+def _unfittable(
+    pair: PairData, strategies: Sequence[str], params: StrategyParams, k: int, seed: int
+) -> dict[str, str]:
+    """Strategies whose fit fails on some fold's calibration problems, with the reason."""
+    out: dict[str, str] = {}
+    if params.transform == "auto":  # as cross_fit_many does: one transform for the pair
+        params = replace(params, transform=auto_transform_name(pair.score))
+    folds = kfold_problems(pair.n_problems, k, seed)
+    everything = np.arange(pair.n_problems, dtype=np.int64)
+    for name in strategies:
+        strat = get_strategy(name)
+        for test in folds:
+            try:
+                strat.fit(select_problems(pair, np.setdiff1d(everything, test)), params)
+            except CalibrationError as exc:
+                out[name] = str(exc)
+                break
     return out
 
 

@@ -64,6 +64,8 @@ if TYPE_CHECKING:
 SCHEMA_VERSION: Final = 1
 
 TRANSFORMS: Final = ("auto", "identity", "sigmoid", "rank", "zscore", "log-zscore")
+#: number of quantile knots of the resolved "rank" transform
+RANK_KNOTS: Final = 129
 #: transforms whose resolved form carries the centre and scale fitted on calibration scores,
 #: written "zscore:<mean>:<sd>" / "log-zscore:<mean>:<sd>" (exact float reprs).
 PARAMETRIC_TRANSFORMS: Final = ("zscore", "log-zscore")
@@ -290,6 +292,8 @@ def resolve_transform(transform: str, score: npt.ArrayLike) -> str:
             transform = "log-zscore"
         else:
             return "sigmoid"
+    if transform == "rank":
+        return _resolve_rank(s)
     if transform in PARAMETRIC_TRANSFORMS:
         if transform == "log-zscore" and s.size and float(s.min()) < 0.0:
             raise CalibrationError("log-zscore needs non-negative scores")
@@ -302,9 +306,70 @@ def resolve_transform(transform: str, score: npt.ArrayLike) -> str:
     return transform
 
 
+def auto_transform_name(score: npt.ArrayLike) -> str:
+    """The transform "auto" stands for on these scores (name only, no parameters).
+
+    Resolve it once per pair (on all its scores: no labels are involved) so that every
+    fold of a cross-fit uses the same kind of transform; the parameters of parametric
+    transforms are then fitted per fold on calibration scores only.
+    """
+    name = resolve_transform("auto", score)
+    return name.split(":", 1)[0]
+
+
+def _resolve_rank(s: FloatArray) -> str:
+    """ "rank:<knots>|<levels>": the mid-rank of a score among the calibration scores
+    (their empirical CDF at RANK_KNOTS quantiles, interpolated). Unlike a rank within the
+    problem, it does not depend on the other responses of the problem, which a budget-N
+    subset has not seen."""
+    if s.size == 0:
+        return "rank:0.0|0.5"
+    srt = np.sort(s)
+    knots = np.unique(np.quantile(srt, np.linspace(0.0, 1.0, RANK_KNOTS)))
+    lo = np.searchsorted(srt, knots, side="left")
+    hi = np.searchsorted(srt, knots, side="right")
+    levels = (lo + hi) / (2.0 * srt.size)
+    return (
+        "rank:"
+        + ",".join(repr(float(k)) for k in knots)
+        + "|"
+        + ",".join(repr(float(v)) for v in levels)
+    )
+
+
+def _parse_rank(transform: str) -> tuple[FloatArray, FloatArray]:
+    try:
+        knots_s, levels_s = transform.split(":", 1)[1].split("|")
+        knots = np.asarray([float(x) for x in knots_s.split(",")], dtype=np.float64)
+        levels = np.asarray([float(x) for x in levels_s.split(",")], dtype=np.float64)
+    except (ValueError, IndexError):
+        raise CalibrationError("bad resolved rank transform") from None
+    if (
+        knots.size != levels.size
+        or knots.size == 0
+        or not (np.all(np.isfinite(knots)) and np.all(np.isfinite(levels)))
+        or np.any(np.diff(knots) <= 0)
+    ):
+        raise CalibrationError("bad resolved rank transform")
+    return knots, levels
+
+
+def is_resolved_transform(transform: str) -> bool:
+    try:
+        parse_transform(transform)
+    except CalibrationError:
+        return False
+    return True
+
+
 def parse_transform(transform: str) -> tuple[str, float, float]:
     """(name, mean, sd) of a resolved transform (mean 0, sd 1 for non-parametric ones)."""
     name, *rest = transform.split(":")
+    if name == "rank":
+        if not rest:
+            raise CalibrationError("the rank transform must be resolved on calibration scores")
+        _parse_rank(transform)
+        return name, 0.0, 1.0
     if name in PARAMETRIC_TRANSFORMS:
         if len(rest) != 2:
             raise CalibrationError(f"bad resolved transform {transform!r}")
@@ -354,10 +419,11 @@ def apply_transform(
         return np.clip(s, 0.0, 1.0)
     if transform == "sigmoid":
         return np.asarray(special.expit(s), dtype=np.float64)
-    if transform == "rank":
-        if offsets is None:
-            raise CalibrationError("the rank transform needs problem offsets")
-        return within_problem_rank(s, offsets)
+    if transform.startswith("rank:"):
+        knots, levels = _parse_rank(transform)
+        if knots.size == 1:
+            return np.full(s.shape, float(levels[0]))
+        return np.asarray(np.interp(s, knots, levels), dtype=np.float64)
     if transform.split(":", 1)[0] in PARAMETRIC_TRANSFORMS:
         name, mean, sd = parse_transform(transform)
         v = np.log1p(np.maximum(s, 0.0)) if name == "log-zscore" else s
@@ -864,8 +930,6 @@ class FittedWeights:
         g = np.asarray(grid, dtype=np.float64)
         if not raw:
             return g
-        if self.transform == "rank":
-            raise CalibrationError("rank-transformed weights have no raw-score axis")
         return apply_transform(g, self.transform)
 
     def weight_curve(self, grid: npt.ArrayLike, *, raw: bool = False) -> FloatArray:
@@ -1053,6 +1117,8 @@ def fit_weights(calib: PairData, kind: str, params: StrategyParams | None = None
         raise CalibrationError(f"unknown weight kind {kind!r}; known: {ALL_KINDS}")
     if calib.n_responses == 0:
         raise CalibrationError("calibration pair has no responses")
+    if not np.all(np.isfinite(calib.score)):
+        raise CalibrationError("calibration scores must be finite (NaN or inf found)")
     transform = resolve_transform(params.transform, calib.score)
     t = apply_transform(calib.score, transform, calib.offsets)
     x = clipped_logit(t, params.clip_eps)
@@ -1112,7 +1178,7 @@ def oracle_weights(
     "oracle" fell below calibrated KDE WV on the simulator, while pooled in-sample densities
     with true q reach the simulator's Bayes-optimal accuracy.
     """
-    tr = resolve_transform(transform, pair.score)
+    tr = transform if is_resolved_transform(transform) else resolve_transform(transform, pair.score)
     t = apply_transform(pair.score, tr, pair.offsets)
     x = clipped_logit(t, params.clip_eps)
     c = np.asarray(pair.correct, dtype=bool)
@@ -1144,6 +1210,14 @@ FitFn = Callable[["Strategy", PairData, StrategyParams], FittedWeights]
 
 def _default_fit(strategy: Strategy, calib: PairData, params: StrategyParams) -> FittedWeights:
     return strategy.fit(calib, params)
+
+
+def _auto_once(params: StrategyParams, pair: PairData) -> StrategyParams:
+    """Resolve "auto" to a transform name once for the whole pair (scores only, no
+    labels), so every fold uses the same kind of transform."""
+    if params.transform != "auto":
+        return params
+    return replace(params, transform=auto_transform_name(pair.score))
 
 
 def kfold_problems(n_problems: int, k: int, seed: int) -> list[IntArray]:
@@ -1285,7 +1359,7 @@ def cross_fit_many(
     evaluated in one `accuracy_curves` call over all problems, with common subsets for every
     strategy. Oracle strategies use the evaluated problems' own labels by design.
     """
-    params = params or StrategyParams()
+    params = _auto_once(params or StrategyParams(), pair)
     strats = _resolve(strategies)
     fit = fit_fn or _default_fit
     folds = kfold_problems(pair.n_problems, k, seed)
@@ -1350,7 +1424,14 @@ def calibrate_transfer(
     fit_fn: FitFn | None = None,
 ) -> TransferResult:
     """Fit on `calib` (e.g. another dataset or LLM), evaluate on every problem of `eval_pair`."""
-    params = params or StrategyParams()
+    params = _auto_once(params or StrategyParams(), calib)
+    shared = set(calib.problem_ids) & set(eval_pair.problem_ids)
+    if calib.dataset_id == eval_pair.dataset_id and shared:
+        raise CalibrationError(
+            f"calibration and evaluation pairs share {len(shared)} problems of one dataset: "
+            "their labels would leak into the weights; use cross_fit_many, or "
+            "core.transfer.transfer_inputs (which folds the shared problems)"
+        )
     strats = _resolve(strategies)
     fit = fit_fn or _default_fit
     fitted = {s.name: fit(s, calib, params) for s in strats}
@@ -1392,7 +1473,7 @@ def bootstrap_weight_bands(
     is the fit on the full pair. Resamples whose fit fails (e.g. a class vanished) are
     skipped and counted in `n_failed`.
     """
-    params = params or StrategyParams()
+    params = _auto_once(params or StrategyParams(), pair)
     (strat,) = _resolve([strategy])
     fit = fit_fn or _default_fit
     if not 0.0 < level < 1.0:

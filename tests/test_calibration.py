@@ -506,11 +506,18 @@ def test_orm_scores_use_recorded_sigmoid_and_rank_transforms() -> None:
         fw.weight_curve(special.expit([-1.0, 2.0])),
     )
     fr = fit_weights(pair, "vanilla_wv", StrategyParams(transform="rank"))
-    assert fr.transform == "rank"
+    assert fr.transform.startswith("rank:")  # quantiles of the calibration scores
     w = fr.response_weights(pair)
     assert np.all((w > 0) & (w < 1))
-    with pytest.raises(CalibrationError):
-        fr.weight_curve(np.array([0.5]), raw=True)
+    # the rank is the calibration ECDF: the median calibration score maps to ~0.5,
+    # whatever the other responses of its problem are
+    med = float(np.median(pair.score))
+    assert fr.weight_curve(np.array([med]), raw=True)[0] == pytest.approx(0.5, abs=0.01)
+    lo, hi = float(pair.score.min()), float(pair.score.max())
+    np.testing.assert_allclose(
+        fr.weight_curve(np.array([lo - 1.0, hi + 1.0]), raw=True),
+        fr.weight_curve(np.array([lo, hi]), raw=True),
+    )
 
 
 # --------------------------------------------------------------------------------------
