@@ -12,7 +12,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from core.importers import FORMAT_HELP, LONG_COLUMNS, ImportValidationError, import_path
+from core.importers import (
+    FORMAT_HELP,
+    LONG_COLUMNS,
+    READERS,
+    ImportValidationError,
+    import_path,
+)
 from core.store import DB_ENV_VAR, PROJECT_ROOT, Store, StoreError, default_db_path
 from core.types import TTSLabError
 
@@ -59,6 +65,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                 replace=args.replace,
                 iid=not args.not_iid,
                 progress=bar,
+                complete_records_only=args.complete_records_only,
+                llm=args.llm,
+                verifier=args.verifier,
             )
         finally:
             bar.close()
@@ -384,7 +393,7 @@ def _analysis_args(s: argparse.ArgumentParser, *, pair_required: bool = False) -
 
 
 def cmd_formats(args: argparse.Namespace) -> int:
-    print("formats:")
+    print("formats (detected from the file's suffix and first record; --format to force):")
     for k, v in FORMAT_HELP.items():
         print(f"  {k:14s} {v}")
     print("\nlong-format columns:")
@@ -409,8 +418,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--format",
         default="auto",
-        choices=["auto", *FORMAT_HELP],
-        help="input format (default: detect)",
+        choices=["auto", *READERS],
+        help="input format (default: detect; `ttslab formats` describes them)",
+    )
+    s.add_argument(
+        "--complete-records-only",
+        action="store_true",
+        help="skip JSON lines that cannot be decoded (e.g. a truncated last line) and "
+        "report them, instead of failing",
+    )
+    s.add_argument(
+        "--llm",
+        help="name of the LLM of every response (default: from the file, else 'model')",
+    )
+    s.add_argument(
+        "--verifier",
+        help="name of the verifier of every score, when the input has one verifier "
+        "(default: from the file or format)",
     )
     s.add_argument("--replace", action="store_true", help="replace a dataset of that name")
     s.add_argument(

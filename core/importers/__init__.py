@@ -1,49 +1,85 @@
 """Import scored-response files into the store.
 
 `import_path` is the one public entry point used by the CLI and the dashboard: it detects
-the format (or takes one), reads and validates every file, and writes the dataset in one
-transaction. A folder is imported as one dataset made of all its files; links that lead
-out of the folder are never followed.
+the format (or takes one), reads every file, grades answers where the format needs it
+(`core.importers.grade`, in worker processes), validates, and writes the dataset in one
+transaction. A folder is imported as one dataset made of all its files (an OpenR run
+folder: of its ``question_K/record_J.jsonl`` files); links that lead out of the folder are
+never followed.
+
+Formats: the generic long (CSV / JSONL / Parquet) and wide JSONL formats, and the output
+formats of public test-time-scaling tools, each in its own module: `sal`
+(search-and-learn), `prm800k`, `qwen_rm` (Qwen2.5-Math rm_maj_eval), `openr`, `boinf`,
+`rewardmath`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from core.importers import boinf, openr, prm800k, qwen_rm, rewardmath, sal
 from core.importers.errors import ImportValidationError, Issue, IssueList
 from core.importers.generic import (
+    SUPPORTED_SUFFIXES,
     RawRead,
+    ReadOptions,
+    collect_files,
+    decode_utf8,
     read_bytes,
     read_long_csv,
     read_long_jsonl,
     read_long_parquet,
     read_wide_jsonl,
 )
+from core.importers.grade import GradeSummary, grade_frame
 from core.importers.validate import LONG_COLUMNS, ValidationContext, to_canonical
 from core.store import DatasetInfo, Store
 
-Reader = Callable[[Path], RawRead]
+Reader = Callable[[Path, ReadOptions], RawRead]
 
 READERS: dict[str, Reader] = {
     "long-csv": read_long_csv,
     "long-jsonl": read_long_jsonl,
     "long-parquet": read_long_parquet,
     "wide-jsonl": read_wide_jsonl,
+    sal.FMT: sal.read_sal,
+    prm800k.FMT: prm800k.read_prm800k,
+    qwen_rm.FMT: qwen_rm.read_qwen_rm,
+    openr.FMT: openr.read_openr,
+    boinf.FMT: boinf.read_boinf,
+    rewardmath.FMT: rewardmath.read_rewardmath,
 }
 FORMAT_HELP: dict[str, str] = {
     "long-csv": "CSV, one row per response and verifier score",
     "long-jsonl": "JSON Lines, one object per response and verifier score",
     "long-parquet": "Parquet, one row per response and verifier score",
     "wide-jsonl": "JSON Lines, one object per problem with lists of answers and scores",
+    sal.FMT: sal.HELP,
+    prm800k.FMT: prm800k.HELP,
+    qwen_rm.FMT: qwen_rm.HELP,
+    openr.FMT: openr.HELP,
+    boinf.FMT: boinf.HELP,
+    rewardmath.FMT: rewardmath.HELP,
 }
-SUPPORTED_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".pq")
+#: What detection looks for, in the order it checks (shown when nothing matches).
+DETECTION_RULES = (
+    "an OpenR record has 'question' and an 'output' list of objects with 'value' / "
+    "'extracted_answer' (a folder: question_K/record_J.jsonl files)",
+    "a search-and-learn line has 'completions' and 'scores' lists",
+    "a PRM800K sample has 'prm_score', 'orm_score' or 'rating_probs'",
+    "a Qwen rm_maj line has 'pred' and 'pred_score' lists",
+    "a BoInf line has 'all_answers' and 'answer_counts' (or 'majority_answer')",
+    "a RewardMATH file is an array of objects with 'score' and 'solution_reference' lists",
+    "a wide-format line has an 'answers' or 'scores' list",
+    "a long-format line has 'problem_id' and 'sample_idx'",
+)
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -67,7 +103,17 @@ class ImportResult:
 
 
 def detect_format(path: Path) -> str:
-    """Name of the reader for `path`, decided from its suffix and first record."""
+    """Name of the reader for `path` (a file or folder), decided from its suffix and content.
+
+    A folder is an OpenR run when it holds ``question_K/record_J.jsonl`` files; other
+    folders are read file by file.
+    """
+    if path.is_dir():
+        if openr.is_run_folder(path):
+            return openr.FMT
+        raise ImportValidationError(
+            [Issue(path.name, "a folder is read file by file; give the format of a file")]
+        )
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return "long-csv"
@@ -75,6 +121,16 @@ def detect_format(path: Path) -> str:
         return "long-parquet"
     if suffix in (".jsonl", ".json"):
         first = _first_json_record(path)
+        for fmt, test in (
+            (openr.FMT, openr.is_openr),
+            (sal.FMT, sal.is_sal),
+            (prm800k.FMT, prm800k.is_prm800k),
+            (qwen_rm.FMT, qwen_rm.is_qwen_rm),
+            (boinf.FMT, boinf.is_boinf),
+            (rewardmath.FMT, rewardmath.is_rewardmath),
+        ):
+            if test(first):
+                return fmt
         if isinstance(first, dict):
             if isinstance(first.get("answers"), list) or isinstance(
                 first.get("scores"), list | dict
@@ -86,9 +142,9 @@ def detect_format(path: Path) -> str:
             [
                 Issue(
                     path.name,
-                    "the file matches no known format: a long-format line needs 'problem_id' and "
-                    "'sample_idx', a wide-format line needs an 'answers' or 'scores' list "
-                    f"(known formats: {', '.join(READERS)})",
+                    "the file matches no known format: "
+                    + "; ".join(DETECTION_RULES)
+                    + f" (known formats: {', '.join(READERS)})",
                     line=1,
                 )
             ]
@@ -105,39 +161,34 @@ def detect_format(path: Path) -> str:
 
 
 def _first_json_record(path: Path) -> object:
+    """The first record of a JSON Lines file, or of a JSON document (its first element when
+    it is an array); None when there is none or it cannot be decoded."""
     data = read_bytes(path)
-    for raw in data.split(b"\n"):
-        if raw.strip():
-            try:
-                return json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                return None
-    return None
-
-
-def collect_files(root: Path) -> tuple[list[Path], list[str]]:
-    """Data files under a folder, sorted; never leaves the folder through links.
-
-    Returns the files and notes about what was skipped.
-    """
-    base = root.resolve()
-    files: list[Path] = []
-    notes: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        for d in list(dirnames):
-            if (Path(dirpath) / d).is_symlink():
-                notes.append(f"skipped linked folder {Path(dirpath, d).relative_to(root)}")
-        for fname in sorted(filenames):
-            p = Path(dirpath) / fname
-            if p.suffix.lower() not in SUPPORTED_SUFFIXES or fname.startswith("."):
-                continue
-            real = p.resolve()
-            if not real.is_relative_to(base):
-                notes.append(f"skipped {p.relative_to(root)}: it links outside the folder")
-                continue
-            files.append(p)
-    return files, notes
+    first_line: bytes | None = next((ln for ln in data.split(b"\n") if ln.strip()), None)
+    if first_line is None:
+        return None
+    try:
+        obj = json.loads(first_line)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        if first_line.strip()[:1] not in (b"[", b"{"):
+            return None
+        try:  # one JSON document over many lines
+            obj = json.loads(decode_utf8(data, path.name))
+        except json.JSONDecodeError:
+            truncated = first_line is data.split(b"\n")[-1] or b"\n" not in data.strip()
+            why = "the file ends inside it (truncated)" if truncated else str(exc)[:120]
+            raise ImportValidationError(
+                [
+                    Issue(
+                        path.name,
+                        f"cannot detect the format: the first record is not valid JSON ({why})",
+                        line=1,
+                    )
+                ]
+            ) from exc
+    if isinstance(obj, list):
+        return obj[0] if obj else None
+    return obj
 
 
 def import_path(
@@ -151,24 +202,48 @@ def import_path(
     simulated: bool = False,
     notes: str | None = None,
     progress: ProgressFn | None = None,
+    complete_records_only: bool = False,
+    llm: str | None = None,
+    verifier: str | None = None,
 ) -> ImportResult:
-    """Read, validate and store one file or folder as one dataset."""
+    """Read, grade (where needed), validate and store one file or folder as one dataset.
+
+    ``complete_records_only``: skip JSON lines that cannot be decoded (e.g. the cut-off
+    last line of a truncated file) and report them in the notes instead of failing.
+    ``llm`` / ``verifier``: name of the LLM / verifier of every response, replacing the
+    name the format gives (default ``model``, or a name from the file or folder); refused
+    when the input holds several LLMs / verifiers.
+    """
     p = Path(path)
     if not p.exists():
         raise ImportValidationError([Issue(str(p), "no such file or folder")])
+    if fmt != "auto" and fmt not in READERS:
+        raise ImportValidationError(
+            [Issue(str(p), f"unknown format {fmt!r}; known: auto, {', '.join(READERS)}")]
+        )
+    opts = ReadOptions(complete_records_only=complete_records_only)
     extra_notes: list[str] = []
+    run_folder = False
     if p.is_dir():
         files, extra_notes = collect_files(p)
+        run_folder = fmt == openr.FMT or (fmt == "auto" and bool(openr.record_files(p, files)))
+        if run_folder:
+            records = openr.record_files(p, files)
+            others = [f for f in files if f not in set(records)]
+            if others:
+                shown = ", ".join(str(f.relative_to(p)) for f in others[:5])
+                more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+                extra_notes.append(
+                    f"OpenR run folder: read the question_K/record_J.jsonl files; "
+                    f"ignored {shown}{more}"
+                )
+            files = records
         if not files:
             raise ImportValidationError(
                 [Issue(str(p), f"the folder holds no data files ({', '.join(SUPPORTED_SUFFIXES)})")]
             )
     else:
         files = [p]
-    if fmt != "auto" and fmt not in READERS:
-        raise ImportValidationError(
-            [Issue(str(p), f"unknown format {fmt!r}; known: auto, {', '.join(READERS)}")]
-        )
     ds_name = name or p.stem
     if not replace and store.has_dataset(ds_name):
         raise ImportValidationError(
@@ -180,49 +255,94 @@ def import_path(
                 )
             ]
         )
+    total = len(files) + 5
     reads: list[RawRead] = []
+    read_files: list[Path] = []
     issues = IssueList()
-    total = len(files) + 4
-    for k, f in enumerate(files):
+    if run_folder:
         if progress is not None:
-            progress(f"reading {f.name}", k, total)
-        try:
-            reader = READERS[detect_format(f) if fmt == "auto" else fmt]
-            reads.append(reader(f))
-        except ImportValidationError as exc:
-            issues.extend(exc.issues)
+            progress(f"reading {len(files)} OpenR records", 0, total)
+        reads.append(openr.read_openr_files(p, files, opts))
+        read_files = [p]  # one read of the whole run
+    else:
+        for k, f in enumerate(files):
+            if progress is not None:
+                progress(f"reading {f.name}", k, total)
+            try:
+                reader = READERS[detect_format(f) if fmt == "auto" else fmt]
+                reads.append(reader(f, opts))
+                read_files.append(f)
+            except ImportValidationError as exc:
+                issues.extend(exc.issues)
     issues.raise_if_any()
+    rm_reads = [
+        (str(f.relative_to(p)) if p.is_dir() else f.name, r)
+        for f, r in zip(read_files, reads, strict=True)
+        if r.fmt == rewardmath.FMT
+    ]
+    if len(rm_reads) > 1:
+        IssueList(rewardmath.check_same_problems(rm_reads)).raise_if_any()
     fmts = sorted({r.fmt for r in reads})
     many = len(reads) > 1
+    grading = any(r.grade for r in reads)
     frames = []
-    for f, r in zip(files, reads, strict=True):
+    for f, r in zip(read_files, reads, strict=True):
         fr = r.frame
         if many:
             fr = fr.assign(_file=str(f.relative_to(p)))
+        if grading:
+            fr = fr.assign(_grade=r.grade)
         frames.append(fr)
     raw = pd.concat(frames, ignore_index=True) if many else frames[0]
-    if progress is not None:
-        progress("validating", len(files), total)
+    raw = _rename(raw, "llm", llm, p)
+    raw = _rename(raw, "verifier", verifier, p)
     loc_kind = reads[0].loc_kind if len({r.loc_kind for r in reads}) == 1 else "line/row"
+    summary: GradeSummary | None = None
+    if "_grade" in raw.columns:
+        n_graded = int(raw["_grade"].sum())
+        if progress is not None:
+            progress(f"grading {n_graded} answers", len(files), total)
+
+        def grade_progress(done: int, n: int) -> None:
+            if progress is not None:
+                progress(f"grading answers: {done} of {n} problems", len(files), total)
+
+        raw, summary = grade_frame(
+            raw,
+            raw["_grade"].to_numpy(dtype=bool),
+            files[0].name,
+            loc_kind,
+            progress=grade_progress,
+        )
+    if progress is not None:
+        progress("validating", len(files) + 1, total)
     data, val_notes = to_canonical(raw, ValidationContext(files[0].name, loc_kind))
     sha = (
         reads[0].sha256
         if not many
         else hashlib.sha256(
             "".join(
-                f"{f.relative_to(p)}:{r.sha256}\n" for f, r in zip(files, reads, strict=True)
+                f"{f.relative_to(p)}:{r.sha256}\n" for f, r in zip(read_files, reads, strict=True)
             ).encode()
         ).hexdigest()
     )
-    all_notes = [*extra_notes, *val_notes]
+    all_notes = [*extra_notes]
     for r in reads:
         all_notes.extend(r.notes)
+    all_notes.extend(val_notes)
+    if summary is not None:
+        all_notes.extend(summary.notes())
+    all_notes = list(dict.fromkeys(all_notes))  # a folder of like files repeats its notes
 
     def ingest_progress(stage: str, i: int, n: int) -> None:
         if progress is not None:
-            progress(f"writing {stage}", len(files) + 1 + i, total)
+            progress(f"writing {stage}", len(files) + 2 + i, total)
 
-    grader = next((n.split(": ", 1)[1] for n in val_notes if n.startswith("correctness: ")), None)
+    grader = (
+        summary.grader
+        if summary is not None
+        else next((n.split(": ", 1)[1] for n in val_notes if n.startswith("correctness: ")), None)
+    )
     info = store.ingest(
         data,
         name=ds_name,
@@ -244,18 +364,47 @@ def import_path(
     )
     if progress is not None:
         progress("done", total, total)
+    shown_files = reads[0].files if run_folder and reads[0].files is not None else read_files
     return ImportResult(
-        info=info, files=tuple(str(f) for f in files), fmt="+".join(fmts), notes=tuple(all_notes)
+        info=info,
+        files=tuple(str(f) for f in shown_files),
+        fmt="+".join(fmts),
+        notes=tuple(n for n in all_notes if not n.startswith("correctness: "))
+        + ((f"correctness: {grader}",) if grader else ()),
     )
+
+
+def _rename(raw: pd.DataFrame, column: str, new: str | None, p: Path) -> pd.DataFrame:
+    """Give every row the LLM / verifier name ``new`` (None: keep the names)."""
+    if new is None:
+        return raw
+    if not new.strip():
+        raise ImportValidationError([Issue(str(p), f"the {column} name must not be empty")])
+    if column in raw.columns:
+        names = sorted({str(v) for v in raw[column].dropna().unique()})
+        if len(names) > 1:
+            raise ImportValidationError(
+                [
+                    Issue(
+                        str(p),
+                        f"cannot name the {column} {new!r}: the input holds several "
+                        f"({', '.join(names[:10])})",
+                        column=column,
+                    )
+                ]
+            )
+    return raw.assign(**{column: np.full(len(raw), new, dtype=object)})
 
 
 __all__ = [
     "FORMAT_HELP",
     "LONG_COLUMNS",
     "READERS",
+    "SUPPORTED_SUFFIXES",
     "ImportResult",
     "ImportValidationError",
     "Issue",
+    "ReadOptions",
     "collect_files",
     "detect_format",
     "import_path",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,15 +25,74 @@ import pyarrow.parquet as pq
 from core.importers.errors import ImportValidationError, Issue, IssueList
 
 WIDE_LIST_FIELDS = ("answers", "is_correct", "n_tokens")
+SUPPORTED_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".pq")
 
 
 @dataclass
 class RawRead:
+    """What a reader returns.
+
+    ``grade``: the frame's answers are to be clustered (and, where the file carries no
+    correctness labels, graded against ``gold_answer``) with `core.grading` at import time;
+    labels the file does carry are kept and compared with the grader's verdicts.
+    ``files``: the data files read, when the reader read more than the path it was given
+    (an OpenR run folder).
+    """
+
     frame: pd.DataFrame
     fmt: str
     loc_kind: str
     sha256: str
     notes: list[str] = field(default_factory=list)
+    grade: bool = False
+    files: list[Path] | None = None
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """Options of one import that readers may use.
+
+    complete_records_only: skip JSON lines that cannot be decoded (a truncated last line, a
+        corrupt line) and report them in the notes instead of failing the import.
+    """
+
+    complete_records_only: bool = False
+
+
+def skipped_note(file: str, skipped: list[tuple[int, str]]) -> str:
+    """Human-readable note about JSON lines skipped under complete_records_only."""
+    shown = "; ".join(f"line {ln}: {msg}" for ln, msg in skipped[:5])
+    more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    n = len(skipped)
+    return (
+        f"{file}: skipped {n} incomplete record{'s' if n != 1 else ''} "
+        f"(complete records only): {shown}{more}"
+    )
+
+
+def collect_files(root: Path) -> tuple[list[Path], list[str]]:
+    """Data files under a folder, sorted; never leaves the folder through links.
+
+    Returns the files and notes about what was skipped.
+    """
+    base = root.resolve()
+    files: list[Path] = []
+    notes: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for d in list(dirnames):
+            if (Path(dirpath) / d).is_symlink():
+                notes.append(f"skipped linked folder {Path(dirpath, d).relative_to(root)}")
+        for fname in sorted(filenames):
+            p = Path(dirpath) / fname
+            if p.suffix.lower() not in SUPPORTED_SUFFIXES or fname.startswith("."):
+                continue
+            real = p.resolve()
+            if not real.is_relative_to(base):
+                notes.append(f"skipped {p.relative_to(root)}: it links outside the folder")
+                continue
+            files.append(p)
+    return files, notes
 
 
 def display_name(path: Path) -> str:
@@ -68,8 +128,16 @@ def decode_utf8(data: bytes, file: str) -> str:
         ) from exc
 
 
-def iter_json_lines(text: str, file: str, issues: IssueList) -> Iterator[tuple[int, Any]]:
-    """Yield (line number, decoded object) for each non-blank line; collect bad lines."""
+def iter_json_lines(
+    text: str,
+    file: str,
+    issues: IssueList,
+    skipped: list[tuple[int, str]] | None = None,
+) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, decoded object) for each non-blank line; collect bad lines.
+
+    With ``skipped`` given, bad lines go there as (line, message) instead of into ``issues``.
+    """
     lines = text.split("\n")
     ends_with_newline = text.endswith("\n")
     last_content = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
@@ -82,19 +150,21 @@ def iter_json_lines(text: str, file: str, issues: IssueList) -> Iterator[tuple[i
             if i == last_content and not ends_with_newline:
                 msg = (
                     f"truncated record: the file ends in the middle of this line "
-                    f"({len(line)} characters, JSON error: {exc.msg} at column "
-                    f"{exc.colno})"
+                    f"({len(line)} characters; JSON error: {exc.msg}, column {exc.colno})"
                 )
             else:
                 msg = f"invalid JSON: {exc.msg} at column {exc.colno}"
-            issues.add(Issue(file, msg, line=i + 1))
+            if skipped is not None:
+                skipped.append((i + 1, msg))
+            else:
+                issues.add(Issue(file, msg, line=i + 1))
 
 
-def _sha(data: bytes) -> str:
+def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def read_long_csv(path: Path) -> RawRead:
+def read_long_csv(path: Path, opts: ReadOptions | None = None) -> RawRead:
     file = display_name(path)
     data = read_bytes(path)
     decode_utf8(data, file)
@@ -123,7 +193,7 @@ def read_long_csv(path: Path) -> RawRead:
     frame = frame.astype(object).where(frame.notna(), None)
     # header is line 1; data row i (0-based) is line i + 2 (no embedded newlines)
     frame["_loc"] = np.arange(2, table.num_rows + 2, dtype=np.int64)
-    return RawRead(frame, "long-csv", "line", _sha(data))
+    return RawRead(frame, "long-csv", "line", sha256_of(data))
 
 
 def _csv_msg(exc: Exception) -> str:
@@ -131,14 +201,17 @@ def _csv_msg(exc: Exception) -> str:
     return msg.replace("CSV parse error: ", "")[:300]
 
 
-def read_long_jsonl(path: Path) -> RawRead:
+def read_long_jsonl(path: Path, opts: ReadOptions | None = None) -> RawRead:
     file = display_name(path)
     data = read_bytes(path)
     text = decode_utf8(data, file)
     issues = IssueList()
     records: list[dict[str, Any]] = []
     locs: list[int] = []
-    for line_no, obj in iter_json_lines(text, file, issues):
+    skipped: list[tuple[int, str]] | None = (
+        [] if opts is not None and opts.complete_records_only else None
+    )
+    for line_no, obj in iter_json_lines(text, file, issues, skipped):
         if not isinstance(obj, dict):
             issues.add(
                 Issue(file, f"expected a JSON object, got {type(obj).__name__}", line=line_no)
@@ -150,10 +223,11 @@ def read_long_jsonl(path: Path) -> RawRead:
     frame = pd.DataFrame.from_records(records)
     frame = frame.astype(object).where(frame.notna(), None) if len(frame) else frame
     frame["_loc"] = np.asarray(locs, dtype=np.int64)
-    return RawRead(frame, "long-jsonl", "line", _sha(data))
+    notes = [skipped_note(file, skipped)] if skipped else []
+    return RawRead(frame, "long-jsonl", "line", sha256_of(data), notes)
 
 
-def read_long_parquet(path: Path) -> RawRead:
+def read_long_parquet(path: Path, opts: ReadOptions | None = None) -> RawRead:
     file = display_name(path)
     data = read_bytes(path)
     try:
@@ -166,7 +240,7 @@ def read_long_parquet(path: Path) -> RawRead:
         raise ImportValidationError([Issue(file, "the file has no rows")])
     frame = pd.DataFrame({name: _arrow_column(table.column(name)) for name in table.column_names})
     frame["_loc"] = np.arange(1, table.num_rows + 1, dtype=np.int64)
-    return RawRead(frame, "long-parquet", "row", _sha(data))
+    return RawRead(frame, "long-parquet", "row", sha256_of(data))
 
 
 def _arrow_column(col: pa.ChunkedArray) -> Any:
@@ -187,7 +261,7 @@ def _arrow_column(col: pa.ChunkedArray) -> Any:
     return pd.Series(col.to_pylist(), dtype=object)
 
 
-def read_wide_jsonl(path: Path) -> RawRead:
+def read_wide_jsonl(path: Path, opts: ReadOptions | None = None) -> RawRead:
     """One line per problem (and LLM) with lists of answers, correctness and scores."""
     file = display_name(path)
     data = read_bytes(path)
@@ -213,7 +287,10 @@ def read_wide_jsonl(path: Path) -> RawRead:
         )
     }
     present: set[str] = set()
-    for line_no, obj in iter_json_lines(text, file, issues):
+    skipped: list[tuple[int, str]] | None = (
+        [] if opts is not None and opts.complete_records_only else None
+    )
+    for line_no, obj in iter_json_lines(text, file, issues, skipped):
         if not isinstance(obj, dict):
             issues.add(
                 Issue(file, f"expected a JSON object, got {type(obj).__name__}", line=line_no)
@@ -223,7 +300,8 @@ def read_wide_jsonl(path: Path) -> RawRead:
     issues.raise_if_any()
     frame = pd.DataFrame({k: v for k, v in rows.items() if k in present or k == "_loc"})
     frame["_loc"] = frame["_loc"].astype(np.int64)
-    return RawRead(frame, "wide-jsonl", "line", _sha(data))
+    notes = [skipped_note(file, skipped)] if skipped else []
+    return RawRead(frame, "wide-jsonl", "line", sha256_of(data), notes)
 
 
 def _expand_wide(
