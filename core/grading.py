@@ -756,8 +756,16 @@ def grade_problems(
     if cur:
         chunks.append(cur)
 
+    requested = n_workers
     n_workers = min(n_workers, len(chunks))
-    if n_workers <= 1:
+    off_main = threading.current_thread() is not threading.main_thread()
+    if requested > 1 and off_main and timeout_s > 0 and chunks:
+        # time limits need a main thread: one chunk still goes to a worker process
+        n_workers = max(n_workers, 1)
+        in_process = False
+    else:
+        in_process = n_workers <= 1
+    if in_process:
         out: list[ProblemGrading] = []
         for chunk in chunks:
             out.extend(_grade_chunk(chunk, timeout_s))

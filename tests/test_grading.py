@@ -545,3 +545,25 @@ def test_qwen_label_disagreements() -> None:
     assert report.n_answers == 800 and report.n_label_disagreements == 1
     assert report.n_unparsed == 0
     assert "disagreements with the file's own labels: 1" in report.summary()
+
+
+def test_single_chunk_from_a_non_main_thread_uses_a_worker() -> None:
+    # a Streamlit upload grades from a script thread: one small problem must still work
+    import threading
+
+    from core.grading import grade_problems
+
+    out: list[object] = []
+
+    def run() -> None:
+        try:
+            out.append(grade_problems([("\\frac{1}{2}", ["0.5", "1/2", "3"])], workers=2))
+        except Exception as exc:
+            out.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(timeout=120)
+    (res,) = out
+    assert not isinstance(res, Exception), res
+    assert res[0].is_correct == [True, True, False]  # type: ignore[index]
