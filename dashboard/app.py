@@ -12,11 +12,38 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-st.set_page_config(page_title="TTS Aggregation Lab", layout="wide")
+from dashboard.state import dataset_picker, get_store  # noqa: E402
 
+st.set_page_config(
+    page_title="TTS Aggregation Lab", page_icon=":material/functions:", layout="wide"
+)
+
+VIEWS = ROOT / "dashboard" / "views"
 pages = [
+    st.Page(str(VIEWS / "datasets.py"), title="Datasets", icon=":material/database:", default=True),
     st.Page(
-        str(ROOT / "dashboard" / "views" / "datasets.py"), title="Datasets", icon="🗂️", default=True
+        str(VIEWS / "weights.py"),
+        title="Weight functions",
+        icon=":material/show_chart:",
+        url_path="weights",
+    ),
+    st.Page(
+        str(VIEWS / "budget.py"),
+        title="Budget curves",
+        icon=":material/trending_up:",
+        url_path="budget",
+    ),
+    st.Page(
+        str(VIEWS / "compare.py"), title="Compare", icon=":material/grid_on:", url_path="compare"
+    ),
+    st.Page(
+        str(VIEWS / "problems.py"),
+        title="Problem explorer",
+        icon=":material/search:",
+        url_path="problems",
     ),
 ]
-st.navigation(pages).run()
+page = st.navigation(pages)
+st.sidebar.title("TTS Aggregation Lab")
+st.session_state["_dataset_info"] = dataset_picker(get_store())
+page.run()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
@@ -52,6 +55,9 @@ def dashboard_server(db: Path, timeout: float = 60.0) -> Iterator[str]:
             env=env,
             stdout=fh,
             stderr=subprocess.STDOUT,
+            # its own process group: `ttslab serve` starts streamlit as a child process,
+            # and both must go when the test ends (else the child keeps the DuckDB lock)
+            start_new_session=True,
         )
         url = f"http://127.0.0.1:{port}"
         try:
@@ -70,8 +76,73 @@ def dashboard_server(db: Path, timeout: float = 60.0) -> Iterator[str]:
                 time.sleep(0.3)
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _stop_group(proc)
+    log.unlink(missing_ok=True)  # kept only when the server failed (the error above)
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the server and its child processes (the group started for it)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    # the child may outlive the parent for a moment: wait for the group to empty
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+RUNNING_JS = (
+    "() => document.querySelector(\"[data-testid='stApp']\")"
+    "?.getAttribute('data-test-script-state') === 'running'"
+    " || document.querySelector(\"[data-testid='stStatusWidget']\") !== null"
+)
+
+
+def wait_until_idle(page: object, timeout_ms: int = 120_000, settle_ms: int = 300) -> None:
+    """Wait until Streamlit has finished the script run: the page's title is drawn and
+    the app has not been running (its script-state attribute, or the status widget) for
+    `settle_ms`."""
+    pg: Any = page
+    pg.wait_for_selector("[data-testid='stMain'] h1", timeout=timeout_ms)
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        pg.wait_for_function(
+            f"() => !({RUNNING_JS})()",
+            timeout=max(1, int((deadline - time.monotonic()) * 1000)),
+            polling=50,
+        )
+        pg.wait_for_timeout(settle_ms)
+        if not pg.evaluate(RUNNING_JS):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("the app kept running")
+
+
+def full_page_screenshot(page: object, path: Path, width: int = 1400) -> None:
+    """Screenshot the whole app. Streamlit scrolls inside its main container, so the
+    window is first made as tall as that container's content."""
+    pg: Any = page
+    height = pg.evaluate(
+        "() => Math.max(600, ...['stMain', 'stSidebarContent']"
+        ".map(t => document.querySelector(`[data-testid=${t}]`))"
+        ".filter(e => e !== null).map(e => e.scrollHeight))"
+    )
+    old = pg.viewport_size
+    pg.set_viewport_size({"width": width, "height": int(height) + 40})
+    pg.wait_for_timeout(400)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(path), full_page=True)
+    if old:
+        pg.set_viewport_size(old)

@@ -1,9 +1,16 @@
-"""Dashboard pages driven by Streamlit's AppTest (no browser)."""
+"""Dashboard pages driven by Streamlit's AppTest (no browser), on a small demo store."""
 
 from __future__ import annotations
 
+import base64
+import io
+import json
+import re
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -11,39 +18,284 @@ from core.cli import DEMO_NAME, build_demo
 from core.examples import EXAMPLE_FILES, EXAMPLES_DIR
 from core.importers import import_path
 from core.store import Store
+from dashboard.state import parquet_bytes, save_upload, uploads_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "dashboard" / "app.py")
+TIMEOUT = 120
 
 
 @pytest.fixture
 def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "dash.duckdb"
     with Store(path) as s:
-        build_demo(s, n_problems=12, n_samples=4)
+        build_demo(s, n_problems=30, n_samples=8)
         import_path(s, EXAMPLES_DIR / EXAMPLE_FILES["long-csv"], name="example csv")
     monkeypatch.setenv("TTSLAB_DB", str(path))
     return path
 
 
+def _app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _page(at: AppTest, name: str) -> AppTest:
+    at.switch_page(f"views/{name}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def _chart(at: AppTest, i: int = 0) -> dict[str, Any]:
+    charts = at.get("plotly_chart")
+    assert charts, "no Plotly chart on the page"
+    spec: dict[str, Any] = json.loads(charts[i].proto.spec)
+    return spec
+
+
+def _trace(spec: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return next(t for t in spec["data"] if str(t.get("name", "")).startswith(prefix))
+
+
+def _values(x: Any) -> np.ndarray:
+    """Plotly's JSON keeps numeric arrays as base64 ({"dtype", "bdata"}) or as lists."""
+    if isinstance(x, dict) and "bdata" in x:
+        arr = np.frombuffer(base64.b64decode(x["bdata"]), dtype=np.dtype(x["dtype"]))
+        if "shape" in x:
+            shape = x["shape"]
+            dims = [int(d) for d in shape.split(",")] if isinstance(shape, str) else shape
+            return arr.reshape(dims)
+        return arr
+    return np.asarray(x, dtype=float)
+
+
+def _share(name: str) -> int:
+    m = re.search(r"\((\d+)% of responses\)", name)
+    assert m, name
+    return int(m.group(1))
+
+
+# ---- datasets ------------------------------------------------------------------------
+
+
 def test_datasets_page_lists_and_labels(db: Path) -> None:
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    assert not at.exception
+    at = _app()
     table = at.dataframe[0].value
     assert set(table["name"]) == {DEMO_NAME, "example csv"}
-    kinds = dict(zip(table["name"], table["kind"], strict=True))
-    assert kinds[DEMO_NAME] == "simulated"
-    assert kinds["example csv"] == "real"
+    kinds = dict(zip(table["name"], table["simulated or real"], strict=True))
+    assert kinds[DEMO_NAME] == "simulated" and kinds["example csv"] == "real"
+    assert {"source", "problems", "responses", "LLMs", "verifiers"} <= set(table.columns)
     # the first dataset (the demo) is selected: it is flagged as simulated
     assert any("Simulated benchmark" in w.value for w in at.warning)
-    at.selectbox[0].select("example csv").run()
+    assert any("Simulated data" in c.value for c in at.sidebar.caption)
+    at.sidebar.selectbox(key="w_dataset").select("example csv").run()
     assert not at.warning
     pairs = at.dataframe[1].value
     assert len(pairs) == 4  # 2 LLMs x 2 verifiers in the example file
+    assert at.get("download_button"), "a Parquet download is offered"
 
 
 def test_empty_store_explains_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TTSLAB_DB", str(tmp_path / "empty.duckdb"))
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    assert not at.exception
+    at = _app()
     assert "ttslab demo" in at.info[0].value
+    assert at.get("file_uploader"), "an empty store can still be filled by upload"
+    at.switch_page("views/weights.py").run()
+    assert not at.exception
+    assert "store is empty" in at.info[0].value
+
+
+def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    up = at.get("file_uploader")[0]
+    up.set_value((name, data, "application/octet-stream"))  # type: ignore[attr-defined]
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_upload_a_good_file_imports_it_and_selects_it(db: Path) -> None:
+    at = _app()
+    data = (EXAMPLES_DIR / EXAMPLE_FILES["wide-jsonl"]).read_bytes()
+    _upload(at, "my_wide.jsonl", data)
+    # the file is kept next to the database at once
+    kept = list((db.parent / "uploads").iterdir())
+    assert len(kept) == 1 and kept[0].name.endswith("my_wide.jsonl")
+    assert kept[0].read_bytes() == data
+    assert at.text_input[0].value == "my_wide"
+    at.text_input[0].set_value("uploaded wide")
+    at.button(key="upload_import").click().run()
+    assert not at.exception and not at.error
+    assert any("imported 'uploaded wide'" in s.value for s in at.success)
+    names = set(at.dataframe[0].value["name"])
+    assert "uploaded wide" in names
+    assert at.sidebar.selectbox(key="w_dataset").value == "uploaded wide"
+    # the uploader was reset: no name field left over
+    assert not at.text_input
+
+
+def test_upload_a_bad_file_shows_rows_and_columns(db: Path) -> None:
+    lines = (EXAMPLES_DIR / EXAMPLE_FILES["long-csv"]).read_text().splitlines()[:9]
+    header = lines[0].split(",")
+    row = lines[3].split(",")
+    row[header.index("is_correct")] = "maybe"
+    lines[3] = ",".join(row)
+    at = _app()
+    _upload(at, "bad.csv", ("\n".join(lines) + "\n").encode())
+    at.button(key="upload_import").click().run()
+    assert not at.exception
+    assert at.error and "nothing was imported" in at.error[0].value
+    issues = at.dataframe[-1].value
+    assert list(issues.columns) == ["file", "where", "column", "problem"]
+    first = issues.iloc[0]
+    assert first["where"] == "line 4" and first["column"] == "is_correct"
+    assert "maybe" in first["problem"]
+    assert set(at.dataframe[0].value["name"]) == {DEMO_NAME, "example csv"}
+
+
+def test_delete_needs_confirmation(db: Path) -> None:
+    at = _app()
+    at.sidebar.selectbox(key="w_dataset").select("example csv").run()
+    at.button(key="delete_ask").click().run()
+    assert any("cannot be undone" in e.value for e in at.error)
+    at.button(key="delete_no").click().run()
+    assert "example csv" in set(at.dataframe[0].value["name"])
+    assert not at.error
+    at.button(key="delete_ask").click().run()
+    at.button(key="delete_yes").click().run()
+    assert not at.exception
+    assert set(at.dataframe[0].value["name"]) == {DEMO_NAME}
+    assert any("Deleted 'example csv'" in s.value for s in at.success)
+    assert at.sidebar.selectbox(key="w_dataset").value == DEMO_NAME
+
+
+def test_parquet_download_and_upload_persistence(db: Path) -> None:
+    with Store(db) as s:
+        raw = parquet_bytes(s, "example csv")
+        table = pq.read_table(io.BytesIO(raw))
+        assert table.num_rows == s.get_dataset("example csv").n_scores
+        assert {"problem_id", "sample_idx", "llm", "verifier", "score"} <= set(table.column_names)
+        p1 = save_upload(s, "../../evil name.csv", b"a,b\n")
+        p2 = save_upload(s, "../../evil name.csv", b"a,b\n")
+        assert p1 == p2 and p1.parent == uploads_dir(s) and p1.name.endswith("evil_name.csv")
+
+
+# ---- analysis pages ------------------------------------------------------------------
+
+
+def test_weights_page_offset_slider_changes_the_figure(db: Path) -> None:
+    at = _page(_app(), "weights")
+    spec = _chart(at)
+    assert "(simulated)" in spec["layout"]["title"]["text"]
+    assert _trace(spec, "w < 0")  # KDE weights of the demo are negative somewhere
+    at.selectbox(key="w_weights_kind").select("logit_wv").run()
+    at.toggle(key="w_weights_manual_b").set_value(True).run()
+    before = _trace(_chart(at), "w(s)")
+    slider = at.slider(key="w_weights_b_logit_wv")
+    slider.set_value(0.2).run()
+    after = _trace(_chart(at), "w(s)")
+    assert "b = 0.20" in after["name"]
+    assert not np.allclose(_values(before["y"]), _values(after["y"]))
+    assert _trace(_chart(at), "fitted (b =")  # the fitted curve stays, dashed
+    low_share = _share(_trace(_chart(at), "w < 0")["name"])
+    slider.set_value(0.9).run()
+    assert _share(_trace(_chart(at), "w < 0")["name"]) > low_share
+
+
+def test_weights_page_switch_pair_and_modes(db: Path) -> None:
+    at = _page(_app(), "weights")
+    title = _chart(at)["layout"]["title"]["text"]
+    at.sidebar.selectbox(key="w_verifier").select("sim-grm-orm").run()
+    assert not at.exception
+    new_title = _chart(at)["layout"]["title"]["text"]
+    assert new_title != title and "sim-grm-orm" in new_title
+    at.radio(key="w_weights_axis").set_value("logit").run()
+    assert "logit" in _chart(at)["layout"]["xaxis2"]["title"]["text"]
+    at.radio(key="w_weights_mode").set_value("all pairs").run()
+    assert not at.exception
+    grid = _chart(at)
+    assert len([t for t in grid["data"] if t.get("name") == "w(s)"]) == 5 * 7
+    # the choice survives a page switch
+    _page(at, "budget")
+    _page(at, "weights")
+    assert at.radio(key="w_weights_mode").value == "all pairs"
+    assert at.sidebar.selectbox(key="w_verifier").value == "sim-grm-orm"
+
+
+def test_budget_page(db: Path) -> None:
+    at = _page(_app(), "budget")
+    spec = _chart(at)
+    assert spec["layout"]["xaxis"]["type"] == "log"
+    notes = [a["text"] for a in spec["layout"]["annotations"]]
+    assert any(t.startswith("logit WV ") for t in notes)
+    dashed = [t for t in spec["data"] if t.get("line", {}).get("dash") == "dash"]
+    assert dashed and all(t["legendgroup"] == "oracle_optimal" for t in dashed)
+    pairs = at.multiselect(key="w_b_pairs")
+    pairs.select(pairs.options[-1]).run()
+    assert not at.exception
+    assert len(_chart(at)["layout"]["annotations"]) > len(spec["layout"]["annotations"])
+
+
+def test_compare_page_recomputes_on_controls(db: Path) -> None:
+    at = _page(_app(), "compare")
+    heat = _chart(at)["data"][0]
+    assert heat["type"] == "heatmap" and len(heat["y"]) == 7
+    table = at.dataframe[0].value
+    assert len(table) == 7 * 8
+    at.select_slider(key="w_c_budget").set_value(4).run()
+    assert not at.exception
+    heat4 = _chart(at)["data"][0]
+    assert not np.allclose(_values(heat4["z"]), _values(heat["z"]))
+    assert "N = 4" in _chart(at)["layout"]["title"]["text"]
+    at.selectbox(key="w_c_baseline").select("vanilla_wv").run()
+    heat_v = _chart(at)["data"][0]
+    col = heat_v["x"].index(next(x for x in heat_v["x"] if x.startswith("Weighted")))
+    assert np.all(_values(heat_v["z"])[:, col] == 0)
+    labels = [d.label for d in at.get("download_button")]
+    assert labels == ["Export CSV", "Export LaTeX"]
+
+
+def test_problem_explorer(db: Path) -> None:
+    at = _page(_app(), "problems")
+    spec = _chart(at)
+    assert "gold answer" in spec["layout"]["title"]["text"]
+    picks = at.dataframe[0].value
+    assert list(picks["strategy"])[:2] == ["Majority vote", "Best-of-N"]
+    box = at.selectbox(key="w_p_problem")
+    n_dis = len(box.options)
+    at.toggle(key="w_p_only_disagree").set_value(False).run()
+    box = at.selectbox(key="w_p_problem")
+    assert len(box.options) == 30 >= n_dis
+    box.select(box.options[5]).run()
+    assert not at.exception
+    assert box.options[5] in _chart(at)["layout"]["title"]["text"]
+
+
+@pytest.mark.parametrize("page", ["weights", "budget", "compare", "problems"])
+def test_every_page_works_on_a_small_real_format_import(db: Path, page: str) -> None:
+    """The example file (12 problems, 4 samples, 2 x 2 pairs) goes through every page."""
+    at = _app()
+    at.sidebar.selectbox(key="w_dataset").select("example csv").run()
+    _page(at, page)
+    assert _chart(at)["data"], page
+    assert "(simulated)" not in _chart(at)["layout"]["title"]["text"]
+
+
+def test_a_reduction_without_step_scores_is_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import make_long_frame
+
+    frame = make_long_frame(n_problems=8, steps=False)
+    src = tmp_path / "nosteps.csv"
+    frame.drop(columns=["step_scores"]).to_csv(src, index=False)
+    db = tmp_path / "n.duckdb"
+    with Store(db) as s:
+        import_path(s, src, name="no steps")
+    monkeypatch.setenv("TTSLAB_DB", str(db))
+    at = _app()
+    at.switch_page("views/weights.py").run()
+    at.sidebar.selectbox(key="w_reduction").select("min").run()
+    assert not at.exception
+    assert at.error and "step scores" in at.error[0].value

@@ -1,28 +1,156 @@
-"""Datasets: what is in the store."""
+"""Datasets: what is in the store; upload, download and delete."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-from dashboard.state import get_store
+from core.importers import SUPPORTED_SUFFIXES, ImportValidationError, import_path
+from core.types import TTSLabError
+from core.views import dataset_label
+from dashboard.state import current_dataset, get_store, parquet_bytes, save_upload
 
 st.title("Datasets")
 store = get_store()
+
+# ---- what is stored ----------------------------------------------------------------------
 frame = store.datasets_frame()
 if frame.empty:
-    st.info("The store is empty. Run `ttslab demo` or `ttslab import FILE`.")
-    st.stop()
-st.dataframe(frame, hide_index=True, width="stretch")
-names = frame["name"].tolist()
-choice = st.selectbox("Dataset", names, index=0)
-info = store.get_dataset(choice)
-if info.simulated:
-    st.warning(
-        "Simulated benchmark: synthetic data with known likelihood ratios, "
-        "parameters fitted to real outputs (data/sim_params.json)."
+    st.info(
+        "The store is empty. Upload a file below, or run `ttslab demo` for the simulated "
+        "demo benchmark."
     )
+else:
+    st.dataframe(
+        frame.rename(columns={"kind": "simulated or real"}),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "responses": st.column_config.NumberColumn(format="localized"),
+            "imported": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        },
+    )
+
+done = st.session_state.pop("import_done", None)
+if done:
+    st.success(done.replace("\n", "  \n"), icon=":material/check_circle:")
+deleted = st.session_state.pop("delete_done", None)
+if deleted:
+    st.success(deleted)
+
+# ---- the selected dataset ------------------------------------------------------------
+info = current_dataset()
+if info is not None:
+    st.subheader(f"Selected: {dataset_label(info.name, info.simulated)}")
+    st.caption("Choose the dataset in the sidebar; every page works on it.")
+    if info.simulated:
+        st.warning(
+            "Simulated benchmark: synthetic data with known likelihood ratios, "
+            "parameters fitted to real outputs (data/sim_params.json).",
+            icon=":material/science:",
+        )
+    st.caption(
+        f"{info.n_problems} problems · {info.n_responses:,} responses · "
+        f"{len(info.llms)} LLMs × {len(info.verifiers)} verifiers · source: "
+        f"{info.source_format} · samples {'independent' if info.iid else 'ordered (not iid)'}"
+        f" · correctness: {info.grader or '-'}"
+    )
+    if info.notes:
+        st.caption(f"Notes: {info.notes}")
+    st.dataframe(
+        store.pair_summary(info.name),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "responses": st.column_config.NumberColumn(format="localized"),
+            "accuracy": st.column_config.NumberColumn("share correct", format="percent"),
+            "score_min": st.column_config.NumberColumn("min score", format="%.3f"),
+            "score_max": st.column_config.NumberColumn("max score", format="%.3f"),
+        },
+    )
+    c1, c2, _ = st.columns([1, 1, 3])
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in info.name)
+    c1.download_button(
+        "Download as Parquet",
+        data=lambda name=info.name: parquet_bytes(store, name),
+        file_name=f"{safe}.parquet",
+        mime="application/vnd.apache.parquet",
+        icon=":material/download:",
+        help="The dataset in the long import format (one row per response and verifier).",
+    )
+    if c2.button("Delete…", key="delete_ask", icon=":material/delete:"):
+        st.session_state["confirm_delete"] = info.dataset_id
+    if st.session_state.get("confirm_delete") == info.dataset_id:
+        with st.container(border=True):
+            st.error(
+                f"Delete **{info.name}** ({info.n_responses:,} responses) from the store? "
+                "This cannot be undone."
+            )
+            y, n, _ = st.columns([1, 1, 3])
+            if y.button("Yes, delete it", key="delete_yes", type="primary"):
+                try:
+                    store.delete_dataset(info.dataset_id)
+                except TTSLabError as exc:
+                    st.error(str(exc))
+                else:
+                    st.session_state.pop("confirm_delete", None)
+                    st.session_state["delete_done"] = f"Deleted {info.name!r}."
+                    st.rerun()
+            if n.button("Cancel", key="delete_no"):
+                st.session_state.pop("confirm_delete", None)
+                st.rerun()
+
+# ---- upload ------------------------------------------------------------------------
+st.subheader("Add a dataset")
 st.caption(
-    f"{info.n_problems} problems · {info.n_responses} responses · "
-    f"{len(info.llms)} LLMs × {len(info.verifiers)} verifiers · correctness: {info.grader}"
+    "Long format (CSV, JSON Lines, Parquet: one row per response and verifier) or wide JSON "
+    "Lines (one line per problem). `ttslab formats` lists the columns; examples are in "
+    "data/examples/."
 )
-st.dataframe(store.pair_summary(choice), hide_index=True, width="stretch")
+upload = st.file_uploader(
+    "Scored responses",
+    type=[s.lstrip(".") for s in SUPPORTED_SUFFIXES],
+    key=f"upload_{st.session_state.get('upload_round', 0)}",
+)
+if upload is not None:
+    saved = save_upload(store, upload.name, upload.getvalue())
+    default_name = Path(upload.name).stem
+    c1, c2 = st.columns([3, 1])
+    name = c1.text_input("Dataset name", value=default_name, key=f"upload_name_{saved.name}")
+    exists = bool(name) and store.has_dataset(name)
+    replace = c2.checkbox(
+        "Replace it",
+        value=False,
+        disabled=not exists,
+        help="A dataset of this name exists; tick to overwrite it.",
+        key="upload_replace",
+    )
+    if exists and not replace:
+        st.caption(f":orange[A dataset named {name!r} exists: choose another name or replace it.]")
+    if st.button("Import", type="primary", key="upload_import", disabled=not name.strip()):
+        try:
+            with st.status(f"Importing {upload.name}…", expanded=False) as status:
+                bar = st.progress(0.0)
+
+                def progress(stage: str, done: int, total: int) -> None:
+                    bar.progress(min(done / max(total, 1), 1.0), text=stage)
+
+                res = import_path(
+                    store, saved, name=name.strip(), replace=replace, progress=progress
+                )
+                status.update(label="Imported", state="complete")
+        except ImportValidationError as exc:
+            n = len(exc.issues)
+            st.error(
+                f"{n} problem{'s' if n != 1 else ''} found in {upload.name}; nothing was "
+                "imported. Each row names the file, the line or row, and the column:"
+            )
+            st.dataframe(exc.to_frame(), hide_index=True, width="stretch")
+        except TTSLabError as exc:
+            st.error(f"Import failed: {exc}")
+        else:
+            st.session_state["import_done"] = res.summary()
+            st.session_state["select_dataset_next"] = res.info.name
+            st.session_state["upload_round"] = st.session_state.get("upload_round", 0) + 1
+            st.rerun()

@@ -1,0 +1,806 @@
+"""Plotly figure builders: pure functions of the view objects of `core.views`.
+
+Each builder takes one view (and display options) and returns a `go.Figure`; nothing here
+reads the store or computes statistics, so the tests call the builders directly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+from scipy import special
+
+from core.views import (
+    BudgetView,
+    CompareView,
+    ProblemView,
+    WeightGridView,
+    WeightView,
+    dataset_label,
+    short_name,
+)
+
+CORRECT = "#1b9e77"  # teal green
+INCORRECT = "#d95f02"  # orange
+NEGATIVE_FILL = "rgba(214, 39, 40, 0.28)"
+NEGATIVE_LINE = "#b2182b"
+CURVE = "#1f3b73"
+BAND_FILL = "rgba(31, 119, 180, 0.22)"
+MUTED = "#9aa0a6"
+FONT = {"family": "Inter, Segoe UI, Helvetica, Arial, sans-serif", "size": 13}
+
+STRATEGY_COLORS: dict[str, str] = {
+    "majority": "#7f7f7f",
+    "best_of_n": "#8c564b",
+    "vanilla_wv": "#1f77b4",
+    "linear_wv": "#9467bd",
+    "logit_wv": "#d62728",
+    "kde_wv": "#2ca02c",
+    "platt_wv": "#e377c2",
+    "isotonic_wv": "#bcbd22",
+    "oracle_optimal": "#17becf",
+    "pass_at_n": "#222222",
+}
+
+__all__ = [
+    "CORRECT",
+    "INCORRECT",
+    "NEGATIVE_FILL",
+    "STRATEGY_COLORS",
+    "budget_figure",
+    "compare_figure",
+    "problem_figure",
+    "weight_figure",
+    "weight_grid_figure",
+]
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r}, {g}, {b}, {alpha})"
+
+
+def _title(main: str, sub: str) -> dict[str, object]:
+    return {
+        "text": f"{main}<br><sup style='color:#555'>{sub}</sup>",
+        "x": 0.0,
+        "xanchor": "left",
+        "font": {"size": 18},
+    }
+
+
+def _base_layout(fig: go.Figure, height: int) -> None:
+    fig.update_layout(
+        template="plotly_white",
+        font=FONT,
+        height=height,
+        margin={"l": 70, "r": 30, "t": 110, "b": 60},
+        hoverlabel={"font_size": 12},
+    )
+
+
+# --------------------------------------------------------------------------------------
+# weight functions
+# --------------------------------------------------------------------------------------
+
+
+def _x_axis(grid: np.ndarray, axis: str) -> np.ndarray:
+    if axis == "logit":
+        return np.asarray(special.logit(grid), dtype=np.float64)
+    return np.asarray(grid, dtype=np.float64)
+
+
+def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
+    """w(s) with its bootstrap band, the negative region shaded and a zero line; beneath it
+    on the same x axis the class densities (KDE lines) over a histogram of the scores.
+
+    `axis`: "score" (transformed score t in [0, 1]) or "logit" (logit t, where the KDE
+    is fitted and where scores piled up near 0 or 1 spread out).
+    """
+    if axis not in ("score", "logit"):
+        raise ValueError(f"axis must be 'score' or 'logit', got {axis!r}")
+    x = _x_axis(view.grid, axis)
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        row_heights=[0.6, 0.4],
+        vertical_spacing=0.08,
+        subplot_titles=(
+            "weight w(s): positive = evidence for the answer, negative = evidence against it",
+            "where the scores lie: densities (lines) and histogram (bars) by correctness",
+        ),
+    )
+    # bootstrap band of the fitted curve
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=view.band_high,
+            mode="lines",
+            line={"width": 0},
+            hoverinfo="skip",
+            showlegend=False,
+            name="band upper",
+            legendgroup="band",
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=view.band_low,
+            mode="lines",
+            line={"width": 0},
+            fill="tonexty",
+            fillcolor=BAND_FILL,
+            hoverinfo="skip",
+            name=f"{view.level:.0%} bootstrap band ({view.n_boot} resamples of problems)",
+            legendgroup="band",
+        ),
+        row=1,
+        col=1,
+    )
+    if view.has_negative:
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=np.minimum(view.w, 0.0),
+                mode="lines",
+                line={"width": 0},
+                fill="tozeroy",
+                fillcolor=NEGATIVE_FILL,
+                hoverinfo="skip",
+                name=f"w < 0: counts against its answer ({view.share_negative:.0%} of responses)",
+            ),
+            row=1,
+            col=1,
+        )
+    if view.manual_offset and view.b_fitted is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=view.w_fitted,
+                mode="lines",
+                line={"color": MUTED, "width": 1.5, "dash": "dash"},
+                name=f"fitted (b = {view.b_fitted:.2f})",
+            ),
+            row=1,
+            col=1,
+        )
+    name = "w(s)"
+    if view.b is not None:
+        name += f", b = {view.b:.2f}" + (" (chosen by hand)" if view.manual_offset else " (fitted)")
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=view.w,
+            mode="lines",
+            line={"color": CURVE, "width": 2.6},
+            name=name,
+            hovertemplate="s = %{x:.3f}<br>w = %{y:.3f}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_hline(y=0.0, line={"color": "black", "width": 1.2}, row=1, col=1)
+    if view.b is not None:
+        bx = float(_x_axis(np.array([view.b]), axis)[0]) if 0 < view.b < 1 else None
+        if bx is not None:
+            ci = ""
+            if view.b_low is not None and view.b_high is not None:
+                ci = f", fitted b {view.level:.0%} interval [{view.b_low:.2f}, {view.b_high:.2f}]"
+            fig.add_vline(
+                x=bx,
+                line={"color": CURVE, "width": 1, "dash": "dot"},
+                annotation_text=f"b = {view.b:.2f}{ci}",
+                annotation_position="top left",
+                annotation_font_size=11,
+                row=1,
+                col=1,
+            )
+    # where the scores lie
+    if axis == "logit":
+        edges, hc, hi_ = view.hist_edges_logit, view.hist_correct_logit, view.hist_incorrect_logit
+    else:
+        edges, hc, hi_ = view.hist_edges, view.hist_correct, view.hist_incorrect
+    centers = (edges[:-1] + edges[1:]) / 2.0
+    widths = np.diff(edges)
+    n1, n0 = max(float(hc.sum()), 1.0), max(float(hi_.sum()), 1.0)
+    for counts, n, color, what in (
+        (hc, n1, CORRECT, "correct"),
+        (hi_, n0, INCORRECT, "incorrect"),
+    ):
+        fig.add_trace(
+            go.Bar(
+                x=centers,
+                y=counts / (n * widths),
+                width=widths,
+                marker={"color": _rgba(color, 0.35), "line": {"width": 0}},
+                name=f"{what} responses: histogram ({int(counts.sum())})",
+                customdata=counts,
+                hovertemplate="%{customdata:.0f} " + what + " responses<extra></extra>",
+                legendgroup=what,
+            ),
+            row=2,
+            col=1,
+        )
+    if view.f1 is not None and view.f0 is not None:
+        jac = view.grid * (1.0 - view.grid) if axis == "logit" else 1.0
+        for dens, color, what in ((view.f1, CORRECT, "correct"), (view.f0, INCORRECT, "incorrect")):
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=dens * jac,
+                    mode="lines",
+                    line={"color": color, "width": 2.2},
+                    name=f"{what} responses: density (KDE)",
+                    legendgroup=what,
+                    hovertemplate="density %{y:.2f}<extra></extra>",
+                ),
+                row=2,
+                col=1,
+            )
+    # the negative region of w, carried down to where the scores lie (added after the
+    # panel's traces: plotly skips shapes on subplots that are still empty)
+    for lo, hi in view.negative:
+        fig.add_vrect(
+            x0=float(_x_axis(np.array([lo]), axis)[0]),
+            x1=float(_x_axis(np.array([hi]), axis)[0]),
+            fillcolor=NEGATIVE_FILL,
+            opacity=0.35,
+            line_width=0,
+            layer="below",
+            row=2,
+            col=1,
+        )
+    fig.update_layout(barmode="overlay", bargap=0)
+    if axis == "logit":
+        xtitle = "logit of the verifier score, log(s / (1 - s))"
+    else:
+        tname = view.transform.split(":", 1)[0]
+        xtitle = "verifier score s" + (
+            f" (after the {tname} transform, in [0, 1])" if tname != "identity" else ""
+        )
+    fig.update_xaxes(title_text=xtitle, row=2, col=1)
+    fig.update_yaxes(title_text=f"w(s)  [{view.weight_unit}]", zeroline=False, row=1, col=1)
+    fig.update_yaxes(title_text="density", rangemode="tozero", row=2, col=1)
+    if axis == "score":
+        fig.update_xaxes(range=[0.0, 1.0])
+    ds = dataset_label(view.dataset, view.simulated)
+    fig.update_layout(
+        title=_title(
+            f"{view.label} weights · {view.llm} × {view.verifier}",
+            f"{ds} · fitted on all {view.n_problems} problems ({view.n_responses:,} responses, "
+            f"{view.n_correct / max(view.n_responses, 1):.0%} correct) · step reduction: "
+            f"{view.reduction}",
+        ),
+        legend={"orientation": "h", "x": 0.0, "y": -0.12, "font": {"size": 12}},
+    )
+    _base_layout(fig, 800)
+    fig.update_layout(margin={"b": 150})
+    return fig
+
+
+def _grid_axes(rows: int, cols: int, hgap: float, vgap: float) -> dict[str, object]:
+    """Layout axes of a rows x cols grid with shared x (per column) and y (all panels):
+    what make_subplots builds, written out directly because make_subplots and plotly's
+    per-panel helpers take most of a second for 35 panels."""
+    w = (1.0 - (cols - 1) * hgap) / cols
+    h = (1.0 - (rows - 1) * vgap) / rows
+    axes: dict[str, object] = {}
+    for r in range(rows):
+        for c in range(cols):
+            k = r * cols + c + 1
+            sx, sy = ("", "") if k == 1 else (str(k), str(k))
+            x0 = c * (w + hgap)
+            y1 = 1.0 - r * (h + vgap)
+            axes[f"xaxis{sx}"] = {
+                "domain": [x0, x0 + w],
+                "anchor": f"y{sy}",
+                "matches": "x",
+                "showticklabels": r == rows - 1,
+                "fixedrange": True,
+                "showgrid": False,
+                "range": [0, 1],
+                "tickvals": [0.2, 0.5, 0.8],
+                "ticktext": [".2", ".5", ".8"],
+            }
+            yaxis: dict[str, object] = {
+                "domain": [y1 - h, y1],
+                "anchor": f"x{sx}",
+                "showticklabels": c == 0,
+                "fixedrange": True,
+                "showgrid": False,
+                "zeroline": True,
+                "zerolinecolor": "black",
+                "zerolinewidth": 1,
+            }
+            if k > 1:
+                yaxis["matches"] = "y"
+            axes[f"yaxis{sy}"] = yaxis
+    return axes
+
+
+def weight_grid_figure(view: WeightGridView) -> go.Figure:
+    """Small multiples: one panel per (LLM, verifier) pair, rows LLMs, columns verifiers,
+    shared axes; negative regions shaded.
+
+    Built in one go from plain dicts (every 4th grid point, zero lines as axis zero lines,
+    no zooming): through make_subplots and per-panel helpers, 35 panels took over a
+    second to build and plotly.js twice as long to draw.
+    """
+    rows, cols = len(view.llms), len(view.verifiers)
+    hgap, vgap = 0.012, 0.035
+    finite = np.concatenate([p.w[np.isfinite(p.w)] for p in view.panels] or [np.zeros(1)])
+    if finite.size == 0:
+        finite = np.zeros(1)
+    lo = min(float(np.percentile(finite, 0.5)), -0.5)
+    hi = max(float(np.percentile(finite, 99.5)), 0.5)
+    pad = 0.08 * (hi - lo)
+    step = 4
+    x = view.grid[::step]
+    traces: list[dict[str, object]] = []
+    notes: list[dict[str, object]] = []
+    first_neg = True
+    wcol = (1.0 - (cols - 1) * hgap) / cols
+    hrow = (1.0 - (rows - 1) * vgap) / rows
+    for c, v in enumerate(view.verifiers):
+        title = v.replace("-", "-<br>", 1) if len(v) > 16 else v
+        notes.append(
+            {
+                "text": title,
+                "showarrow": False,
+                "xref": "paper",
+                "yref": "paper",
+                "x": c * (wcol + hgap) + wcol / 2,
+                "y": 1.0,
+                "xanchor": "center",
+                "yanchor": "bottom",
+                "font": {"size": 11},
+            }
+        )
+    for r, m in enumerate(view.llms):
+        notes.append(
+            {
+                "text": m,
+                "showarrow": False,
+                "xref": "paper",
+                "yref": "paper",
+                "x": 1.0,
+                "xshift": 6,
+                "y": 1.0 - r * (hrow + vgap) - hrow / 2,
+                "xanchor": "left",
+                "yanchor": "middle",
+                "textangle": 90,
+                "font": {"size": 11},
+            }
+        )
+    for p in view.panels:
+        r = view.llms.index(p.llm)
+        c = view.verifiers.index(p.verifier)
+        k = r * cols + c + 1
+        xa, ya = ("x", "y") if k == 1 else (f"x{k}", f"y{k}")
+        where = {"xref": f"{xa} domain", "yref": f"{ya} domain"}
+        if p.error is not None:
+            notes.append(
+                {
+                    "text": "cannot fit",
+                    "hovertext": p.error,
+                    "showarrow": False,
+                    "x": 0.5,
+                    "y": 0.5,
+                    "font": {"color": MUTED},
+                    **where,
+                }
+            )
+            continue
+        w = p.w[::step]
+        if np.any(p.w < 0):
+            traces.append(
+                {
+                    "type": "scatter",
+                    "x": x,
+                    "y": np.minimum(w, 0.0),
+                    "xaxis": xa,
+                    "yaxis": ya,
+                    "mode": "lines",
+                    "line": {"width": 0},
+                    "fill": "tozeroy",
+                    "fillcolor": NEGATIVE_FILL,
+                    "hoverinfo": "skip",
+                    "name": "w < 0 (counts against its answer)",
+                    "legendgroup": "neg",
+                    "showlegend": first_neg,
+                }
+            )
+            first_neg = False
+        traces.append(
+            {
+                "type": "scatter",
+                "x": x,
+                "y": np.clip(w, lo - pad, hi + pad),
+                "xaxis": xa,
+                "yaxis": ya,
+                "mode": "lines",
+                "line": {"color": CURVE, "width": 1.8},
+                "name": "w(s)",
+                "legendgroup": "w",
+                "showlegend": k == 1,
+                "hovertemplate": (
+                    f"{p.llm} × {p.verifier}<br>s = %{{x:.3f}}<br>w = %{{y:.2f}}<extra></extra>"
+                ),
+            }
+        )
+        notes.append(
+            {
+                "text": f"{p.share_negative:.0%} w<0",
+                "showarrow": False,
+                "x": 0.03,
+                "y": 0.97,
+                "xanchor": "left",
+                "yanchor": "top",
+                "font": {"size": 10, "color": NEGATIVE_LINE},
+                **where,
+            }
+        )
+    axes = _grid_axes(rows, cols, hgap, vgap)
+    first_y = axes["yaxis"]
+    assert isinstance(first_y, dict)
+    first_y["range"] = [lo - pad, hi + pad]
+    ds = dataset_label(view.dataset, view.simulated)
+    layout: dict[str, object] = {
+        **axes,
+        "annotations": notes,
+        "title": _title(
+            f"{view.label} weights of every pair (rows: LLMs, columns: verifiers)",
+            f"{ds} · x: verifier score s in [0, 1], y: w(s), shared axes · each pair fitted on "
+            f"all its problems · step reduction: {view.reduction}<br>red: share of the pair's "
+            "responses whose weight is negative",
+        ),
+        "legend": {"orientation": "h", "x": 0.0, "y": -0.06 - 0.1 / rows},
+        "template": "plotly_white",
+        "font": FONT,
+        "height": 170 + 150 * rows,
+        "margin": {"l": 50, "r": 60, "t": 170, "b": 70},
+        "hoverlabel": {"font_size": 12},
+    }
+    return go.Figure({"data": traces, "layout": layout})
+
+
+# --------------------------------------------------------------------------------------
+# budget curves
+# --------------------------------------------------------------------------------------
+
+
+def _axis_ref(i: int, kind: str) -> str:
+    return f"{kind} domain" if i == 1 else f"{kind}{i} domain"
+
+
+def budget_figure(view: BudgetView) -> go.Figure:
+    """Accuracy against N on a log2 axis, one panel per pair, with bootstrap bands; oracle
+    curves dashed; the efficiency ratio written on each panel."""
+    n = len(view.pairs)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    titles = [f"<b>{m} × {v}</b>" for m, v in view.pairs]
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=titles,
+        horizontal_spacing=0.07,
+        vertical_spacing=0.14 if rows > 1 else 0.1,
+    )
+    seen: set[str] = set()
+    budgets = list(view.budgets)
+    for i, (m, v) in enumerate(view.pairs):
+        r, c = i // cols + 1, i % cols + 1
+        for cur in view.curves_of(m, v):
+            s = cur.strategy
+            color = STRATEGY_COLORS.get(s, "#444444")
+            x = cur.budgets.astype(float)
+            fig.add_trace(
+                go.Scatter(
+                    x=np.concatenate([x, x[::-1]]),
+                    y=np.concatenate([cur.high, cur.low[::-1]]),
+                    mode="lines",
+                    fill="toself",
+                    fillcolor=_rgba(color, 0.08),
+                    line={"width": 0},
+                    hoverinfo="skip",
+                    showlegend=False,
+                    legendgroup=s,
+                    name=f"{cur.label} band",
+                ),
+                row=r,
+                col=c,
+            )
+            label = cur.label + (
+                " [oracle]" if cur.oracle and "upper bound" not in cur.label else ""
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=cur.accuracy,
+                    mode="lines+markers",
+                    line={"color": color, "width": 2.2, "dash": "dash" if cur.oracle else "solid"},
+                    marker={"size": 6},
+                    name=label,
+                    legendgroup=s,
+                    showlegend=s not in seen,
+                    customdata=np.stack([cur.low, cur.high], axis=1),
+                    hovertemplate=(
+                        f"{cur.label}<br>N = %{{x}}<br>accuracy %{{y:.1%}} "
+                        "[%{customdata[0]:.1%}, %{customdata[1]:.1%}]<extra></extra>"
+                    ),
+                ),
+                row=r,
+                col=c,
+            )
+            seen.add(s)
+        eff = next((e for e in view.efficiencies if (e.llm, e.verifier) == (m, v)), None)
+        if eff is not None:
+            res = eff.result
+            if res.reached and res.budget is not None:
+                fig.add_trace(
+                    go.Scatter(
+                        x=[res.budget, float(eff.ref_budget)],
+                        y=[res.target, res.target],
+                        mode="lines+markers",
+                        line={"color": "black", "width": 1.2, "dash": "dot"},
+                        marker={"size": 7, "symbol": "diamond"},
+                        name="efficiency: same accuracy, fewer samples",
+                        legendgroup="eff",
+                        showlegend="eff" not in seen,
+                        hoverinfo="skip",
+                    ),
+                    row=r,
+                    col=c,
+                )
+                seen.add("eff")
+            fig.add_annotation(
+                text=eff.text,
+                showarrow=False,
+                xref=_axis_ref(i + 1, "x"),
+                yref=_axis_ref(i + 1, "y"),
+                x=0.02,
+                y=0.98,
+                xanchor="left",
+                yanchor="top",
+                align="left",
+                bgcolor="rgba(255,255,255,0.9)",
+                bordercolor="#444",
+                borderwidth=1,
+                borderpad=4,
+                font={"size": 12, "color": "#111"},
+            )
+    fig.update_xaxes(
+        type="log",
+        tickvals=budgets,
+        ticktext=[str(b) for b in budgets],
+        title_text="samples per problem N (log2 scale)",
+        showgrid=True,
+    )
+    fig.update_yaxes(tickformat=".0%", title_text="accuracy", showgrid=True)
+    ds = dataset_label(view.dataset, view.simulated)
+    fig.update_layout(
+        title=_title(
+            "Accuracy vs. samples per problem",
+            f"{ds} · {view.k}-fold cross-fitted weights, {view.n_subsets} random subsets per "
+            f"budget, {view.level:.0%} bootstrap bands over {view.n_problems} problems<br>"
+            "dashed: oracle upper bounds (they use the test labels)",
+        ),
+        legend={"orientation": "h", "x": 0.0, "y": -0.2 if rows == 1 else -0.1},
+    )
+    _base_layout(fig, 180 + 400 * rows)
+    fig.update_layout(margin={"b": 150, "t": 150})
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# compare
+# --------------------------------------------------------------------------------------
+
+
+def _wrap(label: str, width: int = 12) -> str:
+    """Break a label into lines of about `width` characters (for narrow columns)."""
+    words = label.replace(" (", " \x00(").split(" ")
+    lines: list[str] = []
+    cur = ""
+    for w in words:
+        w = w.replace("\x00", "")
+        if cur and len(cur) + 1 + len(w) > width:
+            lines.append(cur)
+            cur = w
+        else:
+            cur = f"{cur} {w}".strip()
+    if cur:
+        lines.append(cur)
+    return "<br>".join(lines)
+
+
+def compare_figure(view: CompareView, metric: str = "gain") -> go.Figure:
+    """Heatmap of pairs x strategies at one budget: gain over the baseline in percentage
+    points (diverging colours, 0 = white) or accuracy in %; every cell is annotated with
+    the accuracy, the gain and its paired interval."""
+    if metric not in ("gain", "accuracy"):
+        raise ValueError(f"metric must be 'gain' or 'accuracy', got {metric!r}")
+    z = 100.0 * (view.gain if metric == "gain" else view.accuracy)
+    sig = view.significant()
+    text = []
+    for i in range(len(view.pairs)):
+        row = []
+        for j, s in enumerate(view.strategies):
+            acc = f"{100 * view.accuracy[i, j]:.1f}%"
+            if math.isnan(view.accuracy[i, j]):
+                row.append("not fitted")
+            elif s == view.baseline:
+                row.append(f"{acc}<br>baseline")
+            elif math.isnan(view.gain[i, j]):
+                row.append(f"{acc}<br>no baseline")
+            else:
+                mark = "*" if sig[i, j] else ""
+                row.append(
+                    f"{acc}<br><b>{100 * view.gain[i, j]:+.1f}{mark}</b><br>"
+                    f"[{100 * view.gain_low[i, j]:+.1f}, {100 * view.gain_high[i, j]:+.1f}]"
+                )
+        text.append(row)
+    x = [
+        lb + (" (oracle)" if o and "upper bound" not in lb else "")
+        for lb, o in zip(view.labels, view.oracle, strict=True)
+    ]
+    x = [_wrap(lb) for lb in x]
+    if metric == "gain":
+        # oracle upper bounds would wash out the real strategies: they may saturate
+        real = [j for j, o in enumerate(view.oracle) if not o] or list(range(z.shape[1]))
+        zr = z[:, real]
+        finite = np.abs(zr[np.isfinite(zr)])
+        lim = max(float(finite.max()) if finite.size else 1.0, 1.0)
+        scale = {"colorscale": "RdBu", "zmid": 0.0, "zmin": -lim, "zmax": lim}
+        ctitle = "gain (points)"
+    else:
+        real = [j for j, o in enumerate(view.oracle) if not o] or list(range(z.shape[1]))
+        zr = z[:, real][np.isfinite(z[:, real])]
+        scale = {
+            "colorscale": "Viridis",
+            "zmin": float(zr.min()) if zr.size else 0.0,
+            "zmax": float(zr.max()) if zr.size else 100.0,
+        }
+        ctitle = "accuracy (%)"
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=x,
+            y=list(view.pair_labels),
+            text=text,
+            texttemplate="%{text}",
+            textfont={"size": 11},
+            hovertemplate="%{y}<br>%{x}<br>%{text}<extra></extra>",
+            colorbar={"title": {"text": ctitle}},
+            xgap=2,
+            ygap=2,
+            **scale,
+        )
+    )
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(side="top", tickangle=0)
+    base = next(
+        lb for s, lb in zip(view.strategies, view.labels, strict=True) if s == view.baseline
+    )
+    what = "Gain over" if metric == "gain" else "Accuracy, with the gain over"
+    ds = dataset_label(view.dataset, view.simulated)
+    fig.update_layout(
+        title=_title(
+            f"{what} {base} at N = {view.budget}",
+            f"{ds} · cell: accuracy, gain in points [paired {view.level:.0%} bootstrap "
+            f"interval over {view.n_problems} problems], * = interval excludes 0 · "
+            f"{view.k}-fold cross-fitted",
+        ),
+    )
+    _base_layout(fig, 210 + 72 * len(view.pairs))
+    fig.update_layout(margin={"l": 40, "t": 190, "b": 30})
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# problem explorer
+# --------------------------------------------------------------------------------------
+
+
+def _short(text: str, n: int = 22) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def problem_figure(view: ProblemView) -> go.Figure:
+    """One row per answer cluster: the response scores (dots) and, per strategy, the
+    cluster total the vote compares (bars; the picked cluster in colour, green when it is
+    correct, orange when not)."""
+    n_s = len(view.strategies)
+    labels: list[str] = []
+    for a, n, cc in zip(view.answers, view.count, view.cluster_correct, strict=True):
+        lab = f"{'✓' if cc >= 0.5 else '✗'} {_short(a)} ×{int(n)}"
+        while lab in labels:  # answers that look alike after shortening stay apart
+            lab += "\u200b"
+        labels.append(lab)
+    fig = make_subplots(
+        rows=1,
+        cols=1 + n_s,
+        shared_yaxes=True,
+        column_widths=[1.4] + [1.0] * n_s,
+        horizontal_spacing=0.012,
+        subplot_titles=["response scores", *(short_name(s) for s in view.strategies)],
+    )
+    y_resp = [labels[int(c)] for c in view.response_cluster]
+    for ok, color, what in ((True, CORRECT, "correct"), (False, INCORRECT, "incorrect")):
+        sel = view.response_correct == ok
+        if not sel.any():
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=view.response_score[sel],
+                y=[y for y, s in zip(y_resp, sel, strict=True) if s],
+                mode="markers",
+                marker={"color": color, "size": 8, "opacity": 0.7, "line": {"width": 0}},
+                name=f"{what} response",
+                hovertemplate="score %{x:.3f}<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
+    for j, s in enumerate(view.strategies):
+        picked = view.picked[j]
+        colors = [
+            (CORRECT if view.cluster_correct[c] >= 0.5 else INCORRECT) if picked[c] else "#d0d4d9"
+            for c in range(len(labels))
+        ]
+        fig.add_trace(
+            go.Bar(
+                x=view.total[j],
+                y=labels,
+                orientation="h",
+                marker={"color": colors},
+                text=[_fmt_total(t) for t in view.total[j]],
+                textposition="auto",
+                name=short_name(s),
+                showlegend=False,
+                hovertemplate="%{y}<br>total %{x:.3f}<extra>" + short_name(s) + "</extra>",
+            ),
+            row=1,
+            col=2 + j,
+        )
+        fig.add_vline(x=0.0, line={"color": "black", "width": 0.8}, row=1, col=2 + j)
+    fig.update_yaxes(
+        autorange="reversed", type="category", categoryorder="array", categoryarray=labels
+    )
+    fig.update_xaxes(title_text="score", row=1, col=1)
+    for j, s in enumerate(view.strategies):
+        best_of = s == "best_of_n"
+        fig.update_xaxes(title_text="top score" if best_of else "cluster total", row=1, col=2 + j)
+    ds = dataset_label(view.dataset, view.simulated)
+    gold = view.gold if view.gold is not None else "unknown"
+    fig.update_layout(
+        title=_title(
+            f"Problem {view.problem_id} · gold answer {_short(gold, 40)} · "
+            f"{view.llm} × {view.verifier}",
+            f"{ds} · weights from cross-fitting fold {view.fold + 1} of {view.k}, fitted on "
+            f"{view.n_calib} other problems (never on this one) · coloured bar = the "
+            "strategy's pick (green correct, orange wrong)",
+        ),
+        bargap=0.25,
+    )
+    height = int(min(250 + 30 * len(labels), 1600))
+    _base_layout(fig, height)
+    plot_h = height - 110 - 100
+    fig.update_layout(
+        margin={"l": 150, "b": 100},
+        legend={"orientation": "h", "x": 0.0, "y": -62 / plot_h, "yanchor": "top"},
+    )
+    return fig
+
+
+def _fmt_total(t: float) -> str:
+    return f"{t:.0f}" if float(t).is_integer() else f"{t:.2f}"

@@ -1,0 +1,238 @@
+"""dashboard.figures: pure builders, checked on view objects of a small simulated store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from scipy import special
+
+from core import views as V
+from core.cli import DEMO_NAME, build_demo
+from core.store import Store
+from dashboard import figures as F
+
+LLM, VER = "sim-llm-C", "sim-qwen-orm"
+SETTINGS = V.AnalysisSettings(n_subsets=20, n_boot=200)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    s = Store(tmp_path_factory.mktemp("figs") / "f.duckdb")
+    build_demo(s, n_problems=40, n_samples=8)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture(scope="module")
+def wview(demo: Store) -> V.WeightView:
+    return V.weight_view(demo, DEMO_NAME, LLM, VER, "kde_wv", n_boot=10)
+
+
+def _by_name(fig: go.Figure, prefix: str) -> list[go.BaseTraceType]:
+    return [t for t in fig.data if (t.name or "").startswith(prefix)]
+
+
+def _curve(fig: go.Figure) -> go.Scatter:
+    (t,) = _by_name(fig, "w(s)")
+    return t
+
+
+# ---- weight functions ----------------------------------------------------------------
+
+
+def test_negative_region_is_shaded_iff_some_weight_is_negative(wview: V.WeightView) -> None:
+    assert wview.has_negative
+    fig = F.weight_figure(wview)
+    (neg,) = _by_name(fig, "w < 0")
+    assert neg.fill == "tozeroy"
+    np.testing.assert_allclose(neg.y, np.minimum(wview.w, 0.0))
+    assert min(neg.y) < 0
+    assert len([s for s in fig.layout.shapes if s.type == "rect"]) == len(wview.negative)
+    positive = replace(wview, w=np.abs(wview.w) + 0.1, negative=())
+    fig2 = F.weight_figure(positive)
+    assert not _by_name(fig2, "w < 0")
+    assert not [s for s in fig2.layout.shapes if s.type == "rect"]
+
+
+def test_zero_line_and_band_around_the_curve(wview: V.WeightView) -> None:
+    fig = F.weight_figure(wview)
+    zero = [s for s in fig.layout.shapes if s.type == "line" and s.y0 == 0 == s.y1]
+    assert zero, "a zero line is drawn"
+    upper = next(t for t in fig.data if t.name == "band upper")
+    lower = next(t for t in fig.data if (t.name or "").endswith("resamples of problems)"))
+    assert lower.fill == "tonexty"
+    curve = np.asarray(_curve(fig).y)
+    assert np.all(np.asarray(lower.y) <= curve + 1e-12)
+    assert np.all(curve <= np.asarray(upper.y) + 1e-12)
+
+
+def test_densities_share_the_x_axis_with_the_weights(wview: V.WeightView) -> None:
+    fig = F.weight_figure(wview)
+    dens = _by_name(fig, "correct responses: density") + _by_name(
+        fig, "incorrect responses: density"
+    )
+    assert len(dens) == 2
+    assert {t.xaxis for t in dens} == {"x2"} and _curve(fig).xaxis == "x"
+    assert fig.layout.xaxis.matches == "x2" or fig.layout.xaxis2.matches == "x"
+    hist = _by_name(fig, "correct responses: histogram")
+    assert hist and hist[0].type == "bar"
+    # the histogram is a density too (area 1 per class)
+    area = float(np.sum(np.asarray(hist[0].y) * np.asarray(hist[0].width)))
+    assert area == pytest.approx(1.0)
+
+
+def test_logit_axis(wview: V.WeightView) -> None:
+    fig = F.weight_figure(wview, axis="logit")
+    np.testing.assert_allclose(_curve(fig).x, special.logit(wview.grid))
+    assert "logit" in fig.layout.xaxis2.title.text
+    with pytest.raises(ValueError):
+        F.weight_figure(wview, axis="log")
+
+
+def test_offset_by_hand_shows_the_fitted_curve_dashed(demo: Store) -> None:
+    v = V.weight_view(demo, DEMO_NAME, LLM, VER, "logit_wv", n_boot=10)
+    fig = F.weight_figure(v.with_offset(0.2))
+    fitted = _by_name(fig, "fitted (b =")
+    assert fitted and fitted[0].line.dash == "dash"
+    assert "chosen by hand" in _curve(fig).name
+    assert any("b = 0.20" in (a.text or "") for a in fig.layout.annotations)
+    assert not np.allclose(_curve(fig).y, F.weight_figure(v).data[-5].y)
+
+
+def test_titles_say_simulated(wview: V.WeightView) -> None:
+    fig = F.weight_figure(replace(wview, dataset="mine"))
+    assert "mine (simulated)" in fig.layout.title.text
+    assert "w(s)" in fig.layout.yaxis.title.text and "log-odds" in fig.layout.yaxis.title.text
+    assert fig.layout.xaxis2.title.text.startswith("verifier score")
+
+
+def test_small_multiples_one_panel_per_pair(demo: Store) -> None:
+    g = V.weight_grid_view(demo, DEMO_NAME, "kde_wv")
+    fig = F.weight_grid_figure(g)
+    curves = [t for t in fig.data if t.name == "w(s)"]
+    assert len(curves) == len(g.llms) * len(g.verifiers)
+    n_neg = sum(bool(np.any(p.w < 0)) for p in g.panels)
+    assert len([t for t in fig.data if (t.name or "").startswith("w < 0")]) == n_neg
+    titles = {a.text for a in fig.layout.annotations}
+    assert set(g.llms) <= titles
+    assert "(simulated)" in fig.layout.title.text
+
+
+# ---- budget curves -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bview(demo: Store) -> V.BudgetView:
+    return V.budget_view(
+        demo,
+        DEMO_NAME,
+        [(LLM, VER), ("sim-llm-E", "sim-grm-orm")],
+        ["majority", "vanilla_wv", "logit_wv", "oracle_optimal", "pass_at_n"],
+        SETTINGS,
+    )
+
+
+def test_budget_axis_is_log2(bview: V.BudgetView) -> None:
+    fig = F.budget_figure(bview)
+    for ax in (fig.layout.xaxis, fig.layout.xaxis2):
+        assert ax.type == "log"
+        ticks = list(ax.tickvals)
+        assert ticks == list(bview.budgets)
+        assert all(int(t) & (int(t) - 1) == 0 for t in ticks)  # powers of two
+        assert "log2" in ax.title.text
+    assert fig.layout.yaxis.tickformat == ".0%"
+
+
+def test_oracle_curves_are_dashed_others_solid(bview: V.BudgetView) -> None:
+    fig = F.budget_figure(bview)
+    lines = [t for t in fig.data if t.mode == "lines+markers" and t.legendgroup != "eff"]
+    assert len(lines) == len(bview.curves)
+    for t in lines:
+        oracle = t.legendgroup in ("oracle_optimal", "pass_at_n")
+        assert (t.line.dash == "dash") == oracle
+
+
+def test_budget_bands_hold_the_curves(bview: V.BudgetView) -> None:
+    fig = F.budget_figure(bview)
+    bands = [t for t in fig.data if t.fill == "toself"]
+    assert len(bands) == len(bview.curves)
+    for band, c in zip(bands, bview.curves, strict=True):
+        y = np.asarray(band.y)
+        n = len(c.budgets)
+        np.testing.assert_allclose(y[:n], c.high)
+        np.testing.assert_allclose(y[n:][::-1], c.low)
+
+
+def test_efficiency_written_on_the_chart(bview: V.BudgetView) -> None:
+    fig = F.budget_figure(bview)
+    texts = [a.text for a in fig.layout.annotations]
+    for e in bview.efficiencies:
+        assert e.text in texts
+        assert e.text.startswith("logit WV ")
+
+
+# ---- compare -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cview(demo: Store) -> V.CompareView:
+    return V.compare_view(
+        demo,
+        DEMO_NAME,
+        [(LLM, VER), (LLM, "sim-grm-orm"), ("sim-llm-E", VER)],
+        ["majority", "vanilla_wv", "logit_wv", "kde_wv", "pass_at_n"],
+        4,
+        "majority",
+        SETTINGS,
+    )
+
+
+def test_heatmap_values_are_the_views_numbers(cview: V.CompareView) -> None:
+    (hm,) = fig_data = F.compare_figure(cview).data
+    assert fig_data and hm.type == "heatmap"
+    np.testing.assert_allclose(np.asarray(hm.z, dtype=float), 100 * cview.gain)
+    assert list(hm.y) == list(cview.pair_labels)
+    assert hm.zmid == 0
+    acc = F.compare_figure(cview, metric="accuracy").data[0]
+    np.testing.assert_allclose(np.asarray(acc.z, dtype=float), 100 * cview.accuracy)
+    text = np.asarray(hm.text)
+    assert all("baseline" in t for t in text[:, 0])
+    i, j = 0, 2
+    assert f"{100 * cview.gain[i, j]:+.1f}" in text[i, j]
+    assert f"{100 * cview.gain_low[i, j]:+.1f}" in text[i, j]
+
+
+def test_heatmap_colours_follow_the_real_strategies(cview: V.CompareView) -> None:
+    hm = F.compare_figure(cview).data[0]
+    real = 100 * np.abs(cview.gain[:, :4])
+    assert hm.zmax == pytest.approx(max(float(real.max()), 1.0))
+    assert "(simulated)" in F.compare_figure(cview).layout.title.text
+
+
+# ---- problem explorer ----------------------------------------------------------------
+
+
+def test_problem_figure_bars_and_picks(demo: Store) -> None:
+    strategies = ("majority", "best_of_n", "logit_wv", "kde_wv")
+    d = V.disagreement_problems(demo, DEMO_NAME, LLM, VER, strategies, SETTINGS)
+    pid = d.problem_ids[0] if d.problem_ids else d.all_problem_ids[0]
+    v = V.problem_view(demo, DEMO_NAME, LLM, VER, pid, strategies, SETTINGS)
+    fig = F.problem_figure(v)
+    bars = [t for t in fig.data if t.type == "bar"]
+    assert len(bars) == len(strategies)
+    for j, bar in enumerate(bars):
+        np.testing.assert_allclose(bar.x, v.total[j])
+        grey = [c == "#d0d4d9" for c in bar.marker.color]
+        assert [not g for g in grey] == list(v.picked[j])
+    labels = list(fig.layout.yaxis.categoryarray)
+    assert len(labels) == len(v.answers)
+    assert all(lab.startswith(("✓", "✗")) for lab in labels)
+    assert f"gold answer {v.gold}" in fig.layout.title.text
+    dots = [t for t in fig.data if t.type == "scatter"]
+    assert sum(len(t.x) for t in dots) == int(v.count.sum())

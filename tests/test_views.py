@@ -1,0 +1,402 @@
+"""core.views: what each dashboard page shows, checked on a small simulated store."""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import views as V
+from core.analysis import CurveSpec, pair_curves
+from core.budget import accuracy_curves
+from core.calibration import (
+    StrategyParams,
+    cross_fit_many,
+    fit_weights,
+    kfold_problems,
+)
+from core.cli import DEMO_NAME, build_demo
+from core.examples import EXAMPLE_FILES, EXAMPLES_DIR
+from core.importers import import_path
+from core.stats import efficiency_ratio, paired_difference_cis
+from core.store import Store
+from core.strategies import get_strategy
+
+LLM, VER = "sim-llm-C", "sim-qwen-orm"
+STRATS = ("majority", "best_of_n", "vanilla_wv", "logit_wv", "kde_wv")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    path = tmp_path_factory.mktemp("views") / "v.duckdb"
+    s = Store(path)
+    build_demo(s, n_problems=40, n_samples=8)
+    import_path(s, EXAMPLES_DIR / EXAMPLE_FILES["long-csv"], name="example")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+SETTINGS = V.AnalysisSettings(n_subsets=20, n_boot=200)
+
+
+# ---- helpers -------------------------------------------------------------------------
+
+
+def test_negative_intervals_are_the_runs_below_zero() -> None:
+    grid = np.linspace(0, 1, 11)
+    w = np.array([-1, -1, 0, 1, 1, -2, -2, -2, 3, 3, -1], dtype=float)
+    got = V.negative_intervals(grid, w)
+    np.testing.assert_allclose(got, [(0.0, 0.1), (0.5, 0.7), (1.0, 1.0)])
+    assert V.negative_intervals(grid, np.ones(11)) == ()
+
+
+def test_dataset_label_marks_simulated_data_once() -> None:
+    assert V.dataset_label("mine", True) == "mine (simulated)"
+    assert V.dataset_label("demo (simulated)", True) == "demo (simulated)"
+    assert V.dataset_label("real", False) == "real"
+
+
+def test_curve_strategies_share_the_cli_default_set() -> None:
+    from core.analysis import DEFAULT_STRATEGIES
+
+    assert V.curve_strategies(["logit_wv", "majority"]) == DEFAULT_STRATEGIES
+    full = V.curve_strategies(["platt_wv"])
+    assert "platt_wv" in full and set(DEFAULT_STRATEGIES) <= set(full)
+    with pytest.raises(Exception, match="unknown strategy"):
+        V.curve_strategies(["nope"])
+
+
+# ---- weight functions ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(V.CALIBRATORS))
+def test_weight_view_band_holds_the_fitted_curve(demo: Store, kind: str) -> None:
+    v = V.weight_view(demo, DEMO_NAME, LLM, VER, kind, n_boot=12)
+    assert v.simulated and v.kind == kind
+    assert np.all(v.band_low <= v.w_fitted + 1e-12)
+    assert np.all(v.w_fitted <= v.band_high + 1e-12)
+    np.testing.assert_array_equal(v.w, v.w_fitted)
+    # the curve is the fit on every problem of the pair
+    pair = demo.load_pair(DEMO_NAME, LLM, VER)
+    fw = fit_weights(pair, kind, StrategyParams())
+    np.testing.assert_allclose(v.w_fitted, fw.weight_curve(v.grid))
+    # negative intervals and share describe the shown curve
+    assert v.has_negative == bool(v.negative)
+    for lo, hi in v.negative:
+        sel = (v.grid >= lo) & (v.grid <= hi)
+        assert np.all(v.w[sel] < 0)
+    assert v.share_negative == pytest.approx(np.mean(fw.response_weights(pair) < 0))
+    # histogram: every response once, on both axes
+    assert v.hist_correct.sum() + v.hist_incorrect.sum() == v.n_responses == pair.n_responses
+    assert v.hist_correct_logit.sum() + v.hist_incorrect_logit.sum() == v.n_responses
+    assert v.hist_correct.sum() == v.n_correct
+
+
+def test_weight_view_densities_are_densities_of_the_score(demo: Store) -> None:
+    v = V.weight_view(demo, DEMO_NAME, LLM, VER, "kde_wv", n_boot=5)
+    assert v.f1 is not None and v.f0 is not None
+    assert np.all(v.f1 > 0) and np.all(v.f0 > 0)
+    for f in (v.f1, v.f0):
+        mass = float(np.sum((f[1:] + f[:-1]) / 2 * np.diff(v.grid)))
+        assert 0.8 < mass < 1.1  # mass beyond [0.001, 0.999] is not on the grid
+    # a larger bandwidth gives smoother densities (and other KDE weights)
+    wide = V.weight_view(
+        demo, DEMO_NAME, LLM, VER, "kde_wv", StrategyParams(bandwidth=1.0), n_boot=5
+    )
+    assert wide.bandwidth == pytest.approx(1.0)
+    assert not np.allclose(wide.w, v.w)
+
+
+def test_weight_view_comes_from_the_result_cache_the_second_time(demo: Store) -> None:
+    a = V.weight_view(demo, DEMO_NAME, LLM, "sim-grm-orm", "isotonic_wv", n_boot=6, seed=3)
+    b = V.weight_view(demo, DEMO_NAME, LLM, "sim-grm-orm", "isotonic_wv", n_boot=6, seed=3)
+    assert not a.from_cache and b.from_cache
+    np.testing.assert_array_equal(a.band_low, b.band_low)
+    np.testing.assert_array_equal(a.w, b.w)
+
+
+@pytest.mark.parametrize("kind", ["linear_wv", "logit_wv"])
+def test_offset_by_hand_moves_the_curve_and_the_negative_share(demo: Store, kind: str) -> None:
+    v = V.weight_view(demo, DEMO_NAME, LLM, VER, kind, n_boot=20)
+    assert v.b is not None and v.b == v.b_fitted
+    assert v.b_low is not None and v.b_high is not None
+    assert v.b_low <= v.b_fitted <= v.b_high
+    assert not any("disagrees" in n for n in v.notes)  # bootstrap search == fitted search
+    lo, hi = V.offset_range(kind)
+    low_b = v.with_offset(lo + 0.05)
+    high_b = v.with_offset(hi - 0.05)
+    assert low_b.manual_offset and low_b.b == pytest.approx(lo + 0.05)
+    assert low_b.share_negative < high_b.share_negative
+    assert np.all(low_b.w > high_b.w)
+    # w(b) = 0 exactly at s = b
+    assert float(np.interp(0.5, v.grid, v.with_offset(0.5).w)) == pytest.approx(0.0, abs=1e-2)
+    # the band is that of the fitted curve; back to the fitted b restores the view
+    np.testing.assert_array_equal(low_b.band_low, v.band_low)
+    back = low_b.with_offset(None)
+    np.testing.assert_array_equal(back.w, v.w)
+    assert back.share_negative == pytest.approx(v.share_negative)
+    same = V.weight_view(demo, DEMO_NAME, LLM, VER, kind, n_boot=20, offset=lo + 0.05)
+    np.testing.assert_array_equal(same.w, low_b.w)
+    with pytest.raises(V.ViewError, match="must lie in"):
+        v.with_offset(hi + 1.0)
+
+
+def test_offset_is_refused_where_there_is_none(demo: Store) -> None:
+    with pytest.raises(V.ViewError, match="no offset"):
+        V.weight_view(demo, DEMO_NAME, LLM, VER, "kde_wv", n_boot=5, offset=0.3)
+    with pytest.raises(V.ViewError, match="unknown weighting"):
+        V.weight_view(demo, DEMO_NAME, LLM, VER, "oracle_optimal")
+    with pytest.raises(V.ViewError, match="no pair"):
+        V.weight_view(demo, DEMO_NAME, "nobody", VER, "kde_wv")
+
+
+@pytest.mark.parametrize("kind", ["platt_wv", "isotonic_wv"])
+def test_lean_bootstrap_fit_gives_the_same_curve(demo: Store, kind: str) -> None:
+    pair = demo.load_pair(DEMO_NAME, LLM, VER)
+    p = StrategyParams()
+    lean = V._lean_fit(get_strategy(kind), pair, p)
+    np.testing.assert_allclose(
+        lean.weight_curve(V.WEIGHT_GRID), fit_weights(pair, kind, p).weight_curve(V.WEIGHT_GRID)
+    )
+
+
+def test_step_reduction_changes_the_scores(demo: Store) -> None:
+    a = V.weight_view(demo, DEMO_NAME, LLM, "sim-shepherd-min", "kde_wv", n_boot=5)
+    b = V.weight_view(demo, DEMO_NAME, LLM, "sim-shepherd-min", "kde_wv", reduction="max", n_boot=5)
+    assert b.reduction == "max"
+    assert not np.array_equal(a.hist_correct, b.hist_correct)
+
+
+def test_weight_grid_has_one_panel_per_pair(demo: Store) -> None:
+    progress: list[tuple[str, int, int]] = []
+    g = V.weight_grid_view(demo, DEMO_NAME, "kde_wv", progress=lambda *a: progress.append(a))
+    info = demo.get_dataset(DEMO_NAME)
+    assert len(g.panels) == len(info.llms) * len(info.verifiers)
+    assert progress[-1][1] == progress[-1][2] == len(g.panels)
+    one = V.weight_view(demo, DEMO_NAME, LLM, VER, "kde_wv", n_boot=5)
+    np.testing.assert_allclose(g.panel(LLM, VER).w, one.w_fitted)
+    again = V.weight_grid_view(demo, DEMO_NAME, "kde_wv")
+    assert again.n_cached == len(g.panels)
+    lg = V.weight_grid_view(demo, DEMO_NAME, "logit_wv", llms=[LLM], verifiers=[VER])
+    assert lg.panels[0].b == pytest.approx(V.weight_view(demo, DEMO_NAME, LLM, VER, "logit_wv").b)
+
+
+# ---- budget curves and comparisons ---------------------------------------------------
+
+
+def test_budget_view_curves_intervals_and_efficiency(demo: Store) -> None:
+    pairs = [(LLM, VER), ("sim-llm-E", "sim-shepherd-min")]
+    strategies = ["majority", "vanilla_wv", "logit_wv", "oracle_optimal"]
+    v = V.budget_view(demo, DEMO_NAME, pairs, strategies, SETTINGS)
+    assert len(v.curves) == len(pairs) * len(strategies)
+    assert v.budgets == (1, 2, 4, 8)
+    for c in v.curves:
+        assert np.all(c.low <= c.accuracy + 1e-12) and np.all(c.accuracy <= c.high + 1e-12)
+        assert c.oracle == (c.strategy == "oracle_optimal")
+    for e, (m, ver) in zip(v.efficiencies, pairs, strict=True):
+        res = pair_curves(demo, SETTINGS.spec(DEMO_NAME, m, ver, V.curve_strategies(strategies)))
+        acc = res.curves.mean()
+        ref = max(res.curves.budgets)
+        want = efficiency_ratio(
+            res.curves.budgets,
+            acc[res.curves.index("logit_wv")],
+            float(acc[res.curves.index("vanilla_wv"), -1]),
+            ref,
+        )
+        assert e.result == want
+        assert re.fullmatch(
+            r"logit WV (reaches vanilla WV@8 with [0-9.]+ samples? = \d+%|does not reach .*)",
+            e.text,
+        )
+    again = V.budget_view(demo, DEMO_NAME, pairs, strategies, SETTINGS)
+    assert all(again.from_cache)
+
+
+def test_efficiency_text_reads_like_the_paper() -> None:
+    from core.stats import EfficiencyResult
+
+    r = EfficiencyResult(
+        ratio=14.2 / 64, budget=14.2, target=0.6, ref_budget=64, reached=True, reason=""
+    )
+    assert V.efficiency_text("logit_wv", "vanilla_wv", r) == (
+        "logit WV reaches vanilla WV@64 with 14 samples = 22%"
+    )
+
+
+def test_compare_view_gains_are_paired_differences(demo: Store) -> None:
+    pairs = [(LLM, VER), (LLM, "sim-grm-orm")]
+    strategies = ["majority", "vanilla_wv", "logit_wv", "pass_at_n"]
+    v = V.compare_view(demo, DEMO_NAME, pairs, strategies, 4, "majority", SETTINGS, n_boot=500)
+    assert v.accuracy.shape == (2, 4) and v.budget == 4
+    j0 = strategies.index("majority")
+    assert np.all(v.gain[:, j0] == 0) and np.all(v.gain_low[:, j0] == 0)
+    np.testing.assert_allclose(v.gain, v.accuracy - v.accuracy[:, [j0]], atol=1e-12)
+    assert np.all((v.gain_low <= v.gain + 1e-12) & (v.gain <= v.gain_high + 1e-12))
+    assert v.oracle == (False, False, False, True)
+    # the same per-problem values and resamples as core.stats on the cached curves
+    res = pair_curves(demo, SETTINGS.spec(DEMO_NAME, LLM, VER, V.curve_strategies(strategies)))
+    b = res.curves.budgets.index(4)
+    a = res.curves.per_problem[res.curves.index("logit_wv"), b]
+    base = res.curves.per_problem[res.curves.index("majority"), b]
+    ci = paired_difference_cis(a, base, n_boot=500, level=0.95, seed=0)
+    j = strategies.index("logit_wv")
+    assert v.gain_low[0, j] == pytest.approx(float(ci.low))
+    assert v.gain_high[0, j] == pytest.approx(float(ci.high))
+    # a budget between evaluated ones falls back to the one below
+    assert V.compare_view(demo, DEMO_NAME, pairs, strategies, 6, "majority", SETTINGS).budget == 4
+
+
+def test_compare_exports(demo: Store) -> None:
+    v = V.compare_view(
+        demo, DEMO_NAME, [(LLM, VER)], ["majority", "logit_wv"], 8, "majority", SETTINGS
+    )
+    df = pd.read_csv(io.StringIO(v.to_csv()))
+    assert list(df["strategy"]) == ["majority", "logit_wv"]
+    assert df["accuracy"].iloc[1] == pytest.approx(v.accuracy[0, 1], rel=1e-5)
+    assert bool(df["simulated"].iloc[0])
+    tex = v.to_latex()
+    assert r"\begin{tabular}{lrr}" in tex and r"\toprule" in tex and r"\bottomrule" in tex
+    assert "sim-llm-C / sim-qwen-orm" in tex and "Simulated data" in tex
+    assert f"{100 * v.accuracy[0, 1]:.1f} ({100 * v.gain[0, 1]:+.1f}" in tex
+    shown = v.display_frame()
+    assert shown.shape[0] == 2 and shown["accuracy (%)"].iloc[1] == pytest.approx(
+        100 * v.accuracy[0, 1]
+    )
+
+
+def test_latex_escapes_special_characters() -> None:
+    assert V._latex_escape("a_b & 50% #1") == r"a\_b \& 50\% \#1"
+
+
+# ---- problem explorer ------------------------------------------------------------------
+
+
+def test_problem_view_uses_weights_fitted_without_the_problem(demo: Store) -> None:
+    pair = demo.load_pair(DEMO_NAME, LLM, VER)
+    pid = pair.problem_ids[7]
+    v = V.problem_view(demo, DEMO_NAME, LLM, VER, pid, STRATS, SETTINGS)
+    folds = kfold_problems(pair.n_problems, SETTINGS.k, SETTINGS.fold_seed)
+    assert 7 in folds[v.fold] and v.n_calib == pair.n_problems - len(folds[v.fold])
+    # the weights equal those of core's cross-fitting (held-out fold)
+    ref = cross_fit_many(
+        pair,
+        list(STRATS),
+        StrategyParams(),
+        k=SETTINGS.k,
+        seed=0,
+        budgets=[int(pair.sizes().max())],
+        n_subsets=1,
+    )
+    r0, r1 = int(pair.offsets[7]), int(pair.offsets[8])
+    for j, s in enumerate(STRATS):
+        np.testing.assert_allclose(v.response_weight[j], ref.inputs[s].weight[r0:r1])
+    assert int(v.count.sum()) == r1 - r0
+    assert list(v.count) == sorted(v.count, reverse=True)
+    assert np.all(np.diff(v.count) <= 0)
+    assert v.gold is not None and v.simulated
+    frame = v.to_frame()
+    assert len(frame) == len(v.answers) and "picked by" in frame
+
+
+def test_problem_picks_give_the_engines_credit_at_full_budget(demo: Store) -> None:
+    """The explorer's vote over all responses credits each problem exactly as the budget
+    engine does at N = n (same tie rule, same q/m term)."""
+    pair = demo.load_pair(DEMO_NAME, LLM, VER)
+    n = int(pair.sizes().max())
+    ref = cross_fit_many(
+        pair, list(STRATS), StrategyParams(), k=SETTINGS.k, seed=0, budgets=[n], n_subsets=1
+    )
+    engine = accuracy_curves(pair, ref.inputs, budgets=[n], n_subsets=1)
+    _, _, arrays, _ = V._explorer_data(demo, DEMO_NAME, LLM, VER, STRATS, SETTINGS, None)
+    picks = V._full_set_picks(pair, STRATS, arrays)
+    for j, s in enumerate(STRATS):
+        np.testing.assert_allclose(picks.credit[j], engine.per_problem[engine.index(s), 0])
+
+
+def test_disagreements_are_the_problems_with_different_picks(demo: Store) -> None:
+    d = V.disagreement_problems(demo, DEMO_NAME, LLM, VER, STRATS, SETTINGS)
+    assert len(d.all_problem_ids) == d.n_problems == 40
+    assert set(d.problem_ids) <= set(d.all_problem_ids)
+    assert d.credit.shape == (len(STRATS), len(d.problem_ids))
+    listed = set(d.problem_ids)
+    for pid in d.all_problem_ids[:15]:
+        v = V.problem_view(demo, DEMO_NAME, LLM, VER, pid, STRATS, SETTINGS)
+        differ = any(not np.array_equal(v.picked[0], v.picked[j]) for j in range(len(STRATS)))
+        assert differ == (pid in listed)
+    assert list(d.to_frame().columns) == ["problem", *(V.short_name(s) for s in STRATS)]
+
+
+def test_problem_view_refuses_oracles_and_unknown_problems(demo: Store) -> None:
+    with pytest.raises(V.ViewError, match="oracle"):
+        V.problem_view(demo, DEMO_NAME, LLM, VER, "sim-0001", ["oracle_optimal"], SETTINGS)
+    with pytest.raises(V.ViewError, match="no problem"):
+        V.problem_view(demo, DEMO_NAME, LLM, VER, "nope", STRATS, SETTINGS)
+
+
+# ---- several sessions at once --------------------------------------------------------
+
+
+def test_one_store_serves_several_threads(tmp_path: Path) -> None:
+    """Streamlit runs each session in its own thread over one shared Store."""
+    s = Store(tmp_path / "c.duckdb")
+    build_demo(s, n_problems=20, n_samples=4)
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            ver = ("sim-qwen-orm", "sim-grm-orm")[i % 2]
+            V.weight_view(s, DEMO_NAME, LLM, ver, "kde_wv", n_boot=4)
+            V.compare_view(
+                s,
+                DEMO_NAME,
+                [(LLM, ver)],
+                ["majority", "kde_wv"],
+                4,
+                "majority",
+                V.AnalysisSettings(n_subsets=5, n_boot=50),
+            )
+            V.problem_view(s, DEMO_NAME, LLM, ver, "sim-0003", ["majority", "kde_wv"])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    s.close()
+    assert not errors, errors
+
+
+def test_curve_spec_matches_the_cli_default() -> None:
+    """With default settings the dashboard asks for exactly the CLI's default curves, so
+    `ttslab curves` fills the dashboard's cache."""
+    spec = V.AnalysisSettings().spec("d", "m", "v", V.curve_strategies(["majority"]))
+    assert spec.key_params() == CurveSpec("d", "m", "v").key_params()
+
+
+def test_strategies_that_cannot_be_fitted_are_left_out_with_the_reason(demo: Store) -> None:
+    """sim-llm-A answers every problem of the example file correctly: no class densities."""
+    pair = ("sim-llm-A", "sim-easy2hard-last")
+    b = V.budget_view(
+        demo, "example", [pair], ["majority", "kde_wv"], SETTINGS, efficiency=("kde_wv", "majority")
+    )
+    assert [c.strategy for c in b.curves] == ["majority"]
+    assert b.notes and "KDE WV" in b.notes[0] and "could not be fitted" in b.notes[0]
+    assert not b.efficiencies[0].result.reached
+    assert "could not be fitted" in b.efficiencies[0].text
+    c = V.compare_view(demo, "example", [pair], ["majority", "kde_wv"], 4, "majority", SETTINGS)
+    assert np.isnan(c.accuracy[0, 1]) and np.isnan(c.gain[0, 1])
+    assert c.notes and "--" in c.to_latex()
+    p = V.problem_view(demo, "example", *pair, "sim-0003", ["majority", "kde_wv"], SETTINGS)
+    assert p.strategies == ("majority",) and "kde_wv" in p.skipped
+    d = V.disagreement_problems(demo, "example", *pair, ["majority", "kde_wv"], SETTINGS)
+    assert d.strategies == ("majority",) and d.problem_ids == ()
