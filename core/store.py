@@ -579,6 +579,13 @@ class Store:
         return out
 
 
+def _has_steps(v: Any) -> bool:
+    """A step-score cell holds a list (None, NaN or pd.NA mean no step scores)."""
+    if v is None or v is pd.NA:
+        return False
+    return not (isinstance(v, float) and np.isnan(v))
+
+
 def pair_from_frame(
     df: pd.DataFrame, dataset_id: str, llm: str, verifier: str, *, with_steps: bool = False
 ) -> PairData:
@@ -604,7 +611,7 @@ def pair_from_frame(
     steps = None
     if with_steps and "step_scores" in df.columns:
         steps = tuple(
-            tuple(float(x) for x in s) if s is not None else () for s in df["step_scores"]
+            tuple(float(x) for x in s) if _has_steps(s) else () for s in df["step_scores"]
         )
     return PairData(
         dataset_id=dataset_id,
