@@ -68,6 +68,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 complete_records_only=args.complete_records_only,
                 llm=args.llm,
                 verifier=args.verifier,
+                include=args.include,
             )
         finally:
             bar.close()
@@ -354,6 +355,146 @@ def cmd_export_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from core.views import AnalysisSettings, compare_view
+
+    strategies = args.strategy or ["vanilla_wv", "logit_wv", "kde_wv"]
+    with _store(args, read_only=args.read_only) as store:
+        pairs = _pairs(store, args)
+        bar = _Bar("curves", not args.quiet)
+        try:
+            cv = compare_view(
+                store,
+                args.dataset,
+                pairs,
+                strategies,
+                args.budget,
+                args.baseline,
+                AnalysisSettings(params=_params(args), reduction=args.reduction),
+                progress=bar,
+            )
+        finally:
+            bar.close()
+    print(
+        f"accuracy at N={cv.budget} and gain over {get_label(cv.baseline)} "
+        f"({round(100 * cv.level)}% paired interval over {cv.n_problems} problems)"
+        + (" [SIMULATED]" if cv.simulated else "")
+    )
+    print(cv.display_frame().to_string(index=False, float_format=lambda x: f"{x:.1f}"))
+    if args.csv:
+        Path(args.csv).write_text(cv.to_csv())
+        print(f"wrote {args.csv}")
+    if args.latex:
+        Path(args.latex).write_text(cv.to_latex())
+        print(f"wrote {args.latex}")
+    return 0
+
+
+def cmd_allocate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from core.analysis import CurveSpec, pair_allocation
+
+    with _store(args, read_only=args.read_only) as store:
+        spec = CurveSpec(
+            args.dataset,
+            args.llm,
+            args.verifier,
+            params=_params(args),
+            reduction=args.reduction,
+            n_subsets=args.subsets,
+        )
+        alloc = pair_allocation(store, spec, args.strategy, n_bins=args.bins, seed=args.seed)
+    curves = pd.DataFrame(
+        alloc.fixed_curves().T,
+        index=pd.Index(alloc.budgets, name="N"),
+        columns=[get_label(s) for s in alloc.strategies],
+    )
+    curves.insert(0, "per-bin choice", alloc.curve())
+    print(
+        f"== {args.llm} x {args.verifier}: accuracy of choosing the strategy per "
+        f"difficulty bin ({args.bins} bins of the mean verifier score, two-fold CV over "
+        "problems) vs each fixed strategy"
+    )
+    print(curves.to_string(float_format=lambda x: f"{x:.3f}"))
+    table = alloc.table()
+    print(
+        "\nchosen strategy per budget and bin (bin 0 = lowest mean verifier score, for PRM "
+        "scores the predicted hardest; each fold's choice is made on the other fold)"
+    )
+    print(
+        table.pivot_table(
+            index=["budget", "bin"], columns="fold", values="chosen", aggfunc="first"
+        ).to_string()
+    )
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}")
+    return 0
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from core.transfer import PairRef, transfer_matrix
+
+    sources = [PairRef(*t) for t in args.source]
+    targets = [PairRef(*t) for t in (args.target or args.source)]
+    with _store(args, read_only=args.read_only) as store:
+        mat = transfer_matrix(
+            store,
+            sources,
+            targets,
+            strategy=args.strategy,
+            baseline=args.baseline,
+            budget=args.budget,
+            params=_params(args),
+            n_subsets=args.subsets,
+        )
+    df = mat.to_frame()
+    print(
+        f"{get_label(mat.strategy)} calibrated on each source, evaluated on each target at "
+        f"N={mat.budget}: gain over {get_label(mat.baseline)} in points "
+        f"[{round(100 * mat.level)}% paired interval]"
+    )
+    df["cell"] = [
+        f"{100 * g:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+        for g, lo, hi in zip(df["gain"], df["low"], df["high"], strict=True)
+    ]
+    print(df.pivot(index="calibrated on", columns="evaluated on", values="cell").to_string())
+    if args.csv:
+        df.drop(columns="cell").to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}")
+    return 0
+
+
+def cmd_combine(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from core.combine import combined_curves, load_multi
+    from core.stats import curve_cis
+
+    with _store(args, read_only=args.read_only) as store:
+        mp = load_multi(store, args.dataset, args.llm, args.verifier)
+    res = combined_curves(mp, _params(args), n_subsets=args.subsets)
+    ci = curve_cis(res.curves, n_boot=1000)
+    table = pd.DataFrame(
+        [
+            [
+                f"{ci.estimate[i, b]:.3f} [{ci.low[i, b]:.3f}, {ci.high[i, b]:.3f}]"
+                for b in range(len(ci.budgets))
+            ]
+            for i in range(len(ci.strategies))
+        ],
+        index=[res.labels[s] for s in ci.strategies],
+        columns=list(ci.budgets),
+    )
+    print(
+        f"== {args.llm}: signals {', '.join(args.verifier)} (5-fold cross-fitted, "
+        "95% CI over problems)"
+    )
+    print(table.to_string())
+    return 0
+
+
 def _analysis_args(s: argparse.ArgumentParser, *, pair_required: bool = False) -> None:
     s.add_argument("dataset")
     s.add_argument("--llm", required=pair_required, help="one LLM (default: all)")
@@ -436,6 +577,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="name of the verifier of every score, when the input has one verifier "
         "(default: from the file or format)",
     )
+    s.add_argument(
+        "--include",
+        metavar="GLOB",
+        help="for a folder: import only files whose name matches (e.g. 'analysis_aime2024_*')",
+    )
     s.add_argument("--replace", action="store_true", help="replace a dataset of that name")
     s.add_argument(
         "--not-iid",
@@ -496,6 +642,64 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--strategy", default="kde_wv")
     s.add_argument("-o", "--output", default="-", help="file (default: standard output)")
     s.set_defaults(func=cmd_export_weights)
+
+    s = sub.add_parser("compare", help="gain of strategies over a baseline at one budget")
+    _analysis_args(s)
+    s.add_argument("--strategy", action="append", help="strategy (repeatable)")
+    s.add_argument("--baseline", default="majority")
+    s.add_argument("--budget", type=int, default=16)
+    s.add_argument("--csv", help="write the long table as CSV")
+    s.add_argument("--latex", help="write a booktabs LaTeX table")
+    s.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("allocate", help="choose the strategy per difficulty bin (Snell et al.)")
+    _analysis_args(s, pair_required=True)
+    s.add_argument("--strategy", action="append", help="candidate (repeatable; default all)")
+    s.add_argument("--bins", type=int, default=4)
+    s.add_argument("--subsets", type=int, default=200)
+    s.add_argument("--seed", type=int, default=0, help="seed of the two folds")
+    s.add_argument("--csv", help="write the per-bin table as CSV")
+    s.set_defaults(func=cmd_allocate)
+
+    s = sub.add_parser("transfer", help="calibrate on one pair, evaluate on another")
+    s.add_argument(
+        "--source",
+        nargs=3,
+        action="append",
+        required=True,
+        metavar=("DATASET", "LLM", "VERIFIER"),
+        help="calibration pair (repeatable)",
+    )
+    s.add_argument(
+        "--target",
+        nargs=3,
+        action="append",
+        metavar=("DATASET", "LLM", "VERIFIER"),
+        help="evaluation pair (repeatable; default: the sources)",
+    )
+    s.add_argument("--strategy", default="logit_wv")
+    s.add_argument("--baseline", default="majority")
+    s.add_argument("--budget", type=int, default=16)
+    s.add_argument("--subsets", type=int, default=200)
+    s.add_argument("--transform", default="auto")
+    s.add_argument("--bandwidth", default="scott")
+    s.add_argument("--offset-budget", type=int, default=32)
+    s.add_argument("--offset-objective", default="budget", choices=["budget", "mean"])
+    s.add_argument("--read-only", action="store_true")
+    s.add_argument("--csv", help="write the long table as CSV")
+    s.set_defaults(func=cmd_transfer)
+
+    s = sub.add_parser("combine", help="combine several signals of one LLM")
+    s.add_argument("dataset")
+    s.add_argument("--llm", required=True)
+    s.add_argument("--verifier", action="append", required=True, help="signal (at least two)")
+    s.add_argument("--subsets", type=int, default=200)
+    s.add_argument("--transform", default="auto")
+    s.add_argument("--bandwidth", default="scott")
+    s.add_argument("--offset-budget", type=int, default=32)
+    s.add_argument("--offset-objective", default="budget", choices=["budget", "mean"])
+    s.add_argument("--read-only", action="store_true")
+    s.set_defaults(func=cmd_combine)
 
     s = sub.add_parser("formats", help="describe the input formats and columns")
     s.set_defaults(func=cmd_formats)

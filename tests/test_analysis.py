@@ -208,3 +208,106 @@ def test_non_iid_dataset_uses_sampling_order(tmp_path: Path) -> None:
     assert acc[("majority", 1)] == 1.0
     rnd = shuffled.set_index(["strategy", "budget"])["accuracy"]
     assert rnd[("pass_at_n", 1)] == pytest.approx(0.25)  # exact: 1 of 4 samples right
+
+
+def test_cli_compare_allocate_transfer_combine(
+    demo_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pandas as pd
+
+    db = ["--db", str(demo_db)]
+    code = main(
+        [
+            *db,
+            "compare",
+            DEMO_NAME,
+            "--verifier",
+            "sim-qwen-orm",
+            "--budget",
+            "8",
+            "--strategy",
+            "kde_wv",
+            "--csv",
+            str(tmp_path / "c.csv"),
+            "--latex",
+            str(tmp_path / "c.tex"),
+            "--quiet",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "gain over Majority vote" in out and "[SIMULATED]" in out
+    df = pd.read_csv(tmp_path / "c.csv")
+    assert len(df) == 5 and set(df["budget"]) == {8}  # 5 LLMs x 1 strategy
+    assert "\\begin{tabular}" in (tmp_path / "c.tex").read_text()
+
+    code = main(
+        [
+            *db,
+            "allocate",
+            DEMO_NAME,
+            "--llm",
+            "sim-llm-E",
+            "--verifier",
+            "sim-shepherd-min",
+            "--bins",
+            "2",
+            "--subsets",
+            "30",
+            "--csv",
+            str(tmp_path / "a.csv"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "per-bin choice" in out
+    table = pd.read_csv(tmp_path / "a.csv")
+    assert set(table["bin"]) == {0, 1} and set(table["fold"]) == {0, 1}
+
+    code = main(
+        [
+            *db,
+            "transfer",
+            "--source",
+            DEMO_NAME,
+            "sim-llm-C",
+            "sim-shepherd-last",
+            "--source",
+            DEMO_NAME,
+            "sim-llm-D",
+            "sim-shepherd-last",
+            "--budget",
+            "8",
+            "--subsets",
+            "30",
+            "--csv",
+            str(tmp_path / "t.csv"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "calibrated on" in out
+    assert len(pd.read_csv(tmp_path / "t.csv")) == 4
+
+    code = main(
+        [
+            *db,
+            "combine",
+            DEMO_NAME,
+            "--llm",
+            "sim-llm-D",
+            "--verifier",
+            "sim-shepherd-last",
+            "--verifier",
+            "sim-internlm2-orm",
+            "--subsets",
+            "30",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "Sum of per-signal LLRs" in out and "Logistic over signals" in out
+
+
+def test_reduction_without_step_scores_is_a_clear_error(tmp_path: Path) -> None:
+    df = make_long_frame(n_problems=6, n_samples=4, steps=False).drop(columns="step_scores")
+    with Store(tmp_path / "n.duckdb") as s:
+        import_path(s, write_long_csv(df, tmp_path / "n.csv"), name="n")
+        with pytest.raises(AnalysisError, match="without step scores"):
+            load_pair_reduced(s, "n", "m1", "prm", "min")

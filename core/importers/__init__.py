@@ -15,6 +15,7 @@ formats of public test-time-scaling tools, each in its own module: `sal`
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 from collections.abc import Callable
@@ -205,8 +206,12 @@ def import_path(
     complete_records_only: bool = False,
     llm: str | None = None,
     verifier: str | None = None,
+    include: str | None = None,
 ) -> ImportResult:
     """Read, grade (where needed), validate and store one file or folder as one dataset.
+
+    ``include``: for a folder, import only the files whose name matches this glob
+    pattern (e.g. ``analysis_aime2024_*``).
 
     ``complete_records_only``: skip JSON lines that cannot be decoded (e.g. the cut-off
     last line of a truncated file) and report them in the notes instead of failing.
@@ -226,6 +231,9 @@ def import_path(
     run_folder = False
     if p.is_dir():
         files, extra_notes = collect_files(p)
+        if include is not None:
+            files = [f for f in files if fnmatch.fnmatch(f.name, include)]
+            extra_notes.append(f"only files matching {include!r}")
         run_folder = fmt == openr.FMT or (fmt == "auto" and bool(openr.record_files(p, files)))
         if run_folder:
             records = openr.record_files(p, files)
