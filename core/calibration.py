@@ -1277,7 +1277,7 @@ def _resolve(strategies: Sequence[str | Strategy] | str | Strategy) -> list[Stra
     return out
 
 
-def _stitch(pair: PairData, parts: Sequence[tuple[IntArray, VoteInputs]]) -> VoteInputs:
+def stitch_inputs(pair: PairData, parts: Sequence[tuple[IntArray, VoteInputs]]) -> VoteInputs:
     """Merge per-fold vote inputs (each over its fold's problems, in order) into one."""
     from core.budget import VoteInputs
 
@@ -1376,7 +1376,7 @@ def cross_fit_many(
             fitted[s.name] = fw
             parts[s.name].append((test, s.vote_inputs(fw, held)))
         fold_fits.append(FoldFit(train=train, test=test, fitted=fitted))
-    inputs = {name: _stitch(pair, p) for name, p in parts.items()}
+    inputs = {name: stitch_inputs(pair, p) for name, p in parts.items()}
     curves = _evaluate(pair, strats, None, inputs, budgets, n_subsets, subset_seed, subsets)
     return CrossFitResult(
         curves=curves, folds=tuple(fold_fits), inputs=inputs, params=params, k=k, seed=seed
@@ -1549,5 +1549,6 @@ __all__ = [
     "resolve_transform",
     "search_offset",
     "select_problems",
+    "stitch_inputs",
     "within_problem_rank",
 ]

@@ -33,6 +33,7 @@ from core.calibration import (
     kfold_problems,
     response_rows,
     select_problems,
+    stitch_inputs,
 )
 from core.store import Store
 from core.types import BoolArray, FloatArray, IntArray, PairData, TTSLabError
@@ -188,17 +189,6 @@ def fit_combined(calib: MultiPair, kind: str, params: StrategyParams | None = No
     )
 
 
-def _stitch(n: int, parts: Sequence[tuple[IntArray, VoteInputs]], base: PairData) -> VoteInputs:
-    weight = np.full(n, np.nan)
-    g = np.full(n, np.nan)
-    for problems, vi in parts:
-        rows = response_rows(base, problems)
-        weight[rows] = vi.weight
-        assert vi.g is not None
-        g[rows] = vi.g
-    return VoteInputs(weight=weight, g=g)
-
-
 @dataclass(frozen=True, eq=False)
 class CombinedCurves:
     curves: CurveSet
@@ -241,10 +231,10 @@ def combined_curves(
     labels = {"majority": "Majority vote"}
     for j, v in enumerate(mp.verifiers):
         name = f"kde_wv[{v}]"
-        inputs[name] = _stitch(n, single_parts[j], base)
+        inputs[name] = stitch_inputs(base, single_parts[j])
         labels[name] = f"KDE WV on {v} alone"
     for c in COMBINERS:
-        inputs[c] = _stitch(n, comb_parts[c], base)
+        inputs[c] = stitch_inputs(base, comb_parts[c])
     labels["sum_llr"] = "Sum of per-signal LLRs"
     labels["logistic"] = "Logistic over signals"
     subs = subsets or make_subsets(base, budgets, n_subsets=n_subsets, seed=subset_seed)

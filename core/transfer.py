@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from core.budget import CurveSet, Subsets, VoteInputs, accuracy_curves, make_subsets
-from core.calibration import StrategyParams, kfold_problems, response_rows, select_problems
+from core.calibration import StrategyParams, kfold_problems, select_problems, stitch_inputs
 from core.stats import paired_difference_cis
 from core.store import Store
 from core.strategies import get_strategy
@@ -41,19 +41,6 @@ class PairRef:
     @property
     def label(self) -> str:
         return f"{self.dataset} / {self.llm} / {self.verifier}"
-
-
-def _stitch(target: PairData, parts: Sequence[tuple[IntArray, VoteInputs]]) -> VoteInputs:
-    n = target.n_responses
-    weight = np.full(n, np.nan)
-    has_g = parts[0][1].g is not None
-    g = np.full(n, np.nan) if has_g else None
-    for problems, vi in parts:
-        rows = response_rows(target, problems)
-        weight[rows] = vi.weight
-        if g is not None and vi.g is not None:
-            g[rows] = vi.g
-    return VoteInputs(weight=weight, g=g, best_of=parts[0][1].best_of)
 
 
 def transfer_inputs(
@@ -84,7 +71,7 @@ def transfer_inputs(
             raise TransferError("no source problems left outside the held-out fold")
         fitted = strat.fit(select_problems(source, keep), params)
         parts.append((test, strat.vote_inputs(fitted, select_problems(target, test))))
-    return _stitch(target, parts)
+    return stitch_inputs(target, parts)
 
 
 @dataclass(frozen=True, eq=False)
