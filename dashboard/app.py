@@ -37,6 +37,24 @@ pages = [
         str(VIEWS / "compare.py"), title="Compare", icon=":material/grid_on:", url_path="compare"
     ),
     st.Page(
+        str(VIEWS / "transfer.py"),
+        title="Transfer",
+        icon=":material/swap_horiz:",
+        url_path="transfer",
+    ),
+    st.Page(
+        str(VIEWS / "allocation.py"),
+        title="Allocation by difficulty",
+        icon=":material/stacked_bar_chart:",
+        url_path="allocation",
+    ),
+    st.Page(
+        str(VIEWS / "combine.py"),
+        title="Combine signals",
+        icon=":material/call_merge:",
+        url_path="combine",
+    ),
+    st.Page(
         str(VIEWS / "problems.py"),
         title="Problem explorer",
         icon=":material/search:",

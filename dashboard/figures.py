@@ -22,6 +22,7 @@ from core.views import (
     dataset_label,
     short_name,
 )
+from core.views_beyond import AllocationView, CombineView, TransferView
 
 CORRECT = "#1b9e77"  # teal green
 INCORRECT = "#d95f02"  # orange
@@ -50,9 +51,12 @@ __all__ = [
     "INCORRECT",
     "NEGATIVE_FILL",
     "STRATEGY_COLORS",
+    "allocation_figure",
     "budget_figure",
+    "combine_figure",
     "compare_figure",
     "problem_figure",
+    "transfer_heatmap",
     "weight_figure",
     "weight_grid_figure",
 ]
@@ -804,3 +808,445 @@ def problem_figure(view: ProblemView) -> go.Figure:
 
 def _fmt_total(t: float) -> str:
     return f"{t:.0f}" if float(t).is_integer() else f"{t:.2f}"
+
+
+# --------------------------------------------------------------------------------------
+# calibration transfer
+# --------------------------------------------------------------------------------------
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def transfer_heatmap(view: TransferView) -> go.Figure:
+    """Calibrated on (rows) x evaluated on (columns): the gain of the transferred strategy
+    over the baseline in points, diverging colours centred at 0, the paired interval
+    written in each cell (* when it excludes 0); a pair evaluated on itself is outlined."""
+    z = 100.0 * view.gain
+    sig = view.significant()
+    text: list[list[str]] = []
+    for i in range(len(view.sources)):
+        row = []
+        for j in range(len(view.targets)):
+            if math.isnan(view.gain[i, j]):
+                row.append("cannot fit")
+                continue
+            mark = "*" if sig[i, j] else ""
+            row.append(
+                f"<b>{_points(view.gain[i, j])}{mark}</b><br>"
+                f"[{_points(view.low[i, j])}, {_points(view.high[i, j])}]"
+            )
+        text.append(row)
+    finite = np.abs(z[np.isfinite(z)])
+    lim = max(float(finite.max()) if finite.size else 1.0, 1.0)
+    base = short_name(view.baseline)
+    x = [
+        _wrap(lb, 18)
+        + (
+            f"<br><span style='color:#666'>{base} {100 * view.baseline_accuracy[j]:.1f}%</span>"
+            if math.isfinite(view.baseline_accuracy[j])
+            else ""
+        )
+        for j, lb in enumerate(view.target_labels)
+    ]
+    y = [_wrap(lb, 24) for lb in view.source_labels]
+    custom = np.stack(
+        [
+            100 * view.accuracy,
+            np.broadcast_to(100 * view.baseline_accuracy, view.accuracy.shape),
+            np.broadcast_to(view.target_budget, view.accuracy.shape).astype(float),
+        ],
+        axis=-1,
+    )
+    strat = short_name(view.strategy)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=list(range(len(x))),
+            y=list(range(len(y))),
+            text=text,
+            texttemplate="%{text}",
+            textfont={"size": 12},
+            customdata=custom,
+            hovertemplate=(
+                "calibrated on %{y}<br>evaluated on %{x}<br>N = %{customdata[2]:.0f}: "
+                f"{strat} %{{customdata[0]:.1f}}%, {base} %{{customdata[1]:.1f}}%<br>"
+                "gain %{text}<extra></extra>"
+            ),
+            colorscale="RdBu",
+            zmid=0.0,
+            zmin=-lim,
+            zmax=lim,
+            colorbar={"title": {"text": "gain<br>(points)"}, "thickness": 14},
+            xgap=2,
+            ygap=2,
+        )
+    )
+    for i, s in enumerate(view.sources):
+        for j, t in enumerate(view.targets):
+            if s == t:
+                fig.add_shape(
+                    type="rect",
+                    x0=j - 0.47,
+                    x1=j + 0.47,
+                    y0=i - 0.45,
+                    y1=i + 0.45,
+                    line={"color": "#222", "width": 1.6, "dash": "dot"},
+                    fillcolor="rgba(0,0,0,0)",
+                )
+    fig.update_xaxes(
+        title_text="evaluated on",
+        tickvals=list(range(len(x))),
+        ticktext=x,
+        showgrid=False,
+        zeroline=False,
+    )
+    fig.update_yaxes(
+        title_text="calibrated on",
+        tickvals=list(range(len(y))),
+        ticktext=y,
+        autorange="reversed",
+        showgrid=False,
+        zeroline=False,
+    )
+    common = []
+    if view.source_common == view.target_common and view.source_common:
+        common.append(view.source_common)
+    else:
+        if view.source_common:
+            common.append(f"calibrated on: {view.source_common}")
+        if view.target_common:
+            common.append(f"evaluated on: {view.target_common}")
+    shown = " ".join([*common, *view.source_labels, *view.target_labels])
+    sim = " · <b>simulated data</b>" if view.simulated and "simulated" not in shown else ""
+    budgets = sorted({int(b) for b in view.target_budget})
+    n_txt = f"N = {budgets[0]}" if len(budgets) == 1 else f"N = {view.budget} (clipped: {budgets})"
+    fig.update_layout(
+        title=_title(
+            f"{view.strategy_label} calibrated on one pair, evaluated on another: "
+            f"gain over {view.baseline_label} at {n_txt}",
+            " · ".join(common)
+            + sim
+            + f"<br>cell: gain in points [paired {view.level:.0%} bootstrap interval over the "
+            "evaluated problems], * = the interval excludes 0<br>dotted outline: a pair "
+            f"evaluated on itself · pairs that share problems are cross-fitted in {view.k} "
+            "folds (no problem is weighted by a fit that saw it)",
+        ),
+    )
+    n_rows = len(view.sources)
+    _base_layout(fig, max(420, 260 + 66 * n_rows))
+    fig.update_layout(margin={"l": 40, "t": 150, "b": 40})
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# allocation by predicted difficulty
+# --------------------------------------------------------------------------------------
+
+
+def _tint(hex_color: str, amount: float) -> str:
+    """`hex_color` mixed with white (amount 0: the colour, 1: white)."""
+    h = hex_color.lstrip("#")
+    rgb = [int(h[i : i + 2], 16) for i in (0, 2, 4)]
+    mixed = [round(c + (255 - c) * amount) for c in rgb]
+    return "#" + "".join(f"{c:02x}" for c in mixed)
+
+
+CHOICE = "#111111"
+
+
+def _log2_edges(budgets: tuple[int, ...]) -> list[float]:
+    """Cell edges centred on each budget on a log axis (geometric midpoints)."""
+    b = np.asarray(budgets, dtype=float)
+    if b.size == 1:
+        return [float(b[0]) / math.sqrt(2), float(b[0]) * math.sqrt(2)]
+    mids = np.sqrt(b[:-1] * b[1:])
+    first = b[0] ** 2 / mids[0]
+    last = b[-1] ** 2 / mids[-1]
+    return [float(first), *map(float, mids), float(last)]
+
+
+def allocation_figure(view: AllocationView) -> go.Figure:
+    """Top: accuracy against N (log2 axis) of choosing the strategy per difficulty bin,
+    with its bootstrap band, and of every fixed strategy. Bottom, on the same N axis: the
+    strategy chosen for each bin (and each fold of the two-fold cross-validation)."""
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        row_heights=[0.6, 0.4],
+        vertical_spacing=0.1,
+        subplot_titles=(
+            "accuracy: per-bin choice (black, with its band) vs every fixed strategy",
+            "which strategy each bin chose (for each fold, chosen on the other fold)",
+        ),
+    )
+    x = np.asarray(view.budgets, dtype=float)
+    fig.add_trace(
+        go.Scatter(
+            x=np.concatenate([x, x[::-1]]),
+            y=np.concatenate([view.curve_high, view.curve_low[::-1]]),
+            mode="lines",
+            fill="toself",
+            fillcolor="rgba(17, 17, 17, 0.13)",
+            line={"width": 0},
+            hoverinfo="skip",
+            name=f"per-bin choice: {view.level:.0%} band",
+            legendgroup="choice",
+            showlegend=False,
+        ),
+        row=1,
+        col=1,
+    )
+    for s, name in enumerate(view.candidates):
+        color = STRATEGY_COLORS.get(name, "#444444")
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=view.fixed[s],
+                mode="lines+markers",
+                line={"color": color, "width": 1.8},
+                marker={"size": 5},
+                name=view.labels[s],
+                legendgroup=name,
+                customdata=np.stack([view.fixed_low[s], view.fixed_high[s]], axis=1),
+                hovertemplate=(
+                    f"{view.labels[s]}<br>N = %{{x}}<br>accuracy %{{y:.1%}} "
+                    "[%{customdata[0]:.1%}, %{customdata[1]:.1%}]<extra></extra>"
+                ),
+            ),
+            row=1,
+            col=1,
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=view.curve,
+            mode="lines+markers",
+            line={"color": CHOICE, "width": 3.2},
+            marker={"size": 8, "symbol": "diamond"},
+            name=f"per-bin choice ({view.n_bins} bins, two-fold CV)",
+            legendgroup="choice",
+            customdata=np.stack([view.curve_low, view.curve_high], axis=1),
+            hovertemplate=(
+                "per-bin choice<br>N = %{x}<br>accuracy %{y:.1%} "
+                "[%{customdata[0]:.1%}, %{customdata[1]:.1%}]<extra></extra>"
+            ),
+        ),
+        row=1,
+        col=1,
+    )
+    last = len(view.budgets) - 1
+    best = view.labels[int(view.best_fixed[last])]
+    fig.add_annotation(
+        text=(
+            f"at N = {view.budgets[last]}: per-bin choice − best fixed ({best}) = "
+            f"<b>{_points(view.gain[last])}</b> points "
+            f"[{_points(view.gain_low[last])}, {_points(view.gain_high[last])}]"
+        ),
+        showarrow=False,
+        xref="x domain",
+        yref="y domain",
+        x=0.01,
+        y=0.99,
+        xanchor="left",
+        yanchor="top",
+        bgcolor="rgba(255,255,255,0.9)",
+        bordercolor="#444",
+        borderwidth=1,
+        borderpad=4,
+        font={"size": 12, "color": "#111"},
+    )
+    # which strategy each (bin, fold) chose: rows from bin 1 (top) down
+    n_c = len(view.candidates)
+    zrows, trows, ylabels, custom = [], [], [], []
+    for k in range(view.n_bins):
+        for f in (0, 1):
+            idx = [int(view.choice[f, b, k]) for b in range(len(view.budgets))]
+            zrows.append(idx)
+            trows.append([short_name(view.candidates[i]) for i in idx])
+            rng = (
+                f"{view.score_low[k]:.2f}–{view.score_high[k]:.2f}"
+                if math.isfinite(view.score_low[k])
+                else "empty"
+            )
+            ylabels.append(f"bin {k + 1} ({rng}) · fold {f + 1}")
+            custom.append(
+                [
+                    [
+                        view.bin_label(k),
+                        100 * float(view.bin_choice_accuracy[b, k]),
+                    ]
+                    for b in range(len(view.budgets))
+                ]
+            )
+    scale: list[list[object]] = []
+    for i, name in enumerate(view.candidates):
+        c = _tint(STRATEGY_COLORS.get(name, "#444444"), 0.45)
+        scale += [[i / n_c, c], [(i + 1) / n_c, c]]
+    fig.add_trace(
+        go.Heatmap(
+            z=zrows,
+            x=_log2_edges(view.budgets),
+            y=ylabels,
+            text=trows,
+            texttemplate="%{text}",
+            textfont={"size": 11, "color": "#111"},
+            customdata=custom,
+            hovertemplate=(
+                "%{y}: %{customdata[0]}<br>chose %{text}<br>per-bin choice in this bin "
+                "%{customdata[1]:.1f}%<extra></extra>"
+            ),
+            colorscale=scale,
+            zmin=-0.5,
+            zmax=n_c - 0.5,
+            showscale=False,
+            xgap=2,
+            ygap=1,
+            name="chosen strategy",
+        ),
+        row=2,
+        col=1,
+    )
+    for k in range(1, view.n_bins):
+        fig.add_hline(y=2 * k - 0.5, line={"color": "white", "width": 5}, row=2, col=1)
+    fig.update_yaxes(autorange="reversed", row=2, col=1, showgrid=False)
+    budgets = list(view.budgets)
+    fig.update_xaxes(type="log", tickvals=budgets, ticktext=[str(b) for b in budgets])
+    fig.update_xaxes(showgrid=True, row=1, col=1)
+    fig.update_xaxes(title_text="samples per problem N (log2 scale)", showgrid=False, row=2, col=1)
+    fig.update_xaxes(showticklabels=True, row=1, col=1)
+    fig.update_yaxes(tickformat=".0%", title_text="accuracy", showgrid=True, row=1, col=1)
+    ds = dataset_label(view.dataset, view.simulated)
+    fig.update_layout(
+        title=_title(
+            f"Choosing the strategy per difficulty bin · {view.llm} × {view.verifier}",
+            f"{ds} · {view.n_bins} quantile bins of the mean verifier score per problem (no "
+            "labels; bin 1 = lowest) · choice per bin and budget by two-fold CV over "
+            f"{view.n_problems} problems<br>{view.k}-fold cross-fitted weights · band: "
+            f"{view.level:.0%} bootstrap over problems with the bins and choices held fixed",
+        ),
+        legend={"orientation": "v", "x": 1.01, "y": 1.0, "yanchor": "top"},
+    )
+    height = 560 + 30 * 2 * view.n_bins
+    _base_layout(fig, height)
+    fig.update_layout(margin={"t": 150, "r": 40})
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# combined signals
+# --------------------------------------------------------------------------------------
+
+_SIGNAL_COLORS = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+COMBINER_COLORS = {"sum_llr": "#d62728", "logistic": "#2ca02c", "majority": "#7f7f7f"}
+
+
+def combine_figure(view: CombineView) -> go.Figure:
+    """Accuracy against N (log2 axis) of majority vote, each signal alone (dotted), the sum
+    of per-signal LLRs and the logistic combiner (thick), with bootstrap bands."""
+    fig = go.Figure()
+    x = np.asarray(view.budgets, dtype=float)
+    style: dict[int, tuple[str, dict[str, object]]] = {}
+    n_single = 0
+    for s, name in enumerate(view.strategies):
+        kind = view.kinds[s]
+        if kind == "single":
+            color = _SIGNAL_COLORS[n_single % len(_SIGNAL_COLORS)]
+            n_single += 1
+            style[s] = (color, {"color": color, "width": 1.8, "dash": "dot"})
+        elif kind == "combined":
+            color = COMBINER_COLORS.get(name, "#d62728")
+            style[s] = (color, {"color": color, "width": 3.2})
+        else:
+            color = COMBINER_COLORS["majority"]
+            style[s] = (color, {"color": color, "width": 2.0, "dash": "dash"})
+    combined = [s for s, kd in enumerate(view.kinds) if kd == "combined"]
+    # bands of the combiners only (more would bury the curves; hover gives every interval)
+    for s in combined:
+        fig.add_trace(
+            go.Scatter(
+                x=np.concatenate([x, x[::-1]]),
+                y=np.concatenate([view.high[s], view.low[s][::-1]]),
+                mode="lines",
+                fill="toself",
+                fillcolor=_rgba(style[s][0], 0.1),
+                line={"width": 0},
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=view.strategies[s],
+                name=f"{view.labels[s]} band",
+            )
+        )
+    # thick combiners first, thin curves on top of them (they may coincide)
+    others = [s for s in range(len(view.strategies)) if s not in combined]
+    for s in [*combined, *others]:
+        kind = view.kinds[s]
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=view.accuracy[s],
+                mode="lines+markers",
+                line=style[s][1],
+                marker={"size": 7 if kind == "combined" else 5},
+                name=view.labels[s],
+                legendgroup=view.strategies[s],
+                legendrank=100 + s,
+                customdata=np.stack([view.low[s], view.high[s]], axis=1),
+                hovertemplate=(
+                    f"{view.labels[s]}<br>N = %{{x}}<br>accuracy %{{y:.1%}} "
+                    "[%{customdata[0]:.1%}, %{customdata[1]:.1%}]<extra></extra>"
+                ),
+            )
+        )
+    last = len(view.budgets) - 1
+    best = view.labels[int(view.best_single[last])]
+    lines = [f"at N = {view.budgets[last]}, gain over the best single signal ({best}):"]
+    for s, kind in enumerate(view.kinds):
+        if kind == "combined":
+            lines.append(
+                f"{view.labels[s]}: <b>{_points(view.gain[s, last])}</b> points "
+                f"[{_points(view.gain_low[s, last])}, {_points(view.gain_high[s, last])}]"
+            )
+    fig.add_annotation(
+        text="<br>".join(lines),
+        showarrow=False,
+        xref="x domain",
+        yref="y domain",
+        x=0.01,
+        y=0.99,
+        xanchor="left",
+        yanchor="top",
+        align="left",
+        bgcolor="rgba(255,255,255,0.9)",
+        bordercolor="#444",
+        borderwidth=1,
+        borderpad=4,
+        font={"size": 12, "color": "#111"},
+    )
+    budgets = list(view.budgets)
+    fig.update_xaxes(
+        type="log",
+        tickvals=budgets,
+        ticktext=[str(b) for b in budgets],
+        title_text="samples per problem N (log2 scale)",
+        showgrid=True,
+    )
+    fig.update_yaxes(tickformat=".0%", title_text="accuracy", showgrid=True)
+    ds = dataset_label(view.dataset, view.simulated)
+    order = "" if view.order == "random" else " · prefixes in sampling order (samples not iid)"
+    fig.update_layout(
+        title=_title(
+            f"Combining {len(view.verifiers)} signals · {view.llm}",
+            f"{ds} · signals: {', '.join(view.verifiers)} · {view.k}-fold cross-fitted, "
+            f"{view.n_subsets} common random subsets per budget{order}<br>bands: "
+            f"{view.level:.0%} bootstrap over {view.n_problems} problems, drawn for the "
+            "combiners (hover any curve for its interval) · dotted: KDE WV on one signal "
+            "alone · dashed: majority vote",
+        ),
+        legend={"orientation": "h", "x": 0.0, "y": -0.18},
+    )
+    _base_layout(fig, 620)
+    fig.update_layout(margin={"b": 140, "t": 130})
+    return fig

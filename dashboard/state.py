@@ -27,11 +27,12 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from core import views
+from core import views, views_beyond
 from core.budget import default_budgets
 from core.calibration import StrategyParams
 from core.reduce import REDUCTIONS
 from core.store import DatasetInfo, Store, default_db_path
+from core.transfer import PairRef
 from core.types import TTSLabError
 from core.views import AnalysisSettings, dataset_label
 
@@ -295,6 +296,16 @@ def page_context(*, pair: bool = True, settings: bool = True) -> Context:
     return Context(store, info, llm, verifier, s, boot)
 
 
+def reset_on_dataset_change(page: str, keys: Sequence[str], info: DatasetInfo) -> None:
+    """Forget a page's remembered `keys` when the sidebar's dataset changed since the page
+    last ran, so their defaults follow the current dataset."""
+    marker = f"_{page}_dataset"
+    if st.session_state.get(marker) != info.dataset_id:
+        for k in keys:
+            st.session_state.pop(k, None)
+        st.session_state[marker] = info.dataset_id
+
+
 def simulated_banner(ctx: Context) -> None:
     if ctx.info.simulated:
         st.warning(
@@ -539,5 +550,85 @@ def problem_view(ctx: Context, problem_id: str, strategies: Sequence[str]) -> vi
                 progress=p,
             ),
             "Cross-fitting the strategies (once; cached afterwards)",
+        )
+    )
+
+
+def transfer_view(
+    ctx: Context,
+    sources: Sequence[PairRef],
+    targets: Sequence[PairRef],
+    strategy: str,
+    baseline: str,
+    budget: int,
+) -> views_beyond.TransferView:
+    names = sorted({r.dataset for r in (*sources, *targets)})
+    infos = [_guard(lambda n=n: ctx.store.get_dataset(n)) for n in names]  # type: ignore[misc]
+    data_key = [(i.dataset_id, i.content_sha256) for i in infos]
+    key = cache_key(
+        str(ctx.store.path),
+        data_key,
+        [(r.dataset, r.llm, r.verifier) for r in sources],
+        [(r.dataset, r.llm, r.verifier) for r in targets],
+        strategy,
+        baseline,
+        budget,
+        ctx.settings,
+    )
+    n = len(sources) * len(targets)
+    return _guard(
+        lambda: cached(
+            "transfer_view",
+            key,
+            lambda p: views_beyond.transfer_view(
+                ctx.store,
+                sources,
+                targets,
+                strategy,
+                baseline,
+                budget,
+                ctx.settings,
+                progress=p,
+            ),
+            f"Calibrating and evaluating {n} cells (up to a few seconds per new cell, once; "
+            "cached afterwards)",
+        )
+    )
+
+
+def allocation_view(
+    ctx: Context, candidates: Sequence[str], n_bins: int
+) -> views_beyond.AllocationView:
+    key = cache_key(ctx.key(), ctx.llm, ctx.verifier, list(candidates), n_bins, ctx.settings)
+    return _guard(
+        lambda: cached(
+            "allocation_view",
+            key,
+            lambda p: views_beyond.allocation_view(
+                ctx.store,
+                ctx.dataset,
+                ctx.llm,
+                ctx.verifier,
+                candidates,
+                n_bins,
+                ctx.settings,
+                progress=p,
+            ),
+            f"Cross-fitting and evaluating {ctx.llm} × {ctx.verifier} (once; cached afterwards)",
+        )
+    )
+
+
+def combine_view(ctx: Context, verifiers: Sequence[str]) -> views_beyond.CombineView:
+    key = cache_key(ctx.key(), ctx.llm, list(verifiers), ctx.settings)
+    return _guard(
+        lambda: cached(
+            "combine_view",
+            key,
+            lambda p: views_beyond.combine_view(
+                ctx.store, ctx.dataset, ctx.llm, verifiers, ctx.settings, progress=p
+            ),
+            f"Cross-fitting {len(verifiers)} signals and 2 combiners for {ctx.llm} "
+            "(once; cached afterwards)",
         )
     )

@@ -33,6 +33,9 @@ PAGES = {
     "weights": "weights",
     "budget": "budget",
     "compare": "compare",
+    "transfer": "transfer",
+    "allocation": "allocation",
+    "combine": "combine",
     "problems": "problems",
 }
 VIEWPORT = {"width": 1400, "height": 900}

@@ -272,7 +272,85 @@ def test_problem_explorer(db: Path) -> None:
     assert box.options[5] in _chart(at)["layout"]["title"]["text"]
 
 
-@pytest.mark.parametrize("page", ["weights", "budget", "compare", "problems"])
+def test_transfer_page(db: Path) -> None:
+    at = _page(_app(), "transfer")
+    assert any("simulated" in w.value for w in at.warning)
+    heat = next(t for t in _chart(at)["data"] if t["type"] == "heatmap")
+    layout = _chart(at)["layout"]
+    # default: every LLM of the demo with the sidebar's verifier, rows and columns
+    assert list(layout["yaxis"]["ticktext"]) == [f"sim-llm-{c}" for c in "ABCDE"]
+    assert layout["yaxis"]["title"]["text"] == "calibrated on"
+    assert layout["xaxis"]["title"]["text"] == "evaluated on"
+    assert heat["zmid"] == 0
+    assert len(at.dataframe[0].value) == 25
+    before = _values(heat["z"])
+    # fewer rows
+    sources = at.multiselect(key="w_t_sources")
+    for opt in list(sources.value)[2:]:
+        sources.unselect(opt)
+    at.run()
+    assert not at.exception and not at.error
+    layout = _chart(at)["layout"]
+    assert list(layout["yaxis"]["ticktext"]) == ["sim-llm-A", "sim-llm-B"]
+    assert len(at.dataframe[0].value) == 10
+    np.testing.assert_allclose(
+        _values(next(t for t in _chart(at)["data"] if t["type"] == "heatmap")["z"]),
+        before.reshape(5, 5)[:2],
+    )
+    # another strategy: another matrix
+    at.selectbox(key="w_t_strategy").select("kde_wv").run()
+    assert not at.exception and not at.error
+    assert "KDE WV" in _chart(at)["layout"]["title"]["text"]
+    assert [d.label for d in at.get("download_button")] == ["Export CSV"]
+
+
+def test_allocation_page(db: Path) -> None:
+    at = _page(_app(), "allocation")
+    spec = _chart(at)
+    assert _trace(spec, "per-bin choice (4 bins")
+    heat = next(t for t in spec["data"] if t["type"] == "heatmap")
+    assert len(heat["y"]) == 2 * 4
+    assert spec["layout"]["xaxis"]["type"] == "log"
+    assert list(at.dataframe[0].value["bin"]) == [1, 2, 3, 4]
+    at.select_slider(key="w_a_bins").set_value(2).run()
+    assert not at.exception and not at.error
+    spec = _chart(at)
+    assert _trace(spec, "per-bin choice (2 bins")
+    assert len(next(t for t in spec["data"] if t["type"] == "heatmap")["y"]) == 4
+    table = at.dataframe[0].value
+    assert list(table["bin"]) == [1, 2] and table["problems"].sum() == 30
+    # the table follows its budget control
+    at.select_slider(key="w_a_table_budget").set_value(1).run()
+    assert not at.exception
+    one = at.dataframe[0].value
+    assert any(c.value.startswith("At N = 1:") for c in at.caption)
+    assert not one.equals(table)
+
+
+def test_combine_page(db: Path) -> None:
+    at = _page(_app(), "combine")
+    lines = [t for t in _chart(at)["data"] if t.get("mode") == "lines+markers"]
+    assert len(lines) == 5  # majority, two signals alone, two combiners
+    assert {"Sum of per-signal LLRs", "Logistic over signals"} <= {t["name"] for t in lines}
+    box = at.multiselect(key="w_m_verifiers")
+    third = next(v for v in box.options if v not in box.value)
+    box.select(third).run()
+    assert not at.exception and not at.error
+    lines = [t for t in _chart(at)["data"] if t.get("mode") == "lines+markers"]
+    assert len(lines) == 6 and any(third in t["name"] for t in lines)
+    assert len(at.dataframe[0].value) == 6
+    box = at.multiselect(key="w_m_verifiers")
+    for v in list(box.value)[1:]:
+        box.unselect(v)
+    at.run()
+    assert not at.exception
+    assert "at least two" in at.info[0].value
+    assert not at.get("plotly_chart")
+
+
+@pytest.mark.parametrize(
+    "page", ["weights", "budget", "compare", "transfer", "allocation", "problems"]
+)
 def test_every_page_works_on_a_small_real_format_import(db: Path, page: str) -> None:
     """The example file (12 problems, 4 samples, 2 x 2 pairs) goes through every page."""
     at = _app()
@@ -280,6 +358,17 @@ def test_every_page_works_on_a_small_real_format_import(db: Path, page: str) -> 
     _page(at, page)
     assert _chart(at)["data"], page
     assert "(simulated)" not in _chart(at)["layout"]["title"]["text"]
+
+
+def test_combine_page_explains_a_signal_that_cannot_be_fitted(db: Path) -> None:
+    """Every response of some cross-fitting fold of the example file is correct: the
+    per-signal KDE cannot be fitted there, and the page says so."""
+    at = _app()
+    at.sidebar.selectbox(key="w_dataset").select("example csv").run()
+    at.switch_page("views/combine.py").run()
+    assert not at.exception
+    assert at.error and "cannot combine" in at.error[0].value
+    assert "correct" in at.error[0].value
 
 
 def test_a_reduction_without_step_scores_is_explained(

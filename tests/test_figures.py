@@ -11,8 +11,10 @@ import pytest
 from scipy import special
 
 from core import views as V
+from core import views_beyond as VB
 from core.cli import DEMO_NAME, build_demo
 from core.store import Store
+from core.transfer import PairRef
 from dashboard import figures as F
 
 LLM, VER = "sim-llm-C", "sim-qwen-orm"
@@ -236,3 +238,121 @@ def test_problem_figure_bars_and_picks(demo: Store) -> None:
     assert f"gold answer {v.gold}" in fig.layout.title.text
     dots = [t for t in fig.data if t.type == "scatter"]
     assert sum(len(t.x) for t in dots) == int(v.count.sum())
+
+
+# ---- calibration transfer ------------------------------------------------------------
+
+BEYOND = V.AnalysisSettings(n_subsets=20, n_boot=200, k=3)
+
+
+@pytest.fixture(scope="module")
+def tview(demo: Store) -> VB.TransferView:
+    src = [PairRef(DEMO_NAME, m, VER) for m in ("sim-llm-C", "sim-llm-E")]
+    tgt = [PairRef(DEMO_NAME, m, VER) for m in ("sim-llm-B", "sim-llm-C", "sim-llm-E")]
+    return VB.transfer_view(demo, src, tgt, "logit_wv", "majority", 4, BEYOND)
+
+
+def test_transfer_heatmap_cells_are_the_views_gains(tview: VB.TransferView) -> None:
+    fig = F.transfer_heatmap(tview)
+    (hm,) = [t for t in fig.data if t.type == "heatmap"]
+    np.testing.assert_allclose(np.asarray(hm.z, dtype=float), 100 * tview.gain)
+    text = np.asarray(hm.text)
+    sig = tview.significant()
+    for i in range(len(tview.sources)):
+        for j in range(len(tview.targets)):
+            cell = text[i, j]
+            assert f"{100 * tview.gain[i, j]:+.1f}" in cell
+            assert f"[{100 * tview.low[i, j]:+.1f}, {100 * tview.high[i, j]:+.1f}]" in cell
+            assert ("*" in cell) == bool(sig[i, j])
+    assert list(fig.layout.yaxis.ticktext) == list(tview.source_labels)
+    assert [t.split("<br>")[0] for t in fig.layout.xaxis.ticktext] == list(tview.target_labels)
+    assert fig.layout.yaxis.title.text == "calibrated on"
+    assert fig.layout.xaxis.title.text == "evaluated on"
+    # a pair evaluated on itself is outlined
+    assert len([s for s in fig.layout.shapes if s.type == "rect"]) == int(tview.diagonal.sum())
+    assert "(simulated)" in fig.layout.title.text
+
+
+def test_transfer_colour_scale_is_centred_at_zero(tview: VB.TransferView) -> None:
+    hm = F.transfer_heatmap(tview).data[0]
+    assert hm.zmid == 0 and hm.zmin == -hm.zmax
+    assert hm.zmax >= float(np.nanmax(np.abs(100 * tview.gain)))
+    assert hm.colorscale[0][1] != hm.colorscale[-1][1]  # diverging: two ends differ
+    nan_cell = replace(tview, gain=np.where(tview.diagonal, np.nan, tview.gain))
+    text = np.asarray(F.transfer_heatmap(nan_cell).data[0].text)
+    assert (text[nan_cell.diagonal] == "cannot fit").all()
+
+
+# ---- allocation by difficulty ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def aview(demo: Store) -> VB.AllocationView:
+    cands = ("majority", "best_of_n", "logit_wv", "kde_wv")
+    return VB.allocation_view(demo, DEMO_NAME, LLM, VER, cands, 2, SETTINGS)
+
+
+def test_allocation_curve_with_its_band_on_a_log2_axis(aview: VB.AllocationView) -> None:
+    fig = F.allocation_figure(aview)
+    for ax in (fig.layout.xaxis, fig.layout.xaxis2):
+        assert ax.type == "log"
+        assert list(ax.tickvals) == list(aview.budgets)
+    assert "log2" in fig.layout.xaxis2.title.text
+    (choice,) = _by_name(fig, "per-bin choice (")
+    np.testing.assert_allclose(choice.y, aview.curve)
+    np.testing.assert_allclose(choice.x, aview.budgets)
+    (band,) = [t for t in fig.data if t.type == "scatter" and t.fill == "toself"]
+    y = np.asarray(band.y)
+    n = len(aview.budgets)
+    assert np.all(y[:n] >= np.asarray(choice.y) - 1e-12)
+    assert np.all(y[n:][::-1] <= np.asarray(choice.y) + 1e-12)
+    fixed = [t for t in fig.data if t.name in aview.labels]
+    assert [t.name for t in fixed] == list(aview.labels)
+    for t, row in zip(fixed, aview.fixed, strict=True):
+        np.testing.assert_allclose(t.y, row)
+
+
+def test_allocation_choice_panel_shows_each_bins_choice(aview: VB.AllocationView) -> None:
+    fig = F.allocation_figure(aview)
+    (hm,) = [t for t in fig.data if t.type == "heatmap"]
+    z = np.asarray(hm.z)
+    assert z.shape == (2 * aview.n_bins, len(aview.budgets))
+    for k in range(aview.n_bins):
+        for f in (0, 1):
+            np.testing.assert_array_equal(z[2 * k + f], aview.choice[f, :, k])
+            names = [V.short_name(aview.candidates[int(c)]) for c in aview.choice[f, :, k]]
+            assert list(np.asarray(hm.text)[2 * k + f]) == names
+    assert len(hm.x) == len(aview.budgets) + 1  # cell edges around each budget
+    assert hm.xaxis == "x2"
+
+
+# ---- combined signals -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mview(demo: Store) -> VB.CombineView:
+    return VB.combine_view(
+        demo, DEMO_NAME, LLM, [VER, "sim-grm-orm", "sim-shepherd-last"], SETTINGS
+    )
+
+
+def test_combine_one_trace_per_strategy_on_a_log2_axis(mview: VB.CombineView) -> None:
+    fig = F.combine_figure(mview)
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert sorted(t.name for t in lines) == sorted(mview.labels)
+    assert len(lines) == len(mview.strategies) == 3 + 3
+    for t in lines:
+        s = mview.labels.index(t.name)
+        np.testing.assert_allclose(t.y, mview.accuracy[s])
+        assert (t.line.dash == "dot") == (mview.kinds[s] == "single")
+    assert fig.layout.xaxis.type == "log"
+    assert list(fig.layout.xaxis.tickvals) == list(mview.budgets)
+    bands = [t for t in fig.data if t.type == "scatter" and t.fill == "toself"]
+    assert {t.legendgroup for t in bands} == {"sum_llr", "logistic"}
+    for band in bands:
+        s = mview.strategies.index(band.legendgroup)
+        y = np.asarray(band.y)
+        n = len(mview.budgets)
+        np.testing.assert_allclose(y[:n], mview.high[s])
+        np.testing.assert_allclose(y[n:][::-1], mview.low[s])
+    assert "(simulated)" in fig.layout.title.text

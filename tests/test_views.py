@@ -400,3 +400,96 @@ def test_strategies_that_cannot_be_fitted_are_left_out_with_the_reason(demo: Sto
     assert p.strategies == ("majority",) and "kde_wv" in p.skipped
     d = V.disagreement_problems(demo, "example", *pair, ["majority", "kde_wv"], SETTINGS)
     assert d.strategies == ("majority",) and d.problem_ids == ()
+
+
+# ---- transfer, allocation, combined signals (core.views_beyond) ----------------------
+
+BEYOND = V.AnalysisSettings(n_subsets=20, n_boot=200, k=3)
+
+
+def test_transfer_view_cells_equal_the_transfer_matrix(demo: Store) -> None:
+    from core import views_beyond as VB
+    from core.transfer import PairRef, transfer_matrix
+
+    src = [PairRef(DEMO_NAME, m, VER) for m in ("sim-llm-B", LLM)]
+    tgt = [*src, PairRef("example", "sim-llm-B", "sim-grm-orm")]
+    view = VB.transfer_view(demo, src, tgt, "kde_wv", "majority", 4, BEYOND)
+    mat = transfer_matrix(
+        demo, src, tgt, "kde_wv", "majority", 4, BEYOND.params, k=3, n_subsets=20, n_boot=200
+    )
+    for ours, theirs in (
+        (view.accuracy, mat.accuracy),
+        (view.gain, mat.gain),
+        (view.low, mat.low),
+        (view.high, mat.high),
+        (view.baseline_accuracy, mat.baseline_accuracy),
+    ):
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+    assert view.n_cached == 0
+    again = VB.transfer_view(demo, src, tgt, "kde_wv", "majority", 4, BEYOND)
+    assert again.n_cached == 6
+    np.testing.assert_array_equal(again.gain, view.gain)
+    # labels keep what differs; the simulated demo is flagged, the example file is not
+    assert view.source_labels == ("sim-llm-B", LLM)
+    assert view.target_labels[-1] == "example / sim-llm-B / sim-grm-orm"
+    assert view.target_labels[0] == "demo (simulated) / sim-llm-B / sim-qwen-orm"
+    assert view.source_simulated == (True, True) and view.target_simulated[-1] is False
+    assert view.diagonal.sum() == 2 and view.shared[:, :2].all()
+    frame = view.to_frame()
+    assert len(frame) == 6 and frame["gain"].tolist() == view.gain.reshape(-1).tolist()
+    assert view.to_csv().splitlines()[0].startswith("calibrated on,evaluated on")
+    assert list(view.display_frame()["calibrated on"][:3]) == ["sim-llm-B"] * 3
+    with pytest.raises(V.ViewError, match="oracle"):
+        VB.transfer_view(demo, src, src, "oracle_optimal", "majority", 4, BEYOND)
+
+
+def test_allocation_view_curve_is_the_allocations(demo: Store) -> None:
+    from core import views_beyond as VB
+    from core.analysis import pair_allocation
+
+    cands = ("majority", "vanilla_wv", "logit_wv", "kde_wv", "pass_at_n")
+    view = VB.allocation_view(demo, DEMO_NAME, LLM, VER, cands, 3, SETTINGS, seed=1)
+    spec = SETTINGS.spec(DEMO_NAME, LLM, VER, V.curve_strategies(cands))
+    alloc = pair_allocation(demo, spec, cands[:-1], n_bins=3, seed=1)
+    np.testing.assert_allclose(view.curve, alloc.curve())
+    np.testing.assert_allclose(view.fixed, alloc.fixed_curves())
+    np.testing.assert_array_equal(view.choice, alloc.choice)
+    assert view.candidates == cands[:-1]
+    assert any("oracle" in n for n in view.notes)  # pass@N is not a candidate
+    assert np.all(view.curve_low <= view.curve + 1e-12)
+    assert np.all(view.curve <= view.curve_high + 1e-12)
+    b = len(view.budgets) - 1
+    best = view.fixed[view.best_fixed[b], b]
+    assert view.fixed[:, b].max() == best
+    assert view.gain[b] == pytest.approx(view.curve[b] - best)
+    assert view.bin_size.sum() == view.n_problems == 40
+    assert np.all(view.score_low[1:] >= view.score_high[:-1])  # bins ordered by score
+    table = view.bin_table(view.budgets[-1])
+    assert list(table["bin"]) == [1, 2, 3] and list(table["problems"]) == list(view.bin_size)
+    weighted = np.average(table["per-bin choice"], weights=table["problems"])
+    assert weighted == pytest.approx(100 * view.curve[-1])
+    assert len(view.to_frame()) == len(view.budgets) * 3 * 2
+
+
+def test_combine_view_strategies_and_intervals(demo: Store) -> None:
+    from core import views_beyond as VB
+    from core.combine import combined_curves, load_multi
+    from core.stats import curve_cis
+
+    vs = [VER, "sim-grm-orm"]
+    view = VB.combine_view(demo, DEMO_NAME, LLM, vs, SETTINGS)
+    assert view.strategies == ("majority", *(f"kde_wv[{v}]" for v in vs), "sum_llr", "logistic")
+    assert view.kinds == ("baseline", "single", "single", "combined", "combined")
+    assert not view.from_cache
+    res = combined_curves(load_multi(demo, DEMO_NAME, LLM, vs), k=5, n_subsets=20)
+    ci = curve_cis(res.curves, n_boot=200)
+    np.testing.assert_allclose(view.accuracy, ci.estimate)
+    np.testing.assert_allclose(view.low, ci.low)
+    again = VB.combine_view(demo, DEMO_NAME, LLM, vs, SETTINGS)
+    assert again.from_cache
+    np.testing.assert_array_equal(again.accuracy, view.accuracy)
+    singles = view.accuracy[1:3]
+    np.testing.assert_allclose(view.gain, view.accuracy - singles.max(axis=0), atol=1e-12)
+    assert len(view.to_frame()) == 5 * len(view.budgets)
+    with pytest.raises(V.ViewError, match="at least two"):
+        VB.combine_view(demo, DEMO_NAME, LLM, [VER, VER], SETTINGS)
