@@ -77,6 +77,44 @@ def save_upload(store: Store, name: str, data: bytes) -> Path:
     return path
 
 
+def _safe_parts(relpath: str) -> list[str]:
+    parts = []
+    for part in relpath.replace("\\", "/").split("/"):
+        clean = re.sub(r"[^A-Za-z0-9._-]+", "_", part).strip("._")
+        if clean and part not in (".", ".."):
+            parts.append(clean)
+    return parts
+
+
+def save_upload_folder(store: Store, files: Sequence[tuple[str, bytes]]) -> Path:
+    """Persist an uploaded folder at once, keeping its inner layout (OpenR run folders need
+    it): files land under uploads/folder-<hash>/<relative path>. Path components are
+    sanitised ('..' and absolute parts are dropped), so nothing is written outside."""
+    if not files:
+        raise ValueError("the uploaded folder is empty")
+    digest = hashlib.sha256()
+    for rel, data in sorted(files):
+        digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    root = uploads_dir(store) / f"folder-{digest.hexdigest()[:12]}"
+    for rel, data in files:
+        parts = _safe_parts(rel)
+        if not parts:
+            continue
+        path = root.joinpath(*parts)
+        if not path.resolve().is_relative_to(root.resolve()):
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            tmp = path.with_name(path.name + ".part")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+    # a browser sends "<folder>/<file>": import the uploaded folder itself
+    tops = {(_safe_parts(rel) or [""])[0] for rel, _ in files}
+    if len(tops) == 1 and (root / next(iter(tops))).is_dir():
+        return root / next(iter(tops))
+    return root
+
+
 def parquet_bytes(store: Store, dataset: str) -> bytes:
     """The dataset in the long import format, as Parquet bytes."""
     import pyarrow as pa

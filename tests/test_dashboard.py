@@ -388,3 +388,47 @@ def test_a_reduction_without_step_scores_is_explained(
     at.sidebar.selectbox(key="w_reduction").select("min").run()
     assert not at.exception
     assert at.error and "step scores" in at.error[0].value
+
+
+def test_save_upload_folder_keeps_layout_and_stays_inside(db: Path) -> None:
+    from dashboard.state import save_upload_folder
+
+    with Store(db) as s:
+        root = save_upload_folder(
+            s,
+            [
+                ("run/q_0/record_0.jsonl", b"a"),
+                ("run/q_1/record_0.jsonl", b"b"),
+                ("run/../../escape.jsonl", b"c"),
+            ],
+        )
+        up = uploads_dir(s)
+    assert root.name == "run" and root.parent.parent == up
+    assert (root / "q_0" / "record_0.jsonl").read_bytes() == b"a"
+    assert (root / "q_1" / "record_0.jsonl").read_bytes() == b"b"
+    assert not (up / "escape.jsonl").exists() and not (up.parent / "escape.jsonl").exists()
+    written = [p for p in up.rglob("*") if p.is_file()]
+    assert all(p.resolve().is_relative_to(up.resolve()) for p in written)
+
+
+def test_upload_a_folder_imports_it_as_one_dataset(db: Path) -> None:
+    from tests.conftest import SHARED_DATA
+
+    at = _app()
+    at.radio(key="upload_mode").set_value("a folder").run()
+    boinf = SHARED_DATA / "boinf"
+    files = [
+        (f"boinf/{n}", (boinf / n).read_bytes(), "application/octet-stream")
+        for n in ("analysis_aime2024_Qwen3-4B.jsonl", "analysis_aime2024_LIMO-v2.jsonl")
+    ]
+    up = at.get("file_uploader")[0]
+    up.set_value(files)  # type: ignore[attr-defined]
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.text_input[0].value == "boinf"
+    at.button(key="upload_import").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    with Store(db) as s:  # the app holds the file read-write in this process
+        info = s.get_dataset("boinf")
+    assert set(info.llms) == {"Qwen3-4B", "LIMO-v2"} and info.verifiers == ("length",)
+    assert info.n_problems == 30

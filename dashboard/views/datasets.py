@@ -9,7 +9,13 @@ import streamlit as st
 from core.importers import SUPPORTED_SUFFIXES, ImportValidationError, import_path
 from core.types import TTSLabError
 from core.views import dataset_label
-from dashboard.state import current_dataset, get_store, parquet_bytes, save_upload
+from dashboard.state import (
+    current_dataset,
+    get_store,
+    parquet_bytes,
+    save_upload,
+    save_upload_folder,
+)
 
 st.title("Datasets")
 store = get_store()
@@ -104,18 +110,45 @@ if info is not None:
 # ---- upload ------------------------------------------------------------------------
 st.subheader("Add a dataset")
 st.caption(
-    "Long format (CSV, JSON Lines, Parquet: one row per response and verifier) or wide JSON "
-    "Lines (one line per problem). `ttslab formats` lists the columns; examples are in "
-    "data/examples/."
+    "Long format (CSV, JSON Lines, Parquet: one row per response and verifier), wide JSON "
+    "Lines (one line per problem), or the output of search-and-learn, PRM800K, Qwen2.5-Math "
+    "rm_maj_eval, OpenR, BoInf or RewardMATH, detected automatically. `ttslab formats` lists "
+    "them; examples are in data/examples/."
 )
-upload = st.file_uploader(
-    "Scored responses",
-    type=[s.lstrip(".") for s in SUPPORTED_SUFFIXES],
-    key=f"upload_{st.session_state.get('upload_round', 0)}",
+mode = st.radio(
+    "Upload",
+    ["a file", "a folder"],
+    horizontal=True,
+    key="upload_mode",
+    help="A folder is imported as one dataset: a BoInf or RewardMATH folder (one file per "
+    "LLM or reward model), an OpenR run folder (question_K/record_J.jsonl), or several "
+    "files of one format.",
 )
-if upload is not None:
-    saved = save_upload(store, upload.name, upload.getvalue())
-    default_name = Path(upload.name).stem
+saved: Path | None = None
+upload_label = ""
+default_name = ""
+if mode == "a file":
+    upload = st.file_uploader(
+        "Scored responses",
+        type=[s.lstrip(".") for s in SUPPORTED_SUFFIXES],
+        key=f"upload_{st.session_state.get('upload_round', 0)}",
+    )
+    if upload is not None:
+        saved = save_upload(store, upload.name, upload.getvalue())
+        upload_label = upload.name
+        default_name = Path(upload.name).stem
+else:
+    folder = st.file_uploader(
+        "Folder of scored responses",
+        type=[s.lstrip(".") for s in SUPPORTED_SUFFIXES],
+        accept_multiple_files="directory",
+        key=f"upload_dir_{st.session_state.get('upload_round', 0)}",
+    )
+    if folder:
+        saved = save_upload_folder(store, [(f.name, f.getvalue()) for f in folder])
+        upload_label = f"{len(folder)} files"
+        default_name = saved.name if not saved.name.startswith("folder-") else "uploaded folder"
+if saved is not None:
     c1, c2 = st.columns([3, 1])
     name = c1.text_input("Dataset name", value=default_name, key=f"upload_name_{saved.name}")
     exists = bool(name) and store.has_dataset(name)
@@ -130,7 +163,7 @@ if upload is not None:
         st.caption(f":orange[A dataset named {name!r} exists: choose another name or replace it.]")
     if st.button("Import", type="primary", key="upload_import", disabled=not name.strip()):
         try:
-            with st.status(f"Importing {upload.name}…", expanded=False) as status:
+            with st.status(f"Importing {upload_label}…", expanded=False) as status:
                 bar = st.progress(0.0)
 
                 def progress(stage: str, done: int, total: int) -> None:
@@ -143,7 +176,7 @@ if upload is not None:
         except ImportValidationError as exc:
             n = len(exc.issues)
             st.error(
-                f"{n} problem{'s' if n != 1 else ''} found in {upload.name}; nothing was "
+                f"{n} problem{'s' if n != 1 else ''} found in {upload_label}; nothing was "
                 "imported. Each row names the file, the line or row, and the column:"
             )
             st.dataframe(exc.to_frame(), hide_index=True, width="stretch")
