@@ -69,7 +69,8 @@ def choose_answer(
     weight wins, where a response's weight is the fitted w(score) and, for KDE WV (and
     Platt/isotonic with use_qm), every response also adds log(q(m-1)/(1-q)) with q the
     mean calibrated P(correct|score) and m the number of distinct answers. Best-of-N picks
-    the highest score. Ties go to the answer seen first.
+    the highest score. Ties go to the answer seen first (best-of-N: the answer of the
+    first response with the top score).
     """
     if len(answers) != len(scores):
         raise ApplyError(f"{len(answers)} answers but {len(scores)} scores")
@@ -124,9 +125,14 @@ def choose_answer(
         term = np.zeros(k)
         totals = wsum
     best = float(np.max(totals))
-    scale = float(np.sum(np.abs(w))) + n * abs(c)
-    tied = [i for i in range(k) if totals[i] >= best - 1e-12 * max(scale, 1.0)]
-    winner = tied[0]
+    if vi.best_of:
+        # the engine's rule: the earliest response with the top score decides
+        winner = int(cluster[int(np.flatnonzero(w == best)[0])])
+        tied = [winner] + [i for i in range(k) if totals[i] == best and i != winner]
+    else:
+        scale = float(np.sum(np.abs(w))) + n * abs(c)
+        tied = [i for i in range(k) if totals[i] >= best - 1e-12 * max(scale, 1.0)]
+        winner = tied[0]
     order = np.argsort(-totals, kind="stable")
     breakdown = pd.DataFrame(
         {

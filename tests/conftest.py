@@ -7,8 +7,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import settings
 
 from core.store import Store
+
+# CI runs the same examples every time (a failure there reproduces locally with
+# HYPOTHESIS_PROFILE=ci); local runs keep exploring new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TTSLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -190,3 +190,9 @@ def test_pair_allocation_on_the_demo(tmp_path: Path) -> None:
     # each problem's per-bin accuracy is one of the fixed strategies' on that problem
     for b in range(len(alloc.budgets)):
         assert np.all(np.any(np.isclose(alloc.fixed[:, b, :], alloc.per_problem[b]), axis=0))
+
+
+def test_best_of_ties_go_to_the_first_top_response() -> None:
+    # found by Hypothesis in CI: answer "2" holds the first top score, "1" was seen first
+    d = choose_answer(["1", "2", "1"], [0.5, 0.75, 0.75], FITS["best_of_n"])
+    assert d.answer == "2" and d.tied == ("1",)
