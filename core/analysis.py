@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -401,11 +401,43 @@ def pair_allocation(
     n_bins: int = 4,
     seed: int = 0,
     *,
+    variants: Mapping[str, StrategyParams] | None = None,
     progress: ProgressFn | None = None,
 ) -> Allocation:
-    """Per-difficulty-bin choice of strategy for one pair (two-fold CV over problems),
-    on the pair's cross-fitted curves (from the cache when present)."""
+    """Per-difficulty-bin choice of strategy *and parameters* for one pair (two-fold CV
+    over problems), on the pair's cross-fitted curves (from the cache when present).
+
+    `variants` adds, for every fitted candidate, a copy fitted with other parameters
+    (e.g. ``{"b@N=4": StrategyParams(offset_budget=4)}``), named ``"<strategy> [<label>]"``;
+    all variants are evaluated on the same subsets, so the per-bin choice compares like
+    with like.
+    """
     res = pair_curves(store, spec, progress=progress)
     pair = load_pair_reduced(store, spec.dataset, spec.llm, spec.verifier, spec.reduction)
-    names = [s for s in (candidates or spec.strategies) if not get_strategy(s).is_oracle]
-    return allocate(res.curves, pair, names, n_bins=n_bins, seed=seed)
+    names = [
+        s
+        for s in (candidates or spec.strategies)
+        if not get_strategy(s).is_oracle and s in res.curves.strategies
+    ]
+    curves = res.curves
+    fitted = [s for s in names if get_strategy(s).needs_fit]
+    for label, params in (variants or {}).items():
+        if not fitted:
+            break
+        vres = pair_curves(
+            store, replace(spec, params=params, strategies=tuple(fitted)), progress=progress
+        )
+        for s in vres.curves.strategies:
+            name = f"{s} [{label}]"
+            curves = curves.with_strategy(
+                name, vres.curves.per_problem[vres.curves.index(s)], exact=False
+            )
+            names.append(name)
+    return allocate(curves, pair, names, n_bins=n_bins, seed=seed)
+
+
+def strategy_label(name: str) -> str:
+    """Label of a registered strategy, or of a parameter variant "<strategy> [<label>]"."""
+    base, _, rest = name.partition(" [")
+    label = get_strategy(base).label
+    return f"{label} [{rest}" if rest else label

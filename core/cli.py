@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -328,9 +329,9 @@ def cmd_curves(args: argparse.Namespace) -> int:
 
 
 def get_label(name: str) -> str:
-    from core.strategies import get_strategy
+    from core.analysis import strategy_label
 
-    return get_strategy(name).label
+    return strategy_label(name)
 
 
 def cmd_export_weights(args: argparse.Namespace) -> int:
@@ -404,7 +405,13 @@ def cmd_allocate(args: argparse.Namespace) -> int:
             reduction=args.reduction,
             n_subsets=args.subsets,
         )
-        alloc = pair_allocation(store, spec, args.strategy, n_bins=args.bins, seed=args.seed)
+        base = _params(args)
+        variants = {
+            f"b for N={n}": replace(base, offset_budget=n) for n in args.variant_offset_budget or []
+        }
+        alloc = pair_allocation(
+            store, spec, args.strategy, n_bins=args.bins, seed=args.seed, variants=variants
+        )
     curves = pd.DataFrame(
         alloc.fixed_curves().T,
         index=pd.Index(alloc.budgets, name="N"),
@@ -656,6 +663,14 @@ def build_parser() -> argparse.ArgumentParser:
     _analysis_args(s, pair_required=True)
     s.add_argument("--strategy", action="append", help="candidate (repeatable; default all)")
     s.add_argument("--bins", type=int, default=4)
+    s.add_argument(
+        "--variant-offset-budget",
+        type=int,
+        action="append",
+        metavar="N",
+        help="also offer each fitted strategy with b (and other fits) tuned for budget N, "
+        "so each bin can pick its parameters too (repeatable)",
+    )
     s.add_argument("--subsets", type=int, default=200)
     s.add_argument("--seed", type=int, default=0, help="seed of the two folds")
     s.add_argument("--csv", help="write the per-bin table as CSV")

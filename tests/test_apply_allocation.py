@@ -196,3 +196,48 @@ def test_best_of_ties_go_to_the_first_top_response() -> None:
     # found by Hypothesis in CI: answer "2" holds the first top score, "1" was seen first
     d = choose_answer(["1", "2", "1"], [0.5, 0.75, 0.75], FITS["best_of_n"])
     assert d.answer == "2" and d.tied == ("1",)
+
+
+def test_allocation_can_choose_parameters_per_bin(tmp_path: Path) -> None:
+    from core.analysis import CurveSpec, pair_allocation, pair_curves
+    from core.cli import DEMO_NAME, build_demo, main
+    from core.store import Store
+
+    db = tmp_path / "v.duckdb"
+    with Store(db) as s:
+        build_demo(s, n_problems=60, n_samples=8)
+        spec = CurveSpec(
+            DEMO_NAME,
+            "sim-llm-E",
+            "sim-shepherd-min",
+            n_subsets=30,
+            n_boot=100,
+            strategies=("majority", "logit_wv"),
+        )
+        variants = {"b for N=2": StrategyParams(offset_budget=2), "same": StrategyParams()}
+        alloc = pair_allocation(s, spec, n_bins=2, variants=variants)
+        base = pair_curves(s, spec)
+    assert alloc.strategies == ("majority", "logit_wv", "logit_wv [b for N=2]", "logit_wv [same]")
+    # a variant with the base parameters reproduces the base curve exactly (same subsets)
+    np.testing.assert_array_equal(alloc.fixed[3], base.curves.per_problem[1])
+    code = main(
+        [
+            "--db",
+            str(db),
+            "allocate",
+            DEMO_NAME,
+            "--llm",
+            "sim-llm-E",
+            "--verifier",
+            "sim-shepherd-min",
+            "--bins",
+            "2",
+            "--subsets",
+            "30",
+            "--strategy",
+            "logit_wv",
+            "--variant-offset-budget",
+            "2",
+        ]
+    )
+    assert code == 0
