@@ -7,6 +7,7 @@ reads the store or computes statistics, so the tests call the builders directly.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -60,6 +61,16 @@ __all__ = [
     "weight_figure",
     "weight_grid_figure",
 ]
+
+
+#: style of the boxed notes written on charts (efficiency ratio, gains)
+NOTE_BOX: dict[str, Any] = {
+    "bgcolor": "rgba(255,255,255,0.9)",
+    "bordercolor": "#444",
+    "borderwidth": 1,
+    "borderpad": 4,
+    "font": {"size": 12, "color": "#111"},
+}
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -576,11 +587,7 @@ def budget_figure(view: BudgetView) -> go.Figure:
                 xanchor="left",
                 yanchor="top",
                 align="left",
-                bgcolor="rgba(255,255,255,0.9)",
-                bordercolor="#444",
-                borderwidth=1,
-                borderpad=4,
-                font={"size": 12, "color": "#111"},
+                **NOTE_BOX,
             )
     fig.update_xaxes(
         type="log",
@@ -1052,11 +1059,7 @@ def allocation_figure(view: AllocationView) -> go.Figure:
         y=0.99,
         xanchor="left",
         yanchor="top",
-        bgcolor="rgba(255,255,255,0.9)",
-        bordercolor="#444",
-        borderwidth=1,
-        borderpad=4,
-        font={"size": 12, "color": "#111"},
+        **NOTE_BOX,
     )
     # which strategy each (bin, fold) chose: rows from bin 1 (top) down
     n_c = len(view.candidates)
@@ -1219,11 +1222,7 @@ def combine_figure(view: CombineView) -> go.Figure:
         xanchor="left",
         yanchor="top",
         align="left",
-        bgcolor="rgba(255,255,255,0.9)",
-        bordercolor="#444",
-        borderwidth=1,
-        borderpad=4,
-        font={"size": 12, "color": "#111"},
+        **NOTE_BOX,
     )
     budgets = list(view.budgets)
     fig.update_xaxes(
