@@ -482,13 +482,18 @@ class Store:
         return self._fetch_df(sql + " ORDER BY llm, verifier, problem_id, sample_idx", params)
 
     def pair_summary(self, dataset: str) -> pd.DataFrame:
-        """Per (llm, verifier): responses, problems, accuracy, score range."""
+        """Per (llm, verifier): responses, problems, accuracy, score range, and the
+        separation of the classes: (mean score of correct - mean of incorrect responses)
+        in units of the score's standard deviation (NaN when a class is absent)."""
         info = self.get_dataset(dataset)
         return self._fetch_df(
             """SELECT s.llm, s.verifier, count(*) AS responses,
                       count(DISTINCT s.problem_id) AS problems,
                       avg(r.is_correct::DOUBLE) AS accuracy,
-                      min(s.score) AS score_min, max(s.score) AS score_max
+                      min(s.score) AS score_min, max(s.score) AS score_max,
+                      (avg(s.score) FILTER (WHERE r.is_correct)
+                       - avg(s.score) FILTER (WHERE NOT r.is_correct))
+                       / nullif(stddev_pop(s.score), 0) AS separation
                FROM scores s JOIN responses r
                  ON r.dataset_id = s.dataset_id AND r.llm = s.llm
                 AND r.problem_id = s.problem_id AND r.sample_idx = s.sample_idx

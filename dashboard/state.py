@@ -267,8 +267,22 @@ def pair_picker(info: DatasetInfo) -> tuple[str, str]:
     if st.session_state.get("llm") not in info.llms:
         default_llm = _default_llm(get_store(), info)
     llm = select("LLM", info.llms, "llm", default_llm, where=st.sidebar)
-    verifier = select("Verifier", info.verifiers, "verifier", where=st.sidebar)
+    default_verifier = None
+    if st.session_state.get("verifier") not in info.verifiers:
+        default_verifier = _default_verifier(get_store(), info, llm)
+    verifier = select("Verifier", info.verifiers, "verifier", default_verifier, where=st.sidebar)
     return llm, verifier
+
+
+def _default_verifier(store: Store, info: DatasetInfo, llm: str) -> str:
+    """The verifier that best separates the LLM's correct from incorrect responses: a
+    first view where weighting visibly matters."""
+    try:
+        summary = store.pair_summary(info.name)
+    except TTSLabError:
+        return info.verifiers[0]
+    sep = summary[summary["llm"] == llm].set_index("verifier")["separation"].abs().dropna()
+    return str(sep.idxmax()) if not sep.empty else info.verifiers[0]
 
 
 def _default_llm(store: Store, info: DatasetInfo) -> str:

@@ -432,3 +432,25 @@ def test_upload_a_folder_imports_it_as_one_dataset(db: Path) -> None:
         info = s.get_dataset("boinf")
     assert set(info.llms) == {"Qwen3-4B", "LIMO-v2"} and info.verifiers == ("length",)
     assert info.n_problems == 30
+
+
+def test_default_pair_is_where_aggregation_matters(db: Path) -> None:
+    # default LLM: share correct nearest 1/2; default verifier: the one that best
+    # separates that LLM's correct and incorrect scores (computed here from raw rows)
+    at = _app()
+    at.switch_page("views/weights.py").run()
+    assert not at.exception
+    with Store(db) as s:
+        info = s.get_dataset(DEMO_NAME)
+        resp = s.responses(DEMO_NAME)
+        acc = resp.groupby("llm")["is_correct"].mean()
+        llm = str((acc - 0.5).abs().idxmin())
+        seps = {}
+        for v in info.verifiers:
+            sc = s.scores(DEMO_NAME, llm, v).merge(resp, on=["llm", "problem_id", "sample_idx"])
+            ok = sc["is_correct"].to_numpy(dtype=bool)
+            x = sc["score"].to_numpy()
+            seps[v] = abs(x[ok].mean() - x[~ok].mean()) / x.std()
+    boxes = {b.label: b.value for b in at.sidebar.selectbox}
+    assert boxes["LLM"] == llm
+    assert boxes["Verifier"] == max(seps, key=lambda v: seps[v])

@@ -323,3 +323,14 @@ def test_result_cache(store: Store) -> None:
 def test_unknown_dataset_message(store: Store) -> None:
     with pytest.raises(StoreError, match="store is empty"):
         store.get_dataset("nope")
+
+
+def test_pair_summary_separation_counted_by_hand(store: Store, tmp_path: Path) -> None:
+    df = make_long_frame(n_problems=5, n_samples=6, seed=11)
+    import_path(store, WRITERS["long-csv"][0](df, tmp_path / "s.csv"), name="s")
+    got = store.pair_summary("s").set_index(["llm", "verifier"])
+    for (m, v), sub in df.groupby(["llm", "verifier"]):
+        sc, ok = sub["score"].to_numpy(), sub["is_correct"].to_numpy(dtype=bool)
+        expect = (sc[ok].mean() - sc[~ok].mean()) / sc.std()
+        assert got.loc[(m, v), "separation"] == pytest.approx(expect)
+        assert got.loc[(m, v), "accuracy"] == pytest.approx(ok.mean())

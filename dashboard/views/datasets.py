@@ -73,6 +73,12 @@ if info is not None:
             "accuracy": st.column_config.NumberColumn("share correct", format="percent"),
             "score_min": st.column_config.NumberColumn("min score", format="%.3f"),
             "score_max": st.column_config.NumberColumn("max score", format="%.3f"),
+            "separation": st.column_config.NumberColumn(
+                "separation (sd)",
+                format="%.2f",
+                help="mean score of correct minus incorrect responses, in standard "
+                "deviations of the score: how well the verifier tells them apart",
+            ),
         },
     )
     c1, c2, _ = st.columns([1, 1, 3])
