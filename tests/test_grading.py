@@ -52,7 +52,6 @@ SAL = DATA / "sal_best_of_n"
 BOINF = DATA / "boinf"
 
 realdata = pytest.mark.realdata
-needs_data = pytest.mark.skipif(not QWEN.exists(), reason=f"shared data not found at {DATA}")
 
 
 def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
@@ -238,7 +237,7 @@ def test_table_is_big_and_varied() -> None:
 
 
 @realdata
-@needs_data
+@pytest.mark.realdata
 @pytest.mark.parametrize(("source", "pred", "gold"), [r[:3] for r in TABLE] + UNPARSABLE)
 def test_table_rows_occur_in_shared_files(source: str, pred: str, gold: str) -> None:
     assert _occurs(source, pred, gold), f"({pred!r}, {gold!r}) not found in {source}"
@@ -463,7 +462,7 @@ def test_grading_refuses_a_non_main_thread_with_a_time_limit() -> None:
 
 
 @realdata
-@needs_data
+@pytest.mark.realdata
 def test_pool_equals_in_process_and_handles_a_slow_input() -> None:
     problems: list[tuple[str, list[str | None]]] = [(r["gt"], r["pred"]) for r in _qwen()]
     problems += [(r["gold_answer"], [a for a, _ in r["all_answers"]])
@@ -526,7 +525,7 @@ def test_compare_with_labels_semantics() -> None:
 
 
 @realdata
-@needs_data
+@pytest.mark.realdata
 def test_qwen_label_disagreements() -> None:
     rows = _qwen()
     problems = [(r["gt"], r["pred"]) for r in rows]
