@@ -25,7 +25,7 @@ from core.calibration import (
     CalibrationError,
     FittedWeights,
     StrategyParams,
-    auto_transform_name,
+    auto_once,
     cross_fit_many,
     kfold_problems,
     select_problems,
@@ -267,8 +267,7 @@ def _unfittable(
 ) -> dict[str, str]:
     """Strategies whose fit fails on some fold's calibration problems, with the reason."""
     out: dict[str, str] = {}
-    if params.transform == "auto":  # as cross_fit_many does: one transform for the pair
-        params = replace(params, transform=auto_transform_name(pair.score))
+    params = auto_once(params, pair)  # as cross_fit_many does: one transform for the pair
     folds = kfold_problems(pair.n_problems, k, seed)
     everything = np.arange(pair.n_problems, dtype=np.int64)
     for name in strategies:

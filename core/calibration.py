@@ -806,21 +806,21 @@ def _objective_budgets(calib: PairData, params: StrategyParams) -> tuple[int, ..
     return kept
 
 
-def search_offset(calib: PairData, t: FloatArray, kind: str, params: StrategyParams) -> OffsetFit:
-    """Grid search of b on the calibration problems, maximising the recorded objective.
-
-    Ties (within 1e-12) go to the candidate nearest the neutral offset (0 for linear WV,
-    0.5 for logit WV).
-    """
+def offset_objective(
+    calib: PairData, t: FloatArray, kind: str, params: StrategyParams
+) -> tuple[FloatArray, tuple[int, ...], FloatArray]:
+    """(candidates, budgets, per-problem objective (C, P)) of the offset search: each
+    candidate b's accuracy on every calibration problem, averaged over the objective's
+    budgets. Kept per problem so the search can be repeated on bootstrap resamples of
+    problems without re-running the vote."""
     from core.budget import VoteInputs, accuracy_curves
 
     cands = offset_candidates(kind, params.offset_grid_size)
     budgets = _objective_budgets(calib, params)
-    names = [f"b{i}" for i in range(cands.size)]
     # weight = base - shift(b); the logit of t is computed once for all candidates
     base = clipped_logit(t, params.clip_eps) if kind == "logit_wv" else np.asarray(t, np.float64)
     shifts = [float(b) if kind == "linear_wv" else _logit_scalar(float(b)) for b in cands]
-    inputs = {nm: VoteInputs(weight=base - sh) for nm, sh in zip(names, shifts, strict=True)}
+    inputs = {f"b{i}": VoteInputs(weight=base - sh) for i, sh in enumerate(shifts)}
     curves = accuracy_curves(
         calib,
         inputs,
@@ -828,15 +828,28 @@ def search_offset(calib: PairData, t: FloatArray, kind: str, params: StrategyPar
         n_subsets=params.offset_n_subsets,
         seed=params.offset_seed,
     )
-    mean = np.asarray(curves.mean(), dtype=np.float64)  # (S, B)
-    order = [list(curves.strategies).index(nm) for nm in names]
-    obj = mean[order].mean(axis=1)
+    order = [curves.index(f"b{i}") for i in range(cands.size)]
+    per_problem = np.asarray(curves.per_problem[order].mean(axis=1), dtype=np.float64)
+    return cands, budgets, per_problem
+
+
+def pick_offset(cands: FloatArray, objective: FloatArray, kind: str) -> FloatArray:
+    """Best candidate per column of `objective` (C, R); ties (within 1e-12) go to the
+    candidate nearest the neutral offset (0 for linear WV, 0.5 for logit WV)."""
     neutral = 0.0 if kind == "linear_wv" else 0.5
-    best = float(obj.max())
-    tied = np.flatnonzero(obj >= best - 1e-12)
-    pick = int(tied[np.argmin(np.abs(cands[tied] - neutral))])
+    best = objective.max(axis=0)
+    tied = objective >= best[None, :] - 1e-12
+    dist = np.where(tied, np.abs(cands - neutral)[:, None], np.inf)
+    return np.asarray(cands[np.argmin(dist, axis=0)], dtype=np.float64)
+
+
+def search_offset(calib: PairData, t: FloatArray, kind: str, params: StrategyParams) -> OffsetFit:
+    """Grid search of b on the calibration problems, maximising the recorded objective
+    (mean calibration accuracy over the objective's budgets; ties as in `pick_offset`)."""
+    cands, budgets, per_problem = offset_objective(calib, t, kind, params)
+    obj = per_problem.mean(axis=1)
     return OffsetFit(
-        b=float(cands[pick]),
+        b=float(pick_offset(cands, obj[:, None], kind)[0]),
         candidates=cands,
         objective_values=obj,
         objective=params.offset_objective,
@@ -1212,7 +1225,7 @@ def _default_fit(strategy: Strategy, calib: PairData, params: StrategyParams) ->
     return strategy.fit(calib, params)
 
 
-def _auto_once(params: StrategyParams, pair: PairData) -> StrategyParams:
+def auto_once(params: StrategyParams, pair: PairData) -> StrategyParams:
     """Resolve "auto" to a transform name once for the whole pair (scores only, no
     labels), so every fold uses the same kind of transform."""
     if params.transform != "auto":
@@ -1359,7 +1372,7 @@ def cross_fit_many(
     evaluated in one `accuracy_curves` call over all problems, with common subsets for every
     strategy. Oracle strategies use the evaluated problems' own labels by design.
     """
-    params = _auto_once(params or StrategyParams(), pair)
+    params = auto_once(params or StrategyParams(), pair)
     strats = _resolve(strategies)
     fit = fit_fn or _default_fit
     folds = kfold_problems(pair.n_problems, k, seed)
@@ -1424,7 +1437,7 @@ def calibrate_transfer(
     fit_fn: FitFn | None = None,
 ) -> TransferResult:
     """Fit on `calib` (e.g. another dataset or LLM), evaluate on every problem of `eval_pair`."""
-    params = _auto_once(params or StrategyParams(), calib)
+    params = auto_once(params or StrategyParams(), calib)
     shared = set(calib.problem_ids) & set(eval_pair.problem_ids)
     if calib.dataset_id == eval_pair.dataset_id and shared:
         raise CalibrationError(
@@ -1473,7 +1486,7 @@ def bootstrap_weight_bands(
     is the fit on the full pair. Resamples whose fit fails (e.g. a class vanished) are
     skipped and counted in `n_failed`.
     """
-    params = _auto_once(params or StrategyParams(), pair)
+    params = auto_once(params or StrategyParams(), pair)
     (strat,) = _resolve([strategy])
     fit = fit_fn or _default_fit
     if not 0.0 < level < 1.0:
@@ -1544,8 +1557,10 @@ __all__ = [
     "grid_kde_density",
     "kde_bandwidth",
     "kfold_problems",
+    "offset_objective",
     "oracle_weights",
     "pava",
+    "pick_offset",
     "resolve_transform",
     "search_offset",
     "select_problems",

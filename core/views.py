@@ -45,13 +45,13 @@ from core.analysis import (
     load_pair_reduced,
     pair_curves,
 )
-from core.budget import Q_EPS, TIE_RTOL, VoteInputs
+from core.budget import Q_EPS, TIE_RTOL
 from core.calibration import (
     CalibrationError,
     FittedWeights,
     StrategyParams,
     apply_transform,
-    auto_transform_name,
+    auto_once,
     bootstrap_weight_bands,
     clipped_logit,
     fit_isotonic,
@@ -59,8 +59,9 @@ from core.calibration import (
     fit_platt,
     fit_weights,
     kfold_problems,
-    offset_candidates,
+    offset_objective,
     offset_weights,
+    pick_offset,
     problem_index,
     resolve_transform,
     response_rows,
@@ -415,44 +416,11 @@ def _kind_params(kind: str, params: StrategyParams) -> StrategyParams:
     return p
 
 
-def _offset_objective(pair: PairData, t: FloatArray, kind: str, params: StrategyParams) -> Any:
-    """(candidates, per-problem objective (C, P)) of the offset search of `search_offset`:
-    the same candidates, budgets, subsets and seed, kept per problem so the search can be
-    repeated on bootstrap resamples of problems without re-running the vote."""
-    from core.budget import accuracy_curves, default_budgets
-
-    cands = offset_candidates(kind, params.offset_grid_size)
-    n_max = int(pair.sizes().max())
-    if params.offset_objective == "budget":
-        budgets: tuple[int, ...] = (min(params.offset_budget, n_max),)
-    else:
-        raw = params.offset_budgets or default_budgets(n_max)
-        budgets = tuple(sorted({min(int(b), n_max) for b in raw}))
-    base = clipped_logit(t, params.clip_eps) if kind == "logit_wv" else np.asarray(t, np.float64)
-    shifts = [float(b) if kind == "linear_wv" else float(special.logit(float(b))) for b in cands]
-    inputs = {f"b{i}": VoteInputs(weight=base - sh) for i, sh in enumerate(shifts)}
-    curves = accuracy_curves(
-        pair, inputs, budgets=budgets, n_subsets=params.offset_n_subsets, seed=params.offset_seed
-    )
-    per_problem = np.asarray(curves.per_problem, dtype=np.float64).mean(axis=1)  # (C, P)
-    return cands, per_problem
-
-
-def _pick_offset(cands: FloatArray, objective: FloatArray, kind: str) -> FloatArray:
-    """Best candidate per column of `objective` (C, R), ties to the neutral offset, as in
-    `core.calibration.search_offset`."""
-    neutral = 0.0 if kind == "linear_wv" else 0.5
-    best = objective.max(axis=0)
-    tied = objective >= best[None, :] - 1e-12
-    dist = np.where(tied, np.abs(cands - neutral)[:, None], np.inf)
-    return np.asarray(cands[np.argmin(dist, axis=0)], dtype=np.float64)
-
-
 def _weight_fit_arrays(
     lazy: _LazyPair, kind: str, params: StrategyParams, n_boot: int, level: float, seed: int
 ) -> dict[str, Any]:
     pair = lazy.get()
-    params = _auto_once(params, pair)
+    params = auto_once(params, pair)
     fitted = fit_weights(pair, kind, params)
     t = fitted.transformed(pair)
     w_resp = fitted.weights_from_transformed(t)
@@ -468,10 +436,10 @@ def _weight_fit_arrays(
     alpha = (1.0 - level) / 2.0
     if kind in OFFSET_KINDS:
         # the offset search on resampled problems, from one per-problem objective matrix
-        cands, obj = _offset_objective(pair, t, kind, params)
-        b_full = float(_pick_offset(cands, obj.mean(axis=1)[:, None], kind)[0])
+        cands, _, obj = offset_objective(pair, t, kind, params)
+        b_full = float(pick_offset(cands, obj.mean(axis=1)[:, None], kind)[0])
         boot = bootstrap_means(obj, n_boot=n_boot, seed=seed)  # (C, n_boot)
-        b_boot = _pick_offset(cands, boot, kind)
+        b_boot = pick_offset(cands, boot, kind)
         curves = np.vstack(
             [offset_weights(kind, WEIGHT_GRID, float(b), params.clip_eps) for b in b_boot]
         )
@@ -550,7 +518,7 @@ def _histograms(t: FloatArray, correct: BoolArray, eps: float) -> dict[str, Any]
 
 def _density_arrays(lazy: _LazyPair, params: StrategyParams) -> dict[str, Any]:
     pair = lazy.get()
-    params = _auto_once(params, pair)
+    params = auto_once(params, pair)
     fitted = fit_weights(pair, "vanilla_wv", params)  # resolves the transform only
     t = fitted.transformed(pair)
     c = np.asarray(pair.correct, dtype=bool)
@@ -735,7 +703,7 @@ class WeightGridView:
 
 def _curve_arrays(lazy: _LazyPair, kind: str, params: StrategyParams) -> dict[str, Any]:
     pair = lazy.get()
-    fitted = fit_weights(pair, kind, _auto_once(params, pair))
+    fitted = fit_weights(pair, kind, auto_once(params, pair))
     w_resp = fitted.response_weights(pair)
     return {
         "w": fitted.weight_curve(WEIGHT_GRID),
@@ -1274,7 +1242,7 @@ def _crossfit_inputs(
     `core.calibration.cross_fit_many` makes them: "auto" resolved once for the pair).
     A strategy that cannot be fitted on some fold is left out, with the reason."""
     pair = lazy.get()
-    params = _auto_once(params, pair)
+    params = auto_once(params, pair)
     folds = kfold_problems(pair.n_problems, k, seed)
     all_idx = np.arange(pair.n_problems, dtype=np.int64)
     n = pair.n_responses
@@ -1305,14 +1273,6 @@ def _crossfit_inputs(
             out[f"bestof_{s}"] = bool(vi.best_of)
     out["skipped"] = np.array([f"{s}\x1f{why}" for s, why in skipped.items()], dtype=str)
     return out
-
-
-def _auto_once(params: StrategyParams, pair: PairData) -> StrategyParams:
-    """Resolve "auto" to a transform name once for the whole pair (from scores only), as
-    cross-fitting does, so every fold and every bootstrap refit use the same kind."""
-    if params.transform != "auto":
-        return params
-    return replace(params, transform=auto_transform_name(pair.score))
 
 
 def _skipped(arrays: Mapping[str, Any]) -> dict[str, str]:
