@@ -63,6 +63,24 @@ __all__ = [
 ]
 
 
+def _band(
+    x: np.ndarray, low: np.ndarray, high: np.ndarray, fill: str, name: str, group: str
+) -> go.Scatter:
+    """A filled confidence band (a closed polygon, no legend entry, no hover)."""
+    return go.Scatter(
+        x=np.concatenate([x, x[::-1]]),
+        y=np.concatenate([high, low[::-1]]),
+        mode="lines",
+        fill="toself",
+        fillcolor=fill,
+        line={"width": 0},
+        hoverinfo="skip",
+        showlegend=False,
+        legendgroup=group,
+        name=name,
+    )
+
+
 #: style of the boxed notes written on charts (efficiency ratio, gains)
 NOTE_BOX: dict[str, Any] = {
     "bgcolor": "rgba(255,255,255,0.9)",
@@ -519,18 +537,7 @@ def budget_figure(view: BudgetView) -> go.Figure:
             color = STRATEGY_COLORS.get(s, "#444444")
             x = cur.budgets.astype(float)
             fig.add_trace(
-                go.Scatter(
-                    x=np.concatenate([x, x[::-1]]),
-                    y=np.concatenate([cur.high, cur.low[::-1]]),
-                    mode="lines",
-                    fill="toself",
-                    fillcolor=_rgba(color, 0.08),
-                    line={"width": 0},
-                    hoverinfo="skip",
-                    showlegend=False,
-                    legendgroup=s,
-                    name=f"{cur.label} band",
-                ),
+                _band(x, cur.low, cur.high, _rgba(color, 0.08), f"{cur.label} band", s),
                 row=r,
                 col=c,
             )
@@ -991,17 +998,13 @@ def allocation_figure(view: AllocationView) -> go.Figure:
     )
     x = np.asarray(view.budgets, dtype=float)
     fig.add_trace(
-        go.Scatter(
-            x=np.concatenate([x, x[::-1]]),
-            y=np.concatenate([view.curve_high, view.curve_low[::-1]]),
-            mode="lines",
-            fill="toself",
-            fillcolor="rgba(17, 17, 17, 0.13)",
-            line={"width": 0},
-            hoverinfo="skip",
-            name=f"per-bin choice: {view.level:.0%} band",
-            legendgroup="choice",
-            showlegend=False,
+        _band(
+            x,
+            view.curve_low,
+            view.curve_high,
+            "rgba(17, 17, 17, 0.13)",
+            f"per-bin choice: {view.level:.0%} band",
+            "choice",
         ),
         row=1,
         col=1,
@@ -1169,17 +1172,13 @@ def combine_figure(view: CombineView) -> go.Figure:
     # bands of the combiners only (more would bury the curves; hover gives every interval)
     for s in combined:
         fig.add_trace(
-            go.Scatter(
-                x=np.concatenate([x, x[::-1]]),
-                y=np.concatenate([view.high[s], view.low[s][::-1]]),
-                mode="lines",
-                fill="toself",
-                fillcolor=_rgba(style[s][0], 0.1),
-                line={"width": 0},
-                hoverinfo="skip",
-                showlegend=False,
-                legendgroup=view.strategies[s],
-                name=f"{view.labels[s]} band",
+            _band(
+                x,
+                view.low[s],
+                view.high[s],
+                _rgba(style[s][0], 0.1),
+                f"{view.labels[s]} band",
+                view.strategies[s],
             )
         )
     # thick combiners first, thin curves on top of them (they may coincide)
