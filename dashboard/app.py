@@ -19,47 +19,26 @@ st.set_page_config(
 )
 
 VIEWS = ROOT / "dashboard" / "views"
+# (file stem = url path, title, icon); the first page is the default
+PAGES = [
+    ("datasets", "Datasets", "database"),
+    ("weights", "Weight functions", "show_chart"),
+    ("budget", "Budget curves", "trending_up"),
+    ("compare", "Compare", "grid_on"),
+    ("transfer", "Transfer", "swap_horiz"),
+    ("allocation", "Allocation by difficulty", "stacked_bar_chart"),
+    ("combine", "Combine signals", "call_merge"),
+    ("problems", "Problem explorer", "search"),
+]
 pages = [
-    st.Page(str(VIEWS / "datasets.py"), title="Datasets", icon=":material/database:", default=True),
     st.Page(
-        str(VIEWS / "weights.py"),
-        title="Weight functions",
-        icon=":material/show_chart:",
-        url_path="weights",
-    ),
-    st.Page(
-        str(VIEWS / "budget.py"),
-        title="Budget curves",
-        icon=":material/trending_up:",
-        url_path="budget",
-    ),
-    st.Page(
-        str(VIEWS / "compare.py"), title="Compare", icon=":material/grid_on:", url_path="compare"
-    ),
-    st.Page(
-        str(VIEWS / "transfer.py"),
-        title="Transfer",
-        icon=":material/swap_horiz:",
-        url_path="transfer",
-    ),
-    st.Page(
-        str(VIEWS / "allocation.py"),
-        title="Allocation by difficulty",
-        icon=":material/stacked_bar_chart:",
-        url_path="allocation",
-    ),
-    st.Page(
-        str(VIEWS / "combine.py"),
-        title="Combine signals",
-        icon=":material/call_merge:",
-        url_path="combine",
-    ),
-    st.Page(
-        str(VIEWS / "problems.py"),
-        title="Problem explorer",
-        icon=":material/search:",
-        url_path="problems",
-    ),
+        str(VIEWS / f"{stem}.py"),
+        title=title,
+        icon=f":material/{icon}:",
+        url_path=stem,
+        default=i == 0,
+    )
+    for i, (stem, title, icon) in enumerate(PAGES)
 ]
 page = st.navigation(pages)
 st.sidebar.title("TTS Aggregation Lab")
