@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.budget import Q_EPS
-from core.calibration import FittedWeights
-from core.strategies import get_strategy
+from core.evaluation.engine import Q_EPS
+from core.methods import FittedWeights, get_strategy
 from core.types import PairData, TTSLabError
 
 

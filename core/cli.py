@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from core.evaluation import EvalConfig, fit_pair, pair_curves
 from core.importers import (
     FORMAT_HELP,
     LONG_COLUMNS,
@@ -20,8 +22,22 @@ from core.importers import (
     ImportValidationError,
     import_path,
 )
-from core.store import DB_ENV_VAR, PROJECT_ROOT, Store, StoreError, default_db_path
-from core.types import TTSLabError
+from core.info import Issue, calibrate_table, combine_view, compare_view, transfer_view
+from core.methods import (
+    StrategyParams,
+    calibrated_strategies,
+    default_strategies,
+    display_label,
+    get_strategy,
+    load_plugins,
+    strategy_names,
+)
+from core.methods.registry import PLUGINS_ENV_VAR
+from core.reports import compare_latex, describe_intervals, efficiency_text, issue_text
+from core.store import DB_ENV_VAR, PROJECT_ROOT, DatasetInfo, Store, StoreError, default_db_path
+from core.studies.allocation import pair_allocation
+from core.studies.transfer import PairRef
+from core.types import OFFSET_OBJECTIVES, ORDERS, REDUCTIONS, TIE_BREAKS, TRANSFORMS, TTSLabError
 
 DEMO_NAME = "demo (simulated)"
 
@@ -139,7 +155,7 @@ def build_demo(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> None:
     """Simulate the demo benchmark and store it, labelled as simulated."""
-    from core.demo import demo_canonical
+    from core.synth.demo import demo_canonical
 
     if progress is not None:
         progress("simulating", 0, 5)
@@ -217,8 +233,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return subprocess.call(cmd, env=env)
 
 
-def _pairs(store: Store, args: argparse.Namespace) -> list[tuple[str, str]]:
-    info = store.get_dataset(args.dataset)
+def _pairs(info: DatasetInfo, args: argparse.Namespace) -> list[tuple[str, str]]:
     llms = [args.llm] if args.llm else list(info.llms)
     vers = [args.verifier] if args.verifier else list(info.verifiers)
     for m in llms:
@@ -232,9 +247,8 @@ def _pairs(store: Store, args: argparse.Namespace) -> list[tuple[str, str]]:
     return [(m, v) for m in llms for v in vers]
 
 
-def _params(args: argparse.Namespace) -> Any:
-    from core.calibration import StrategyParams
-
+def _config(args: argparse.Namespace) -> EvalConfig:
+    """The one evaluation config, from the analysis options of any command."""
     bw: str | float = args.bandwidth
     if bw not in ("scott", "silverman"):
         try:
@@ -243,12 +257,27 @@ def _params(args: argparse.Namespace) -> Any:
             raise TTSLabError(
                 f"--bandwidth must be scott, silverman or a number, got {bw!r}"
             ) from None
-    return StrategyParams(
+    params = StrategyParams(
         transform=args.transform,
-        bandwidth=bw,
+        bandwidth=bw,  # type: ignore[arg-type]
         offset_budget=args.offset_budget,
         offset_objective=args.offset_objective,
     )
+    return EvalConfig(
+        params=params,
+        reduction=getattr(args, "reduction", "stored"),
+        folds=getattr(args, "folds", 5),
+        budgets=tuple(args.budgets) if getattr(args, "budgets", None) else None,
+        n_subsets=getattr(args, "subsets", 200),
+        subset_seed=getattr(args, "seed", 0),
+        order=getattr(args, "order", "auto"),
+        tie_break=getattr(args, "tie_break", "fractional"),
+    )
+
+
+def _check_strategies(names: Sequence[str] | None) -> None:
+    for n in names or ():
+        get_strategy(n)  # a clear error naming the registered strategies
 
 
 def _write_csv(frames: list[Any], path: str | None) -> None:
@@ -259,94 +288,74 @@ def _write_csv(frames: list[Any], path: str | None) -> None:
         print(f"wrote {path}")
 
 
-def cmd_calibrate(args: argparse.Namespace) -> int:
-    from core.analysis import calibrate_table, calibrated_strategy_names
+def _issues(issues: Sequence[Issue]) -> None:
+    for issue in issues:
+        print(f"note: {issue_text(issue)}")
 
-    strategies = args.strategy or calibrated_strategy_names()
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    _check_strategies(args.strategy)
+    strategies = args.strategy or list(calibrated_strategies())
+    config = _config(args)
     frames = []
     with _store(args, read_only=args.read_only) as store:
-        pairs = _pairs(store, args)
+        info = store.get_dataset(args.dataset)
+        pairs = _pairs(info, args)
         for m, v in tqdm(
             pairs, desc="calibrating", file=sys.stderr, disable=args.quiet, leave=False
         ):
-            df = calibrate_table(
-                store, args.dataset, m, v, strategies, _params(args), args.reduction
-            )
+            df = calibrate_table(store, info, m, v, strategies, config)
+            df["negative score range"] = [describe_intervals(x) for x in df["negative_intervals"]]
+            df = df.drop(columns=["negative_intervals"])
             frames.append(df)
-            print(f"\n== {m} x {v} (fitted on all problems; reduction {args.reduction})")
+            print(f"\n== {m} x {v} (fitted on all problems; reduction {config.reduction})")
             print(df.drop(columns=["llm", "verifier"]).to_string(index=False))
     _write_csv(frames, args.csv)
     return 0
 
 
 def cmd_curves(args: argparse.Namespace) -> int:
-    from core.analysis import DEFAULT_STRATEGIES, CurveSpec, pair_curves
-
-    strategies = tuple(args.strategy or DEFAULT_STRATEGIES)
+    _check_strategies(args.strategy)
+    strategies = tuple(args.strategy or default_strategies())
+    config = _config(args)
     frames = []
     with _store(args, read_only=args.read_only) as store:
-        pairs = _pairs(store, args)
+        info = store.get_dataset(args.dataset)
+        pairs = _pairs(info, args)
         for m, v in tqdm(pairs, desc="curves", file=sys.stderr, disable=args.quiet, leave=False):
-            spec = CurveSpec(
-                dataset=args.dataset,
-                llm=m,
-                verifier=v,
-                strategies=strategies,
-                params=_params(args),
-                reduction=args.reduction,
-                k=args.folds,
-                budgets=tuple(args.budgets) if args.budgets else None,
-                n_subsets=args.subsets,
-                subset_seed=args.seed,
-            )
-            res = pair_curves(store, spec)
+            res = pair_curves(store, info, m, v, strategies, config)
             df = res.to_frame()
             frames.append(df)
+            shown = [s for s in strategies if s in res.curves.strategies]
             wide = df.assign(
                 cell=[
                     f"{a:.3f} [{lo:.3f}, {hi:.3f}]"
                     for a, lo, hi in zip(df["accuracy"], df["low"], df["high"], strict=True)
                 ]
             ).pivot(index="label", columns="budget", values="cell")
-            wide = wide.loc[[get_label(s) for s in strategies]]
+            wide = wide.loc[[display_label(s) for s in shown]]
             src = " (cached)" if res.from_cache else ""
             print(
-                f"\n== {m} x {v}: accuracy at N with 95% bootstrap CI over problems, "
-                f"{args.folds}-fold cross-fitted{src}"
+                f"\n== {m} x {v}: accuracy at N with {round(100 * config.level)}% bootstrap CI "
+                f"over problems, {config.folds}-fold cross-fitted{src}"
             )
             print(wide.to_string())
-            if "logit_wv" in strategies and "vanilla_wv" in strategies:
-                eff = res.efficiency("logit_wv", "vanilla_wv")
-                if eff.reached and eff.budget is not None:
-                    print(
-                        f"logit WV reaches vanilla WV@{eff.ref_budget} with "
-                        f"{eff.budget:.1f} samples = {100 * eff.ratio:.0f}%"
+            for name, why in res.skipped.items():
+                print(f"note: {display_label(name)} could not be fitted ({why})")
+            if "logit_wv" in shown and "vanilla_wv" in shown:
+                print(
+                    efficiency_text(
+                        "logit_wv", "vanilla_wv", res.efficiency("logit_wv", "vanilla_wv")
                     )
-                else:
-                    print(f"logit WV vs vanilla WV@{eff.ref_budget}: {eff.reason}")
+                )
     _write_csv(frames, args.csv)
     return 0
 
 
-def get_label(name: str) -> str:
-    from core.analysis import strategy_label
-
-    return strategy_label(name)
-
-
 def cmd_export_weights(args: argparse.Namespace) -> int:
-    from core.analysis import fit_pair
-
     with _store(args, read_only=args.read_only) as store:
-        fitted = fit_pair(
-            store,
-            args.dataset,
-            args.llm,
-            args.verifier,
-            args.strategy,
-            _params(args),
-            args.reduction,
-        )
+        info = store.get_dataset(args.dataset)
+        fitted = fit_pair(store, info, args.llm, args.verifier, args.strategy, _config(args))
     text = fitted.to_json(indent=2)
     if args.output == "-":
         print(text)
@@ -357,36 +366,37 @@ def cmd_export_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from core.views import AnalysisSettings, compare_view
-
+    _check_strategies(args.strategy)
     strategies = args.strategy or ["vanilla_wv", "logit_wv", "kde_wv"]
     with _store(args, read_only=args.read_only) as store:
-        pairs = _pairs(store, args)
+        info = store.get_dataset(args.dataset)
+        pairs = _pairs(info, args)
         bar = _Bar("curves", not args.quiet)
         try:
             cv = compare_view(
                 store,
-                args.dataset,
+                info,
                 pairs,
                 strategies,
                 args.budget,
                 args.baseline,
-                AnalysisSettings(params=_params(args), reduction=args.reduction),
+                _config(args),
                 progress=bar,
             )
         finally:
             bar.close()
     print(
-        f"accuracy at N={cv.budget} and gain over {get_label(cv.baseline)} "
+        f"accuracy at N={cv.budget} and gain over {display_label(cv.baseline)} "
         f"({round(100 * cv.level)}% paired interval over {cv.n_problems} problems)"
         + (" [SIMULATED]" if cv.simulated else "")
     )
     print(cv.display_frame().to_string(index=False, float_format=lambda x: f"{x:.1f}"))
+    _issues(cv.issues)
     if args.csv:
         Path(args.csv).write_text(cv.to_csv())
         print(f"wrote {args.csv}")
     if args.latex:
-        Path(args.latex).write_text(cv.to_latex())
+        Path(args.latex).write_text(compare_latex(cv))
         print(f"wrote {args.latex}")
     return 0
 
@@ -394,28 +404,30 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_allocate(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from core.analysis import CurveSpec, pair_allocation
-
+    _check_strategies(args.strategy)
+    config = _config(args)
     with _store(args, read_only=args.read_only) as store:
-        spec = CurveSpec(
-            args.dataset,
+        info = store.get_dataset(args.dataset)
+        variants = {
+            f"b for N={n}": replace(config.params, offset_budget=n)
+            for n in args.variant_offset_budget or []
+        }
+        candidates = args.strategy or strategy_names(oracles=False)
+        alloc = pair_allocation(
+            store,
+            info,
             args.llm,
             args.verifier,
-            params=_params(args),
-            reduction=args.reduction,
-            n_subsets=args.subsets,
-        )
-        base = _params(args)
-        variants = {
-            f"b for N={n}": replace(base, offset_budget=n) for n in args.variant_offset_budget or []
-        }
-        alloc = pair_allocation(
-            store, spec, args.strategy, n_bins=args.bins, seed=args.seed, variants=variants
+            candidates,
+            config,
+            n_bins=args.bins,
+            seed=args.seed,
+            variants=variants,
         )
     curves = pd.DataFrame(
         alloc.fixed_curves().T,
         index=pd.Index(alloc.budgets, name="N"),
-        columns=[get_label(s) for s in alloc.strategies],
+        columns=[display_label(s) for s in alloc.strategies],
     )
     curves.insert(0, "per-bin choice", alloc.curve())
     print(
@@ -426,13 +438,13 @@ def cmd_allocate(args: argparse.Namespace) -> int:
     print(curves.to_string(float_format=lambda x: f"{x:.3f}"))
     table = alloc.table()
     print(
-        "\nchosen strategy per budget and bin (bin 0 = lowest mean verifier score, for PRM "
+        "\nchosen strategy per budget and bin (bin 1 = lowest mean verifier score, for PRM "
         "scores the predicted hardest; each fold's choice is made on the other fold)"
     )
     print(
-        table.pivot_table(
-            index=["budget", "bin"], columns="fold", values="chosen", aggfunc="first"
-        ).to_string()
+        table.assign(bin=table["bin"] + 1)
+        .pivot_table(index=["budget", "bin"], columns="fold", values="chosen", aggfunc="first")
+        .to_string()
     )
     if args.csv:
         table.to_csv(args.csv, index=False)
@@ -440,33 +452,45 @@ def cmd_allocate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_transfer(args: argparse.Namespace) -> int:
-    from core.transfer import PairRef, transfer_matrix
+def _refs(values: Sequence[Sequence[str]]) -> list[PairRef]:
+    out = []
+    for v in values:
+        if len(v) == 1:
+            out.append(PairRef.parse(v[0]))
+        elif len(v) == 3:
+            out.append(PairRef(*v))
+        else:
+            raise TTSLabError(
+                f"a pair is DATASET/LLM/VERIFIER or DATASET LLM VERIFIER, got {' '.join(v)!r}"
+            )
+    return out
 
-    sources = [PairRef(*t) for t in args.source]
-    targets = [PairRef(*t) for t in (args.target or args.source)]
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    sources = _refs(args.source)
+    targets = _refs(args.target) if args.target else sources
     with _store(args, read_only=args.read_only) as store:
-        mat = transfer_matrix(
-            store,
-            sources,
-            targets,
-            strategy=args.strategy,
-            baseline=args.baseline,
-            budget=args.budget,
-            params=_params(args),
-            n_subsets=args.subsets,
+        view = transfer_view(
+            store, sources, targets, args.strategy, args.baseline, args.budget, _config(args)
         )
-    df = mat.to_frame()
+    df = view.to_frame()
     print(
-        f"{get_label(mat.strategy)} calibrated on each source, evaluated on each target at "
-        f"N={mat.budget}: gain over {get_label(mat.baseline)} in points "
-        f"[{round(100 * mat.level)}% paired interval]"
+        f"{view.strategy_label} calibrated on each source, evaluated on each target at "
+        f"N={view.budget}: gain over {view.baseline_label} in points "
+        f"[{round(100 * view.level)}% paired interval]"
     )
     df["cell"] = [
-        f"{100 * g:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
-        for g, lo, hi in zip(df["gain"], df["low"], df["high"], strict=True)
+        f"{100 * g:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]" if not math.isnan(g) else "-"
+        for g, lo, hi in zip(df["gain"], df["gain_low"], df["gain_high"], strict=True)
     ]
-    print(df.pivot(index="calibrated on", columns="evaluated on", values="cell").to_string())
+    print(
+        pd.DataFrame(df)
+        .pivot(index="calibrated on", columns="evaluated on", values="cell")
+        .to_string()
+    )
+    _issues(view.issues)
     if args.csv:
         df.drop(columns="cell").to_csv(args.csv, index=False)
         print(f"wrote {args.csv}")
@@ -476,45 +500,41 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 def cmd_combine(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from core.combine import combined_curves, load_multi
-    from core.stats import curve_cis
-
+    config = _config(args)
     with _store(args, read_only=args.read_only) as store:
-        mp = load_multi(store, args.dataset, args.llm, args.verifier)
-    res = combined_curves(mp, _params(args), n_subsets=args.subsets)
-    ci = curve_cis(res.curves, n_boot=1000)
+        info = store.get_dataset(args.dataset)
+        view = combine_view(store, info, args.llm, args.verifier, config)
     table = pd.DataFrame(
         [
             [
-                f"{ci.estimate[i, b]:.3f} [{ci.low[i, b]:.3f}, {ci.high[i, b]:.3f}]"
-                for b in range(len(ci.budgets))
+                f"{view.accuracy[i, b]:.3f} [{view.low[i, b]:.3f}, {view.high[i, b]:.3f}]"
+                for b in range(len(view.budgets))
             ]
-            for i in range(len(ci.strategies))
+            for i in range(len(view.strategies))
         ],
-        index=[res.labels[s] for s in ci.strategies],
-        columns=list(ci.budgets),
+        index=list(view.labels),
+        columns=list(view.budgets),
     )
     print(
-        f"== {args.llm}: signals {', '.join(args.verifier)} (5-fold cross-fitted, "
-        "95% CI over problems)"
+        f"== {args.llm}: signals {', '.join(view.verifiers)} ({config.folds}-fold "
+        f"cross-fitted, {round(100 * config.level)}% CI over problems)"
     )
     print(table.to_string())
     return 0
 
 
-def _analysis_args(s: argparse.ArgumentParser, *, pair_required: bool = False) -> None:
-    s.add_argument("dataset")
-    s.add_argument("--llm", required=pair_required, help="one LLM (default: all)")
-    s.add_argument("--verifier", required=pair_required, help="one verifier (default: all)")
+def _eval_args(s: argparse.ArgumentParser) -> None:
+    """Options of the one evaluation config shared by the analysis commands."""
     s.add_argument(
         "--reduction",
         default="stored",
+        choices=list(REDUCTIONS),
         help="step-score reduction: stored, min, last, prod, mean, max",
     )
     s.add_argument(
         "--transform",
         default="auto",
-        choices=["auto", "identity", "sigmoid", "rank", "zscore", "log-zscore"],
+        choices=list(TRANSFORMS),
         help="score transform (auto: identity in [0, 1], log-zscore for counts, else sigmoid)",
     )
     s.add_argument(
@@ -529,8 +549,24 @@ def _analysis_args(s: argparse.ArgumentParser, *, pair_required: bool = False) -
     s.add_argument(
         "--offset-objective",
         default="budget",
-        choices=["budget", "mean"],
+        choices=list(OFFSET_OBJECTIVES),
         help="b maximises accuracy at --offset-budget, or the mean over budgets",
+    )
+    s.add_argument("--folds", type=int, default=5, help="K of K-fold cross-fitting")
+    s.add_argument("--subsets", type=int, default=200, help="random subsets per budget")
+    s.add_argument("--seed", type=int, default=0, help="seed of the subsets")
+    s.add_argument(
+        "--order",
+        default="auto",
+        choices=list(ORDERS),
+        help="random subsets, the first N samples in sampling order, or auto (by the "
+        "dataset's iid flag)",
+    )
+    s.add_argument(
+        "--tie-break",
+        default="fractional",
+        choices=list(TIE_BREAKS),
+        help="fractional credit over tied answers, or the first tied answer in draw order",
     )
     s.add_argument(
         "--read-only",
@@ -538,6 +574,13 @@ def _analysis_args(s: argparse.ArgumentParser, *, pair_required: bool = False) -
         help="open the database read-only (no result cache writes)",
     )
     s.add_argument("--quiet", action="store_true")
+
+
+def _analysis_args(s: argparse.ArgumentParser, *, pair_required: bool = False) -> None:
+    s.add_argument("dataset")
+    s.add_argument("--llm", required=pair_required, help="one LLM (default: all)")
+    s.add_argument("--verifier", required=pair_required, help="one verifier (default: all)")
+    _eval_args(s)
 
 
 def cmd_formats(args: argparse.Namespace) -> int:
@@ -557,6 +600,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--db", default=None, help=f"database file (default: ${DB_ENV_VAR} or data/ttslab.duckdb)"
+    )
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=None,
+        help="import strategies from this module or .py file (repeatable; also "
+        f"${PLUGINS_ENV_VAR})",
     )
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -637,10 +687,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("curves", help="accuracy vs budget per pair, cross-fitted, with CIs")
     _analysis_args(s)
     s.add_argument("--strategy", action="append", help="strategy (repeatable; default set)")
-    s.add_argument("--folds", type=int, default=5, help="K of K-fold cross-fitting")
     s.add_argument("--budgets", type=int, nargs="+", help="budgets (default 1, 2, 4, ..., n)")
-    s.add_argument("--subsets", type=int, default=200, help="random subsets per budget")
-    s.add_argument("--seed", type=int, default=0, help="seed of the subsets")
     s.add_argument("--csv", help="also write the long table to this CSV file")
     s.set_defaults(func=cmd_curves)
 
@@ -671,49 +718,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="also offer each fitted strategy with b (and other fits) tuned for budget N, "
         "so each bin can pick its parameters too (repeatable)",
     )
-    s.add_argument("--subsets", type=int, default=200)
-    s.add_argument("--seed", type=int, default=0, help="seed of the two folds")
     s.add_argument("--csv", help="write the per-bin table as CSV")
-    s.set_defaults(func=cmd_allocate)
+    s.set_defaults(func=cmd_allocate, seed=0)
 
     s = sub.add_parser("transfer", help="calibrate on one pair, evaluate on another")
     s.add_argument(
         "--source",
-        nargs=3,
+        nargs="+",
         action="append",
         required=True,
-        metavar=("DATASET", "LLM", "VERIFIER"),
-        help="calibration pair (repeatable)",
+        metavar="PAIR",
+        help="calibration pair, DATASET/LLM/VERIFIER or DATASET LLM VERIFIER (repeatable)",
     )
     s.add_argument(
         "--target",
-        nargs=3,
+        nargs="+",
         action="append",
-        metavar=("DATASET", "LLM", "VERIFIER"),
-        help="evaluation pair (repeatable; default: the sources)",
+        metavar="PAIR",
+        help="evaluation pair, as --source (repeatable; default: the sources)",
     )
     s.add_argument("--strategy", default="logit_wv")
     s.add_argument("--baseline", default="majority")
     s.add_argument("--budget", type=int, default=16)
-    s.add_argument("--subsets", type=int, default=200)
-    s.add_argument("--transform", default="auto")
-    s.add_argument("--bandwidth", default="scott")
-    s.add_argument("--offset-budget", type=int, default=32)
-    s.add_argument("--offset-objective", default="budget", choices=["budget", "mean"])
-    s.add_argument("--read-only", action="store_true")
     s.add_argument("--csv", help="write the long table as CSV")
+    _eval_args(s)
     s.set_defaults(func=cmd_transfer)
 
     s = sub.add_parser("combine", help="combine several signals of one LLM")
     s.add_argument("dataset")
     s.add_argument("--llm", required=True)
     s.add_argument("--verifier", action="append", required=True, help="signal (at least two)")
-    s.add_argument("--subsets", type=int, default=200)
-    s.add_argument("--transform", default="auto")
-    s.add_argument("--bandwidth", default="scott")
-    s.add_argument("--offset-budget", type=int, default=32)
-    s.add_argument("--offset-objective", default="budget", choices=["budget", "mean"])
-    s.add_argument("--read-only", action="store_true")
+    _eval_args(s)
     s.set_defaults(func=cmd_combine)
 
     s = sub.add_parser("formats", help="describe the input formats and columns")
@@ -721,9 +756,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _global_options_after_verb(argv: list[str]) -> list[str]:
+    """Accept ``--db PATH`` / ``--plugin X`` after the verb too: move them to the front."""
+    out: list[str] = []
+    front: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--db", "--plugin") and i + 1 < len(argv):
+            front += [a, argv[i + 1]]
+            i += 2
+            continue
+        if a.startswith(("--db=", "--plugin=")):
+            front.append(a)
+        else:
+            out.append(a)
+        i += 1
+    return front + out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(_global_options_after_verb(raw))
     try:
+        if args.plugin:
+            os.environ[PLUGINS_ENV_VAR] = ",".join(
+                [*filter(None, os.environ.get(PLUGINS_ENV_VAR, "").split(",")), *args.plugin]
+            )
+        load_plugins()
         code: int = args.func(args)
     except ImportValidationError as exc:
         print(exc.report(), file=sys.stderr)

@@ -1,4 +1,4 @@
-"""DuckDB store: schema, migrations, atomic ingest, queries and the result cache.
+"""DuckDB store: schema, migrations, atomic ingest, queries and the one result cache.
 
 One database file holds every dataset. Its location is, in order of precedence, the path
 given to `Store`, the environment variable ``TTSLAB_DB``, or ``data/ttslab.duckdb`` in the
@@ -10,15 +10,24 @@ its own thread (DuckDB connections must not be shared across threads, cursors ma
 while an import runs: an import is one transaction.
 
 User-supplied names and paths never reach SQL as text: every value is a bound parameter.
+
+The result cache (`Store.cached`) is the only cache of computed results: a payload (a dict
+of numpy arrays and JSON-able values, one codec: `encode_payload` / `decode_payload`) keyed
+by the dataset's content hash, the kind of result and every parameter, kept in the
+``results`` table (so every process and restart reuses it) with a small in-process tier of
+decoded payloads in front of it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -29,8 +38,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from core.types import PairData, TTSLabError
+from core.types import FloatArray, IntArray, PairData, TTSLabError
 
 SCHEMA_VERSION = 1
 DB_ENV_VAR = "TTSLAB_DB"
@@ -39,6 +49,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 class StoreError(TTSLabError):
     """A request the store cannot satisfy (unknown dataset, name taken, locked file...)."""
+
+
+def _one(result: duckdb.DuckDBPyConnection) -> Any:
+    """The first row of a result, read to the end (DuckDB refuses new statements on a
+    cursor whose last result is not exhausted)."""
+    rows = result.fetchall()
+    return rows[0] if rows else None
 
 
 def default_db_path() -> Path:
@@ -218,6 +235,8 @@ class Store:
             raise StoreError(f"cannot open database {self.path}: {exc}") from exc
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._memory: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._memory_lock = threading.Lock()
         self._ensure_schema()
 
     # -- connection handling -------------------------------------------------------------
@@ -242,14 +261,14 @@ class Store:
 
     # -- schema --------------------------------------------------------------------------
     def schema_version(self) -> int:
-        row = self._cur().execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        row = _one(self._cur().execute("SELECT value FROM meta WHERE key = 'schema_version'"))
         return int(row[0]) if row else 0
 
     def _ensure_schema(self) -> None:
         cur = self._cur()
-        has_meta = cur.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
-        ).fetchone()
+        has_meta = _one(
+            cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'")
+        )
         version = self.schema_version() if has_meta and has_meta[0] else 0
         if version > SCHEMA_VERSION:
             raise StoreError(
@@ -314,16 +333,20 @@ class Store:
             "SELECT * FROM datasets WHERE name = ? OR dataset_id = ?", [name_or_id, name_or_id]
         )
         cols = [d[0] for d in res.description or []]
-        row = res.fetchone()
+        row = _one(res)
         if row is None:
             known = [i.name for i in self.list_datasets()]
             hint = f"; known datasets: {', '.join(known)}" if known else "; the store is empty"
             raise StoreError(f"no dataset named {name_or_id!r}{hint}")
         return self._info(dict(zip(cols, row, strict=True)))
 
+    def resolve(self, dataset: DatasetInfo | str) -> DatasetInfo:
+        """The dataset's info (given as info, or looked up by name or id)."""
+        return dataset if isinstance(dataset, DatasetInfo) else self.get_dataset(dataset)
+
     def has_dataset(self, name: str) -> bool:
         row = self._cur().execute("SELECT count(*) FROM datasets WHERE name = ?", [name])
-        got = row.fetchone()
+        got = _one(row)
         return bool(got and got[0])
 
     def delete_dataset(self, name_or_id: str) -> DatasetInfo:
@@ -387,9 +410,7 @@ class Store:
             cur = self._cur()
             cur.execute("BEGIN TRANSACTION")
             try:
-                old = cur.execute(
-                    "SELECT dataset_id FROM datasets WHERE name = ?", [name]
-                ).fetchone()
+                old = _one(cur.execute("SELECT dataset_id FROM datasets WHERE name = ?", [name]))
                 if old is not None:
                     if not replace:
                         raise StoreError(
@@ -444,16 +465,16 @@ class Store:
             cur.unregister(view)
 
     # -- queries -------------------------------------------------------------------------
-    def problems(self, dataset: str) -> pd.DataFrame:
-        info = self.get_dataset(dataset)
+    def problems(self, dataset: DatasetInfo | str) -> pd.DataFrame:
+        info = self.resolve(dataset)
         return self._fetch_df(
             "SELECT problem_id, gold_answer, level, subject, text FROM problems "
             "WHERE dataset_id = ? ORDER BY problem_id",
             [info.dataset_id],
         )
 
-    def responses(self, dataset: str, llm: str | None = None) -> pd.DataFrame:
-        info = self.get_dataset(dataset)
+    def responses(self, dataset: DatasetInfo | str, llm: str | None = None) -> pd.DataFrame:
+        info = self.resolve(dataset)
         sql = (
             "SELECT llm, problem_id, sample_idx, answer_raw, answer_key, is_correct, n_tokens "
             "FROM responses WHERE dataset_id = ?"
@@ -465,9 +486,9 @@ class Store:
         return self._fetch_df(sql + " ORDER BY llm, problem_id, sample_idx", params)
 
     def scores(
-        self, dataset: str, llm: str | None = None, verifier: str | None = None
+        self, dataset: DatasetInfo | str, llm: str | None = None, verifier: str | None = None
     ) -> pd.DataFrame:
-        info = self.get_dataset(dataset)
+        info = self.resolve(dataset)
         sql = (
             "SELECT llm, verifier, problem_id, sample_idx, score, step_scores "
             "FROM scores WHERE dataset_id = ?"
@@ -481,11 +502,11 @@ class Store:
             params.append(verifier)
         return self._fetch_df(sql + " ORDER BY llm, verifier, problem_id, sample_idx", params)
 
-    def pair_summary(self, dataset: str) -> pd.DataFrame:
+    def pair_summary(self, dataset: DatasetInfo | str) -> pd.DataFrame:
         """Per (llm, verifier): responses, problems, accuracy, score range, and the
         separation of the classes: (mean score of correct - mean of incorrect responses)
         in units of the score's standard deviation (NaN when a class is absent)."""
-        info = self.get_dataset(dataset)
+        info = self.resolve(dataset)
         return self._fetch_df(
             """SELECT s.llm, s.verifier, count(*) AS responses,
                       count(DISTINCT s.problem_id) AS problems,
@@ -502,65 +523,108 @@ class Store:
             [info.dataset_id],
         )
 
-    def load_pair(
-        self, dataset: str, llm: str, verifier: str, *, with_steps: bool = False
-    ) -> PairData:
-        """Packed arrays of one (dataset, llm, verifier) pair, problems in id order."""
-        info = self.get_dataset(dataset)
+    def _check_pair(self, info: DatasetInfo, llm: str, verifier: str) -> None:
         if llm not in info.llms or verifier not in info.verifiers:
             raise StoreError(
                 f"dataset {info.name!r} has no pair ({llm!r}, {verifier!r}); "
                 f"LLMs: {list(info.llms)}, verifiers: {list(info.verifiers)}"
             )
-        steps = ", s.step_scores" if with_steps else ""
-        df = self._fetch_df(
-            f"""SELECT s.problem_id, s.sample_idx, s.score, r.answer_key, r.is_correct,
-                       r.n_tokens{steps}
-                FROM scores s JOIN responses r
-                  ON r.dataset_id = s.dataset_id AND r.llm = s.llm
-                 AND r.problem_id = s.problem_id AND r.sample_idx = s.sample_idx
-                WHERE s.dataset_id = ? AND s.llm = ? AND s.verifier = ?
-                ORDER BY s.problem_id, s.sample_idx""",
-            [info.dataset_id, llm, verifier],
-        )
-        return pair_from_frame(df, info.dataset_id, llm, verifier, with_steps=with_steps)
+
+    def load_pair(self, dataset: DatasetInfo | str, llm: str, verifier: str) -> PairData:
+        """Packed arrays of one (dataset, llm, verifier) pair, problems in id order, each
+        problem's responses in sample order, with the stored score."""
+        info = self.resolve(dataset)
+        self._check_pair(info, llm, verifier)
+        sql = """SELECT s.problem_id, s.sample_idx, s.score, r.answer_key, r.is_correct,
+                        r.n_tokens
+                 FROM scores s JOIN responses r
+                   ON r.dataset_id = s.dataset_id AND r.llm = s.llm
+                  AND r.problem_id = s.problem_id AND r.sample_idx = s.sample_idx
+                 WHERE s.dataset_id = ? AND s.llm = ? AND s.verifier = ?
+                 ORDER BY s.problem_id, s.sample_idx"""
+        table = self._cur().sql(sql, params=[info.dataset_id, llm, verifier]).to_arrow_table()
+        return pair_from_arrow(table, info.dataset_id, llm, verifier)
+
+    def load_steps(
+        self, dataset: DatasetInfo | str, llm: str, verifier: str
+    ) -> tuple[FloatArray, IntArray]:
+        """The pair's step scores, flat, with CSR offsets per response (rows in the order of
+        `load_pair`); a response without step scores has an empty range."""
+        info = self.resolve(dataset)
+        self._check_pair(info, llm, verifier)
+        sql = """SELECT step_scores FROM scores
+                 WHERE dataset_id = ? AND llm = ? AND verifier = ?
+                 ORDER BY problem_id, sample_idx"""
+        table = self._cur().sql(sql, params=[info.dataset_id, llm, verifier]).to_arrow_table()
+        col = table.column("step_scores").combine_chunks()
+        lengths = pc.list_value_length(col).fill_null(0)
+        offsets = np.zeros(len(col) + 1, dtype=np.int64)
+        np.cumsum(lengths.to_numpy(zero_copy_only=False), out=offsets[1:])
+        values = pc.list_flatten(col).to_numpy(zero_copy_only=False)
+        return np.asarray(values, dtype=np.float64), offsets
 
     # -- result cache --------------------------------------------------------------------
     @staticmethod
-    def cache_key(content_sha256: str, kind: str, params: dict[str, Any]) -> str:
-        import hashlib
-
+    def cache_key(content_sha256: str, kind: str, params: Mapping[str, Any]) -> str:
         blob = json.dumps(params, sort_keys=True, default=str)
-        digest = hashlib.sha256(f"{content_sha256}|{kind}|{blob}".encode()).hexdigest()
-        return digest
+        return hashlib.sha256(f"{content_sha256}|{kind}|{blob}".encode()).hexdigest()
 
-    def cache_get(self, key: str) -> bytes | None:
+    def cached(
+        self,
+        info: DatasetInfo,
+        kind: str,
+        params: Mapping[str, Any],
+        compute: Callable[[], Mapping[str, Any]],
+    ) -> tuple[dict[str, Any], bool]:
+        """The payload of (dataset content, kind, params) from the cache, else computed by
+        `compute`, stored and returned. Returns (payload, was_cached)."""
+        key = self.cache_key(info.content_sha256, kind, params)
+        with self._memory_lock:
+            hit = self._memory.get(key)
+            if hit is not None:
+                self._memory.move_to_end(key)
+                return hit, True
         row = self._cur().execute("SELECT payload FROM results WHERE cache_key = ?", [key])
-        got = row.fetchone()
-        return bytes(got[0]) if got else None
+        got = _one(row)
+        if got is not None:
+            payload = decode_payload(bytes(got[0]))
+            self._remember(key, payload)
+            return payload, True
+        payload = dict(compute())
+        blob = encode_payload(payload)
+        if not self.read_only:  # a read-only store caches in memory only
+            with self._write_lock:
+                self._cur().execute(
+                    "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        key,
+                        info.content_sha256,
+                        kind,
+                        json.dumps(params, sort_keys=True, default=str),
+                        blob,
+                        datetime.now(UTC).replace(tzinfo=None),
+                    ],
+                )
+        payload = decode_payload(blob)  # what a later hit returns, exactly
+        self._remember(key, payload)
+        return payload, False
 
-    def cache_put(
-        self, key: str, content_sha256: str, kind: str, params: dict[str, Any], payload: bytes
-    ) -> None:
-        if self.read_only:
-            return  # a read-only store simply does not cache
-        with self._write_lock:
-            self._cur().execute(
-                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    key,
-                    content_sha256,
-                    kind,
-                    json.dumps(params, sort_keys=True, default=str),
-                    payload,
-                    datetime.now(UTC).replace(tzinfo=None),
-                ],
-            )
+    def _remember(self, key: str, payload: dict[str, Any]) -> None:
+        with self._memory_lock:
+            self._memory[key] = payload
+            self._memory.move_to_end(key)
+            while len(self._memory) > _MEMORY_ENTRIES:
+                self._memory.popitem(last=False)
+
+    def cache_kinds(self) -> dict[str, int]:
+        """Number of cached results per kind."""
+        rows = self._cur().execute("SELECT kind, count(*) FROM results GROUP BY kind").fetchall()
+        return {str(k): int(n) for k, n in rows}
 
     # -- export --------------------------------------------------------------------------
-    def export_long(self, dataset: str) -> pd.DataFrame:
+    def export_long(self, dataset: DatasetInfo | str) -> pd.DataFrame:
         """The dataset in the long import format (one row per response and verifier)."""
-        info = self.get_dataset(dataset)
+        info = self.resolve(dataset)
         return self._fetch_df(
             """SELECT s.problem_id, s.sample_idx, s.llm, s.verifier,
                       r.answer_raw AS answer, r.answer_key, r.is_correct, p.gold_answer,
@@ -575,7 +639,7 @@ class Store:
             [info.dataset_id],
         )
 
-    def export_parquet(self, dataset: str, path: str | Path) -> Path:
+    def export_parquet(self, dataset: DatasetInfo | str, path: str | Path) -> Path:
         import pyarrow.parquet as pq
 
         df = self.export_long(dataset)
@@ -584,53 +648,87 @@ class Store:
         return out
 
 
-def _has_steps(v: Any) -> bool:
-    """A step-score cell holds a list (None, NaN or pd.NA mean no step scores)."""
-    if v is None or v is pd.NA:
-        return False
-    return not (isinstance(v, float) and np.isnan(v))
-
-
-def pair_from_frame(
-    df: pd.DataFrame, dataset_id: str, llm: str, verifier: str, *, with_steps: bool = False
-) -> PairData:
-    """Pack a frame sorted by (problem_id, sample_idx) into `PairData`.
+def pair_from_arrow(table: pa.Table, dataset_id: str, llm: str, verifier: str) -> PairData:
+    """Pack an Arrow table sorted by (problem_id, sample_idx) into `PairData`.
 
     Needs columns problem_id, sample_idx, score, answer_key, is_correct, n_tokens.
     """
-    pid = df["problem_id"].to_numpy(dtype=object)
-    n = len(df)
-    starts = np.flatnonzero(np.r_[True, pid[1:] != pid[:-1]]) if n else np.zeros(0, np.int64)
-    offsets = np.r_[starts, n].astype(np.int64)
-    problem_ids = tuple(str(p) for p in pid[starts])
-    # Dense cluster ids within each problem, in order of first appearance.
-    combo = (
-        pd.Series(pid.astype(str)) + "\x1f" + df["answer_key"].astype(str).reset_index(drop=True)
-    )
-    codes, _ = pd.factorize(combo, sort=False)
-    codes = codes.astype(np.int64)
-    # Problems are contiguous and factorize numbers keys by first appearance, so the codes
-    # of problem p are base_p, base_p + 1, ... with base_p the code of its first row.
-    cluster = codes - np.repeat(codes[starts], np.diff(offsets)) if n else codes
-    n_tokens = pd.to_numeric(df["n_tokens"], errors="coerce").to_numpy(dtype=np.float64)
-    steps = None
-    if with_steps and "step_scores" in df.columns:
-        steps = tuple(
-            tuple(float(x) for x in s) if _has_steps(s) else () for s in df["step_scores"]
+    n = table.num_rows
+    pid = table.column("problem_id").combine_chunks()
+    if n:
+        starts = np.flatnonzero(
+            np.r_[True, ~pc.equal(pid[1:], pid[:-1]).to_numpy(zero_copy_only=False)]
         )
+    else:
+        starts = np.zeros(0, dtype=np.int64)
+    offsets = np.r_[starts, n].astype(np.int64)
+    problem_ids = tuple(str(p) for p in pid.take(pa.array(starts)).to_pylist())
+    # dense cluster ids within each problem, in order of first appearance: factorise
+    # (problem, answer key) pairs; problems are contiguous, so the codes of problem p are
+    # base_p, base_p + 1, ... with base_p the code of its first row
+    prob = np.repeat(np.arange(len(starts), dtype=np.int64), np.diff(offsets))
+    key_codes = pd.factorize(table.column("answer_key").to_pandas(), sort=False)[0]
+    combo = prob * (int(key_codes.max()) + 1 if n else 1) + key_codes.astype(np.int64)
+    codes = pd.factorize(combo, sort=False)[0].astype(np.int64)
+    cluster = codes - np.repeat(codes[starts], np.diff(offsets)) if n else codes
+    n_tokens = table.column("n_tokens").to_numpy(zero_copy_only=False)
     return PairData(
         dataset_id=dataset_id,
         llm=llm,
         verifier=verifier,
         problem_ids=problem_ids,
         offsets=offsets,
-        cluster=cluster,
-        score=df["score"].to_numpy(dtype=np.float64),
-        correct=df["is_correct"].to_numpy(dtype=bool),
-        sample_idx=df["sample_idx"].to_numpy(dtype=np.int64),
-        n_tokens=n_tokens,
-        step_scores=steps,
+        cluster=np.asarray(cluster, dtype=np.int64),
+        score=np.asarray(table.column("score").to_numpy(zero_copy_only=False), dtype=np.float64),
+        correct=np.asarray(table.column("is_correct").to_numpy(zero_copy_only=False), dtype=bool),
+        sample_idx=np.asarray(
+            table.column("sample_idx").to_numpy(zero_copy_only=False), dtype=np.int64
+        ),
+        n_tokens=np.asarray(pd.to_numeric(pd.Series(n_tokens), errors="coerce"), dtype=np.float64),
     )
+
+
+def pair_from_frame(df: pd.DataFrame, dataset_id: str, llm: str, verifier: str) -> PairData:
+    """`pair_from_arrow` for a frame sorted by (problem_id, sample_idx)."""
+    cols = ["problem_id", "sample_idx", "score", "answer_key", "is_correct", "n_tokens"]
+    frame = df[cols].reset_index(drop=True)
+    frame = frame.assign(
+        problem_id=frame["problem_id"].astype(str), answer_key=frame["answer_key"].astype(str)
+    )
+    return pair_from_arrow(
+        pa.Table.from_pandas(frame, preserve_index=False), dataset_id, llm, verifier
+    )
+
+
+# --------------------------------------------------------------------------------------
+# the result cache's codec
+# --------------------------------------------------------------------------------------
+
+_MEMORY_ENTRIES = 256
+_META = "__meta__"
+
+
+def encode_payload(payload: Mapping[str, Any]) -> bytes:
+    """One codec for every cached result: numpy arrays go into an npz archive, every other
+    (JSON-able) value into one JSON entry of it."""
+    arrays = {k: v for k, v in payload.items() if isinstance(v, np.ndarray)}
+    if _META in arrays:
+        raise StoreError(f"{_META!r} is reserved in cached payloads")
+    meta = {k: v for k, v in payload.items() if not isinstance(v, np.ndarray)}
+    buf = io.BytesIO()
+    blob = np.frombuffer(json.dumps(meta, allow_nan=True).encode(), dtype=np.uint8)
+    np.savez_compressed(buf, allow_pickle=False, **arrays, **{_META: blob})
+    return buf.getvalue()
+
+
+def decode_payload(blob: bytes) -> dict[str, Any]:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+        out: dict[str, Any] = {k: z[k] for k in z.files if k != _META}
+        meta = json.loads(bytes(z[_META]).decode()) if _META in z.files else {}
+    for arr in out.values():
+        arr.setflags(write=False)
+    out.update(meta)
+    return out
 
 
 @contextmanager

@@ -1,13 +1,19 @@
-"""Shared value types of the core package.
+"""Shared value types of the core package: the packed pair, the vote inputs that connect
+methods to evaluation, the typed names of every kind, and the base error.
 
 `PairData` is the packed, array-only view of one (dataset, llm, verifier) pair that the
-analysis engine works on: responses are grouped by problem in CSR layout, so problem ``p``
-owns rows ``offsets[p]:offsets[p + 1]`` of every per-response array.
+methods and the evaluation engine work on: responses are grouped by problem in CSR layout,
+so problem ``p`` owns rows ``offsets[p]:offsets[p + 1]`` of every per-response array.
+
+`VoteInputs` is what a strategy hands the evaluation engine for every response: a weight,
+optionally the calibrated P(correct | score) for Theorem 3.2's per-problem q, and whether
+the vote is best-of (single highest weight) instead of cluster sums.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -16,9 +22,39 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
+#: Step reductions of PRM step scores ("stored": the imported score).
+Reduction = Literal["stored", "min", "last", "prod", "mean", "max"]
+#: Score transforms before weighting ("auto" is resolved on calibration scores).
+Transform = Literal["auto", "identity", "sigmoid", "rank", "zscore", "log-zscore"]
+#: How the offset b of linear / logit WV is chosen on calibration problems.
+OffsetObjective = Literal["budget", "mean"]
+#: KDE bandwidth rules (a positive number in logit units is also accepted).
+BandwidthRule = Literal["scott", "silverman"]
+BandwidthMode = Literal["shared", "per_class"]
+#: Subset order: random subsets, sampling-order prefixes, or by the dataset's iid flag.
+Order = Literal["auto", "random", "sample"]
+#: Tie rule of the vote: mean correctness of the tied candidates, or the first in draw order.
+TieBreak = Literal["fractional", "first"]
+#: The two votes a strategy can cast.
+VoteKind = Literal["sum", "best_of"]
+
+REDUCTIONS: tuple[str, ...] = get_args(Reduction)
+#: The reductions that recompute the score from step scores (all but "stored").
+STEP_REDUCTIONS: tuple[str, ...] = REDUCTIONS[1:]
+TRANSFORMS: tuple[str, ...] = get_args(Transform)
+OFFSET_OBJECTIVES: tuple[str, ...] = get_args(OffsetObjective)
+BANDWIDTH_RULES: tuple[str, ...] = get_args(BandwidthRule)
+BANDWIDTH_MODES: tuple[str, ...] = get_args(BandwidthMode)
+ORDERS: tuple[str, ...] = get_args(Order)
+TIE_BREAKS: tuple[str, ...] = get_args(TieBreak)
+
 
 class TTSLabError(Exception):
     """Base class of every error this package raises on purpose."""
+
+
+class PairError(TTSLabError, ValueError):
+    """A pair cannot be sliced as asked (problem index out of range...)."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +72,6 @@ class PairData:
         sample_idx: int64 per response, the sample's index within its problem
             (sampling order, needed for non-iid data such as beam search).
         n_tokens: float64 per response (NaN where unknown).
-        step_scores: optional per-response step-score lists, same order as `score`.
     """
 
     dataset_id: str
@@ -49,7 +84,6 @@ class PairData:
     correct: BoolArray
     sample_idx: IntArray
     n_tokens: FloatArray
-    step_scores: tuple[tuple[float, ...], ...] | None = field(default=None, repr=False)
 
     @property
     def n_problems(self) -> int:
@@ -62,3 +96,91 @@ class PairData:
     def sizes(self) -> IntArray:
         """Number of responses of each problem."""
         return np.diff(self.offsets)
+
+    def problem_index(self) -> IntArray:
+        """Problem index of every response."""
+        return np.repeat(np.arange(self.n_problems, dtype=np.int64), self.sizes())
+
+    def rows(self, problems: npt.ArrayLike) -> IntArray:
+        """Row indices (into the per-response arrays) of the given problems, in that order."""
+        idx = np.asarray(problems, dtype=np.int64).reshape(-1)
+        starts = self.offsets[idx]
+        sizes = self.offsets[idx + 1] - starts
+        total = int(sizes.sum())
+        if total == 0:
+            return np.zeros(0, dtype=np.int64)
+        seg_start = np.repeat(np.cumsum(sizes) - sizes, sizes)
+        rows = np.repeat(starts, sizes) + (np.arange(total, dtype=np.int64) - seg_start)
+        return np.asarray(rows, dtype=np.int64)
+
+    def select(self, problems: npt.ArrayLike) -> PairData:
+        """The pair restricted to (and reordered as) the given problem indices.
+
+        Repeated indices repeat the problem (used by the bootstrap).
+        """
+        idx = np.asarray(problems, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_problems):
+            raise PairError("problem index out of range")
+        sizes = self.sizes()[idx]
+        offsets = np.zeros(idx.size + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        rows = self.rows(idx)
+        return PairData(
+            dataset_id=self.dataset_id,
+            llm=self.llm,
+            verifier=self.verifier,
+            problem_ids=tuple(self.problem_ids[int(i)] for i in idx),
+            offsets=offsets,
+            cluster=self.cluster[rows],
+            score=self.score[rows],
+            correct=self.correct[rows],
+            sample_idx=self.sample_idx[rows],
+            n_tokens=self.n_tokens[rows],
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class VoteInputs:
+    """What one strategy feeds the vote, per response (aligned with PairData rows).
+
+    Attributes:
+        weight: additive weight w_i; a cluster's total is the sum of w_i over its responses
+            in the subset (best-of: the single highest weight wins).
+        g: optional calibrated P(correct | s) in [0, 1]. If given, each cluster total also
+            gets ``n_a * log(q (m - 1) / (1 - q))`` with ``q`` the clipped mean of g over the
+            subset and m the number of distinct clusters in the subset; if m == 1 that single
+            cluster is chosen (Theorem 3.2 of Kuang et al.).
+        best_of: choose the cluster of the single highest ``weight`` in the subset instead
+            of cluster sums (``g`` must then be None).
+    """
+
+    weight: FloatArray
+    g: FloatArray | None = None
+    best_of: bool = False
+
+
+__all__ = [
+    "BANDWIDTH_MODES",
+    "BANDWIDTH_RULES",
+    "OFFSET_OBJECTIVES",
+    "ORDERS",
+    "REDUCTIONS",
+    "STEP_REDUCTIONS",
+    "TIE_BREAKS",
+    "TRANSFORMS",
+    "BandwidthMode",
+    "BandwidthRule",
+    "BoolArray",
+    "FloatArray",
+    "IntArray",
+    "OffsetObjective",
+    "Order",
+    "PairData",
+    "PairError",
+    "Reduction",
+    "TTSLabError",
+    "TieBreak",
+    "Transform",
+    "VoteInputs",
+    "VoteKind",
+]

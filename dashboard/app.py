@@ -12,13 +12,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from core.methods import load_plugins  # noqa: E402
 from dashboard.state import dataset_picker, get_store  # noqa: E402
+
+load_plugins()  # strategies registered by the user ($TTSLAB_PLUGINS, entry points)
 
 st.set_page_config(
     page_title="TTS Aggregation Lab", page_icon=":material/functions:", layout="wide"
 )
 
-VIEWS = ROOT / "dashboard" / "views"
+PAGES_DIR = ROOT / "dashboard" / "pages"
 # (file stem = url path, title, icon); the first page is the default
 PAGES = [
     ("datasets", "Datasets", "database"),
@@ -32,7 +35,7 @@ PAGES = [
 ]
 pages = [
     st.Page(
-        str(VIEWS / f"{stem}.py"),
+        str(PAGES_DIR / f"{stem}.py"),
         title=title,
         icon=f":material/{icon}:",
         url_path=stem,

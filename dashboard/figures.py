@@ -1,7 +1,10 @@
-"""Plotly figure builders: pure functions of the view objects of `core.views`.
+"""Plotly figure builders and the prose around charts: pure functions of the frozen
+results of `core.info`.
 
-Each builder takes one view (and display options) and returns a `go.Figure`; nothing here
-reads the store or computes statistics, so the tests call the builders directly.
+Each builder takes one result (and display options) and returns a `go.Figure`; nothing
+here reads the store or computes statistics, so the tests call the builders directly.
+Strategy colours come from the registry, so a strategy has one colour on every page;
+sentences come from `core.reports` (the CLI says the same things).
 """
 
 from __future__ import annotations
@@ -14,16 +17,21 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy import special
 
-from core.views import (
+from core.info import (
+    AllocationView,
     BudgetView,
+    CombineView,
     CompareView,
+    Issue,
     ProblemView,
+    TransferView,
     WeightGridView,
     WeightView,
     dataset_label,
-    short_name,
 )
-from core.views_beyond import AllocationView, CombineView, TransferView
+from core.methods import color as strategy_color
+from core.methods import short_name
+from core.reports import compare_latex, efficiency_sentence, issue_text, weight_facts
 
 CORRECT = "#1b9e77"  # teal green
 INCORRECT = "#d95f02"  # orange
@@ -34,30 +42,21 @@ BAND_FILL = "rgba(31, 119, 180, 0.22)"
 MUTED = "#9aa0a6"
 FONT = {"family": "Inter, Segoe UI, Helvetica, Arial, sans-serif", "size": 13}
 
-STRATEGY_COLORS: dict[str, str] = {
-    "majority": "#7f7f7f",
-    "best_of_n": "#8c564b",
-    "vanilla_wv": "#1f77b4",
-    "linear_wv": "#9467bd",
-    "logit_wv": "#d62728",
-    "kde_wv": "#2ca02c",
-    "platt_wv": "#e377c2",
-    "isotonic_wv": "#bcbd22",
-    "oracle_optimal": "#17becf",
-    "pass_at_n": "#222222",
-}
 
 __all__ = [
     "CORRECT",
     "INCORRECT",
     "NEGATIVE_FILL",
-    "STRATEGY_COLORS",
     "allocation_figure",
     "budget_figure",
     "combine_figure",
     "compare_figure",
+    "compare_latex",
+    "efficiency_sentence",
+    "issue_lines",
     "problem_figure",
     "transfer_heatmap",
+    "weight_facts",
     "weight_figure",
     "weight_grid_figure",
 ]
@@ -300,7 +299,8 @@ def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
             f" (after the {tname} transform, in [0, 1])" if tname != "identity" else ""
         )
     fig.update_xaxes(title_text=xtitle, row=2, col=1)
-    fig.update_yaxes(title_text=f"w(s)  [{view.weight_unit}]", zeroline=False, row=1, col=1)
+    unit = "score units" if view.kind == "linear_wv" else "log-odds"
+    fig.update_yaxes(title_text=f"w(s)  [{unit}]", zeroline=False, row=1, col=1)
     fig.update_yaxes(title_text="density", rangemode="tozero", row=2, col=1)
     if axis == "score":
         fig.update_xaxes(range=[0.0, 1.0])
@@ -534,7 +534,7 @@ def budget_figure(view: BudgetView) -> go.Figure:
         r, c = i // cols + 1, i % cols + 1
         for cur in view.curves_of(m, v):
             s = cur.strategy
-            color = STRATEGY_COLORS.get(s, "#444444")
+            color = strategy_color(s)
             x = cur.budgets.astype(float)
             fig.add_trace(
                 _band(x, cur.low, cur.high, _rgba(color, 0.08), f"{cur.label} band", s),
@@ -585,7 +585,7 @@ def budget_figure(view: BudgetView) -> go.Figure:
                 )
                 seen.add("eff")
             fig.add_annotation(
-                text=eff.text,
+                text=efficiency_sentence(eff),
                 showarrow=False,
                 xref=_axis_ref(i + 1, "x"),
                 yref=_axis_ref(i + 1, "y"),
@@ -1010,7 +1010,7 @@ def allocation_figure(view: AllocationView) -> go.Figure:
         col=1,
     )
     for s, name in enumerate(view.candidates):
-        color = STRATEGY_COLORS.get(name, "#444444")
+        color = strategy_color(name)
         fig.add_trace(
             go.Scatter(
                 x=x,
@@ -1089,7 +1089,7 @@ def allocation_figure(view: AllocationView) -> go.Figure:
             )
     scale: list[list[object]] = []
     for i, name in enumerate(view.candidates):
-        c = _tint(STRATEGY_COLORS.get(name, "#444444"), 0.45)
+        c = _tint(strategy_color(name), 0.45)
         scale += [[i / n_c, c], [(i + 1) / n_c, c]]
     fig.add_trace(
         go.Heatmap(
@@ -1248,3 +1248,8 @@ def combine_figure(view: CombineView) -> go.Figure:
     _base_layout(fig, 620)
     fig.update_layout(margin={"b": 140, "t": 130})
     return fig
+
+
+def issue_lines(issues: tuple[Issue, ...]) -> list[str]:
+    """The sentences for a result's issues (shown under its chart)."""
+    return [issue_text(i) for i in issues]

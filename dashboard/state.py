@@ -1,24 +1,20 @@
-"""Shared resources, widgets and cached calls of the dashboard pages.
+"""Shared resources and widgets of the dashboard pages, and the one wrapper around core.
 
 * `get_store`: one `Store` per database file and server process (each session thread
-  reads through its own cursor, see `core.store`).
+  reads through its own cursor, see `core.store`); its result cache is the only cache of
+  computed results (no Streamlit cache on top of it).
 * Remembered widgets: a page's controls keep their values when the user switches pages
   (Streamlit forgets the state of widgets that are not drawn, so the value is also kept
   under a plain session-state key).
-* `cached`: `st.cache_data` keyed on the database, the dataset's content hash and every
-  parameter; on a miss the computation runs outside the cached function with a progress
-  bar (Streamlit cannot replay progress updates from inside a cached function), and its
-  result is then stored in the cache. The heavy parts are also cached in DuckDB by
-  `core.analysis` / `core.views`, so a restarted server starts warm.
+* `page_context`: the sidebar's dataset, pair and the one `EvalConfig`.
+* `compute`: runs one info-layer call with a progress bar that appears within a quarter
+  of a second, and turns a core error into a readable message that stops the page.
+* Uploads: persisted at once through `core.importers.uploads`, then imported.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,17 +23,43 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from core import views, views_beyond
-from core.budget import default_budgets
-from core.calibration import StrategyParams
-from core.reduce import REDUCTIONS
+from core.evaluation import EvalConfig, default_budgets
+from core.importers import (
+    SUPPORTED_SUFFIXES,
+    ImportResult,
+    ImportValidationError,
+    import_path,
+)
+from core.importers.uploads import parquet_bytes, save_upload, save_upload_folder
+from core.info import dataset_label
 from core.store import DatasetInfo, Store, default_db_path
-from core.transfer import PairRef
-from core.types import TTSLabError
-from core.views import AnalysisSettings, dataset_label
+from core.types import REDUCTIONS, TTSLabError
 
 T = TypeVar("T")
 ProgressFn = Callable[[str, int, int], None]
+
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "Context",
+    "ImportValidationError",
+    "ProgressBar",
+    "TTSLabError",
+    "approx_budgets",
+    "compute",
+    "current_dataset",
+    "dataset_picker",
+    "get_store",
+    "import_upload",
+    "multiselect",
+    "page_context",
+    "parquet_bytes",
+    "remembered",
+    "reset_on_dataset_change",
+    "save_upload",
+    "save_upload_folder",
+    "select",
+    "simulated_banner",
+]
 
 # --------------------------------------------------------------------------------------
 # the store
@@ -54,76 +76,11 @@ def get_store() -> Store:
     return _store_for(str(default_db_path()))
 
 
-def uploads_dir(store: Store) -> Path:
-    """Where uploaded files are kept (next to the database file; git-ignored)."""
-    return store.path.parent / "uploads"
-
-
-def save_upload(store: Store, name: str, data: bytes) -> Path:
-    """Persist an uploaded file at once (Streamlit drops it when the user leaves the page).
-
-    The file name keeps the original suffix (the importers detect the format from it) and
-    is prefixed with a content hash, so the same upload is stored once.
-    """
-    folder = uploads_dir(store)
-    folder.mkdir(parents=True, exist_ok=True)
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).strip("._") or "upload"
-    digest = hashlib.sha256(data).hexdigest()[:12]
-    path = folder / f"{digest}-{safe}"
-    if not path.exists():
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    return path
-
-
-def _safe_parts(relpath: str) -> list[str]:
-    parts = []
-    for part in relpath.replace("\\", "/").split("/"):
-        clean = re.sub(r"[^A-Za-z0-9._-]+", "_", part).strip("._")
-        if clean and part not in (".", ".."):
-            parts.append(clean)
-    return parts
-
-
-def save_upload_folder(store: Store, files: Sequence[tuple[str, bytes]]) -> Path:
-    """Persist an uploaded folder at once, keeping its inner layout (OpenR run folders need
-    it): files land under uploads/folder-<hash>/<relative path>. Path components are
-    sanitised ('..' and absolute parts are dropped), so nothing is written outside."""
-    if not files:
-        raise ValueError("the uploaded folder is empty")
-    digest = hashlib.sha256()
-    for rel, data in sorted(files):
-        digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
-    root = uploads_dir(store) / f"folder-{digest.hexdigest()[:12]}"
-    for rel, data in files:
-        parts = _safe_parts(rel)
-        if not parts:
-            continue
-        path = root.joinpath(*parts)
-        if not path.resolve().is_relative_to(root.resolve()):
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            tmp = path.with_name(path.name + ".part")
-            tmp.write_bytes(data)
-            tmp.replace(path)
-    # a browser sends "<folder>/<file>": import the uploaded folder itself
-    tops = {(_safe_parts(rel) or [""])[0] for rel, _ in files}
-    if len(tops) == 1 and (root / next(iter(tops))).is_dir():
-        return root / next(iter(tops))
-    return root
-
-
-def parquet_bytes(store: Store, dataset: str) -> bytes:
-    """The dataset in the long import format, as Parquet bytes."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    buf = io.BytesIO()
-    table = pa.Table.from_pandas(store.export_long(dataset), preserve_index=False)
-    pq.write_table(table, buf)
-    return buf.getvalue()
+def import_upload(
+    store: Store, path: Path, name: str, replace: bool, progress: ProgressFn
+) -> ImportResult:
+    """Import a persisted upload (a file or a folder) as one dataset."""
+    return import_path(store, path, name=name, replace=replace, progress=progress)
 
 
 # --------------------------------------------------------------------------------------
@@ -151,7 +108,7 @@ def remembered(
     default: Any,
     valid: Callable[[Any], bool] | None = None,
     **kwargs: Any,
-) -> T:
+) -> Any:
     """Draw `widget` (st.selectbox, st.slider, ..., or the same on st.sidebar) with a value
     that survives page switches. The widget's own key is ``"w_" + key``."""
     _prepare(key, valid or (lambda v: v is not None), default)
@@ -206,7 +163,7 @@ def multiselect(
 
 
 # --------------------------------------------------------------------------------------
-# page context: dataset, pair, analysis settings
+# page context: dataset, pair, evaluation config
 # --------------------------------------------------------------------------------------
 
 
@@ -216,8 +173,7 @@ class Context:
     info: DatasetInfo
     llm: str = ""
     verifier: str = ""
-    settings: AnalysisSettings = field(default_factory=AnalysisSettings)
-    weight_boot: int = 50
+    config: EvalConfig = field(default_factory=EvalConfig)
 
     @property
     def dataset(self) -> str:
@@ -226,10 +182,6 @@ class Context:
     @property
     def label(self) -> str:
         return dataset_label(self.info.name, self.info.simulated)
-
-    def key(self) -> tuple[str, str, str]:
-        """Identifies the database and the dataset's content for cache keys."""
-        return (str(self.store.path), self.info.dataset_id, self.info.content_sha256)
 
 
 def dataset_picker(store: Store) -> DatasetInfo | None:
@@ -260,16 +212,16 @@ def current_dataset() -> DatasetInfo | None:
     return info if isinstance(info, DatasetInfo) else None
 
 
-def pair_picker(info: DatasetInfo) -> tuple[str, str]:
+def pair_picker(store: Store, info: DatasetInfo) -> tuple[str, str]:
     """The sidebar's (LLM, verifier) selectors, remembered across pages."""
     st.sidebar.markdown("**Pair**")
     default_llm = None
     if st.session_state.get("llm") not in info.llms:
-        default_llm = _default_llm(get_store(), info)
+        default_llm = _default_llm(store, info)
     llm = select("LLM", info.llms, "llm", default_llm, where=st.sidebar)
     default_verifier = None
     if st.session_state.get("verifier") not in info.verifiers:
-        default_verifier = _default_verifier(get_store(), info, llm)
+        default_verifier = _default_verifier(store, info, llm)
     verifier = select("Verifier", info.verifiers, "verifier", default_verifier, where=st.sidebar)
     return llm, verifier
 
@@ -278,7 +230,7 @@ def _default_verifier(store: Store, info: DatasetInfo, llm: str) -> str:
     """The verifier that best separates the LLM's correct from incorrect responses: a
     first view where weighting visibly matters."""
     try:
-        summary = store.pair_summary(info.name)
+        summary = store.pair_summary(info)
     except TTSLabError:
         return info.verifiers[0]
     sep = summary[summary["llm"] == llm].set_index("verifier")["separation"].abs().dropna()
@@ -289,7 +241,7 @@ def _default_llm(store: Store, info: DatasetInfo) -> str:
     """The LLM whose share of correct responses is nearest one half: where aggregation
     has the most room to matter (an LLM that is almost always right makes dull plots)."""
     try:
-        acc = store.pair_summary(info.name).groupby("llm")["accuracy"].mean()
+        acc = store.pair_summary(info).groupby("llm")["accuracy"].mean()
     except TTSLabError:
         return info.llms[0]
     if acc.empty:
@@ -297,16 +249,13 @@ def _default_llm(store: Store, info: DatasetInfo) -> str:
     return str((acc - 0.5).abs().idxmin())
 
 
-REDUCTION_CHOICES = ("stored", *REDUCTIONS)
-
-
-def analysis_settings() -> tuple[AnalysisSettings, int]:
-    """Sidebar settings shared by the analysis pages: step reduction and (folded away)
-    the evaluation parameters. Returns the settings and the weight-band resamples."""
+def evaluation_config() -> EvalConfig:
+    """The sidebar's evaluation settings, shared by every analysis page: the step
+    reduction and (folded away) folds, subsets and bootstrap resamples of weight bands."""
     st.sidebar.markdown("**Analysis settings**")
     reduction = select(
         "Step reduction",
-        REDUCTION_CHOICES,
+        REDUCTIONS,
         "reduction",
         where=st.sidebar,
         help="How a PRM's step scores become one score per response. 'stored' keeps the "
@@ -327,11 +276,13 @@ def analysis_settings() -> tuple[AnalysisSettings, int]:
             "weight_boot",
             default=50,
         )
-    return AnalysisSettings(reduction=reduction, k=int(k), n_subsets=int(n_subsets)), int(boot)
+    return EvalConfig(
+        reduction=reduction, folds=int(k), n_subsets=int(n_subsets), weight_boot=int(boot)
+    )
 
 
 def page_context(*, pair: bool = True, settings: bool = True) -> Context:
-    """The dataset (from app.py's sidebar picker), and optionally the pair and settings.
+    """The dataset (from app.py's sidebar picker), and optionally the pair and config.
 
     Stops the page with an explanation when the store is empty.
     """
@@ -343,9 +294,9 @@ def page_context(*, pair: bool = True, settings: bool = True) -> Context:
     assert info is not None
     llm = verifier = ""
     if pair:
-        llm, verifier = pair_picker(info)
-    s, boot = analysis_settings() if settings else (AnalysisSettings(), 50)
-    return Context(store, info, llm, verifier, s, boot)
+        llm, verifier = pair_picker(store, info)
+    config = evaluation_config() if settings else EvalConfig()
+    return Context(store, info, llm, verifier, config)
 
 
 def reset_on_dataset_change(page: str, keys: Sequence[str], info: DatasetInfo) -> None:
@@ -367,26 +318,19 @@ def simulated_banner(ctx: Context) -> None:
         )
 
 
+def approx_budgets(info: DatasetInfo) -> tuple[int, ...]:
+    """Budgets 1, 2, 4, ... up to the typical number of samples per problem and LLM."""
+    per = info.n_responses / max(info.n_problems * max(len(info.llms), 1), 1)
+    return default_budgets(max(1, math.ceil(per)))
+
+
 # --------------------------------------------------------------------------------------
-# cached calls with progress
+# the one wrapper around core calls
 # --------------------------------------------------------------------------------------
-
-
-class _Miss(Exception):
-    """Raised inside the cached function to look the cache up without computing."""
-
-
-def _raise_miss() -> Any:
-    raise _Miss
-
-
-@st.cache_data(show_spinner=False, max_entries=512)
-def _memo(kind: str, key: str, _produce: Callable[[], Any]) -> Any:
-    return _produce()
 
 
 class ProgressBar:
-    """A progress callback that draws a bar only once the work has taken a moment."""
+    """A progress callback that draws a bar once the work has taken a moment."""
 
     def __init__(self, label: str, delay: float = 0.25) -> None:
         self.label = label
@@ -409,278 +353,14 @@ class ProgressBar:
             self._bar.empty()
 
 
-def cache_key(*parts: Any) -> str:
-    """A stable text key of JSON-able parts (StrategyParams and settings flattened)."""
-
-    def norm(x: Any) -> Any:
-        if isinstance(x, StrategyParams):
-            return x.to_dict()
-        if isinstance(x, AnalysisSettings):
-            return {
-                "params": x.params.to_dict(),
-                "reduction": x.reduction,
-                "k": x.k,
-                "fold_seed": x.fold_seed,
-                "n_subsets": x.n_subsets,
-                "subset_seed": x.subset_seed,
-                "n_boot": x.n_boot,
-                "level": x.level,
-            }
-        if isinstance(x, tuple | list):
-            return [norm(v) for v in x]
-        return x
-
-    return json.dumps([norm(p) for p in parts], sort_keys=True, default=str)
-
-
-def cached(kind: str, key: str, compute: Callable[[ProgressFn], T], label: str) -> T:
-    """The cached result of `compute`, else computed now with a progress bar, then cached."""
-    try:
-        value: T = _memo(kind, key, _raise_miss)
-        return value
-    except _Miss:
-        pass
+def compute(label: str, fn: Callable[[ProgressFn], T]) -> T:
+    """Run one core call with a progress bar; a core error is shown and stops the page."""
     bar = ProgressBar(label)
     try:
-        value = compute(bar)
-    finally:
-        bar.close()
-    _memo(kind, key, lambda: value)
-    return value
-
-
-# --------------------------------------------------------------------------------------
-# the pages' cached core calls
-# --------------------------------------------------------------------------------------
-
-
-def _guard(fn: Callable[[], T]) -> T:
-    """Run a core call; show a readable error and stop the page if it fails."""
-    try:
-        return fn()
+        return fn(bar)
     except TTSLabError as exc:
         st.error(str(exc))
         st.stop()
         raise  # unreachable: st.stop() raises
-
-
-def approx_budgets(info: DatasetInfo) -> tuple[int, ...]:
-    """Budgets 1, 2, 4, ... up to the typical number of samples per problem and LLM."""
-    per = info.n_responses / max(info.n_problems * max(len(info.llms), 1), 1)
-    return default_budgets(max(1, math.ceil(per)))
-
-
-def weight_view(ctx: Context, kind: str, params: StrategyParams) -> views.WeightView:
-    key = cache_key(
-        ctx.key(), ctx.llm, ctx.verifier, kind, params, ctx.settings.reduction, ctx.weight_boot
-    )
-    return _guard(
-        lambda: cached(
-            "weight_view",
-            key,
-            lambda p: views.weight_view(
-                ctx.store,
-                ctx.dataset,
-                ctx.llm,
-                ctx.verifier,
-                kind,
-                params,
-                ctx.settings.reduction,
-                ctx.weight_boot,
-                progress=p,
-            ),
-            f"Fitting {views.CALIBRATORS[kind]} weights of {ctx.llm} × {ctx.verifier} with "
-            f"{ctx.weight_boot} bootstrap refits (once; cached afterwards)",
-        )
-    )
-
-
-def weight_grid_view(ctx: Context, kind: str, params: StrategyParams) -> views.WeightGridView:
-    key = cache_key(ctx.key(), kind, params, ctx.settings.reduction)
-    return _guard(
-        lambda: cached(
-            "weight_grid_view",
-            key,
-            lambda p: views.weight_grid_view(
-                ctx.store, ctx.dataset, kind, params, ctx.settings.reduction, progress=p
-            ),
-            f"Fitting {views.CALIBRATORS[kind]} weights of every pair (once; cached afterwards)",
-        )
-    )
-
-
-def budget_view(
-    ctx: Context,
-    pairs: Sequence[tuple[str, str]],
-    strategies: Sequence[str],
-    efficiency: tuple[str, str],
-    ref_budget: int | None,
-) -> views.BudgetView:
-    key = cache_key(ctx.key(), list(pairs), list(strategies), efficiency, ref_budget, ctx.settings)
-    return _guard(
-        lambda: cached(
-            "budget_view",
-            key,
-            lambda p: views.budget_view(
-                ctx.store,
-                ctx.dataset,
-                pairs,
-                strategies,
-                ctx.settings,
-                efficiency=efficiency,
-                ref_budget=ref_budget,
-                progress=p,
-            ),
-            "Cross-fitting and evaluating (about 2-5 s per pair, once; cached afterwards)",
-        )
-    )
-
-
-def compare_view(
-    ctx: Context,
-    pairs: Sequence[tuple[str, str]],
-    strategies: Sequence[str],
-    budget: int,
-    baseline: str,
-) -> views.CompareView:
-    key = cache_key(ctx.key(), list(pairs), list(strategies), budget, baseline, ctx.settings)
-    return _guard(
-        lambda: cached(
-            "compare_view",
-            key,
-            lambda p: views.compare_view(
-                ctx.store,
-                ctx.dataset,
-                pairs,
-                strategies,
-                budget,
-                baseline,
-                ctx.settings,
-                progress=p,
-            ),
-            f"Cross-fitting and evaluating {len(pairs)} pairs (about 2-5 s per new pair, "
-            "once; cached afterwards)",
-        )
-    )
-
-
-def disagreement(ctx: Context, strategies: Sequence[str]) -> views.DisagreementView:
-    key = cache_key(ctx.key(), ctx.llm, ctx.verifier, list(strategies), ctx.settings)
-    return _guard(
-        lambda: cached(
-            "disagreement",
-            key,
-            lambda p: views.disagreement_problems(
-                ctx.store,
-                ctx.dataset,
-                ctx.llm,
-                ctx.verifier,
-                strategies,
-                ctx.settings,
-                progress=p,
-            ),
-            f"Cross-fitting {len(strategies)} strategies on {ctx.llm} × {ctx.verifier} "
-            "(once; cached afterwards)",
-        )
-    )
-
-
-def problem_view(ctx: Context, problem_id: str, strategies: Sequence[str]) -> views.ProblemView:
-    key = cache_key(ctx.key(), ctx.llm, ctx.verifier, problem_id, list(strategies), ctx.settings)
-    return _guard(
-        lambda: cached(
-            "problem_view",
-            key,
-            lambda p: views.problem_view(
-                ctx.store,
-                ctx.dataset,
-                ctx.llm,
-                ctx.verifier,
-                problem_id,
-                strategies,
-                ctx.settings,
-                progress=p,
-            ),
-            "Cross-fitting the strategies (once; cached afterwards)",
-        )
-    )
-
-
-def transfer_view(
-    ctx: Context,
-    sources: Sequence[PairRef],
-    targets: Sequence[PairRef],
-    strategy: str,
-    baseline: str,
-    budget: int,
-) -> views_beyond.TransferView:
-    names = sorted({r.dataset for r in (*sources, *targets)})
-    infos = [_guard(lambda n=n: ctx.store.get_dataset(n)) for n in names]  # type: ignore[misc]
-    data_key = [(i.dataset_id, i.content_sha256) for i in infos]
-    key = cache_key(
-        str(ctx.store.path),
-        data_key,
-        [(r.dataset, r.llm, r.verifier) for r in sources],
-        [(r.dataset, r.llm, r.verifier) for r in targets],
-        strategy,
-        baseline,
-        budget,
-        ctx.settings,
-    )
-    n = len(sources) * len(targets)
-    return _guard(
-        lambda: cached(
-            "transfer_view",
-            key,
-            lambda p: views_beyond.transfer_view(
-                ctx.store,
-                sources,
-                targets,
-                strategy,
-                baseline,
-                budget,
-                ctx.settings,
-                progress=p,
-            ),
-            f"Calibrating and evaluating {n} cells (up to a few seconds per new cell, once; "
-            "cached afterwards)",
-        )
-    )
-
-
-def allocation_view(
-    ctx: Context, candidates: Sequence[str], n_bins: int
-) -> views_beyond.AllocationView:
-    key = cache_key(ctx.key(), ctx.llm, ctx.verifier, list(candidates), n_bins, ctx.settings)
-    return _guard(
-        lambda: cached(
-            "allocation_view",
-            key,
-            lambda p: views_beyond.allocation_view(
-                ctx.store,
-                ctx.dataset,
-                ctx.llm,
-                ctx.verifier,
-                candidates,
-                n_bins,
-                ctx.settings,
-                progress=p,
-            ),
-            f"Cross-fitting and evaluating {ctx.llm} × {ctx.verifier} (once; cached afterwards)",
-        )
-    )
-
-
-def combine_view(ctx: Context, verifiers: Sequence[str]) -> views_beyond.CombineView:
-    key = cache_key(ctx.key(), ctx.llm, list(verifiers), ctx.settings)
-    return _guard(
-        lambda: cached(
-            "combine_view",
-            key,
-            lambda p: views_beyond.combine_view(
-                ctx.store, ctx.dataset, ctx.llm, verifiers, ctx.settings, progress=p
-            ),
-            f"Cross-fitting {len(verifiers)} signals and 2 combiners for {ctx.llm} "
-            "(once; cached afterwards)",
-        )
-    )
+    finally:
+        bar.close()

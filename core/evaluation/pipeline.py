@@ -1,0 +1,375 @@
+"""From the store to evaluated curves: load a pair, fit strategies (tuning offsets),
+cross-fit them, evaluate them on common subsets, and cache the results.
+
+* `load_pair`: a pair with its score reduced from step scores when asked.
+* `fit_strategy`: a registry entry's fit plus, for offset strategies, the tuning of b.
+* `crossfit_strategies`: the one cross-fitting path for registered strategies on one pair.
+* `evaluate`: accuracy at every budget on common random subsets.
+* `pair_curves` / `pair_inputs`: the above for one stored pair, in the result cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.evaluation.config import EvalConfig
+from core.evaluation.crossfit import CrossFit, Fold, cross_fit, kfold
+from core.evaluation.engine import CurveSet, accuracy_curves, make_subsets
+from core.evaluation.offsets import OffsetTuner
+from core.evaluation.stats import (
+    CurveIntervals,
+    EfficiencyResult,
+    curve_cis,
+    efficiency_from_curves,
+)
+from core.methods.fitted import FittedWeights
+from core.methods.params import CalibrationError, StrategyParams
+from core.methods.reduce import reduce_steps
+from core.methods.registry import Strategy, get_strategy
+from core.methods.transforms import auto_once
+from core.store import DatasetInfo, Store
+from core.types import FloatArray, IntArray, PairData, TTSLabError, VoteInputs
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+class AnalysisError(TTSLabError):
+    """An analysis cannot run on this data (no step scores, too few problems...)."""
+
+
+def _notify(progress: ProgressFn | None, stage: str, done: int, total: int) -> None:
+    if progress is not None:
+        progress(stage, done, total)
+
+
+# --------------------------------------------------------------------------------------
+# loading and fitting
+# --------------------------------------------------------------------------------------
+
+
+def load_pair(
+    store: Store, info: DatasetInfo, llm: str, verifier: str, reduction: str = "stored"
+) -> PairData:
+    """The pair, its score recomputed from step scores by `reduction` ("stored" keeps the
+    imported score)."""
+    pair = store.load_pair(info, llm, verifier)
+    if reduction == "stored":
+        return pair
+    values, offsets = store.load_steps(info, llm, verifier)
+    if offsets.size < 2 or np.any(np.diff(offsets) == 0):
+        raise AnalysisError(
+            f"pair ({llm}, {verifier}) of {info.name!r} has responses without step scores; "
+            "only the stored score can be used"
+        )
+    return replace(pair, score=reduce_steps(values, reduction, offsets))
+
+
+def fit_strategy(
+    strategy: Strategy,
+    calib: PairData,
+    params: StrategyParams,
+    *,
+    reduction: str = "stored",
+    tuner: OffsetTuner | None = None,
+    problems: IntArray | None = None,
+) -> FittedWeights:
+    """Fit `strategy` on the calibration pair `calib`, tuning its offset when it has one.
+
+    `tuner` (with `problems`, the calibration problems as indices into the tuner's pair)
+    shares the offset search's work across folds and targets; without it the search runs
+    on `calib` alone. Both give the same b.
+    """
+    fitted = strategy.fit(calib, params)
+    if strategy.offset is not None:
+        if tuner is None:
+            fitted = OffsetTuner(calib).tune(strategy, fitted)
+        else:
+            fitted = tuner.tune(strategy, fitted, problems)
+    return replace(fitted, step_reduction=reduction)
+
+
+def _strategies(names: Sequence[str]) -> list[Strategy]:
+    out = [get_strategy(n) for n in names]
+    if len({s.name for s in out}) != len(out):
+        raise AnalysisError(f"duplicate strategies: {list(names)}")
+    return out
+
+
+def _prefetch_offsets(
+    tuner: OffsetTuner, strategies: list[Strategy], params: StrategyParams
+) -> None:
+    """Compute the offset objectives every fold will slice, for all offset strategies in
+    one walk (a strategy whose fit fails here is left to fail, with its reason, per fold)."""
+    items = []
+    for s in strategies:
+        if s.offset is None:
+            continue
+        try:
+            items.append((s, s.fit(tuner.pair, params)))
+        except CalibrationError:
+            continue
+    tuner.prefetch(items)
+
+
+def crossfit_strategies(
+    pair: PairData,
+    names: Sequence[str],
+    config: EvalConfig,
+    *,
+    progress: ProgressFn | None = None,
+) -> CrossFit:
+    """K-fold cross-fitting of registered strategies on one pair: each fold's problems
+    are weighted by fits on the other folds' problems ("auto" transform resolved once for
+    the pair; offset searches share one per-problem objective). Oracles use the evaluated
+    problems' own labels by design."""
+    strategies = {s.name: s for s in _strategies(names)}
+    params = auto_once(config.params, pair)
+    if pair.n_problems < config.folds:
+        raise AnalysisError(
+            f"{config.folds}-fold cross-fitting needs at least {config.folds} problems; "
+            f"the pair has {pair.n_problems}"
+        )
+    folds = kfold(pair.n_problems, config.folds, config.fold_seed)
+    tuner = OffsetTuner(pair)
+    _prefetch_offsets(tuner, list(strategies.values()), params)
+
+    def fit_fold(fold: Fold) -> Callable[[str], VoteInputs]:
+        calib = pair.select(fold.train)
+        held = pair.select(fold.test)
+
+        def one(name: str) -> VoteInputs:
+            s = strategies[name]
+            fitted = fit_strategy(
+                s, calib, params, reduction=config.reduction, tuner=tuner, problems=fold.train
+            )
+            return s.vote_inputs(fitted, held)
+
+        return one
+
+    return cross_fit(pair, folds, list(strategies), fit_fold, progress=progress)
+
+
+def evaluate(
+    pair: PairData, inputs: Mapping[str, VoteInputs], config: EvalConfig, iid: bool = True
+) -> CurveSet:
+    """Accuracy of every strategy at every budget of `config` on common subsets."""
+    order = config.resolved_order(iid)
+    subsets = make_subsets(
+        pair, config.budgets, n_subsets=config.n_subsets, seed=config.subset_seed, order=order
+    )
+    return accuracy_curves(pair, inputs, subsets=subsets, tie_break=config.tie_break)
+
+
+# --------------------------------------------------------------------------------------
+# cached pair analyses
+# --------------------------------------------------------------------------------------
+
+
+def _key(
+    info: DatasetInfo, llm: str, verifier: str, names: Sequence[str], config: EvalConfig
+) -> dict[str, Any]:
+    return {
+        "llm": llm,
+        "verifier": verifier,
+        "strategies": [get_strategy(n).key(config.params) for n in names],
+        "config": config.key(),
+        "order": config.resolved_order(info.iid),  # two imports of one file may differ in iid
+    }
+
+
+@dataclass(frozen=True, eq=False)
+class PairCurves:
+    """Cross-fitted accuracy-vs-budget curves of one pair, with bootstrap intervals."""
+
+    dataset: str
+    llm: str
+    verifier: str
+    config: EvalConfig
+    curves: CurveSet
+    intervals: CurveIntervals
+    from_cache: bool = False
+    skipped: Mapping[str, str] = field(default_factory=dict)  # strategy -> why not fitted
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long table: llm, verifier, strategy, label, oracle, exact, budget, accuracy,
+        low, high."""
+        rows = []
+        for s, name in enumerate(self.curves.strategies):
+            strat = get_strategy(name)
+            for b, n in enumerate(self.curves.budgets):
+                rows.append(
+                    {
+                        "llm": self.llm,
+                        "verifier": self.verifier,
+                        "strategy": name,
+                        "label": strat.label,
+                        "oracle": strat.oracle,
+                        "exact": self.curves.exact[s],
+                        "budget": n,
+                        "accuracy": float(self.intervals.estimate[s, b]),
+                        "low": float(self.intervals.low[s, b]),
+                        "high": float(self.intervals.high[s, b]),
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def efficiency(self, a: str, b: str, ref_budget: int | None = None) -> EfficiencyResult:
+        """Budget at which `a` reaches `b`'s accuracy at `ref_budget` (default: largest)."""
+        ref = ref_budget or max(self.curves.budgets)
+        return efficiency_from_curves(self.curves, a, b, ref)
+
+
+def pair_curves(
+    store: Store,
+    info: DatasetInfo,
+    llm: str,
+    verifier: str,
+    strategies: Sequence[str],
+    config: EvalConfig,
+    *,
+    progress: ProgressFn | None = None,
+) -> PairCurves:
+    """Cross-fitted accuracy-vs-budget curves of one pair, with bootstrap intervals.
+
+    Each problem is weighted by a fit that never saw its labels; every strategy is
+    evaluated on the same subsets; strategies that cannot be fitted are dropped with the
+    reason. Datasets whose samples are not independent draws are evaluated on prefixes in
+    sampling order (``order="auto"``). Cached in the store.
+    """
+    names = list(dict.fromkeys(strategies))
+
+    def compute() -> dict[str, Any]:
+        _notify(progress, "loading the pair", 0, 1)
+        pair = load_pair(store, info, llm, verifier, config.reduction)
+        cf = crossfit_strategies(pair, names, config, progress=progress)
+        if not cf.inputs:
+            raise AnalysisError(
+                "no strategy can be fitted on this pair: "
+                + "; ".join(f"{k}: {v}" for k, v in cf.skipped.items())
+            )
+        _notify(progress, "evaluating on common subsets", 1, 1)
+        curves = evaluate(pair, cf.inputs, config, info.iid)
+        return {**curves.to_payload(), "skipped": dict(cf.skipped)}
+
+    payload, hit = store.cached(
+        info, "pair_curves", _key(info, llm, verifier, names, config), compute
+    )
+    curves = CurveSet.from_payload(payload)
+    intervals = curve_cis(curves, n_boot=config.n_boot, level=config.level, seed=config.boot_seed)
+    _notify(progress, "done", 1, 1)
+    return PairCurves(
+        dataset=info.name,
+        llm=llm,
+        verifier=verifier,
+        config=config,
+        curves=curves,
+        intervals=intervals,
+        from_cache=hit,
+        skipped={str(k): str(v) for k, v in payload["skipped"].items()},
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class PairInputs:
+    """Cross-fitted vote inputs of every response of one pair (weights from the fold that
+    held its problem out)."""
+
+    pair: PairData
+    inputs: Mapping[str, VoteInputs]
+    skipped: Mapping[str, str]
+    fold_of: IntArray
+    n_calib: IntArray  # per fold: calibration problems
+    from_cache: bool
+
+
+def pair_inputs(
+    store: Store,
+    info: DatasetInfo,
+    llm: str,
+    verifier: str,
+    strategies: Sequence[str],
+    config: EvalConfig,
+    *,
+    progress: ProgressFn | None = None,
+) -> PairInputs:
+    """`crossfit_strategies` for one stored pair, cached (the problem explorer)."""
+    names = list(dict.fromkeys(strategies))
+    pair = load_pair(store, info, llm, verifier, config.reduction)
+
+    def compute() -> dict[str, Any]:
+        cf = crossfit_strategies(pair, names, config, progress=progress)
+        out: dict[str, Any] = {
+            "fold_of": cf.fold_of,
+            "n_calib": np.asarray([f.train.size for f in cf.folds], dtype=np.int64),
+            "skipped": dict(cf.skipped),
+            "best_of": {n: bool(v.best_of) for n, v in cf.inputs.items()},
+        }
+        for n, vi in cf.inputs.items():
+            out[f"w:{n}"] = vi.weight
+            if vi.g is not None:
+                out[f"g:{n}"] = vi.g
+        return out
+
+    payload, hit = store.cached(
+        info, "pair_inputs", _key(info, llm, verifier, names, config), compute
+    )
+    best_of: dict[str, bool] = payload["best_of"]
+    inputs = {
+        n: VoteInputs(
+            weight=np.asarray(payload[f"w:{n}"], dtype=np.float64),
+            g=np.asarray(payload[f"g:{n}"], dtype=np.float64) if f"g:{n}" in payload else None,
+            best_of=bool(b),
+        )
+        for n, b in best_of.items()
+    }
+    return PairInputs(
+        pair=pair,
+        inputs=inputs,
+        skipped={str(k): str(v) for k, v in payload["skipped"].items()},
+        fold_of=np.asarray(payload["fold_of"], dtype=np.int64),
+        n_calib=np.asarray(payload["n_calib"], dtype=np.int64),
+        from_cache=hit,
+    )
+
+
+def fit_pair(
+    store: Store,
+    info: DatasetInfo,
+    llm: str,
+    verifier: str,
+    strategy: str,
+    config: EvalConfig,
+) -> FittedWeights:
+    """A strategy's weighting function fitted on every problem of the pair (for plots and
+    export; evaluation cross-fits)."""
+    strat = get_strategy(strategy)
+    if strat.oracle:
+        raise AnalysisError(f"{strategy} is an oracle: it has no weights to export")
+    pair = load_pair(store, info, llm, verifier, config.reduction)
+    return fit_strategy(strat, pair, auto_once(config.params, pair), reduction=config.reduction)
+
+
+def response_weights(fitted: FittedWeights, pair: PairData) -> FloatArray:
+    """Weight of every response of `pair` under a fit (without any per-problem term)."""
+    return get_strategy(fitted.kind).weights(fitted, fitted.transformed(pair))
+
+
+__all__ = [
+    "AnalysisError",
+    "CalibrationError",
+    "PairCurves",
+    "PairInputs",
+    "crossfit_strategies",
+    "evaluate",
+    "fit_pair",
+    "fit_strategy",
+    "load_pair",
+    "pair_curves",
+    "pair_inputs",
+    "response_weights",
+]

@@ -1,0 +1,70 @@
+"""The info layer: what each dashboard page and CLI table shows, as frozen results of plain
+arrays, computed from the evaluation and study layers (which cache) with no prose."""
+
+from core.info.allocation import AllocationView, allocation_view
+from core.info.budget import BudgetCurve, BudgetView, Efficiency, budget_view
+from core.info.calibrate import WeightSummary, calibrate_table, weight_summary
+from core.info.combine import CombineView, combine_view
+from core.info.common import (
+    Issue,
+    ViewError,
+    check_pair,
+    curve_strategies,
+    dataset_label,
+    negative_intervals,
+    pair_name,
+)
+from core.info.compare import CompareView, compare_view
+from core.info.problems import (
+    DisagreementView,
+    ProblemView,
+    disagreement_problems,
+    explorer_strategies,
+    problem_view,
+)
+from core.info.transfer import TransferView, pair_ref_label, transfer_view
+from core.info.weights import (
+    WeightGridView,
+    WeightPanel,
+    WeightView,
+    weight_grid_view,
+    weight_view,
+)
+from core.studies.transfer import PairRef
+
+__all__ = [
+    "AllocationView",
+    "BudgetCurve",
+    "BudgetView",
+    "CombineView",
+    "CompareView",
+    "DisagreementView",
+    "Efficiency",
+    "Issue",
+    "PairRef",
+    "ProblemView",
+    "TransferView",
+    "ViewError",
+    "WeightGridView",
+    "WeightPanel",
+    "WeightSummary",
+    "WeightView",
+    "allocation_view",
+    "budget_view",
+    "calibrate_table",
+    "check_pair",
+    "combine_view",
+    "compare_view",
+    "curve_strategies",
+    "dataset_label",
+    "disagreement_problems",
+    "explorer_strategies",
+    "negative_intervals",
+    "pair_name",
+    "pair_ref_label",
+    "problem_view",
+    "transfer_view",
+    "weight_grid_view",
+    "weight_summary",
+    "weight_view",
+]

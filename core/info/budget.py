@@ -1,0 +1,207 @@
+"""What the budget-curve page shows: cross-fitted accuracy against N with bootstrap
+intervals for chosen pairs and strategies, and the efficiency ratio of one strategy
+against another."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.evaluation.config import EvalConfig
+from core.evaluation.pipeline import PairCurves, pair_curves
+from core.evaluation.stats import EfficiencyResult, efficiency_ratio
+from core.info.common import Issue, ViewError, check_pair, curve_strategies, pair_name
+from core.methods.registry import get_strategy
+from core.store import DatasetInfo, Store
+from core.types import FloatArray, IntArray, TTSLabError
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+def many_curves(
+    store: Store,
+    info: DatasetInfo,
+    pairs: Sequence[tuple[str, str]],
+    strategies: Sequence[str],
+    config: EvalConfig,
+    progress: ProgressFn | None,
+) -> list[PairCurves]:
+    """Cross-fitted curves of several pairs (the shared strategy set, see
+    `curve_strategies`), with progress over pairs, folds and strategies."""
+    if not pairs:
+        raise ViewError("choose at least one (LLM, verifier) pair")
+    full = curve_strategies(strategies)
+    out: list[PairCurves] = []
+    total = len(pairs)
+    for i, (m, v) in enumerate(pairs):
+        check_pair(info, m, v)
+
+        def inner(stage: str, done: int, n: int, i: int = i, m: str = m, v: str = v) -> None:
+            if progress is not None:
+                frac = done / n if n else 1.0
+                progress(f"{pair_name(m, v)}: {stage}", round(1000 * (i + frac)), 1000 * total)
+
+        try:
+            out.append(pair_curves(store, info, m, v, full, config, progress=inner))
+        except TTSLabError as exc:
+            raise ViewError(f"({m}, {v}): {exc}") from exc
+    if progress is not None:
+        progress("done", total, total)
+    return out
+
+
+def skipped_issues(res: PairCurves, wanted: Sequence[str]) -> list[Issue]:
+    return [
+        Issue("unfittable", pair_name(res.llm, res.verifier), name, why)
+        for name, why in res.skipped.items()
+        if name in wanted
+    ]
+
+
+@dataclass(frozen=True, eq=False)
+class BudgetCurve:
+    """Mean accuracy of one strategy on one pair at each budget, with its interval."""
+
+    llm: str
+    verifier: str
+    strategy: str
+    label: str
+    oracle: bool
+    exact: bool
+    budgets: IntArray
+    accuracy: FloatArray
+    low: FloatArray
+    high: FloatArray
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """How many samples strategy `a` needs to match `b` at `ref_budget` on one pair."""
+
+    llm: str
+    verifier: str
+    a: str
+    b: str
+    ref_budget: int
+    result: EfficiencyResult
+    missing: str = ""  # a strategy that could not be fitted on the pair
+
+
+@dataclass(frozen=True, eq=False)
+class BudgetView:
+    dataset: str
+    simulated: bool
+    pairs: tuple[tuple[str, str], ...]
+    strategies: tuple[str, ...]
+    budgets: tuple[int, ...]
+    curves: tuple[BudgetCurve, ...]
+    efficiencies: tuple[Efficiency, ...]
+    level: float
+    n_subsets: int
+    k: int
+    reduction: str
+    n_problems: int
+    from_cache: tuple[bool, ...]
+    issues: tuple[Issue, ...] = ()
+
+    def curves_of(self, llm: str, verifier: str) -> tuple[BudgetCurve, ...]:
+        """The pair's curves, in the order of `strategies` (unfittable ones missing)."""
+        return tuple(c for c in self.curves if (c.llm, c.verifier) == (llm, verifier))
+
+    def curve(self, llm: str, verifier: str, strategy: str) -> BudgetCurve:
+        for c in self.curves:
+            if (c.llm, c.verifier, c.strategy) == (llm, verifier, strategy):
+                return c
+        raise KeyError((llm, verifier, strategy))
+
+
+def budget_view(
+    store: Store,
+    info: DatasetInfo,
+    pairs: Sequence[tuple[str, str]],
+    strategies: Sequence[str],
+    config: EvalConfig,
+    *,
+    efficiency: tuple[str, str] | None = ("logit_wv", "vanilla_wv"),
+    ref_budget: int | None = None,
+    progress: ProgressFn | None = None,
+) -> BudgetView:
+    """Cross-fitted accuracy-vs-budget curves with bootstrap intervals (from the cache
+    when present), and for each pair the budget at which ``efficiency[0]`` reaches
+    ``efficiency[1]``'s accuracy at `ref_budget` (default: the largest budget)."""
+    if not strategies:
+        raise ViewError("choose at least one strategy")
+    strategies = tuple(strategies)
+    eff_names = tuple(efficiency) if efficiency is not None else ()
+    results = many_curves(store, info, pairs, (*strategies, *eff_names), config, progress)
+    curves: list[BudgetCurve] = []
+    effs: list[Efficiency] = []
+    issues: list[Issue] = []
+    for (m, v), res in zip(pairs, results, strict=True):
+        iv = res.intervals
+        b_arr = np.asarray(res.curves.budgets, dtype=np.int64)
+        issues += skipped_issues(res, (*strategies, *eff_names))
+        for s in strategies:
+            if s not in res.curves.strategies:
+                continue
+            j = res.curves.index(s)
+            strat = get_strategy(s)
+            curves.append(
+                BudgetCurve(
+                    llm=m,
+                    verifier=v,
+                    strategy=s,
+                    label=strat.label,
+                    oracle=strat.oracle,
+                    exact=res.curves.exact[j],
+                    budgets=b_arr,
+                    accuracy=np.asarray(iv.estimate[j], dtype=np.float64),
+                    low=np.asarray(iv.low[j], dtype=np.float64),
+                    high=np.asarray(iv.high[j], dtype=np.float64),
+                )
+            )
+        if efficiency is not None:
+            a, b = efficiency
+            ref = ref_budget if ref_budget in res.curves.budgets else max(res.curves.budgets)
+            missing = [x for x in (a, b) if x not in res.curves.strategies]
+            if missing:
+                r = EfficiencyResult(math.nan, None, math.nan, ref, False, "not fitted")
+                effs.append(Efficiency(m, v, a, b, ref, r, missing=missing[0]))
+                continue
+            acc = res.curves.mean()
+            r = efficiency_ratio(
+                res.curves.budgets,
+                acc[res.curves.index(a)],
+                float(acc[res.curves.index(b), res.curves.budgets.index(ref)]),
+                ref,
+            )
+            effs.append(Efficiency(m, v, a, b, ref, r))
+    return BudgetView(
+        dataset=info.name,
+        simulated=info.simulated,
+        pairs=tuple((m, v) for m, v in pairs),
+        strategies=strategies,
+        budgets=tuple(results[0].curves.budgets),
+        curves=tuple(curves),
+        efficiencies=tuple(effs),
+        level=config.level,
+        n_subsets=config.n_subsets,
+        k=config.folds,
+        reduction=config.reduction,
+        n_problems=len(results[0].curves.problem_ids),
+        from_cache=tuple(r.from_cache for r in results),
+        issues=tuple(issues),
+    )
+
+
+__all__ = [
+    "BudgetCurve",
+    "BudgetView",
+    "Efficiency",
+    "budget_view",
+    "many_curves",
+    "skipped_issues",
+]

@@ -1,0 +1,107 @@
+"""Shared pieces of the info layer: its error, the issues a result can carry, and helpers.
+
+The info layer says *what each page (or CLI table) shows*: one pure function per view
+takes the store, a resolved `DatasetInfo`, the page's choices and one `EvalConfig`, asks
+the evaluation and study layers for numbers (which are cached there), and returns a frozen
+result of plain arrays. It writes no cache and no prose: what a reader should be told
+(a strategy that could not be fitted, a budget clipped to the samples available...) is an
+`Issue`, put into words by `core.reports`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from core.methods.registry import default_strategies, get_strategy, strategy_names
+from core.store import DatasetInfo
+from core.types import FloatArray, TTSLabError
+
+IssueKind = Literal[
+    "unfittable",  # a strategy could not be fitted (detail: why)
+    "failed",  # a cell or pair could not be computed (detail: why)
+    "budget_clipped",  # a budget above the samples available (value: the budget used)
+    "budget_not_evaluated",  # a budget not among the evaluated ones (value: the one shown)
+    "not_candidate",  # an oracle was asked for as a candidate
+    "empty_bins",  # difficulty bins without problems
+    "band_widened",  # the bootstrap band missed the fitted curve at `value` grid points
+    "band_failed",  # bootstrap refits that failed (value: how many)
+    "q_term",  # the vote adds a per-problem q/m term not drawn in w(s)
+]
+
+
+@dataclass(frozen=True)
+class Issue:
+    """Something the reader of a result should know, as data (`core.reports` words it)."""
+
+    kind: IssueKind
+    where: str = ""  # the pair or cell concerned ("llm × verifier", "source → target")
+    strategy: str = ""
+    detail: str = ""
+    value: float = 0.0
+
+
+class ViewError(TTSLabError):
+    """A view cannot be computed for these choices (unknown pair, unusable data...)."""
+
+
+def check_pair(info: DatasetInfo, llm: str, verifier: str) -> None:
+    if llm not in info.llms or verifier not in info.verifiers:
+        raise ViewError(
+            f"dataset {info.name!r} has no pair ({llm!r}, {verifier!r}); "
+            f"LLMs: {', '.join(info.llms)}; verifiers: {', '.join(info.verifiers)}"
+        )
+
+
+def pair_name(llm: str, verifier: str) -> str:
+    return f"{llm} × {verifier}"
+
+
+def dataset_label(name: str, simulated: bool) -> str:
+    """The dataset's name, marked as simulated when it is (and its name does not say so)."""
+    if simulated and "simulated" not in name.lower():
+        return f"{name} (simulated)"
+    return name
+
+
+def curve_strategies(selected: Sequence[str]) -> tuple[str, ...]:
+    """The strategy set to compute curves for: the default set when it covers the
+    selection (so every page shares cached curves with ``ttslab curves``), else every
+    registered strategy."""
+    for s in selected:
+        get_strategy(s)  # raises on unknown names
+    defaults = default_strategies()
+    if set(selected) <= set(defaults):
+        return defaults
+    return tuple(strategy_names())
+
+
+def negative_intervals(grid: FloatArray, w: FloatArray) -> tuple[tuple[float, float], ...]:
+    """Maximal runs of the grid where w < 0, as (first, last) grid values."""
+    neg = np.asarray(w) < 0
+    out: list[tuple[float, float]] = []
+    start: int | None = None
+    for i, is_neg in enumerate(neg):
+        if is_neg and start is None:
+            start = i
+        if not is_neg and start is not None:
+            out.append((float(grid[start]), float(grid[i - 1])))
+            start = None
+    if start is not None:
+        out.append((float(grid[start]), float(grid[-1])))
+    return tuple(out)
+
+
+__all__ = [
+    "Issue",
+    "IssueKind",
+    "ViewError",
+    "check_pair",
+    "curve_strategies",
+    "dataset_label",
+    "negative_intervals",
+    "pair_name",
+]

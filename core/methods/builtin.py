@@ -1,0 +1,305 @@
+"""The built-in strategies (definitions in ARCHITECTURE.md section 4), registered on import.
+
+t = transformed score in [0, 1], x = logit(clip(t, eps, 1 - eps)):
+
+=================  ==========================================================  ==========
+name               weight                                                      vote
+=================  ==========================================================  ==========
+majority           1                                                           sum
+best_of_n          raw score (ordering only)                                   best-of
+vanilla_wv         t                                                           sum
+linear_wv          t - b, b tuned in [-1, 1]                                   sum
+logit_wv           logit t - logit b, b tuned in (0, 1)                        sum
+kde_wv             log f1(x)/f0(x) (KDE) + n_a log(q(m-1)/(1-q))               sum + q/m
+platt_wv           logit P_platt(c|x) - logit(base rate) [+ q/m if use_qm]     sum (+ q/m)
+isotonic_wv        logit P_iso(c|x) - logit(base rate) [+ q/m if use_qm]       sum (+ q/m)
+oracle_optimal     ORACLE: KDE LR fitted on the evaluated problems' own        sum + q/m
+                   labels, true per-problem q
+pass_at_n          ORACLE: any correct response (coverage; exact formula)      best-of
+=================  ==========================================================  ==========
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Final
+
+import numpy as np
+
+from core.methods.calibrators import fit_binned_calibrator, fit_isotonic, fit_platt
+from core.methods.fitted import FittedWeights
+from core.methods.kde import fit_kde_params
+from core.methods.params import (
+    KDE_FIELDS,
+    OFFSET_FIELDS,
+    Q_FIELDS,
+    TRANSFORM_FIELDS,
+    CalibrationError,
+)
+from core.methods.registry import OffsetSpace, Strategy, StrategyError, register
+from core.methods.transforms import (
+    apply_transform,
+    clipped_logit,
+    is_resolved_transform,
+    logit_scalar,
+    resolve_transform,
+)
+from core.types import BoolArray, FloatArray, PairData, VoteInputs, VoteKind
+
+LINEAR_OFFSET: Final = OffsetSpace(
+    lo=-1.0, hi=1.0, neutral=0.0, formula="w = s - b", base_uses_fit=False
+)
+LOGIT_OFFSET: Final = OffsetSpace(
+    lo=0.0,
+    hi=1.0,
+    neutral=0.5,
+    formula="w = logit s - logit b",
+    open_interval=True,
+    shift=logit_scalar,
+    base_uses_fit=False,
+)
+
+
+def _with_calibrator(fitted: FittedWeights, t: FloatArray, correct: BoolArray) -> FittedWeights:
+    p = fitted.params
+    cal = fit_binned_calibrator(t, correct, n_bins=p.n_bins, smoothing=p.bin_smoothing)
+    return replace(fitted, calibrator=cal)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Majority(Strategy):
+    uses: frozenset[str] = frozenset()
+
+    def weights(self, fitted: FittedWeights, t: FloatArray) -> FloatArray:
+        return np.ones(np.shape(t), dtype=np.float64)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BestOfN(Strategy):
+    """The cluster of the single highest raw score (exact in the evaluation engine)."""
+
+    vote: VoteKind = "best_of"
+    uses: frozenset[str] = frozenset()
+
+    def weights(self, fitted: FittedWeights, t: FloatArray) -> FloatArray:
+        return np.asarray(t, dtype=np.float64).copy()
+
+    def vote_inputs(self, fitted: FittedWeights, pair: PairData) -> VoteInputs:
+        self.check(fitted)
+        return VoteInputs(weight=np.asarray(pair.score, dtype=np.float64).copy(), best_of=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Vanilla(Strategy):
+    def weights(self, fitted: FittedWeights, t: FloatArray) -> FloatArray:
+        return np.asarray(t, dtype=np.float64).copy()
+
+
+@dataclass(frozen=True, kw_only=True)
+class OffsetWV(Strategy):
+    """``w = base(t) - shift(b)``: linear (base t) or logit (base logit t)."""
+
+    logit: bool = False
+    needs_labels: bool = True
+    show_weights: bool = True
+    uses: frozenset[str] = TRANSFORM_FIELDS | OFFSET_FIELDS
+
+    def base_weights(self, fitted: FittedWeights, t: FloatArray) -> FloatArray:
+        if self.logit:
+            return clipped_logit(t, fitted.params.clip_eps)
+        return np.asarray(t, dtype=np.float64)
+
+
+@dataclass(frozen=True, kw_only=True)
+class KDEWV(Strategy):
+    needs_labels: bool = True
+    show_weights: bool = True
+    uses: frozenset[str] = TRANSFORM_FIELDS | KDE_FIELDS | Q_FIELDS
+
+    def fit_state(self, base: FittedWeights, t: FloatArray, correct: BoolArray) -> FittedWeights:
+        kde = fit_kde_params(clipped_logit(t, base.params.clip_eps), correct, base.params)
+        return _with_calibrator(replace(base, kde=kde), t, correct)
+
+    def weights(self, fitted: FittedWeights, t: FloatArray) -> FloatArray:
+        if fitted.kde is None:
+            raise CalibrationError("kde_wv fit has no KDE")
+        return fitted.kde.log_lr(clipped_logit(t, fitted.params.clip_eps))
+
+    def uses_q(self, fitted: FittedWeights) -> bool:
+        return True
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbabilityLR(Strategy):
+    """``logit P(c|x) - logit(base rate)`` from Platt scaling or isotonic regression."""
+
+    isotonic: bool = False
+    needs_labels: bool = True
+    show_weights: bool = True
+    uses: frozenset[str] = TRANSFORM_FIELDS | Q_FIELDS | {"use_qm"}
+
+    def fit_state(self, base: FittedWeights, t: FloatArray, correct: BoolArray) -> FittedWeights:
+        x = clipped_logit(t, base.params.clip_eps)
+        if self.isotonic:
+            out = replace(
+                base, isotonic=fit_isotonic(x, correct, smoothing=base.params.bin_smoothing)
+            )
+        else:
+            out = replace(base, platt=fit_platt(x, correct))
+        return _with_calibrator(out, t, correct) if base.params.use_qm else out
+
+    def weights(self, fitted: FittedWeights, t: FloatArray) -> FloatArray:
+        x = clipped_logit(t, fitted.params.clip_eps)
+        if self.isotonic:
+            if fitted.isotonic is None:
+                raise CalibrationError("isotonic_wv fit has no isotonic model")
+            return fitted.isotonic.log_lr(x)
+        if fitted.platt is None:
+            raise CalibrationError("platt_wv fit has no Platt model")
+        return fitted.platt.log_lr(x)
+
+    def uses_q(self, fitted: FittedWeights) -> bool:
+        return fitted.params.use_qm
+
+
+@dataclass(frozen=True, kw_only=True)
+class OracleKDE(Strategy):
+    """ORACLE: Theorem 3.2 with densities and the true q from the evaluated problems' labels.
+
+    log f1/f0 from a KDE fitted on the evaluated pair itself (all its problems, with their
+    labels), and g = each problem's true fraction of correct responses, so q is the true
+    per-problem rate. Per-problem densities were tried and rejected: with 16 responses per
+    problem, leave-one-out per-problem KDEs are so noisy that the oracle fell below
+    calibrated KDE WV on the simulator.
+    """
+
+    oracle: bool = True
+    uses: frozenset[str] = TRANSFORM_FIELDS | KDE_FIELDS
+
+    def vote_inputs(self, fitted: FittedWeights, pair: PairData) -> VoteInputs:
+        self.check(fitted)
+        tr = fitted.transform
+        if not is_resolved_transform(tr):
+            tr = resolve_transform(tr, pair.score)
+        x = clipped_logit(apply_transform(pair.score, tr), fitted.params.clip_eps)
+        c = np.asarray(pair.correct, dtype=bool)
+        prob = pair.problem_index()
+        n_corr = np.bincount(prob, weights=c.astype(np.float64), minlength=pair.n_problems)
+        g = np.asarray((n_corr / np.maximum(pair.sizes(), 1))[prob], dtype=np.float64)
+        try:
+            kde = fit_kde_params(x, c, fitted.params)
+        except CalibrationError:
+            # one class (nearly) absent from the whole pair: scores carry no information
+            return VoteInputs(weight=np.zeros_like(x), g=g)
+        return VoteInputs(weight=kde.log_lr(x), g=g)
+
+    def weights(self, fitted: FittedWeights, t: FloatArray) -> FloatArray:
+        raise StrategyError(
+            "oracle weights depend on the labels of the evaluated problems; "
+            "they have no score-only weight curve"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PassAtN(Strategy):
+    """ORACLE upper bound: credit if any response in the subset is correct (coverage). As a
+    best-of vote over weight = correctness, the engine's exact best-of formula gives
+    1 - C(n - c, N) / C(n, N)."""
+
+    vote: VoteKind = "best_of"
+    oracle: bool = True
+    upper_bound: bool = True
+    uses: frozenset[str] = frozenset()
+
+    def vote_inputs(self, fitted: FittedWeights, pair: PairData) -> VoteInputs:
+        self.check(fitted)
+        return VoteInputs(weight=np.asarray(pair.correct, dtype=np.float64), best_of=True)
+
+
+BUILTIN: Final[tuple[Strategy, ...]] = (
+    Majority(
+        name="majority",
+        label="Majority vote",
+        short="majority vote",
+        description="every response weighs 1",
+        color="#7f7f7f",
+        default=True,
+    ),
+    BestOfN(
+        name="best_of_n",
+        label="Best-of-N",
+        short="best-of-N",
+        description="answer of the single highest-scored response",
+        color="#8c564b",
+        default=True,
+    ),
+    Vanilla(
+        name="vanilla_wv",
+        label="Weighted vote",
+        short="vanilla WV",
+        description="weight = transformed score t",
+        color="#1f77b4",
+        default=True,
+    ),
+    OffsetWV(
+        name="linear_wv",
+        label="Linear WV",
+        short="linear WV",
+        description="weight = t - b, b tuned in [-1, 1] on calibration problems",
+        color="#9467bd",
+        default=True,
+        offset=LINEAR_OFFSET,
+    ),
+    OffsetWV(
+        name="logit_wv",
+        label="Logit WV",
+        short="logit WV",
+        description="weight = logit t - logit b, b tuned in (0, 1) on calibration problems",
+        color="#d62728",
+        default=True,
+        offset=LOGIT_OFFSET,
+        logit=True,
+    ),
+    KDEWV(
+        name="kde_wv",
+        label="KDE WV (Thm 3.2)",
+        short="KDE WV",
+        description="weight = KDE log likelihood ratio + per-problem log(q(m-1)/(1-q))",
+        color="#2ca02c",
+        default=True,
+    ),
+    ProbabilityLR(
+        name="platt_wv",
+        label="Platt LR WV",
+        short="Platt WV",
+        description="weight = logit Platt P(c|s) - logit base rate (+ q/m term if use_qm)",
+        color="#e377c2",
+    ),
+    ProbabilityLR(
+        name="isotonic_wv",
+        label="Isotonic LR WV",
+        short="isotonic WV",
+        description="weight = logit isotonic P(c|s) - logit base rate (+ q/m term if use_qm)",
+        color="#bcbd22",
+        isotonic=True,
+    ),
+    OracleKDE(
+        name="oracle_optimal",
+        label="Oracle optimal (upper bound)",
+        short="oracle",
+        description="ORACLE: Thm 3.2 with densities and true per-problem q from the test labels",
+        color="#17becf",
+        default=True,
+    ),
+    PassAtN(
+        name="pass_at_n",
+        label="pass@N (upper bound)",
+        short="pass@N",
+        description="ORACLE: any correct response in the subset (exact formula)",
+        color="#222222",
+        default=True,
+    ),
+)
+
+for _s in BUILTIN:
+    register(_s)

@@ -1,0 +1,84 @@
+"""Budget curves: accuracy against the number of samples per problem."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.info import budget_view
+from core.methods import get_strategy, strategy_names
+from dashboard import state
+from dashboard.figures import budget_figure, efficiency_sentence, issue_lines
+
+DEFAULT = ["majority", "best_of_n", "vanilla_wv", "logit_wv", "kde_wv", "oracle_optimal"]
+
+st.title("Budget curves")
+st.caption(
+    "Accuracy at N samples per problem: the expectation over random size-N subsets of each "
+    "problem's responses, with weights fitted on other problems (K-fold cross-fitting). "
+    "The same subsets serve every strategy."
+)
+ctx = state.page_context()
+names = strategy_names()
+pair_names = {f"{m} × {v}": (m, v) for m, v in ctx.info.pairs}
+
+c1, c2 = st.columns([1, 1.6])
+chosen = state.multiselect(
+    "Pairs (LLM × verifier)",
+    list(pair_names),
+    "b_pairs",
+    default=[f"{ctx.llm} × {ctx.verifier}"],
+    where=c1,
+    max_selections=6,
+)
+strategies = state.multiselect(
+    "Strategies",
+    names,
+    "b_strategies",
+    default=DEFAULT,
+    where=c2,
+    format_func=lambda s: get_strategy(s).label,
+)
+c3, c4, c5 = st.columns(3)
+eff_a = state.select(
+    "Efficiency of",
+    names,
+    "b_eff_a",
+    "logit_wv",
+    where=c3,
+    format_func=lambda s: get_strategy(s).label,
+)
+eff_b = state.select(
+    "against",
+    names,
+    "b_eff_b",
+    "vanilla_wv",
+    where=c4,
+    format_func=lambda s: get_strategy(s).label,
+)
+budgets = state.approx_budgets(ctx.info)
+ref = state.select("at the reference budget N", budgets, "b_ref", budgets[-1], where=c5)
+
+if not chosen or not strategies:
+    st.info("Choose at least one pair and one strategy.")
+    st.stop()
+
+view = state.compute(
+    "Cross-fitting and evaluating (once; cached afterwards)",
+    lambda p: budget_view(
+        ctx.store,
+        ctx.info,
+        [pair_names[x] for x in chosen],
+        strategies,
+        ctx.config,
+        efficiency=(eff_a, eff_b),
+        ref_budget=int(ref),
+        progress=p,
+    ),
+)
+st.plotly_chart(budget_figure(view), key="budget_chart", width="stretch")
+for note in issue_lines(view.issues):
+    st.warning(note, icon=":material/warning:")
+for e in view.efficiencies:
+    st.caption(f"{e.llm} × {e.verifier}: {efficiency_sentence(e)} ({e.result.reason}).")
+if all(view.from_cache):
+    st.caption("Curves from the result cache.")

@@ -1,0 +1,98 @@
+"""Compare: accuracy and gain over a baseline for pairs x strategies at one budget."""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+from core.info import compare_view
+from core.methods import default_strategies, get_strategy, strategy_names
+from dashboard import state
+from dashboard.figures import compare_figure, compare_latex, issue_lines
+
+st.title("Compare strategies")
+st.caption(
+    "Accuracy at one budget N for every chosen pair and strategy, and the gain over a "
+    "baseline with a paired 95% bootstrap interval over problems (both strategies scored "
+    "on the same problems and subsets)."
+)
+ctx = state.page_context()
+names = strategy_names()
+
+c1, c2 = st.columns([1, 2])
+llms = state.multiselect("LLMs", ctx.info.llms, "c_llms", default=[ctx.llm], where=c1)
+verifiers = state.multiselect(
+    "Verifiers", ctx.info.verifiers, "c_verifiers", default=list(ctx.info.verifiers), where=c2
+)
+strategies = state.multiselect(
+    "Strategies",
+    names,
+    "c_strategies",
+    default=list(default_strategies()),
+    format_func=lambda s: get_strategy(s).label,
+)
+c3, c4, c5 = st.columns([1.4, 1, 1])
+budgets = state.approx_budgets(ctx.info)
+budget = state.remembered(
+    c3.select_slider,
+    "Budget N (samples per problem)",
+    "c_budget",
+    32 if 32 in budgets else budgets[-1],
+    valid=lambda v: v in budgets,
+    options=list(budgets),
+)
+baseline = state.select(
+    "Baseline",
+    names,
+    "c_baseline",
+    "majority",
+    where=c4,
+    format_func=lambda s: get_strategy(s).label,
+)
+metric = state.remembered(
+    c5.radio,
+    "Colour by",
+    "c_metric",
+    "gain",
+    valid=lambda v: v in ("gain", "accuracy"),
+    options=["gain", "accuracy"],
+    horizontal=True,
+)
+pairs = [(m, v) for m in llms for v in verifiers]
+if not pairs or not strategies:
+    st.info("Choose at least one LLM, one verifier and one strategy.")
+    st.stop()
+st.caption(
+    f"{len(pairs)} pairs. New pairs take a few seconds each the first time (progress shown); "
+    "`ttslab curves DATASET` precomputes them all."
+)
+
+view = state.compute(
+    f"Cross-fitting and evaluating {len(pairs)} pairs (once; cached afterwards)",
+    lambda p: compare_view(
+        ctx.store, ctx.info, pairs, strategies, int(budget), baseline, ctx.config, progress=p
+    ),
+)
+st.plotly_chart(compare_figure(view, metric), key="compare_chart", width="stretch")
+for note in issue_lines(view.issues):
+    st.warning(note, icon=":material/warning:")
+
+table = view.display_frame()
+st.dataframe(
+    table,
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "accuracy (%)": st.column_config.NumberColumn(format="%.1f"),
+        table.columns[3]: st.column_config.NumberColumn(format="%+.2f"),
+    },
+)
+stem = re.sub(r"[^A-Za-z0-9._-]+", "_", f"compare_{view.dataset}_N{view.budget}")
+d1, d2, _ = st.columns([1, 1, 3])
+d1.download_button(
+    "Export CSV", view.to_csv(), f"{stem}.csv", "text/csv", icon=":material/download:"
+)
+d2.download_button(
+    "Export LaTeX", compare_latex(view), f"{stem}.tex", "text/x-tex", icon=":material/download:"
+)

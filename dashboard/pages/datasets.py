@@ -1,0 +1,200 @@
+"""Datasets: what is in the store; upload, download and delete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core.info import dataset_label
+from dashboard.state import (
+    SUPPORTED_SUFFIXES,
+    ImportValidationError,
+    TTSLabError,
+    current_dataset,
+    get_store,
+    import_upload,
+    parquet_bytes,
+    save_upload,
+    save_upload_folder,
+)
+
+st.title("Datasets")
+store = get_store()
+
+# ---- what is stored ----------------------------------------------------------------------
+frame = store.datasets_frame()
+if frame.empty:
+    st.info(
+        "The store is empty. Upload a file below, or run `ttslab demo` for the simulated "
+        "demo benchmark."
+    )
+else:
+    st.dataframe(
+        frame.rename(columns={"kind": "simulated or real"}),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "responses": st.column_config.NumberColumn(format="localized"),
+            "imported": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        },
+    )
+
+done = st.session_state.pop("import_done", None)
+if done:
+    st.success(done.replace("\n", "  \n"), icon=":material/check_circle:")
+deleted = st.session_state.pop("delete_done", None)
+if deleted:
+    st.success(deleted)
+
+# ---- the selected dataset ------------------------------------------------------------
+info = current_dataset()
+if info is not None:
+    st.subheader(f"Selected: {dataset_label(info.name, info.simulated)}")
+    st.caption("Choose the dataset in the sidebar; every page works on it.")
+    if info.simulated:
+        st.warning(
+            "Simulated benchmark: synthetic data with known likelihood ratios, "
+            "parameters fitted to real outputs (data/sim_params.json).",
+            icon=":material/science:",
+        )
+    st.caption(
+        f"{info.n_problems} problems · {info.n_responses:,} responses · "
+        f"{len(info.llms)} LLMs × {len(info.verifiers)} verifiers · source: "
+        f"{info.source_format} · samples {'independent' if info.iid else 'ordered (not iid)'}"
+        f" · correctness: {info.grader or '-'}"
+    )
+    if info.notes:
+        st.caption(f"Notes: {info.notes}")
+    st.dataframe(
+        store.pair_summary(info),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "responses": st.column_config.NumberColumn(format="localized"),
+            "accuracy": st.column_config.NumberColumn("share correct", format="percent"),
+            "score_min": st.column_config.NumberColumn("min score", format="%.3f"),
+            "score_max": st.column_config.NumberColumn("max score", format="%.3f"),
+            "separation": st.column_config.NumberColumn(
+                "separation (sd)",
+                format="%.2f",
+                help="mean score of correct minus incorrect responses, in standard "
+                "deviations of the score: how well the verifier tells them apart",
+            ),
+        },
+    )
+    c1, c2, _ = st.columns([1, 1, 3])
+    selected = info
+
+    def as_parquet() -> bytes:
+        return parquet_bytes(store, selected)
+
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in info.name)
+    c1.download_button(
+        "Download as Parquet",
+        data=as_parquet,
+        file_name=f"{safe}.parquet",
+        mime="application/vnd.apache.parquet",
+        icon=":material/download:",
+        help="The dataset in the long import format (one row per response and verifier).",
+    )
+    if c2.button("Delete…", key="delete_ask", icon=":material/delete:"):
+        st.session_state["confirm_delete"] = info.dataset_id
+    if st.session_state.get("confirm_delete") == info.dataset_id:
+        with st.container(border=True):
+            st.error(
+                f"Delete **{info.name}** ({info.n_responses:,} responses) from the store? "
+                "This cannot be undone."
+            )
+            y, n, _ = st.columns([1, 1, 3])
+            if y.button("Yes, delete it", key="delete_yes", type="primary"):
+                try:
+                    store.delete_dataset(info.dataset_id)
+                except TTSLabError as exc:
+                    st.error(str(exc))
+                else:
+                    st.session_state.pop("confirm_delete", None)
+                    st.session_state["delete_done"] = f"Deleted {info.name!r}."
+                    st.rerun()
+            if n.button("Cancel", key="delete_no"):
+                st.session_state.pop("confirm_delete", None)
+                st.rerun()
+
+# ---- upload ------------------------------------------------------------------------
+st.subheader("Add a dataset")
+st.caption(
+    "Long format (CSV, JSON Lines, Parquet: one row per response and verifier), wide JSON "
+    "Lines (one line per problem), or the output of search-and-learn, PRM800K, Qwen2.5-Math "
+    "rm_maj_eval, OpenR, BoInf or RewardMATH, detected automatically. `ttslab formats` lists "
+    "them; examples are in data/examples/."
+)
+mode = st.radio(
+    "Upload",
+    ["a file", "a folder"],
+    horizontal=True,
+    key="upload_mode",
+    help="A folder is imported as one dataset: a BoInf or RewardMATH folder (one file per "
+    "LLM or reward model), an OpenR run folder (question_K/record_J.jsonl), or several "
+    "files of one format.",
+)
+saved: Path | None = None
+upload_label = ""
+default_name = ""
+if mode == "a file":
+    upload = st.file_uploader(
+        "Scored responses",
+        type=[s.lstrip(".") for s in SUPPORTED_SUFFIXES],
+        key=f"upload_{st.session_state.get('upload_round', 0)}",
+    )
+    if upload is not None:
+        saved = save_upload(store, upload.name, upload.getvalue())
+        upload_label = upload.name
+        default_name = Path(upload.name).stem
+else:
+    folder = st.file_uploader(
+        "Folder of scored responses",
+        type=[s.lstrip(".") for s in SUPPORTED_SUFFIXES],
+        accept_multiple_files="directory",
+        key=f"upload_dir_{st.session_state.get('upload_round', 0)}",
+    )
+    if folder:
+        saved = save_upload_folder(store, [(f.name, f.getvalue()) for f in folder])
+        upload_label = f"{len(folder)} files"
+        default_name = saved.name if not saved.name.startswith("folder-") else "uploaded folder"
+if saved is not None:
+    c1, c2 = st.columns([3, 1])
+    name = c1.text_input("Dataset name", value=default_name, key=f"upload_name_{saved.name}")
+    exists = bool(name) and store.has_dataset(name)
+    replace = c2.checkbox(
+        "Replace it",
+        value=False,
+        disabled=not exists,
+        help="A dataset of this name exists; tick to overwrite it.",
+        key="upload_replace",
+    )
+    if exists and not replace:
+        st.caption(f":orange[A dataset named {name!r} exists: choose another name or replace it.]")
+    if st.button("Import", type="primary", key="upload_import", disabled=not name.strip()):
+        try:
+            with st.status(f"Importing {upload_label}…", expanded=False) as status:
+                bar = st.progress(0.0)
+
+                def progress(stage: str, done: int, total: int) -> None:
+                    bar.progress(min(done / max(total, 1), 1.0), text=stage)
+
+                res = import_upload(store, saved, name.strip(), replace, progress)
+                status.update(label="Imported", state="complete")
+        except ImportValidationError as exc:
+            n_issues = len(exc.issues)
+            st.error(
+                f"{n_issues} problem{'s' if n_issues != 1 else ''} found in {upload_label}; "
+                "nothing was imported. Each row names the file, the line or row, and the column:"
+            )
+            st.dataframe(exc.to_frame(), hide_index=True, width="stretch")
+        except TTSLabError as exc:
+            st.error(f"Import failed: {exc}")
+        else:
+            st.session_state["import_done"] = res.summary()
+            st.session_state["select_dataset_next"] = res.info.name
+            st.session_state["upload_round"] = st.session_state.get("upload_round", 0) + 1
+            st.rerun()

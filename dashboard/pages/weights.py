@@ -1,0 +1,109 @@
+"""Weight functions: w(score) of one pair with its band and the score densities, or the
+weights of every pair as small multiples."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.info import weight_grid_view, weight_view
+from core.methods import get_strategy, weight_strategies
+from dashboard import state
+from dashboard.figures import issue_lines, weight_facts, weight_figure, weight_grid_figure
+
+BANDWIDTHS = ["scott", "silverman", 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0]
+
+st.title("Weight functions")
+st.caption(
+    "How much each response's verifier score counts for its answer. Where w(s) < 0 a "
+    "response counts *against* the answer it gives: the calibrated weights of Theorem 3.2 "
+    "are negative wherever correct responses are rarer than incorrect ones."
+)
+ctx = state.page_context()
+
+c1, c2, c3, c4 = st.columns([1.1, 1.2, 1.6, 1.1])
+mode = state.remembered(
+    c1.radio, "Show", "weights_mode", "one pair", options=["one pair", "all pairs"], horizontal=True
+)
+kind = state.select(
+    "Calibrator",
+    list(weight_strategies()),
+    "weights_kind",
+    "kde_wv",
+    where=c2,
+    format_func=lambda s: get_strategy(s).label,
+)
+strategy = get_strategy(kind)
+bandwidth = "scott"
+if "bandwidth" in strategy.uses:
+    bandwidth = state.remembered(
+        c3.select_slider,
+        "KDE bandwidth (logit units)",
+        "weights_bandwidth",
+        "scott",
+        valid=lambda v: v in BANDWIDTHS,
+        options=BANDWIDTHS,
+        help="Scott's or Silverman's rule, or a fixed bandwidth. It shapes the KDE weights "
+        "and the class densities drawn under the weights.",
+    )
+axis = state.remembered(
+    c4.radio,
+    "Score axis",
+    "weights_axis",
+    "score",
+    valid=lambda v: v in ("score", "logit"),
+    options=["score", "logit"],
+    format_func={"score": "score s", "logit": "logit(s)"}.get,
+    horizontal=True,
+)
+config = ctx.config.with_(bandwidth=bandwidth)
+
+if mode == "all pairs":
+    grid = state.compute(
+        f"Fitting {strategy.label} weights of every pair (once; cached afterwards)",
+        lambda p: weight_grid_view(ctx.store, ctx.info, kind, config, progress=p),
+    )
+    st.plotly_chart(weight_grid_figure(grid), key="weight_grid_chart", width="stretch")
+    failed = [p for p in grid.panels if p.error]
+    if failed:
+        st.caption(
+            "Pairs that could not be fitted: "
+            + "; ".join(f"{p.llm} × {p.verifier} ({p.error})" for p in failed)
+        )
+    st.stop()
+
+view = state.compute(
+    f"Fitting {strategy.label} weights of {ctx.llm} × {ctx.verifier} with "
+    f"{config.weight_boot} bootstrap refits (once; cached afterwards)",
+    lambda p: weight_view(ctx.store, ctx.info, ctx.llm, ctx.verifier, kind, config, progress=p),
+)
+space = strategy.offset
+if space is not None:
+    lo, hi = space.slider_range()
+    o1, o2 = st.columns([1, 3])
+    manual = state.remembered(
+        o1.toggle,
+        "Set the offset b by hand",
+        "weights_manual_b",
+        False,
+        help="The fitted b maximises calibration accuracy at N = "
+        f"{config.params.offset_budget}. Move it to see how the negative region, and the "
+        "share of responses counted against their answer, change.",
+    )
+    if manual:
+        fitted_b = round(view.b_fitted if view.b_fitted is not None else (lo + hi) / 2, 2)
+        b = state.remembered(
+            o2.slider,
+            f"offset b ({space.formula})",
+            f"weights_b_{kind}",
+            min(max(fitted_b, lo), hi),
+            valid=lambda v: isinstance(v, float) and lo <= v <= hi,
+            min_value=lo,
+            max_value=hi,
+            step=0.01,
+        )
+        view = view.with_offset(b)
+
+st.plotly_chart(weight_figure(view, axis), key="weight_chart", width="stretch")
+st.caption(" · ".join(weight_facts(view)))
+for note in issue_lines(view.issues):
+    st.caption(note)
