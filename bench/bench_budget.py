@@ -1,4 +1,4 @@
-"""Benchmark of the accuracy-vs-budget engine (core.budget).
+"""Benchmark of the accuracy-vs-budget engine (core.evaluation.engine).
 
 One synthetic pair of 500 problems x 256 samples (a few answer clusters per problem,
 scores that separate correct from wrong answers imperfectly), 200 subsets per budget,
@@ -8,7 +8,7 @@ budgets 1, 2, 4, ..., 256. Reports:
 * time per strategy and for all six strategies in one call (majority, best-of-N exact and
   sampled, vanilla WV, linear WV, logit WV, KDE-style WV with the q-term);
 * re-scoring one pair after the offset b changes (one strategy, subsets reused);
-* speed ratio versus the plain-Python reference (core.reference) on the same subsets.
+* speed ratio versus the plain-Python reference (tests/reference.py) on the same subsets.
 
 Run: ``.venv/bin/python bench/bench_budget.py`` (``--no-append`` to skip writing
 bench/RESULTS.md).
@@ -33,9 +33,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import reference  # noqa: E402
-from core.budget import VoteInputs, accuracy_curves, make_subsets  # noqa: E402
-from core.types import FloatArray, PairData  # noqa: E402
+from core.evaluation import accuracy_curves, make_subsets  # noqa: E402
+from core.types import FloatArray, PairData, VoteInputs  # noqa: E402
+from tests import reference  # noqa: E402
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 
@@ -118,8 +118,8 @@ def cold_compile_seconds() -> float:
     code = (
         "import time, numpy as np\n"
         "t0 = time.perf_counter()\n"
-        "from core.budget import VoteInputs, accuracy_curves\n"
-        "from core.types import PairData\n"
+        "from core.evaluation import accuracy_curves\n"
+        "from core.types import PairData, VoteInputs\n"
         "o = np.array([0, 3, 5]); n = 5\n"
         "p = PairData('d','l','v',('a','b'),o,np.array([0,1,0,0,0]),np.linspace(.1,.9,n),"
         "np.array([1,0,1,0,1],bool),np.array([0,1,2,0,1]),np.zeros(n))\n"

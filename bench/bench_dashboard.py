@@ -15,8 +15,10 @@ bench/RESULTS.md. Target: under 1 s.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -63,7 +65,9 @@ SIGNATURE_JS = (
       }
     }
   }
-  return {busy: busy, title: h1 ? h1.innerText : '', sig: sig, labels: labels};
+  const progress = document.querySelector("[data-testid='stProgress']") !== null;
+  return {busy: busy, title: h1 ? h1.innerText : '', sig: sig, labels: labels,
+          progress: progress};
 }"""
 )
 
@@ -80,6 +84,8 @@ def timed(
     chart: bool = True,
     prepare: Callable[[], None] | None = None,
     quiet_ms: float = 300.0,
+    probe: list[float] | None = None,
+    t_start: float | None = None,
 ) -> float:
     """Seconds from `action` until the page has settled: the app is not running, the
     page shows `title` (and, if `chart`, a Plotly chart), something changed (chart data,
@@ -90,13 +96,15 @@ def timed(
         prepare()
     st = _state(page)
     before = st["sig"] + "#" + st["labels"]
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() if t_start is None else t_start
     action()
     last_sig, last_t = before, t0
     deadline = t0 + 120
     while True:
         now = time.perf_counter()
         s = _state(page)
+        if probe is not None and not probe and (s["progress"] or s["sig"]):
+            probe.append(now - t0)
         sig = s["sig"] + "#" + s["labels"]
         if sig != last_sig:
             last_sig, last_t = sig, now
@@ -251,6 +259,58 @@ def scenario(page: Any, record: Callable[[str, str, float], None]) -> None:
     )
 
 
+#: every page: sidebar label, page title, whether it draws a chart
+ALL_PAGES = [
+    ("Datasets", "Datasets", False),
+    ("Weight functions", "Weight functions", True),
+    ("Budget curves", "Budget curves", True),
+    ("Compare", "Compare strategies", True),
+    ("Transfer", "Calibration transfer", True),
+    ("Allocation by difficulty", "Allocation by difficulty", True),
+    ("Combine signals", "Combine signals", True),
+    ("Problem explorer", "Problem explorer", True),
+]
+FIRST_VISIT_TARGET = 5.0
+
+
+def first_visits(pristine: Path) -> list[tuple[str, float, float]]:
+    """For every page: a new server on a copy of the store with an empty result cache; the
+    Datasets page opens (the server process imports its modules, nothing is computed),
+    then the page is visited from the sidebar and timed until it has settled. Returns
+    (page, seconds, seconds until the first progress bar or chart appeared)."""
+    from playwright.sync_api import sync_playwright
+
+    out = []
+    for label, title, chart in ALL_PAGES:
+        db = WORK / "first_visit.duckdb"
+        shutil.copy(pristine, db)
+        Path(str(db) + ".wal").unlink(missing_ok=True)
+        with dashboard_server(db, timeout=120) as url, sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(url, wait_until="domcontentloaded")
+            wait_until_idle(page)
+            if label == "Datasets":
+                t = time.perf_counter()
+                page.reload(wait_until="domcontentloaded")
+                wait_until_idle(page)
+                seconds, shown = time.perf_counter() - t, math.nan
+            else:
+                seen: list[float] = []
+                t0 = time.perf_counter()
+
+                def action(page: Any = page, label: str = label) -> None:
+                    nav(page, label)()
+
+                seconds = timed(page, action, title, chart, probe=seen, t_start=t0)
+                shown = seen[0] if seen else math.nan
+            browser.close()
+        print(f"first visit {label:26s} {seconds:6.2f} s (feedback after {shown:.2f} s)")
+        out.append((label, seconds, shown))
+    db.unlink(missing_ok=True)
+    return out
+
+
 def machine() -> str:
     import numpy
 
@@ -271,11 +331,18 @@ def main() -> int:
         action="store_true",
         help="rebuild the store first, so the warm-up pass starts with an empty result cache",
     )
+    ap.add_argument(
+        "--first-visits",
+        action="store_true",
+        help="only time every page's first visit from an empty result cache",
+    )
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     if args.fresh:
         for p in (DB, DB.with_name(DB.name + ".wal")):
             p.unlink(missing_ok=True)
+    if args.first_visits:
+        return first_visit_report(args.no_write)
     t = time.perf_counter()
     with Store(DB) as s:
         if not s.has_dataset(DEMO_NAME):
@@ -370,6 +437,51 @@ def main() -> int:
         "</details>",
         "",
         f"Load average at the end (1 min): {load_end[0]:.2f}.",
+    ]
+    with RESULTS.open("a") as fh:
+        fh.write("\n".join(text) + "\n")
+    print(f"appended to {RESULTS}")
+    return 0
+
+
+def first_visit_report(no_write: bool) -> int:
+    pristine = WORK / "first_visit_pristine.duckdb"
+    if not pristine.exists():
+        with Store(pristine) as s:
+            build_demo(s)
+    with Store(pristine, read_only=True) as s:
+        info = s.get_dataset(DEMO_NAME)
+        assert not s.cache_kinds(), "the pristine store must have an empty result cache"
+    load_start = os.getloadavg()
+    visits = first_visits(pristine)
+    rows = [
+        f"| {label} | {sec:.2f} s | "
+        + ("-" if math.isnan(shown) else f"{shown:.2f} s")
+        + f" | {'yes' if sec < FIRST_VISIT_TARGET else '**no**'} |"
+        for label, sec, shown in visits
+    ]
+    print("\n".join(rows))
+    if no_write:
+        return 0
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    text = [
+        "",
+        f"## Dashboard first visits from an empty result cache (bench/bench_dashboard.py "
+        f"--first-visits), {now}",
+        "",
+        f"Machine: {machine()} at the end; {load_start[0]:.2f} at the start (shared machine).",
+        f"Data: demo (simulated), {info.n_problems} problems x 64 samples, "
+        f"{len(info.llms)} LLMs x {len(info.verifiers)} verifiers ({info.n_responses:,} "
+        "responses), the default demo. For every page: a new server (`ttslab serve`) on a "
+        "copy of the store with an empty result cache; the Datasets page opens (the server "
+        "imports its modules; nothing is computed); then the page is clicked in the sidebar "
+        "and timed, with its default selection, until it has settled (as for the warm "
+        "timings). Datasets: a reload. Feedback = first progress bar or chart on screen. "
+        f"Goal: under {FIRST_VISIT_TARGET:.0f} s each.",
+        "",
+        "| page | first visit | feedback after | under 5 s |",
+        "|---|---|---|---|",
+        *rows,
     ]
     with RESULTS.open("a") as fh:
         fh.write("\n".join(text) + "\n")

@@ -5,7 +5,7 @@ responses (half each). Timed (best of --repeat runs, after one warm-up):
 
 * the full KDE fit from scores: clip + logit, Scott bandwidths, linear binning onto the
   grid, FFT convolution, floored log densities (``fit_kde``);
-* the whole ``fit_weights(pair, "kde_wv")`` (adds the score transform and the binned
+* the whole KDE WV fit ``get_strategy("kde_wv").fit(pair)`` (adds the score transform and the binned
   calibrator g) on the same 1 million responses;
 * scipy.stats.gaussian_kde with the same bandwidth on a random subsample of
   ``--subsample`` scores per class, evaluated on the same grid, in the same run; its cost
@@ -34,14 +34,9 @@ from scipy import special, stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.calibration import (  # noqa: E402
-    StrategyParams,
-    clipped_logit,
-    fit_kde,
-    fit_weights,
-    grid_kde_density,
-    kde_bandwidth,
-)
+from core.methods import StrategyParams, get_strategy  # noqa: E402
+from core.methods.kde import fit_kde, grid_kde_density, kde_bandwidth  # noqa: E402
+from core.methods.transforms import clipped_logit  # noqa: E402
 from core.types import PairData  # noqa: E402
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -97,7 +92,7 @@ def main() -> None:
 
     t_ours = best_of(ours, args.repeat)
     kde = fit_kde(clipped_logit(pair.score, eps), pair.correct)
-    t_full = best_of(lambda: fit_weights(pair, "kde_wv", params), args.repeat)
+    t_full = best_of(lambda: get_strategy("kde_wv").fit(pair, params), args.repeat)
 
     # scipy on a subsample, same bandwidth, same grid
     rng = np.random.default_rng(args.seed + 1)
@@ -149,7 +144,7 @@ def main() -> None:
         "|---|---|",
         f"| `fit_kde` on {args.n:,} scores (logit + binning + FFT + floor) | "
         f"{t_ours * 1e3:.1f} ms ({verdict} the {TARGET_S} s target) |",
-        f"| `fit_weights(pair, 'kde_wv')` on {args.n:,} responses (adds transform and "
+        f"| KDE WV fit (`get_strategy('kde_wv').fit`) on {args.n:,} responses (adds transform and "
         f"calibrator g) | {t_full * 1e3:.1f} ms |",
         f"| FFT KDE, {args.subsample:,} scores per class, same grid | {t_ours_sub * 1e3:.2f} ms |",
         f"| scipy.stats.gaussian_kde, {args.subsample:,} scores per class, evaluated on the "

@@ -212,6 +212,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     env = dict(os.environ)
+    if args.plugins:
+        env[PLUGINS_ENV_VAR] = ",".join(args.plugins)  # the dashboard loads the same
     if args.db:
         env[DB_ENV_VAR] = str(Path(args.db).resolve())
     app = PROJECT_ROOT / "dashboard" / "app.py"
@@ -779,11 +781,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(_global_options_after_verb(raw))
     try:
-        if args.plugin:
-            os.environ[PLUGINS_ENV_VAR] = ",".join(
-                [*filter(None, os.environ.get(PLUGINS_ENV_VAR, "").split(",")), *args.plugin]
-            )
-        load_plugins()
+        env_specs = [x for x in os.environ.get(PLUGINS_ENV_VAR, "").split(",") if x]
+        args.plugins = [
+            *env_specs,
+            *(str(Path(x).resolve()) if x.endswith(".py") else x for x in args.plugin or []),
+        ]
+        load_plugins(",".join(args.plugins))
         code: int = args.func(args)
     except ImportValidationError as exc:
         print(exc.report(), file=sys.stderr)

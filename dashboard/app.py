@@ -21,7 +21,7 @@ st.set_page_config(
     page_title="TTS Aggregation Lab", page_icon=":material/functions:", layout="wide"
 )
 
-PAGES_DIR = ROOT / "dashboard" / "pages"
+PAGES_DIR = ROOT / "dashboard" / "views"  # not "pages/": Streamlit would run them alone
 # (file stem = url path, title, icon); the first page is the default
 PAGES = [
     ("datasets", "Datasets", "database"),

@@ -1,10 +1,10 @@
 """Plain-Python reference implementation of voting and budget evaluation (test oracle).
 
-Loops and dicts only, written to mirror the definitions in :mod:`core.budget` rather than
-its kernel: given the same explicit subsets, the fast engine must earn the same credit.
+Loops and dicts only, written to mirror the definitions in :mod:`core.evaluation.engine`
+rather than its kernels: given the same explicit subsets, the fast engine must earn the same credit.
 Sums run in subset (draw) order so that floating-point totals agree bit for bit. The
 subsets' order (``"random"`` or ``"sample"``) enters only through
-:meth:`core.budget.Subsets.permutations`.
+:meth:`core.evaluation.engine.Subsets.permutations`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import math
 from collections.abc import Mapping, Sequence
 from itertools import combinations, permutations
 
-from core.budget import Subsets, VoteInputs
-from core.types import PairData
+from core.evaluation.engine import Subsets
+from core.types import PairData, VoteInputs
 
-#: Same tie rule and constants as core.budget (checked by the tests).
+#: Same tie rule and constants as core.evaluation.engine (checked by the tests).
 TIE_RTOL = 1e-12
 Q_EPS = 1e-6
 

@@ -8,18 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.analysis import (
-    AnalysisError,
-    CurveSpec,
-    calibrate_table,
-    fit_pair,
-    load_pair_reduced,
-    pair_curves,
-)
-from core.calibration import FittedWeights
 from core.cli import DEMO_NAME, build_demo, main
+from core.evaluation import (
+    AnalysisError,
+    EvalConfig,
+    fit_pair,
+    load_pair,
+    pair_curves,
+    response_weights,
+)
 from core.importers import import_path
 from core.importers.writers import write_long_csv
+from core.info import calibrate_table
+from core.methods import FittedWeights, default_strategies
+from core.methods.reduce import ReductionError
 from core.store import Store
 from tests.conftest import make_long_frame
 
@@ -33,24 +35,24 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_pair_curves_cached_and_identical(demo_db: Path) -> None:
-    spec = CurveSpec(DEMO_NAME, "sim-llm-C", "sim-qwen-orm", n_subsets=50, n_boot=200)
+    config = EvalConfig(n_subsets=50, n_boot=200)
+    pair = (DEMO_NAME, "sim-llm-C", "sim-qwen-orm")
+    strategies = default_strategies()
     with Store(demo_db) as s:
+        info = s.get_dataset(DEMO_NAME)
         n_before = s._cur().execute("SELECT count(*) FROM results").fetchone()
-        first = pair_curves(s, spec)
-        second = pair_curves(s, spec)
+        first = pair_curves(s, info, *pair[1:], strategies, config)
+        second = pair_curves(s, info, *pair[1:], strategies, config)
         n_after = s._cur().execute("SELECT count(*) FROM results").fetchone()
     assert not first.from_cache and second.from_cache
     assert n_before is not None and n_after is not None and n_after[0] == n_before[0] + 1
     np.testing.assert_array_equal(first.curves.per_problem, second.curves.per_problem)
     np.testing.assert_array_equal(first.intervals.low, second.intervals.low)
-    assert first.curves.strategies == spec.strategies
+    assert first.curves.strategies == strategies
     # a parameter change is a different cache entry
     with Store(demo_db) as s:
         other = pair_curves(
-            s,
-            CurveSpec(
-                DEMO_NAME, "sim-llm-C", "sim-qwen-orm", n_subsets=50, n_boot=200, fold_seed=1
-            ),
+            s, s.get_dataset(DEMO_NAME), *pair[1:], strategies, config.with_(fold_seed=1)
         )
     assert not other.from_cache
 
@@ -58,10 +60,15 @@ def test_pair_curves_cached_and_identical(demo_db: Path) -> None:
 def test_curves_frame_is_sane(demo_db: Path) -> None:
     with Store(demo_db) as s:
         res = pair_curves(
-            s, CurveSpec(DEMO_NAME, "sim-llm-D", "sim-shepherd-min", n_subsets=50, n_boot=200)
+            s,
+            s.get_dataset(DEMO_NAME),
+            "sim-llm-D",
+            "sim-shepherd-min",
+            default_strategies(),
+            EvalConfig(n_subsets=50, n_boot=200),
         )
     df = res.to_frame()
-    assert set(df["strategy"]) == set(res.spec.strategies)
+    assert set(df["strategy"]) == set(default_strategies())
     assert (df["low"] <= df["accuracy"] + 1e-12).all()
     assert (df["accuracy"] <= df["high"] + 1e-12).all()
     # at N=1 every strategy answers with one random sample: exact strategies give the
@@ -87,11 +94,12 @@ def test_step_reduction_changes_scores(tmp_path: Path) -> None:
     df["score"] = 0.5  # stored score differs from every reduction
     with Store(tmp_path / "r.duckdb") as s:
         import_path(s, write_long_csv(df, tmp_path / "d.csv"), name="d")
-        stored = load_pair_reduced(s, "d", "m1", "prm")
-        lo = load_pair_reduced(s, "d", "m1", "prm", "min")
-        hi = load_pair_reduced(s, "d", "m1", "prm", "max")
-        with pytest.raises(AnalysisError, match="unknown step reduction"):
-            load_pair_reduced(s, "d", "m1", "prm", "median")
+        info = s.get_dataset("d")
+        stored = load_pair(s, info, "m1", "prm")
+        lo = load_pair(s, info, "m1", "prm", "min")
+        hi = load_pair(s, info, "m1", "prm", "max")
+        with pytest.raises(ReductionError, match="unknown step reduction"):
+            load_pair(s, info, "m1", "prm", "median")
     assert np.all(stored.score == 0.5)
     sub = df[(df.llm == "m1") & (df.verifier == "prm")].sort_values(["problem_id", "sample_idx"])
     np.testing.assert_allclose(lo.score, [min(x) for x in sub["step_scores"]])
@@ -120,19 +128,28 @@ def test_export_round_trip_and_calibrate_table(
     )
     assert code == 0
     loaded = FittedWeights.from_json(out.read_text())
+    config = EvalConfig()
     with Store(demo_db, read_only=True) as s:
-        direct = fit_pair(s, DEMO_NAME, "sim-llm-B", "sim-shepherd-last", "kde_wv")
-        pair = s.load_pair(DEMO_NAME, "sim-llm-B", "sim-shepherd-last")
+        info = s.get_dataset(DEMO_NAME)
+        direct = fit_pair(s, info, "sim-llm-B", "sim-shepherd-last", "kde_wv", config)
+        pair = s.load_pair(info, "sim-llm-B", "sim-shepherd-last")
         table = calibrate_table(
-            s, DEMO_NAME, "sim-llm-B", "sim-shepherd-last", ["logit_wv", "kde_wv"]
+            s, info, "sim-llm-B", "sim-shepherd-last", ["logit_wv", "kde_wv"], config
         )
-    np.testing.assert_array_equal(loaded.response_weights(pair), direct.response_weights(pair))
+    np.testing.assert_array_equal(response_weights(loaded, pair), response_weights(direct, pair))
     assert json.loads(out.read_text())["kind"] == "kde_wv"
     assert list(table["strategy"]) == ["logit_wv", "kde_wv"]
     kde_row = table.set_index("strategy").loc["kde_wv"]
-    assert kde_row["negative score range"] != "none"  # the simulator's LR is negative there
+    assert kde_row["negative_intervals"] != ()  # the simulator's LR is negative there
     with pytest.raises(AnalysisError, match="oracle"), Store(demo_db, read_only=True) as s:
-        fit_pair(s, DEMO_NAME, "sim-llm-B", "sim-shepherd-last", "oracle_optimal")
+        fit_pair(
+            s,
+            s.get_dataset(DEMO_NAME),
+            "sim-llm-B",
+            "sim-shepherd-last",
+            "oracle_optimal",
+            config,
+        )
 
 
 def test_cli_curves_and_calibrate(
@@ -197,11 +214,12 @@ def test_non_iid_dataset_uses_sampling_order(tmp_path: Path) -> None:
         path = write_long_csv(df, tmp_path / "o.csv")
         import_path(s, path, name="beam", iid=False)
         import_path(s, path, name="iid")
-        spec = dict(
-            llm="m", verifier="v", strategies=("majority", "best_of_n", "pass_at_n"), k=2, n_boot=50
-        )
-        ordered = pair_curves(s, CurveSpec("beam", **spec)).to_frame()  # type: ignore[arg-type]
-        shuffled = pair_curves(s, CurveSpec("iid", **spec)).to_frame()  # type: ignore[arg-type]
+        strategies = ("majority", "best_of_n", "pass_at_n")
+        config = EvalConfig(folds=2, n_boot=50)
+        beam, iid = s.get_dataset("beam"), s.get_dataset("iid")
+        assert not beam.iid and iid.iid
+        ordered = pair_curves(s, beam, "m", "v", strategies, config).to_frame()
+        shuffled = pair_curves(s, iid, "m", "v", strategies, config).to_frame()
     acc = ordered.set_index(["strategy", "budget"])["accuracy"]
     # first sample always right: pass@N is 1 at every N; majority at N=1 takes sample 0
     assert acc["pass_at_n"].tolist() == [1.0, 1.0, 1.0]
@@ -310,4 +328,4 @@ def test_reduction_without_step_scores_is_a_clear_error(tmp_path: Path) -> None:
     with Store(tmp_path / "n.duckdb") as s:
         import_path(s, write_long_csv(df, tmp_path / "n.csv"), name="n")
         with pytest.raises(AnalysisError, match="without step scores"):
-            load_pair_reduced(s, "n", "m1", "prm", "min")
+            load_pair(s, s.get_dataset("n"), "m1", "prm", "min")

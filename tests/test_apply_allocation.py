@@ -9,13 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.allocation import AllocationError, allocate, difficulty_bins, predicted_difficulty
 from core.apply import ApplyError, choose_answer
-from core.budget import CurveSet
-from core.calibration import FittedWeights, StrategyParams
-from core.reference import vote
-from core.strategies import get_strategy
+from core.evaluation import CurveSet, EvalConfig, fit_strategy
+from core.methods import FittedWeights, StrategyParams, get_strategy
+from core.methods.transforms import apply_transform
+from core.studies.allocation import (
+    AllocationError,
+    allocate,
+    difficulty_bins,
+    predicted_difficulty,
+)
 from core.types import PairData
+from tests.reference import vote
 
 
 def synthetic_pair(n_problems: int = 80, n: int = 12, seed: int = 0) -> PairData:
@@ -46,8 +51,9 @@ def synthetic_pair(n_problems: int = 80, n: int = 12, seed: int = 0) -> PairData
     )
 
 
+# fitted as `ttslab export-weights` does: offsets (logit WV) tuned on the calibration pair
 FITS = {
-    k: get_strategy(k).fit(synthetic_pair(), StrategyParams(offset_n_subsets=20))
+    k: fit_strategy(get_strategy(k), synthetic_pair(), StrategyParams(offset_n_subsets=20))
     for k in ("majority", "best_of_n", "logit_wv", "kde_wv")
 }
 
@@ -105,7 +111,8 @@ def test_choose_answer_breakdown_by_hand() -> None:
     fitted = FITS["kde_wv"]
     d = choose_answer(["a", "b", "a"], [0.9, 0.8, 0.2], fitted)
     row = d.breakdown.set_index("answer")
-    w = fitted.weight_curve(np.array([0.9, 0.8, 0.2]))
+    t = apply_transform(np.array([0.9, 0.8, 0.2]), fitted.transform)
+    w = get_strategy("kde_wv").weights(fitted, t)
     assert row.loc["a", "weight sum"] == pytest.approx(w[0] + w[2])
     assert row.loc["b", "weight sum"] == pytest.approx(w[1])
     assert d.m == 2 and d.q is not None
@@ -177,15 +184,20 @@ def test_allocation_never_selects_on_the_problems_it_is_evaluated_on() -> None:
 
 
 def test_pair_allocation_on_the_demo(tmp_path: Path) -> None:
-    from core.analysis import CurveSpec, pair_allocation
     from core.cli import DEMO_NAME, build_demo
+    from core.methods import default_strategies
     from core.store import Store
+    from core.studies.allocation import pair_allocation
 
     with Store(tmp_path / "a.duckdb") as s:
         build_demo(s, n_problems=60, n_samples=8)
-        spec = CurveSpec(DEMO_NAME, "sim-llm-E", "sim-shepherd-min", n_subsets=30, n_boot=100)
-        alloc = pair_allocation(s, spec, n_bins=3)
+        config = EvalConfig(n_subsets=30, n_boot=100)
+        cands = default_strategies()
+        assert "oracle_optimal" in cands and "pass_at_n" in cands
+        info = s.get_dataset(DEMO_NAME)
+        alloc = pair_allocation(s, info, "sim-llm-E", "sim-shepherd-min", cands, config, n_bins=3)
     assert "oracle_optimal" not in alloc.strategies and "pass_at_n" not in alloc.strategies
+    assert alloc.strategies == tuple(c for c in cands if not get_strategy(c).oracle)
     assert alloc.per_problem.shape == (len(alloc.budgets), 60)
     # each problem's per-bin accuracy is one of the fixed strategies' on that problem
     for b in range(len(alloc.budgets)):
@@ -199,24 +211,21 @@ def test_best_of_ties_go_to_the_first_top_response() -> None:
 
 
 def test_allocation_can_choose_parameters_per_bin(tmp_path: Path) -> None:
-    from core.analysis import CurveSpec, pair_allocation, pair_curves
     from core.cli import DEMO_NAME, build_demo, main
+    from core.evaluation import pair_curves
     from core.store import Store
+    from core.studies.allocation import pair_allocation
 
     db = tmp_path / "v.duckdb"
     with Store(db) as s:
         build_demo(s, n_problems=60, n_samples=8)
-        spec = CurveSpec(
-            DEMO_NAME,
-            "sim-llm-E",
-            "sim-shepherd-min",
-            n_subsets=30,
-            n_boot=100,
-            strategies=("majority", "logit_wv"),
-        )
+        info = s.get_dataset(DEMO_NAME)
+        pair = ("sim-llm-E", "sim-shepherd-min")
+        config = EvalConfig(n_subsets=30, n_boot=100)
+        strategies = ("majority", "logit_wv")
         variants = {"b for N=2": StrategyParams(offset_budget=2), "same": StrategyParams()}
-        alloc = pair_allocation(s, spec, n_bins=2, variants=variants)
-        base = pair_curves(s, spec)
+        alloc = pair_allocation(s, info, *pair, strategies, config, n_bins=2, variants=variants)
+        base = pair_curves(s, info, *pair, strategies, config)
     assert alloc.strategies == ("majority", "logit_wv", "logit_wv [b for N=2]", "logit_wv [same]")
     # a variant with the base parameters reproduces the base curve exactly (same subsets)
     np.testing.assert_array_equal(alloc.fixed[3], base.curves.per_problem[1])

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from core.cli import DEMO_NAME, build_demo
-from core.examples import EXAMPLE_FILES, EXAMPLES_DIR
+from core.methods import get_strategy
 from core.store import Store
+from core.synth.examples import EXAMPLE_FILES, EXAMPLES_DIR
 from tests.browser_util import (
     ARTIFACTS,
     CHROMIUM_ARGS,
@@ -184,12 +185,12 @@ def test_controls_re_render_the_chart(server: str, browser: Any) -> None:
         # another calibrator: the curve changes
         before = _plot_data(page)
         page.get_by_role("combobox", name="Calibrator").click()
-        page.get_by_role("option", name="isotonic").click()
+        page.get_by_role("option", name=get_strategy("isotonic_wv").label, exact=True).click()
         _wait_for_new_plot(page, before)
         assert "Isotonic" in _plot_layout_title(page)
         # the offset slider of logit WV, moved with the keyboard
         page.get_by_role("combobox", name="Calibrator").click()
-        page.get_by_role("option", name="logit", exact=True).click()
+        page.get_by_role("option", name=get_strategy("logit_wv").label, exact=True).click()
         wait_until_idle(page)
         page.get_by_text("Set the offset b by hand").click()
         wait_until_idle(page)

@@ -13,18 +13,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import budget, reference
-from core.budget import (
+from core.evaluation import engine
+from core.evaluation.engine import (
     BudgetError,
-    VoteInputs,
     accuracy_curves,
     default_budgets,
     exact_best_of_n,
-    exact_pass_at_n,
     make_subsets,
     subset_credits,
 )
-from core.types import PairData
+from core.types import PairData, VoteInputs
+from tests import reference
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -142,7 +141,7 @@ def test_exact_best_of_n_and_pass_at_n_equal_brute_force(
     pair = make_pair([list(range(n))], [correct], [[float(s) for s in scores]])
     budgets = list(range(1, n + 2))  # n + 1 is clipped to n
     bon = exact_best_of_n(pair, pair.score, budgets)
-    cov = exact_pass_at_n(pair, budgets)
+    cov = exact_best_of_n(pair, pair.correct.astype(np.float64), budgets)
     assert bon.shape == cov.shape == (len(budgets), 1)
     for j, b in enumerate(budgets):
         want_bon = reference.brute_force_best_of_n([float(s) for s in scores], correct, b)
@@ -187,7 +186,11 @@ def test_exact_best_of_hand_example() -> None:
     pair = make_pair([[0, 1, 2]], [[True, False, True]], [[3.0, 3.0, 1.0]])
     got = exact_best_of_n(pair, pair.score, [1, 2, 3])[:, 0]
     np.testing.assert_allclose(got, [2 / 3, 1 / 2, 1 / 2], atol=1e-12)
-    np.testing.assert_allclose(exact_pass_at_n(pair, [1, 2, 3])[:, 0], [2 / 3, 1, 1], atol=1e-12)
+    np.testing.assert_allclose(
+        exact_best_of_n(pair, pair.correct.astype(np.float64), [1, 2, 3])[:, 0],
+        [2 / 3, 1, 1],
+        atol=1e-12,
+    )
 
 
 def test_accuracy_curves_uses_exact_best_of_by_default() -> None:
@@ -387,7 +390,7 @@ def test_tie_rules_by_hand() -> None:
     vi = VoteInputs(np.array([2.0, 2.0, 2.0, 1.0]), best_of=True)
     got = accuracy_curves(pair, {"b": vi}, budgets=[4], exact_best_of=False)
     assert got.per_problem[0, 0, 0] == pytest.approx(1 / 3)
-    assert budget.TIE_RTOL == reference.TIE_RTOL and budget.Q_EPS == reference.Q_EPS
+    assert engine.TIE_RTOL == reference.TIE_RTOL and engine.Q_EPS == reference.Q_EPS
 
 
 def test_default_budgets() -> None:
@@ -406,7 +409,9 @@ def test_curve_set_helpers() -> None:
     np.testing.assert_allclose(curves.curve("mv"), curves.per_problem[0].mean(axis=1))
     # full set: problem 0 majority is cluster 0 (correct), problem 1 has no correct answer
     np.testing.assert_allclose(curves.per_problem[0, 1], [1.0, 0.0])
-    more = curves.with_strategy("pass", exact_pass_at_n(pair, curves.budgets))
+    more = curves.with_strategy(
+        "pass", exact_best_of_n(pair, pair.correct.astype(np.float64), curves.budgets)
+    )
     assert more.strategies == ("mv", "pass") and more.exact == (False, True)
     np.testing.assert_allclose(more.per_problem[1, :, 0], [2 / 3, 1.0])
     with pytest.raises(BudgetError, match="unknown strategy"):
@@ -697,7 +702,9 @@ def test_defaults_are_random_order_and_fractional_ties() -> None:
     assert accuracy_curves(pair, inputs, subsets=s_sub).order == "sample"
     with pytest.raises(BudgetError, match="order"):
         accuracy_curves(pair, inputs, subsets=s_sub, order="random")
-    more = base.with_strategy("pass", exact_pass_at_n(pair, base.budgets))
+    more = base.with_strategy(
+        "pass", exact_best_of_n(pair, pair.correct.astype(np.float64), base.budgets)
+    )
     assert (more.order, more.tie_break) == ("random", "fractional")
 
 

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.cli import DEMO_NAME, main
-from core.examples import EXAMPLE_FILES, EXAMPLES_DIR, write_examples
 from core.importers.validate import LONG_COLUMNS
 from core.store import Store
+from core.synth.examples import EXAMPLE_FILES, EXAMPLES_DIR, write_examples
 
 ROOT = Path(__file__).resolve().parents[1]
 

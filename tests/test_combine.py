@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.calibration import StrategyParams
-from core.combine import CombineError, combined_curves, fit_combined, load_multi
-from core.demo import canonical_from_benchmark
-from core.simulate import simulate
-from core.stats import paired_difference_cis
+from core.evaluation import EvalConfig
+from core.evaluation.stats import paired_difference_cis
+from core.methods import StrategyParams
 from core.store import Store
+from core.studies.combine import CombineError, combined_curves, fit_combined, load_multi
+from core.synth.demo import canonical_from_benchmark
+from core.synth.simulate import simulate
 
 VERS = ("sim-shepherd-last", "sim-internlm2-orm")
 
@@ -41,8 +42,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 
 def test_sum_of_llrs_beats_each_signal_alone(store: Store) -> None:
-    mp = load_multi(store, "sim", "sim-llm-D", list(VERS))
-    res = combined_curves(mp, n_subsets=100)
+    info = store.get_dataset("sim")
+    res = combined_curves(store, info, "sim-llm-D", list(VERS), EvalConfig(n_subsets=100))
+    assert not res.from_cache
     c = res.curves
     combined = c.per_problem[c.index("sum_llr")]
     for v in VERS:
@@ -53,10 +55,13 @@ def test_sum_of_llrs_beats_each_signal_alone(store: Store) -> None:
     logistic = c.curve("logistic")
     assert (logistic[1:] > c.curve("majority")[1:]).all()
     assert set(res.labels) == set(c.strategies)
+    again = combined_curves(store, info, "sim-llm-D", list(VERS), EvalConfig(n_subsets=100))
+    assert again.from_cache
+    np.testing.assert_array_equal(again.curves.per_problem, c.per_problem)
 
 
 def test_combiners_use_only_calibration_labels(store: Store) -> None:
-    mp = load_multi(store, "sim", "sim-llm-D", list(VERS))
+    mp = load_multi(store, store.get_dataset("sim"), "sim-llm-D", list(VERS))
     calib = mp.select(np.arange(0, 150))
     held = mp.select(np.arange(150, 300))
     flipped = mp.select(np.arange(150, 300))
@@ -67,10 +72,13 @@ def test_combiners_use_only_calibration_labels(store: Store) -> None:
 
 
 def test_combining_needs_aligned_signals(store: Store) -> None:
+    info = store.get_dataset("sim")
     with pytest.raises(CombineError, match="at least two"):
-        load_multi(store, "sim", "sim-llm-D", ["sim-shepherd-last"])
+        load_multi(store, info, "sim-llm-D", ["sim-shepherd-last"])
+    with pytest.raises(CombineError, match="at least two"):
+        combined_curves(store, info, "sim-llm-D", ["sim-shepherd-last"] * 2, EvalConfig())
     with pytest.raises(CombineError, match="unknown combiner"):
-        fit_combined(load_multi(store, "sim", "sim-llm-D", list(VERS)), "product")
+        fit_combined(load_multi(store, info, "sim-llm-D", list(VERS)), "product")
 
 
 def test_misaligned_verifiers_are_refused(tmp_path: Path) -> None:
@@ -79,11 +87,11 @@ def test_misaligned_verifiers_are_refused(tmp_path: Path) -> None:
     scores = data.scores
     keep = ~((scores["verifier"] == VERS[1]) & (scores["sample_idx"] == 3))
     with Store(tmp_path / "m.duckdb") as s:
-        s.ingest(
+        info = s.ingest(
             type(data)(data.problems, data.responses, scores[keep]),
             name="m",
             source_format="x",
             content_sha256="m",
         )
         with pytest.raises(CombineError, match="does not score the same responses"):
-            load_multi(s, "m", "sim-llm-A", list(VERS))
+            load_multi(s, info, "sim-llm-A", list(VERS))

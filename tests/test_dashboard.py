@@ -15,10 +15,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.cli import DEMO_NAME, build_demo
-from core.examples import EXAMPLE_FILES, EXAMPLES_DIR
 from core.importers import import_path
+from core.importers.uploads import uploads_dir
 from core.store import Store
-from dashboard.state import parquet_bytes, save_upload, uploads_dir
+from core.synth.examples import EXAMPLE_FILES, EXAMPLES_DIR
+from dashboard.state import parquet_bytes, save_upload
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "dashboard" / "app.py")

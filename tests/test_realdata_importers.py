@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.budget import VoteInputs, accuracy_curves
 from core.cli import main
+from core.evaluation.engine import accuracy_curves
 from core.importers import (
     READERS,
     ImportValidationError,
@@ -53,6 +53,7 @@ from core.importers import (
     rewardmath,
 )
 from core.store import Store
+from core.types import VoteInputs
 from tests.conftest import SHARED_DATA
 from tests.test_realdata_qwen import script_numbers
 

@@ -17,8 +17,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from core.budget import VoteInputs, accuracy_curves
-from core.types import PairData
+from core.evaluation.engine import accuracy_curves
+from core.types import PairData, VoteInputs
 from tests.conftest import SHARED_DATA
 
 QWEN = SHARED_DATA / "qwen25math_rm_maj" / "math_cot_100.jsonl"

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.reduce import REDUCTIONS, ReductionError, reduce_steps
+from core.methods.reduce import ReductionError, reduce_steps
+from core.types import STEP_REDUCTIONS
 
 finite = st.floats(min_value=-3.0, max_value=3.0, allow_nan=False, allow_infinity=False)
 step_lists = st.lists(st.lists(finite, min_size=1, max_size=12), min_size=0, max_size=20)
@@ -33,7 +34,7 @@ def plain(steps: list[float], how: str) -> float:
 
 
 @settings(max_examples=60, deadline=None)
-@given(step_lists, st.sampled_from(REDUCTIONS))
+@given(step_lists, st.sampled_from(STEP_REDUCTIONS))
 def test_matches_plain_python(lists: list[list[float]], how: str) -> None:
     got = reduce_steps(lists, how)
     assert got.dtype == np.float64
@@ -43,7 +44,7 @@ def test_matches_plain_python(lists: list[list[float]], how: str) -> None:
 
 
 @settings(max_examples=30, deadline=None)
-@given(step_lists, st.sampled_from(REDUCTIONS))
+@given(step_lists, st.sampled_from(STEP_REDUCTIONS))
 def test_flat_form_equals_nested_form(lists: list[list[float]], how: str) -> None:
     values = [x for s in lists for x in s]
     offsets = [0]
@@ -69,11 +70,15 @@ def test_known_values() -> None:
 def test_unknown_reduction_lists_valid_ones() -> None:
     with pytest.raises(ValueError) as info:
         reduce_steps([[0.1]], "median")
-    for name in REDUCTIONS:
+    for name in STEP_REDUCTIONS:
         assert name in str(info.value)
+    # the step reductions are the five above; "stored" (keep the imported score) is not one
+    assert STEP_REDUCTIONS == ("min", "last", "prod", "mean", "max")
+    with pytest.raises(ReductionError, match="unknown step reduction"):
+        reduce_steps([[0.1]], "stored")
 
 
-@pytest.mark.parametrize("how", REDUCTIONS)
+@pytest.mark.parametrize("how", STEP_REDUCTIONS)
 def test_empty_step_list_is_an_error(how: str) -> None:
     with pytest.raises(ReductionError, match="no step scores"):
         reduce_steps([[0.1, 0.2], [], [0.3]], how)

@@ -5,15 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.calibration import (
-    CalibrationError,
-    FittedWeights,
-    StrategyParams,
-    apply_transform,
-    fit_weights,
-    parse_transform,
-    resolve_transform,
-)
+from core.evaluation import fit_strategy, response_weights
+from core.methods import CalibrationError, FittedWeights, StrategyParams, get_strategy
+from core.methods.transforms import apply_transform, parse_transform, resolve_transform
 from core.types import PairData
 
 
@@ -63,21 +57,22 @@ def test_auto_transform_by_range() -> None:
 
 def test_length_signal_gets_negative_weights_for_long_answers() -> None:
     pair = length_pair()
-    fitted = fit_weights(pair, "kde_wv", StrategyParams())
+    kde = get_strategy("kde_wv")
+    fitted = kde.fit(pair, StrategyParams())
     assert fitted.transform.startswith("log-zscore:")
     short, long_ = 2000.0, 15000.0  # e^8 ~ 3000 tokens (correct), e^8.8 ~ 6600 (wrong)
-    w = fitted.weight_curve(np.array([short, long_]), raw=True)
+    w = kde.weights(fitted, apply_transform(np.array([short, long_]), fitted.transform))
     assert w[0] > 0 > w[1]
     # the transform's parameters come from the calibration scores and survive JSON
     back = FittedWeights.from_json(fitted.to_json())
     assert back.transform == fitted.transform
-    np.testing.assert_array_equal(back.response_weights(pair), fitted.response_weights(pair))
+    np.testing.assert_array_equal(response_weights(back, pair), response_weights(fitted, pair))
 
 
 def test_transform_parameters_use_calibration_scores_only() -> None:
     calib = length_pair(seed=1)
     other = length_pair(seed=2)
-    fitted = fit_weights(calib, "logit_wv", StrategyParams(offset_n_subsets=10))
+    fitted = fit_strategy(get_strategy("logit_wv"), calib, StrategyParams(offset_n_subsets=10))
     _, mean, _ = parse_transform(fitted.transform)
     assert mean == pytest.approx(np.log1p(calib.score).mean())
     assert mean != pytest.approx(np.log1p(other.score).mean())

@@ -1,4 +1,5 @@
-"""Tests of the simulated benchmark (core.simulate) and its parameter fit (core.sim_fit).
+"""Tests of the simulated benchmark (core.synth.simulate) and its parameter fit
+(core.synth.sim_fit).
 
 The statistical tests compare what sampling from the simulator gives with quantities computed
 another way (the stated closed-form likelihood ratio, scipy's Beta distribution, the exact
@@ -20,7 +21,7 @@ import pandas as pd
 import pytest
 from scipy import special, stats
 
-from core.simulate import (
+from core.synth.simulate import (
     DEFAULT_PARAMS_PATH,
     SIMULATED_TAG,
     SimParams,
@@ -133,7 +134,7 @@ def test_refit_from_shared_data_reproduces_committed_parameters(doc: dict[str, A
     root = shared_data_dir()
     # the shared data sits beside every checkout (and CI's): its absence is a failure
     assert (root / "SOURCES.md").is_file(), f"real data not found at {root}"
-    from core.sim_fit import fit_params
+    from core.synth.sim_fit import fit_params
 
     refit = fit_params(root)
     assert _compare(refit, doc) == []

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from core.budget import CurveSet
-from core.stats import (
+from core.evaluation.engine import CurveSet
+from core.evaluation.stats import (
     Interval,
     StatsError,
     bootstrap_mean_ci,

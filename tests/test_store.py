@@ -88,7 +88,7 @@ def test_failure_midway_leaves_everything_as_it_was(
     df = make_long_frame()
     path = WRITERS["long-csv"][0](df, tmp_path / "d.csv")
     import_path(store, path, name="keep")
-    store.cache_put("k", "sha", "curve", {"a": 1}, b"payload")
+    store.cached(store.get_dataset("keep"), "curve", {"a": 1}, lambda: {"x": np.ones(3)})
     before = snapshot(store)
     calls = {"n": 0}
     original = Store._insert_table
@@ -311,13 +311,28 @@ def test_load_pair_packs_problems(store: Store, tmp_path: Path) -> None:
         store.load_pair("d", "m9", "orm")
 
 
-def test_result_cache(store: Store) -> None:
+def test_result_cache(store: Store, tmp_path: Path) -> None:
     key = Store.cache_key("sha", "curves", {"b": 0.5, "n": [1, 2]})
     assert key == Store.cache_key("sha", "curves", {"n": [1, 2], "b": 0.5})
     assert key != Store.cache_key("sha", "curves", {"b": 0.6, "n": [1, 2]})
-    assert store.cache_get(key) is None
-    store.cache_put(key, "sha", "curves", {"b": 0.5}, b"\x00\x01")
-    assert store.cache_get(key) == b"\x00\x01"
+    df = make_long_frame(n_problems=3, n_samples=2)
+    import_path(store, WRITERS["long-csv"][0](df, tmp_path / "c.csv"), name="c")
+    info = store.get_dataset("c")
+    made = []
+
+    def compute() -> dict[str, object]:
+        made.append(1)
+        return {"a": np.arange(3.0), "b": 0.5}
+
+    _, hit = store.cached(info, "curves", {"b": 0.5, "n": [1, 2]}, compute)
+    again, hit2 = store.cached(info, "curves", {"n": [1, 2], "b": 0.5}, compute)
+    assert (hit, hit2, len(made)) == (False, True, 1)
+    np.testing.assert_array_equal(again["a"], [0.0, 1.0, 2.0])
+    assert again["b"] == 0.5
+    rows = store._cur().execute("SELECT cache_key, kind FROM results").fetchall()
+    assert rows == [
+        (Store.cache_key(info.content_sha256, "curves", {"b": 0.5, "n": [1, 2]}), "curves")
+    ]
 
 
 def test_unknown_dataset_message(store: Store) -> None:

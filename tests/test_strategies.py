@@ -1,4 +1,4 @@
-"""Tests of the strategy registry (core.strategies): protocol conformance, vote inputs of
+"""Tests of the strategy registry (core.methods): protocol conformance, vote inputs of
 every registered strategy, oracle labelling, upper bounds, and the reduction of KDE WV to
 majority vote under an uninformative verifier."""
 
@@ -10,12 +10,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import special
 
-from core.budget import accuracy_curves, exact_best_of_n, exact_pass_at_n, make_subsets
-from core.calibration import FittedWeights, StrategyParams, cross_fit_many, fit_weights
-from core.strategies import (
+from core.evaluation import EvalConfig, crossfit_strategies, evaluate, fit_strategy
+from core.evaluation.engine import accuracy_curves, exact_best_of_n, make_subsets
+from core.methods import (
     REGISTRY,
+    FittedWeights,
     Strategy,
     StrategyError,
+    StrategyParams,
     get_strategy,
     list_strategies,
     register,
@@ -85,7 +87,7 @@ EXPECTED = {
 def test_registry_lists_every_method_once() -> None:
     names = [s.name for s in list_strategies()]
     assert set(names) == EXPECTED and len(names) == len(EXPECTED)
-    assert {s.name for s in list_strategies(include_oracles=False)} == EXPECTED - {
+    assert {s.name for s in list_strategies(oracles=False)} == EXPECTED - {
         "oracle_optimal",
         "pass_at_n",
     }
@@ -96,14 +98,16 @@ def test_registry_lists_every_method_once() -> None:
 
 
 def test_oracles_are_marked() -> None:
-    oracles = {s.name for s in list_strategies() if s.is_oracle}
+    oracles = {s.name for s in list_strategies() if s.oracle}
     assert oracles == {"oracle_optimal", "pass_at_n"}
     for name in oracles:
         assert "upper bound" in get_strategy(name).label
+    # only pass@N is a guaranteed ceiling
+    assert {s.name for s in list_strategies() if s.upper_bound} == {"pass_at_n"}
 
 
-def test_needs_fit_flags() -> None:
-    fitted = {s.name for s in list_strategies() if s.needs_fit}
+def test_needs_labels_flags() -> None:
+    fitted = {s.name for s in list_strategies() if s.needs_labels}
     assert fitted == {"linear_wv", "logit_wv", "kde_wv", "platt_wv", "isotonic_wv"}
 
 
@@ -116,7 +120,7 @@ def test_unknown_and_duplicate_strategies_raise() -> None:
 
 def test_a_fit_cannot_drive_another_strategy() -> None:
     pair = synth_pair(0)
-    fw = fit_weights(pair, "kde_wv")
+    fw = fit_strategy(get_strategy("kde_wv"), pair, StrategyParams())
     with pytest.raises(StrategyError):
         get_strategy("majority").vote_inputs(fw, pair)
 
@@ -132,9 +136,13 @@ def test_strategy_fit_and_vote_inputs(name: str, raw: str) -> None:
     calib = synth_pair(1, raw=raw)
     ev = synth_pair(2, n_problems=20, raw=raw)
     s = get_strategy(name)
-    fw = s.fit(calib, FAST)
+    # fit_strategy = the registry entry's fit plus the offset tuning of linear / logit WV
+    fw = fit_strategy(s, calib, FAST)
     assert fw.kind == name
-    assert fw.transform == ("identity" if raw == "sigmoid" else "sigmoid")
+    assert (fw.offset is not None) == (name in ("linear_wv", "logit_wv"))
+    # strategies that read no transform record the identity
+    resolved = "identity" if raw == "sigmoid" else "sigmoid"
+    assert fw.transform == (resolved if "transform" in s.uses else "identity")
     vi = s.vote_inputs(fw, ev)
     assert vi.weight.shape == (ev.n_responses,)
     assert np.all(np.isfinite(vi.weight))
@@ -177,10 +185,15 @@ def test_majority_and_vanilla_weights() -> None:
 def test_upper_bounds_and_exact_rows_in_cross_fit() -> None:
     pair = synth_pair(5, n_problems=80, n_samples=16)
     budgets = (1, 2, 4, 8, 16)
-    res = cross_fit_many(pair, sorted(EXPECTED), FAST, k=4, seed=0, budgets=budgets, n_subsets=50)
-    cs = res.curves
+    config = EvalConfig(params=FAST, folds=4, fold_seed=0, budgets=budgets, n_subsets=50)
+    cf = crossfit_strategies(pair, sorted(EXPECTED), config)
+    assert not cf.skipped
+    cs = evaluate(pair, cf.inputs, config)
+    assert cs.order == "random"
+    # pass@N = exact best-of over weight = correctness
     np.testing.assert_allclose(
-        cs.per_problem[cs.index("pass_at_n")], exact_pass_at_n(pair, budgets)
+        cs.per_problem[cs.index("pass_at_n")],
+        exact_best_of_n(pair, pair.correct.astype(np.float64), budgets),
     )
     np.testing.assert_allclose(
         cs.per_problem[cs.index("best_of_n")], exact_best_of_n(pair, pair.score, budgets)
@@ -275,15 +288,20 @@ def test_kde_wv_with_independent_noise_scores_tracks_majority() -> None:
     q_range = (0.55, 0.9)
     pair = synth_pair(6, n_problems=400, n_samples=16, informative=False, q_range=q_range)
     names = ["kde_wv", "majority", "vanilla_wv"]
-    res = cross_fit_many(pair, names, StrategyParams(), k=5, seed=0, n_subsets=60)
+    config = EvalConfig(params=StrategyParams(), folds=5, fold_seed=0, n_subsets=60)
+    res = crossfit_strategies(pair, names, config)
+    assert not res.skipped
     w = res.inputs["kde_wv"].weight
     central = (pair.score > np.quantile(pair.score, 0.05)) & (
         pair.score < np.quantile(pair.score, 0.95)
     )
     assert np.max(np.abs(w[central])) < 0.35
-    gap = np.abs(res.curves.curve("kde_wv") - res.curves.curve("majority"))
+    curves = evaluate(pair, res.inputs, config)
+    gap = np.abs(curves.curve("kde_wv") - curves.curve("majority"))
     assert gap.max() < 0.02, gap
     # and an informative verifier does move KDE WV away from majority (the test has power)
     inf = synth_pair(6, n_problems=400, n_samples=16, informative=True, q_range=q_range)
-    res2 = cross_fit_many(inf, names, StrategyParams(), k=5, seed=0, n_subsets=60)
-    assert np.max(res2.curves.curve("kde_wv") - res2.curves.curve("majority")) > 0.05
+    res2 = crossfit_strategies(inf, names, config)
+    assert not res2.skipped
+    curves2 = evaluate(inf, res2.inputs, config)
+    assert np.max(curves2.curve("kde_wv") - curves2.curve("majority")) > 0.05

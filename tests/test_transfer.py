@@ -7,11 +7,19 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from core.calibration import StrategyParams, kfold_problems, response_rows, select_problems
-from core.demo import canonical_from_benchmark
-from core.simulate import simulate
+from core.evaluation import EvalConfig, fit_strategy, kfold
+from core.info import transfer_view
+from core.methods import StrategyParams, get_strategy
 from core.store import Store
-from core.transfer import PairRef, TransferError, transfer_inputs, transfer_matrix
+from core.studies.transfer import (
+    PairRef,
+    TransferCell,
+    TransferError,
+    transfer_cells,
+    transfer_inputs,
+)
+from core.synth.demo import canonical_from_benchmark
+from core.synth.simulate import simulate
 
 P = StrategyParams(offset_n_subsets=20)
 
@@ -40,16 +48,16 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 def test_shared_problems_are_cross_fitted(store: Store) -> None:
     src = store.load_pair("sim", "sim-llm-C", "sim-shepherd-last")
     tgt = store.load_pair("sim", "sim-llm-D", "sim-shepherd-last")
-    base = transfer_inputs(src, tgt, "kde_wv", P, k=4, seed=2)
-    for fold in kfold_problems(tgt.n_problems, 4, 2):
+    assert src.problem_ids == tgt.problem_ids
+    config = EvalConfig(params=P, folds=4, fold_seed=2)
+    base = transfer_inputs(src, tgt, "kde_wv", config)
+    for fold in kfold(tgt.n_problems, 4, 2):
         # flip the SOURCE labels of exactly the problems of this target fold
-        rows = response_rows(src, fold)
+        rows = src.rows(fold.test)
         flipped_correct = src.correct.copy()
         flipped_correct[rows] = ~flipped_correct[rows]
-        again = transfer_inputs(
-            replace(src, correct=flipped_correct), tgt, "kde_wv", P, k=4, seed=2
-        )
-        trows = response_rows(tgt, fold)
+        again = transfer_inputs(replace(src, correct=flipped_correct), tgt, "kde_wv", config)
+        trows = tgt.rows(fold.test)
         np.testing.assert_array_equal(again.weight[trows], base.weight[trows])
         assert again.g is not None and base.g is not None
         np.testing.assert_array_equal(again.g[trows], base.g[trows])
@@ -61,36 +69,46 @@ def test_shared_problems_are_cross_fitted(store: Store) -> None:
 def test_disjoint_problems_fit_on_the_whole_source(store: Store) -> None:
     src = store.load_pair("sim", "sim-llm-C", "sim-shepherd-last")
     tgt = store.load_pair("sim", "sim-llm-D", "sim-shepherd-last")
-    a = select_problems(src, np.arange(0, 60))
-    b = select_problems(tgt, np.arange(60, 120))
-    vi = transfer_inputs(a, b, "logit_wv", P)
-    from core.strategies import get_strategy
-
+    a = src.select(np.arange(0, 60))
+    b = tgt.select(np.arange(60, 120))
+    vi = transfer_inputs(a, b, "logit_wv", EvalConfig(params=P))
     s = get_strategy("logit_wv")
-    direct = s.vote_inputs(s.fit(a, P), b)
+    direct = s.vote_inputs(fit_strategy(s, a, P), b)
     np.testing.assert_array_equal(vi.weight, direct.weight)
     with pytest.raises(TransferError, match="oracle"):
-        transfer_inputs(a, b, "oracle_optimal", P)
+        transfer_inputs(a, b, "oracle_optimal", EvalConfig(params=P))
 
 
 def test_matrix_gains_are_paired_differences(store: Store) -> None:
+    info = store.get_dataset("sim")
     refs = [PairRef("sim", m, "sim-shepherd-last") for m in ("sim-llm-C", "sim-llm-D")]
-    mat = transfer_matrix(
+    config = EvalConfig(params=P, folds=4, n_subsets=50, n_boot=300)
+    cells = transfer_cells(
         store,
-        refs,
-        refs,
+        [(info, r) for r in refs],
+        [(info, r) for r in refs],
         strategy="kde_wv",
         baseline="majority",
         budget=8,
-        params=P,
-        k=4,
-        n_subsets=50,
-        n_boot=300,
+        config=config,
     )
-    assert mat.accuracy.shape == (2, 2)
-    np.testing.assert_allclose(mat.gain, mat.accuracy - mat.baseline_accuracy[None, :], atol=1e-12)
-    assert (mat.low <= mat.gain).all() and (mat.gain <= mat.high).all()
-    # a good verifier's calibrated weights beat majority vote, also when transferred
-    assert (mat.gain > 0).all()
-    df = mat.to_frame()
+    assert set(cells) == {(i, j) for i in range(2) for j in range(2)}
+    ok = {ij: c for ij, c in cells.items() if isinstance(c, TransferCell)}
+    assert ok.keys() == cells.keys(), cells
+    for (_, j), cell in ok.items():
+        assert cell.budget == 8 and cell.n_problems == 120 and cell.shared
+        assert cell.gain == pytest.approx(cell.accuracy - cell.baseline_accuracy, abs=1e-12)
+        assert cell.low <= cell.gain <= cell.high
+        # one baseline per target, whatever the source
+        assert cell.baseline_accuracy == ok[(0, j)].baseline_accuracy
+        # a good verifier's calibrated weights beat majority vote, also when transferred
+        assert cell.gain > 0
+    view = transfer_view(store, refs, refs, "kde_wv", "majority", 8, config)
+    assert view.accuracy.shape == (2, 2)
+    np.testing.assert_allclose(
+        view.gain, view.accuracy - view.baseline_accuracy[None, :], atol=1e-12
+    )
+    assert (view.low <= view.gain).all() and (view.gain <= view.high).all()
+    assert (view.gain > 0).all()
+    df = view.to_frame()
     assert len(df) == 4 and {"calibrated on", "evaluated on", "gain"} <= set(df.columns)

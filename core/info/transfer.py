@@ -267,7 +267,7 @@ def transfer_view(
         k=config.folds,
         n_subsets=config.n_subsets,
         n_boot=config.n_boot,
-        n_cached=0,
+        n_cached=sum(isinstance(c, TransferCell) and c.from_cache for c in cells.values()),
         issues=tuple(issues),
     )
 

@@ -109,6 +109,7 @@ class TransferCell:
     budget: int
     n_problems: int
     shared: bool
+    from_cache: bool = False
 
 
 def _baseline_inputs(
@@ -219,7 +220,7 @@ def transfer_cells(
                 }
 
             try:
-                payload, _ = store.cached(t_info, "transfer_cell", key, compute)
+                payload, hit = store.cached(t_info, "transfer_cell", key, compute)
             except TTSLabError as exc:
                 out[(i, j)] = str(exc)
                 continue
@@ -232,6 +233,7 @@ def transfer_cells(
                 budget=int(payload["budget"]),
                 n_problems=int(payload["n_problems"]),
                 shared=bool(payload["shared"]),
+                from_cache=hit,
             )
     if progress is not None:
         progress("done", total, total)
