@@ -413,31 +413,14 @@ def _stream_state(seed_key: Any, pkey: Any, t: int) -> Any:
 
 
 @numba.njit(cache=True)  # type: ignore[misc]
-def _draw_prefix(perm: Any, n: int, k: int, state: Any) -> Any:
+def _draw_prefix(perm: Any, n: int, k: int, state: Any) -> None:
     """Partial Fisher-Yates: perm[:k] becomes a uniform random ordered k-subset of 0..n-1.
 
     The draws are sequential, so the first k entries do not depend on how far one goes.
     """
     for i in range(n):
         perm[i] = i
-    for i in range(k):
-        bound = np.uint64(n - i)
-        state = state + _GOLDEN
-        x = _mix(state) >> _SH32
-        m = x * bound
-        low = m & _MASK32
-        if low < bound:  # Lemire's unbiased bounded integer: reject the short range
-            thresh = (_TWO32 - bound) % bound
-            while low < thresh:
-                state = state + _GOLDEN
-                x = _mix(state) >> _SH32
-                m = x * bound
-                low = m & _MASK32
-        j = i + np.int64(m >> _SH32)
-        tmp = perm[i]
-        perm[i] = perm[j]
-        perm[j] = tmp
-    return state
+    _draw_into_identity(perm, n, k, state, np.empty(max(k, 1), dtype=np.int64))
 
 
 @numba.njit(cache=True)  # type: ignore[misc]
@@ -745,7 +728,7 @@ def _credits_kernel(
                     abest = present[0]
                     for jj in range(m):
                         a1 = present[jj]
-                        v = tot[a1, s] + cnt[a1] * c if gc >= 0 else tot[a1, s]
+                        v = tot[a1, s] + cnt[a1] * c  # c = 0 without the q-term: v = total
                         if v > best:
                             second = best
                             best = v
@@ -768,7 +751,7 @@ def _credits_kernel(
                     den = 0
                     for jj in range(m):
                         a1 = present[jj]
-                        v = tot[a1, s] + cnt[a1] * c if gc >= 0 else tot[a1, s]
+                        v = tot[a1, s] + cnt[a1] * c
                         if v >= thr:
                             num += ccor[a1] / cnt[a1]
                             den += 1

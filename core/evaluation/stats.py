@@ -8,12 +8,15 @@ input of the same P (which is what makes paired comparisons paired).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import ThreadpoolController
 
 from core.evaluation.engine import CurveSet
 from core.types import FloatArray, TTSLabError
@@ -35,6 +38,16 @@ __all__ = [
 
 #: Largest count matrix materialised at once (entries); larger n_boot x P go in chunks.
 _CHUNK_ENTRIES = 2_000_000
+_BLAS: ThreadpoolController | None = None
+
+
+def _one_blas_thread() -> Any:
+    """A context with BLAS on one thread: these products are small, and OpenBLAS's idle
+    threads would otherwise spin on the other core after each one."""
+    global _BLAS
+    if _BLAS is None:
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 class StatsError(TTSLabError, ValueError):
@@ -131,17 +144,32 @@ def bootstrap_means(per_problem: npt.ArrayLike, n_boot: int = 2000, seed: int = 
         raise StatsError(f"n_boot must be >= 1, got {n_boot}")
     n_prob = x.shape[-1]
     flat = x.reshape(-1, n_prob)
+    out = np.empty((flat.shape[0], n_boot), dtype=np.float64)
+    for start, stop, counts_t in _resample_counts(seed, n_prob, n_boot):
+        with _one_blas_thread():
+            out[:, start:stop] = flat @ counts_t / n_prob
+    return out.reshape((*x.shape[:-1], n_boot))
+
+
+@functools.lru_cache(maxsize=16)
+def _resample_counts(
+    seed: int, n_prob: int, n_boot: int
+) -> tuple[tuple[int, int, FloatArray], ...]:
+    """The resamples as (start, stop, counts (P, rows) as floats) chunks; they depend only
+    on (seed, P, n_boot), so every curve of the same problems shares one draw."""
     rng = np.random.default_rng(seed)
     chunk = max(1, _CHUNK_ENTRIES // n_prob)
-    out = np.empty((flat.shape[0], n_boot), dtype=np.float64)
+    out = []
     for start in range(0, n_boot, chunk):
         stop = min(n_boot, start + chunk)
         rows = stop - start
         idx = rng.integers(0, n_prob, size=(rows, n_prob))
         flat_idx = (np.arange(rows, dtype=np.int64)[:, None] * n_prob + idx).ravel()
         counts = np.bincount(flat_idx, minlength=rows * n_prob).reshape(rows, n_prob)
-        out[:, start:stop] = flat @ counts.T.astype(np.float64) / n_prob
-    return out.reshape((*x.shape[:-1], n_boot))
+        counts_t = counts.T.astype(np.float64)  # as laid out before the cache: same sums
+        counts_t.setflags(write=False)
+        out.append((start, stop, counts_t))
+    return tuple(out)
 
 
 def bootstrap_mean_ci(

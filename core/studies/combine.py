@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 from core.evaluation.config import EvalConfig
 from core.evaluation.crossfit import Fold, cross_fit, kfold
@@ -173,6 +173,8 @@ def fit_combined(calib: MultiPair, kind: str, params: StrategyParams | None = No
         nll += 0.5 * lam * float(theta[1:] @ theta[1:])
         grad[1:] += lam * theta[1:]
         return nll, grad
+
+    from scipy import optimize  # imported here: a fifth of a second every process need not pay
 
     res = optimize.minimize(loss, np.zeros(z.shape[1] + 1), jac=True, method="L-BFGS-B")
     if not np.all(np.isfinite(res.x)):
