@@ -61,6 +61,7 @@ __all__ = [
     "GradingReport",
     "ProblemGrading",
     "build_report",
+    "choice_letter",
     "cluster_answers",
     "compare_with_labels",
     "extract_boxed",
@@ -72,7 +73,7 @@ __all__ = [
 
 GRADER_NAME = "math-verify"
 #: Bump whenever a change here can change a verdict or an answer key (invalidates stored grades).
-GRADING_LOGIC_VERSION = 1
+GRADING_LOGIC_VERSION = 2
 #: Answers longer than this (after extraction) are not handed to math-verify: its regexes and
 #: SymPy can take unbounded time on long free text, and a final answer is never that long.
 MAX_PARSE_CHARS = 600
@@ -228,6 +229,43 @@ def _normalize_once(ans: str) -> str:
         s = "0" + s
     s = s.replace("-.", "-0.")
     return _INT_FRAC_RE.sub(r"\\frac{\1}{\2}", s)
+
+
+#: Option letters of multiple-choice problems.
+CHOICE_LETTERS = "ABCDEFGHIJ"
+_CHOICE_WRAP_RE = re.compile(
+    r"\\(?:text|textbf|textrm|textnormal|mathrm|mathbf|mathsf|mbox|operatorname)\s*\{([^{}]*)\}"
+)
+_CHOICE_SPACE_RE = re.compile(r"\\(?:[,;:! ]|quad|qquad)|~|\$")
+_CHOICE_BARE_RE = re.compile(r"\(?([A-J])\)?|\(([a-j])\)")
+_CHOICE_LABEL_RE = re.compile(r"\(([A-Ja-j])\)(?=[\s\d\\+\-.]|$)|([A-J])[.:)](?=\s)")
+
+
+def choice_letter(answer: str | None) -> str | None:
+    """The option letter an extracted answer gives when it is written as one, else None.
+
+    Accepts a bare letter A-J, a letter in parentheses (``(b)`` too), and decorations around
+    either: ``\\text{}``, ``\\mathrm{}``, ``\\textbf{}`` and similar wrappers, spacing
+    commands (``\\,C\\,``), ``$`` and braces; also an option label followed by the option's
+    text, ``\\text{(A)}\\ 16.9\\%`` or ``A. 16.9``. A word or an expression (``Bob``,
+    ``A+B``, ``AB``) is not a letter.
+    """
+    if answer is None:
+        return None
+    s = _fold_unicode(answer)
+    for _ in range(3):
+        s2 = _CHOICE_WRAP_RE.sub(lambda m: m.group(1), s)
+        if s2 == s:
+            break
+        s = s2
+    s = _CHOICE_SPACE_RE.sub(" ", s).replace("{", "").replace("}", "").strip()
+    m = _CHOICE_BARE_RE.fullmatch(s)
+    if m:
+        return (m.group(1) or m.group(2)).upper()
+    m = _CHOICE_LABEL_RE.match(s)
+    if m:
+        return (m.group(1) or m.group(2)).upper()
+    return None
 
 
 _TEXTUAL_RE = re.compile(r"[A-Za-z][A-Za-z']*[A-Za-z]")
@@ -585,12 +623,23 @@ def _grade_problem(
         if n is None:
             n = norm_of[r] = normalize_answer(r)
         norms.append(n)
-    first_raw: dict[str, str] = {}
-    for n, r in zip(norms, raws, strict=True):
-        first_raw.setdefault(n, r)
 
     gold_raw = _extract(gold) if gold is not None else ""
     gold_norm = normalize_answer(gold_raw) if gold is not None else ""
+    # multiple choice (the gold is an option letter): decorated letters become the letter
+    gold_letter = choice_letter(gold_raw) if gold is not None else None
+    changed: list[int] = []
+    if gold_letter is not None:
+        gold_raw = gold_norm = gold_letter
+        for i, r in enumerate(raws):
+            letter = choice_letter(r)
+            if letter is not None:
+                if norms[i] != letter:
+                    changed.append(i)
+                raws[i] = norms[i] = letter
+    first_raw: dict[str, str] = {}
+    for n, r in zip(norms, raws, strict=True):
+        first_raw.setdefault(n, r)
     verdict: dict[str, GradeResult] = {}
     key_of: dict[str, str] = {}
     reps: list[str] = []  # cluster representatives that are not known to be correct
@@ -642,6 +691,8 @@ def _grade_problem(
         unparsed=unparsed,
         notes=[results[i].note for i in unparsed],
         empty=[i for i, res in enumerate(results) if res.note == "empty"],
+        choice=gold_letter is not None,
+        choice_normalized=changed,
     )
     return grading, results
 
@@ -660,6 +711,9 @@ class ProblemGrading:
     member (all answers equivalent to the gold share one key). ``unparsed``: indices of
     non-empty answers whose verdict is None; ``notes`` says why (parallel to ``unparsed``).
     ``empty``: indices of empty or missing answers (key ``""``, verdict False).
+    ``choice``: the gold answer is an option letter (a multiple-choice problem);
+    ``choice_normalized``: indices of answers written as a decorated letter (``(\\mathrm{B})``)
+    that were read as that bare letter before clustering and grading.
     """
 
     answer_keys: list[str]
@@ -667,6 +721,8 @@ class ProblemGrading:
     unparsed: list[int]
     notes: list[str] = field(default_factory=list)
     empty: list[int] = field(default_factory=list)
+    choice: bool = False
+    choice_normalized: list[int] = field(default_factory=list)
 
 
 ProblemInput = tuple[str, Sequence[str | None]]

@@ -60,6 +60,8 @@ class GradeSummary:
     n_labelled: int = 0
     n_disagree: int = 0
     disagree_examples: list[str] = field(default_factory=list)
+    n_choice_groups: int = 0
+    n_choice_normalized: int = 0
 
     def notes(self) -> list[str]:
         def pct(k: int, n: int) -> str:
@@ -76,6 +78,14 @@ class GradeSummary:
         ]
         if self.unparsed_examples:
             out.append("unparsed answers, e.g. " + "; ".join(self.unparsed_examples))
+        if self.n_choice_groups:
+            out.append(
+                f"multiple choice: the gold answer is an option letter for "
+                f"{_count(self.n_choice_groups, 'LLM-problem group')}; "
+                f"{_count(self.n_choice_normalized, 'response')} written as a decorated letter "
+                "(e.g. (\\mathrm{B}), \\text{(A)} 16.9) were read as the bare letter before "
+                "clustering and grading"
+            )
         if self.n_labelled:
             out.append(
                 f"correctness labels from the file kept; our grading disagrees with them on "
@@ -227,7 +237,10 @@ def grade_frame(
     key = np.empty(n_pairs, dtype=object)
     verdict = np.empty(n_pairs, dtype=object)
     status = np.full(n_pairs, "", dtype=object)
+    changed = np.zeros(n_pairs, dtype=bool)
     for g, grading in enumerate(gradings):
+        for i in grading.choice_normalized:
+            changed[members[g][i]] = True
         gold = golds[g]
         gold_key = normalize_answer(gold) if gold is not None else None
         unparsed = dict(zip(grading.unparsed, grading.notes, strict=True))
@@ -266,7 +279,27 @@ def grade_frame(
         sub, llm, pid, answers, gold_col, row_verdict, row_status, has_label, labels_raw
     )
     summary.n_distinct = n_pairs
+    summary.n_choice_groups = sum(1 for gr in gradings if gr.choice)
+    summary.n_choice_normalized = _count_responses(sub, llm, pid, changed[pair_codes])
     return out, summary
+
+
+def _first_responses(sub: pd.DataFrame, llm: pd.Series, pid: pd.Series) -> np.ndarray:
+    """Rows that are a response's first (a response scored by several verifiers has one
+    row per verifier)."""
+    sidx = (
+        sub["sample_idx"].astype(str)
+        if "sample_idx" in sub.columns
+        else pd.Series(np.arange(len(sub)).astype(str), index=sub.index)
+    )
+    return np.asarray(
+        ~pd.Series((llm + "\x1f" + pid + "\x1f" + sidx).to_numpy()).duplicated().to_numpy()
+    )
+
+
+def _count_responses(sub: pd.DataFrame, llm: pd.Series, pid: pd.Series, flag: np.ndarray) -> int:
+    """Responses with `flag` (a response scored by several verifiers counts once)."""
+    return int((np.asarray(flag, dtype=bool) & _first_responses(sub, llm, pid)).sum())
 
 
 def _fill_ungraded(
@@ -315,12 +348,7 @@ def _summarise(
     labels_raw: np.ndarray,
 ) -> GradeSummary:
     """Counts over responses (a response scored by several verifiers counts once)."""
-    sidx = (
-        sub["sample_idx"].astype(str)
-        if "sample_idx" in sub.columns
-        else pd.Series(np.arange(len(sub)).astype(str), index=sub.index)
-    )
-    first = ~pd.Series((llm + "\x1f" + pid + "\x1f" + sidx).to_numpy()).duplicated().to_numpy()
+    first = _first_responses(sub, llm, pid)
     labelled = has_label & first
     if first.any() and labelled[first].all():
         grader = f"labels from the file (answer clusters and a cross-check by {grader_version()})"
