@@ -19,6 +19,31 @@ from core.types import PairData, VoteInputs
 #: Same tie rule and constants as core.evaluation.engine (checked by the tests).
 TIE_RTOL = 1e-12
 Q_EPS = 1e-6
+ML_W_CLIP = 50.0
+
+
+def ml_q(weights: Sequence[float]) -> float:
+    """The subset's maximum-likelihood P(correct) in [Q_EPS, 1 - Q_EPS], the weights read as
+    log likelihood ratios (clipped to +-ML_W_CLIP): the root of the log likelihood's
+    derivative sum r / (1 + q r), r = e^w - 1, by plain bisection (the engine uses Newton
+    steps; both find the fixed point of EM's q <- mean sigmoid(w + logit q))."""
+    rs = [math.expm1(min(max(float(w), -ML_W_CLIP), ML_W_CLIP)) for w in weights]
+
+    def score(q: float) -> float:
+        return sum(r / (1.0 + q * r) for r in rs)
+
+    lo, hi = Q_EPS, 1.0 - Q_EPS
+    if score(lo) <= 0.0:
+        return lo
+    if score(hi) >= 0.0:
+        return hi
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if score(mid) > 0.0:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
 
 
 def vote(
@@ -28,12 +53,16 @@ def vote(
     g: Sequence[float] | None = None,
     best_of: bool = False,
     tie_break: str = "fractional",
+    size_table: Sequence[Sequence[float]] | None = None,
+    use_ml_q: bool = False,
 ) -> float:
     """Credit earned by voting on one subset (responses given in draw order).
 
     Weighted vote: cluster total v_a = sum of weights (+ n_a * log(q (m-1) / (1-q)) when
-    ``g`` is given, q = clipped mean of g, m = distinct clusters; m == 1 picks the only
-    cluster). Clusters with v_a >= max - TIE_RTOL * scale are tied, scale = sum |w| (+ N |c|);
+    ``g`` is given, q = clipped mean of g, or with ``use_ml_q`` the ML q of the weights; m =
+    distinct clusters) (+ size_table[n_a][N] with a size term); m == 1 picks the only
+    cluster. Clusters with v_a >= max - TIE_RTOL * scale are tied, scale = sum |w| (+ N |c|)
+    (+ the largest |size term| of the clusters present);
     credit = mean over tied clusters of the cluster's fraction of correct responses.
     Best-of: responses with exactly the maximal weight are tied; credit = fraction correct.
     ``tie_break="first"``: the same ties, but the credit is that of the tied cluster whose
@@ -69,21 +98,23 @@ def vote(
             gsum += float(g[i])
 
     m = len(totals)
-    if g is not None and m == 1:
+    if m == 1:  # the only answer is chosen (with the q-term: Theorem 3.2's m == 1 case)
         (only,) = totals
         return n_correct[only] / counts[only]
 
     values: dict[int, float] = {}
     scale = abssum
-    if g is None:
-        values = dict(totals)
-    else:
-        q = gsum / n
-        q = min(max(q, Q_EPS), 1.0 - Q_EPS)
+    c = 0.0
+    if g is not None or use_ml_q:
+        q = min(max(gsum / n, Q_EPS), 1.0 - Q_EPS) if g is not None else ml_q(weights)
         c = math.log(q * (m - 1) / (1.0 - q))
         scale = abssum + n * abs(c)
-        for a in totals:
-            values[a] = totals[a] + counts[a] * c
+    hmax = 0.0
+    for a in totals:
+        h = float(size_table[counts[a]][n]) if size_table is not None else 0.0
+        hmax = max(hmax, abs(h))
+        values[a] = totals[a] + counts[a] * c + h
+    scale += hmax
     best = max(values.values())
     threshold = best - TIE_RTOL * scale
     # dicts keep insertion order: clusters in order of their first response in the draw
@@ -125,6 +156,9 @@ def budget_curves(
                 credits: list[float] = []
                 for t in range(subsets.n_subsets):
                     rows = [lo + int(i) for i in orders[p][t][:size]]
+                    table = None
+                    if vi.size_tables is not None and vi.size_index is not None:
+                        table = vi.size_tables[int(vi.size_index[lo])]
                     credits.append(
                         vote(
                             [int(pair.cluster[r]) for r in rows],
@@ -133,6 +167,8 @@ def budget_curves(
                             None if vi.g is None else [float(vi.g[r]) for r in rows],
                             vi.best_of,
                             tie_break,
+                            table,  # type: ignore[arg-type]
+                            vi.ml_q,
                         )
                     )
                 row_all.append(credits)

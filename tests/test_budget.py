@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from core.evaluation import engine
 from core.evaluation.engine import (
     BudgetError,
+    Subsets,
     accuracy_curves,
     default_budgets,
     exact_best_of_n,
@@ -91,6 +92,20 @@ def vote_inputs(draw: st.DrawFn, n: int) -> VoteInputs:
     return VoteInputs(weight=w, best_of=kind == "best_of")
 
 
+def exact_at_one(ref_mean: np.ndarray, pair: PairData, subsets: Subsets) -> np.ndarray:
+    """The reference's sampled means with N = 1 (random order) replaced by its exact value,
+    each problem's share of correct responses, counted by hand: whatever the vote, one
+    response is drawn and picked."""
+    out = np.array(ref_mean, dtype=np.float64, copy=True)
+    if subsets.order == "random" and 1 in subsets.budgets:
+        share = []
+        for p in range(pair.n_problems):
+            rows = range(int(pair.offsets[p]), int(pair.offsets[p + 1]))
+            share.append(sum(bool(pair.correct[r]) for r in rows) / len(rows))
+        out[:, subsets.budgets.index(1), :] = np.asarray(share)[: out.shape[2]]
+    return out
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_engine_equals_reference_on_every_subset(data: st.DataObject) -> None:
@@ -104,9 +119,16 @@ def test_engine_equals_reference_on_every_subset(data: st.DataObject) -> None:
     ref = np.array(reference.budget_curves(pair, inputs, subsets, keep_subsets=True))
     assert fast.shape == ref.shape
     np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-12)
-    # and the averaged curves, with best-of sampled too
+    # and the averaged curves, with best-of sampled too; N = 1 is exact: the problem's share
+    # of correct responses, whatever the vote (every vote picks the one response drawn)
     curves = accuracy_curves(pair, inputs, subsets=subsets, exact_best_of=False)
     ref_mean = np.array(reference.budget_curves(pair, inputs, subsets))
+    if 1 in subsets.budgets:
+        share = [
+            float(np.mean(pair.correct[a:b]))
+            for a, b in zip(pair.offsets[:-1], pair.offsets[1:], strict=True)
+        ]
+        ref_mean[:, subsets.budgets.index(1), :] = share
     np.testing.assert_allclose(curves.per_problem, ref_mean, rtol=0, atol=1e-12)
     assert curves.exact == (False,) * n_strats
 
@@ -124,8 +146,11 @@ def test_problem_selection_uses_the_same_subsets(data: st.DataObject) -> None:
     fold = accuracy_curves(pair, inputs, problems=np.array(chosen), **kw)  # type: ignore[arg-type]
     np.testing.assert_array_equal(fold.per_problem, full.per_problem[:, :, chosen])
     assert fold.problem_ids == tuple(pair.problem_ids[i] for i in chosen)
-    ref = reference.budget_curves(pair, inputs, make_subsets(pair, [1, 2, 3, 8], 5, 3), chosen)
-    np.testing.assert_allclose(fold.per_problem, np.array(ref), atol=1e-12)
+    sub = make_subsets(pair, [1, 2, 3, 8], 5, 3)
+    ref = np.array(reference.budget_curves(pair, inputs, sub, chosen))
+    share = np.array([np.mean(pair.correct[pair.offsets[p] : pair.offsets[p + 1]]) for p in chosen])
+    ref[:, 0, :] = share  # N = 1 is exact
+    np.testing.assert_allclose(fold.per_problem, ref, atol=1e-12)
 
 
 @SETTINGS
@@ -483,7 +508,9 @@ def test_engine_equals_reference_for_order_and_tie_break(
         exact_best_of=False,
     )
     ref_mean = np.array(reference.budget_curves(pair, inputs, subsets, tie_break=tie_break))
-    np.testing.assert_allclose(curves.per_problem, ref_mean, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        curves.per_problem, exact_at_one(ref_mean, pair, subsets), rtol=0, atol=1e-12
+    )
     assert (curves.order, curves.tie_break) == (order, tie_break)
     assert curves.n_subsets == subsets.n_subsets
 

@@ -277,7 +277,7 @@ def test_cache_codec_and_tiers(tmp_path: Path) -> None:
 
     db = tmp_path / "c.duckdb"
     with Store(db) as s:
-        data, sha, _ = demo_canonical(n_problems=5, n_samples=2)
+        data, sha, _, _ = demo_canonical(n_problems=5, n_samples=2)
         s.ingest(data, name="d", source_format="simulator", content_sha256=sha)
         info = s.get_dataset("d")
         got, hit = s.cached(info, "kind", {"p": 1}, compute)

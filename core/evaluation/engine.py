@@ -70,6 +70,11 @@ U64Array = npt.NDArray[np.uint64]
 TIE_RTOL: float = 1e-12
 #: q = mean of g over the subset is clipped to [Q_EPS, 1 - Q_EPS] before the log-odds term.
 Q_EPS: float = 1e-6
+#: The maximum-likelihood q of a subset: solved until a step moves it by at most ML_Q_TOL
+#: (at most ML_Q_ITER steps), weights clipped to +-ML_W_CLIP in its likelihood.
+ML_Q_TOL: float = 1e-13
+ML_Q_ITER: int = 200
+ML_W_CLIP: float = 50.0
 #: Largest stacked (strategies x responses) weight matrix handed to the kernel at once.
 _MAX_MATRIX_ENTRIES = 4_000_000
 #: Subset orders the engine itself knows ("auto" is resolved by the evaluation config).
@@ -483,6 +488,51 @@ def _largest_problem(offsets: Any, problems: Any) -> int:
 
 
 @numba.njit(cache=True)  # type: ignore[misc]
+def _ml_score(wsum: Any, lo: int, perm: Any, stop: int, s: int, q: float, identity: bool) -> Any:
+    """Derivative of the subset's log likelihood sum log(1 + q r_i), r_i = e^w_i - 1, in q,
+    and its second derivative (w clipped to +-ML_W_CLIP)."""
+    d1 = 0.0
+    d2 = 0.0
+    for ii in range(stop):
+        r = lo + (ii if identity else perm[ii])
+        w = min(max(wsum[r, s], -ML_W_CLIP), ML_W_CLIP)
+        x = math.expm1(w)
+        v = x / (1.0 + q * x)
+        d1 += v
+        d2 -= v * v
+    return d1, d2
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _ml_q(wsum: Any, lo: int, perm: Any, stop: int, s: int, q_eps: float, identity: bool) -> float:
+    """The maximum-likelihood q of a subset in [q_eps, 1 - q_eps], the weights read as log
+    likelihood ratios: the fixed point of EM's q <- mean sigmoid(w_i + logit q), found by
+    Newton steps on the (concave) log likelihood, kept inside a bisection bracket."""
+    lo_q = q_eps
+    hi_q = 1.0 - q_eps
+    d_lo, _ = _ml_score(wsum, lo, perm, stop, s, lo_q, identity)
+    if d_lo <= 0.0:
+        return lo_q
+    d_hi, _ = _ml_score(wsum, lo, perm, stop, s, hi_q, identity)
+    if d_hi >= 0.0:
+        return hi_q
+    q = 0.5
+    for _ in range(ML_Q_ITER):
+        d1, d2 = _ml_score(wsum, lo, perm, stop, s, q, identity)
+        if d1 > 0.0:
+            lo_q = q
+        else:
+            hi_q = q
+        nxt = q - d1 / d2 if d2 < 0.0 else 0.5 * (lo_q + hi_q)
+        if not (lo_q < nxt < hi_q):
+            nxt = 0.5 * (lo_q + hi_q)
+        if abs(nxt - q) <= ML_Q_TOL or hi_q - lo_q <= ML_Q_TOL:
+            return nxt
+        q = nxt
+    return q
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
 def _full_set_votes(
     lo: int,
     n: int,
@@ -491,6 +541,10 @@ def _full_set_votes(
     wsum: Any,
     gmat: Any,
     gcol: Any,
+    htabs: Any,
+    hcol: Any,
+    hidx: Any,
+    mlq: Any,
     wbest: Any,
     tie_rtol: float,
     q_eps: float,
@@ -506,10 +560,11 @@ def _full_set_votes(
     every draw order (else False, and `credit` is meaningless).
 
     Walks the rows in stored order. A summed vote qualifies when its runner-up is further
-    below the best than twice the tie band (bounded with sum |w| + n |c|) plus twice a
-    bound on what another summation order could change (of the totals and, through q, of
-    the q-term): then every order gives that winner and no tie, and its credit (a ratio of
-    exact counts) is the same. A best-of vote always qualifies with fractional ties, and
+    below the best than twice the tie band (bounded with sum |w| + n |c| + max |h|) plus
+    twice a bound on what another summation order could change (of the totals and, through
+    q, of the q-term; the size term h is a table lookup): then every order gives that winner
+    and no tie, and its credit (a ratio of exact counts) is the same. A vote with the ML q
+    never qualifies. A best-of vote always qualifies with fractional ties, and
     with ``tie_first`` when its tied maxima agree on correctness. Uses (and resets) the
     caller's work arrays.
     """
@@ -534,7 +589,12 @@ def _full_set_votes(
         if m == 1:
             credit[s] = ccor[present[0]] / cnt[present[0]]
             continue
+        if mlq[s]:
+            ok = False  # the ML q is an iteration: its last digits depend on the order
+            continue
         gc = gcol[s]
+        hc = hcol[s]
+        ht = hidx[lo, hc] if hc >= 0 else 0
         c = 0.0
         dc = 0.0
         if gc >= 0:
@@ -546,11 +606,12 @@ def _full_set_votes(
         best = -np.inf
         second = -np.inf
         abest = present[0]
-        absw = 0.0
+        hmax = 0.0
         for jj in range(m):
             a1 = present[jj]
-            v = tot[a1, s] + cnt[a1] * c if gc >= 0 else tot[a1, s]
-            absw += abs(tot[a1, s])
+            hv = htabs[ht, cnt[a1], n] if hc >= 0 else 0.0
+            hmax = max(hmax, abs(hv))
+            v = tot[a1, s] + cnt[a1] * c + hv
             if v > best:
                 second = best
                 best = v
@@ -560,7 +621,7 @@ def _full_set_votes(
         wmax_abs = 0.0
         for r in range(lo, lo + n):
             wmax_abs = max(wmax_abs, abs(wsum[r, s]))
-        bound = n * wmax_abs + n * abs(c)
+        bound = n * wmax_abs + n * abs(c) + hmax
         slack = 2.0 * tie_rtol * bound + 2.0 * (n + 2) * ulp * bound + 2.0 * n * dc
         if best - second > slack:
             credit[s] = ccor[abest] / cnt[abest]
@@ -602,6 +663,10 @@ def _credits_kernel(
     wabs: Any,
     gmat: Any,
     gcol: Any,
+    htabs: Any,
+    hcol: Any,
+    hidx: Any,
+    mlq: Any,
     wbest: Any,
     problems: Any,
     keys: Any,
@@ -673,6 +738,10 @@ def _credits_kernel(
             wsum,
             gmat,
             gcol,
+            htabs,
+            hcol,
+            hidx,
+            mlq,
             wbest,
             tie_rtol,
             q_eps,
@@ -718,31 +787,39 @@ def _credits_kernel(
                         out_sum[s, bi, qi, ti] += ccor[a0] / cnt[a0]
                         continue
                     gc = gcol[s]
+                    hc = hcol[s]
+                    ht = hidx[lo, hc] if hc >= 0 else 0
                     c = 0.0
                     if gc >= 0:
                         q = gsum[gc] / size
                         q = min(max(q, q_eps), 1.0 - q_eps)
                         c = math.log(q * (m - 1) / (1.0 - q))
+                    elif mlq[s]:
+                        q = _ml_q(wsum, lo, perm, stop, s, q_eps, identity)
+                        c = math.log(q * (m - 1) / (1.0 - q))
                     best = -np.inf
                     second = -np.inf
                     abest = present[0]
+                    hmax = 0.0
                     for jj in range(m):
                         a1 = present[jj]
-                        v = tot[a1, s] + cnt[a1] * c  # c = 0 without the q-term: v = total
+                        hv = htabs[ht, cnt[a1], size] if hc >= 0 else 0.0
+                        hmax = max(hmax, abs(hv))
+                        v = tot[a1, s] + cnt[a1] * c + hv  # c, hv = 0 without those terms
                         if v > best:
                             second = best
                             best = v
                             abest = a1
                         elif v > second:
                             second = v
-                    bound = (size * wabs[p, s] + size * abs(c)) * (1.0 + 1e-9)
+                    bound = (size * wabs[p, s] + size * abs(c) + hmax) * (1.0 + 1e-9)
                     if second < best - tie_rtol * bound:
                         out_sum[s, bi, qi, ti] += ccor[abest] / cnt[abest]
                         continue
                     abssum = 0.0
                     for ii in range(stop):
                         abssum += abs(wsum[lo + perm[ii], s])
-                    scale = abssum + size * abs(c) if gc >= 0 else abssum
+                    scale = abssum + size * abs(c) + hmax
                     thr = best - tie_rtol * scale
                     if second < thr:
                         out_sum[s, bi, qi, ti] += ccor[abest] / cnt[abest]
@@ -751,7 +828,8 @@ def _credits_kernel(
                     den = 0
                     for jj in range(m):
                         a1 = present[jj]
-                        v = tot[a1, s] + cnt[a1] * c
+                        hv = htabs[ht, cnt[a1], size] if hc >= 0 else 0.0
+                        v = tot[a1, s] + cnt[a1] * c + hv
                         if v >= thr:
                             num += ccor[a1] / cnt[a1]
                             den += 1
@@ -978,7 +1056,9 @@ def _check_problems(problems: IntArray | Sequence[int] | None, n_problems: int) 
     return idx
 
 
-def _check_inputs(name: str, vi: VoteInputs, n: int) -> tuple[FloatArray, FloatArray | None]:
+def _check_inputs(
+    name: str, vi: VoteInputs, n: int, n_max: int = 0
+) -> tuple[FloatArray, FloatArray | None]:
     w = np.ascontiguousarray(vi.weight, dtype=np.float64)
     if w.shape != (n,):
         raise BudgetError(f"strategy {name!r}: weight has shape {w.shape}, expected ({n},)")
@@ -993,6 +1073,21 @@ def _check_inputs(name: str, vi: VoteInputs, n: int) -> tuple[FloatArray, FloatA
             raise BudgetError(f"strategy {name!r}: g has shape {g.shape}, expected ({n},)")
         if not np.all(np.isfinite(g)) or np.any(g < 0.0) or np.any(g > 1.0):
             raise BudgetError(f"strategy {name!r}: g must lie in [0, 1]")
+    if vi.ml_q and (vi.g is not None or vi.best_of):
+        raise BudgetError(f"strategy {name!r}: ml_q replaces g and needs a summed vote")
+    if (vi.size_tables is None) != (vi.size_index is None):
+        raise BudgetError(f"strategy {name!r}: size_tables and size_index go together")
+    if vi.size_tables is not None and vi.size_index is not None:
+        tabs = np.asarray(vi.size_tables)
+        idx = np.asarray(vi.size_index)
+        if vi.best_of:
+            raise BudgetError(f"strategy {name!r}: a size term needs a summed vote")
+        if tabs.ndim != 3 or tabs.shape[1] != tabs.shape[2] or tabs.shape[1] < n_max + 1:
+            raise BudgetError(
+                f"strategy {name!r}: size_tables must be (T, K+1, K+1) with K >= {n_max}"
+            )
+        if idx.shape != (n,) or (n and (idx.min() < 0 or idx.max() >= tabs.shape[0])):
+            raise BudgetError(f"strategy {name!r}: size_index must pick a table per response")
     return w, g
 
 
@@ -1055,7 +1150,8 @@ def subset_credits(
     idx = _check_problems(problems, pair.n_problems)
     names = list(inputs)
     n = pair.n_responses
-    checked = [_check_inputs(name, inputs[name], n) for name in names]
+    n_max = int(sizes.max()) if len(sizes) else 0
+    checked = [_check_inputs(name, inputs[name], n, n_max) for name in names]
     budgets = np.asarray(subsets.budgets, dtype=np.int64)
     t_out = subsets.n_subsets if keep_subsets else 1
     out = np.zeros((len(names), len(budgets), len(idx), t_out), dtype=np.float64)
@@ -1074,11 +1170,32 @@ def subset_credits(
         bests = [s for s in part if inputs[names[s]].best_of]
         gcol = np.full(len(summed), -1, dtype=np.int64)
         glist: list[FloatArray] = []
+        hcol = np.full(len(summed), -1, dtype=np.int64)
+        hlist: list[IntArray] = []
+        tables: list[FloatArray] = []
         for k, s in enumerate(summed):
             g = checked[s][1]
             if g is not None:
                 gcol[k] = len(glist)
                 glist.append(g)
+            vi = inputs[names[s]]
+            if vi.size_tables is not None and vi.size_index is not None:
+                offset = sum(t.shape[0] for t in tables)
+                tab = np.asarray(vi.size_tables, dtype=np.float64)[:, : n_max + 1, : n_max + 1]
+                tables.append(tab)
+                hcol[k] = len(hlist)
+                hlist.append(np.asarray(vi.size_index, dtype=np.int64) + offset)
+        mlq = np.array([bool(inputs[names[s]].ml_q) for s in summed], dtype=np.bool_)
+        htabs = (
+            np.ascontiguousarray(np.concatenate(tables, axis=0))
+            if tables
+            else np.zeros((1, 1, 1), dtype=np.float64)
+        )
+        hidx = (
+            np.ascontiguousarray(np.column_stack(hlist), dtype=np.int64)
+            if hlist
+            else np.zeros((n, 1), dtype=np.int64)
+        )
         out_sum = np.zeros((len(summed), len(budgets), len(idx), t_out), dtype=np.float64)
         out_best = np.zeros((len(bests), len(budgets), len(idx), t_out), dtype=np.float64)
         wsum = _columns([checked[s][0] for s in summed], n)
@@ -1095,6 +1212,10 @@ def subset_credits(
             np.ascontiguousarray(wmax),
             _columns(glist, n),
             gcol,
+            htabs,
+            hcol,
+            hidx,
+            mlq,
             _columns([checked[s][0] for s in bests], n),
             idx,
             keys,
@@ -1150,7 +1271,9 @@ def accuracy_curves(
         tie_break: ``"fractional"`` (default) or ``"first"``; see the module docstring.
             The exact best-of formula is valid for both under random order.
 
-    Every sampled strategy uses the same subsets (common random numbers).
+    Every sampled strategy uses the same subsets (common random numbers). At N = 1 under
+    random order every vote picks the single response drawn, so that budget is the exact
+    share of correct responses, not a sample of it.
     """
     sizes = _check_pair(pair)
     _check_tie_break(tie_break)
@@ -1172,6 +1295,13 @@ def accuracy_curves(
             per_problem[names.index(s)] = exact_best_of_n(
                 pair, inputs[s].weight, sub.budgets, problems=idx
             )
+    if sub.order == "random" and 1 in sub.budgets and sampled:
+        # N = 1: every vote picks the one response drawn, so the expected credit is the
+        # problem's share of correct responses, exactly (no sampling noise)
+        share = np.add.reduceat(pair.correct.astype(np.float64), pair.offsets[:-1]) / sizes
+        b1 = sub.budgets.index(1)
+        for s in sampled:
+            per_problem[names.index(s), b1] = share[idx]
     sel = sizes[idx]
     per_problem.setflags(write=False)
     return CurveSet(
