@@ -29,7 +29,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,9 +42,14 @@ import pyarrow.compute as pc
 
 from core.types import FloatArray, IntArray, PairData, TTSLabError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_ENV_VAR = "TTSLAB_DB"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+#: Part of every result-cache key: bumped whenever what a cached payload holds or means
+#: changes (2: orientation, rank transform for wide scores, KDE tails, exact N = 1).
+CACHE_VERSION = 2
 
 
 class StoreError(TTSLabError):
@@ -123,7 +128,10 @@ _SCHEMA_V1 = [
 
 # Migrations from version k to k + 1. Each runs inside one transaction together with the
 # version bump, so a database is never left half-migrated.
-MIGRATIONS: dict[int, list[str]] = {}
+MIGRATIONS: dict[int, list[str]] = {
+    # v2: per-dataset metadata as JSON (declared signal directions, simulator parameters)
+    1: ["ALTER TABLE datasets ADD COLUMN meta VARCHAR"],
+}
 
 # Column order of the canonical tables (without dataset_id), used by ingest.
 PROBLEM_COLUMNS = ("problem_id", "gold_answer", "level", "subject", "text")
@@ -186,10 +194,21 @@ class DatasetInfo:
     simulated: bool
     grader: str | None
     notes: str | None
+    meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
         return [(m, v) for m in self.llms for v in self.verifiers]
+
+    @property
+    def lower_is_better(self) -> tuple[str, ...]:
+        """Verifiers (signals) declared lower-is-better at import (e.g. response length)."""
+        return tuple(self.meta.get("lower_is_better", ()))
+
+    @property
+    def higher_is_better(self) -> tuple[str, ...]:
+        """Verifiers declared higher-is-better at import (never flipped by estimation)."""
+        return tuple(self.meta.get("higher_is_better", ()))
 
 
 def _to_arrow(table: pd.DataFrame | pa.Table, columns: Sequence[str]) -> pa.Table:
@@ -310,6 +329,7 @@ class Store:
         rec = {k: v for k, v in rec.items() if k in names}
         rec["llms"] = tuple(rec["llms"])
         rec["verifiers"] = tuple(rec["verifiers"])
+        rec["meta"] = json.loads(rec["meta"]) if rec.get("meta") else {}
         return DatasetInfo(**rec)
 
     def datasets_frame(self) -> pd.DataFrame:
@@ -385,6 +405,7 @@ class Store:
         simulated: bool = False,
         grader: str | None = None,
         notes: str | None = None,
+        meta: Mapping[str, Any] | None = None,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> DatasetInfo:
         """Write one dataset in a single transaction; on any error nothing changes.
@@ -419,7 +440,7 @@ class Store:
                         )
                     self._delete_rows(cur, str(old[0]))
                 cur.execute(
-                    "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         dataset_id,
                         name,
@@ -436,6 +457,7 @@ class Store:
                         simulated,
                         grader,
                         notes,
+                        json.dumps(dict(meta or {}), sort_keys=True),
                     ],
                 )
                 for i, (label, table, arrow) in enumerate(steps):
@@ -567,7 +589,8 @@ class Store:
     @staticmethod
     def cache_key(content_sha256: str, kind: str, params: Mapping[str, Any]) -> str:
         blob = json.dumps(params, sort_keys=True, default=str)
-        return hashlib.sha256(f"{content_sha256}|{kind}|{blob}".encode()).hexdigest()
+        raw = f"{CACHE_VERSION}|{content_sha256}|{kind}|{blob}"
+        return hashlib.sha256(raw.encode()).hexdigest()
 
     def cached(
         self,

@@ -12,8 +12,9 @@ the vote is best-of (single highest weight) instead of cluster sums.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, get_args
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +27,9 @@ BoolArray = npt.NDArray[np.bool_]
 Reduction = Literal["stored", "min", "last", "prod", "mean", "max"]
 #: Score transforms before weighting ("auto" is resolved on calibration scores).
 Transform = Literal["auto", "identity", "sigmoid", "rank", "zscore", "log-zscore"]
+#: Which way a signal points: higher scores mean more likely correct, lower, or "auto"
+#: (declared at import, else estimated on calibration problems).
+Orientation = Literal["auto", "higher", "lower"]
 #: How the offset b of linear / logit WV is chosen on calibration problems.
 OffsetObjective = Literal["budget", "mean"]
 #: KDE bandwidth rules (a positive number in logit units is also accepted).
@@ -38,6 +42,7 @@ TieBreak = Literal["fractional", "first"]
 #: The two votes a strategy can cast.
 VoteKind = Literal["sum", "best_of"]
 
+ORIENTATIONS: tuple[str, ...] = get_args(Orientation)
 REDUCTIONS: tuple[str, ...] = get_args(Reduction)
 #: The reductions that recompute the score from step scores (all but "stored").
 STEP_REDUCTIONS: tuple[str, ...] = REDUCTIONS[1:]
@@ -72,6 +77,12 @@ class PairData:
         sample_idx: int64 per response, the sample's index within its problem
             (sampling order, needed for non-iid data such as beam search).
         n_tokens: float64 per response (NaN where unknown).
+        orientation: the signal's direction as declared at import ("higher", "lower"), or
+            "auto" when nothing was declared (strategies then estimate it on calibration
+            problems).
+        truth: for simulated data, the simulator's own parameters of this pair (class
+            densities of the logit score, prior over q, wrong-answer process), from which
+            the exact Bayes-optimal vote is computed; None for real data.
     """
 
     dataset_id: str
@@ -84,6 +95,8 @@ class PairData:
     correct: BoolArray
     sample_idx: IntArray
     n_tokens: FloatArray
+    orientation: str = "auto"
+    truth: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_problems(self) -> int:
@@ -136,6 +149,8 @@ class PairData:
             correct=self.correct[rows],
             sample_idx=self.sample_idx[rows],
             n_tokens=self.n_tokens[rows],
+            orientation=self.orientation,
+            truth=self.truth,
         )
 
 
@@ -152,11 +167,21 @@ class VoteInputs:
             cluster is chosen (Theorem 3.2 of Kuang et al.).
         best_of: choose the cluster of the single highest ``weight`` in the subset instead
             of cluster sums (``g`` must then be None).
+        size_tables: optional (T, K + 1, K + 1) tables of a term ``h[t, n_a, N]`` added to the
+            total of a cluster with n_a of the subset's N responses (the posterior vote's
+            prior over q and wrong-answer process); K covers the largest problem.
+        size_index: with `size_tables`, which table each response's problem uses (int per
+            response, the same within a problem).
+        ml_q: Theorem 3.2's q-term with q the subset's maximum-likelihood P(correct) (EM on
+            the weights as log likelihood ratios) instead of the mean of `g`.
     """
 
     weight: FloatArray
     g: FloatArray | None = None
     best_of: bool = False
+    size_tables: FloatArray | None = None
+    size_index: IntArray | None = None
+    ml_q: bool = False
 
 
 __all__ = [
@@ -164,6 +189,7 @@ __all__ = [
     "BANDWIDTH_RULES",
     "OFFSET_OBJECTIVES",
     "ORDERS",
+    "ORIENTATIONS",
     "REDUCTIONS",
     "STEP_REDUCTIONS",
     "TIE_BREAKS",
@@ -175,6 +201,7 @@ __all__ = [
     "IntArray",
     "OffsetObjective",
     "Order",
+    "Orientation",
     "PairData",
     "PairError",
     "Reduction",

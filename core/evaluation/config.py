@@ -17,7 +17,7 @@ from core.methods.params import StrategyParams
 from core.types import ORDERS, REDUCTIONS, TIE_BREAKS, Order, Reduction, TieBreak, TTSLabError
 
 #: Bump when a change in core would alter cached numbers.
-ENGINE_VERSION = 2
+ENGINE_VERSION = 3
 
 
 class ConfigError(TTSLabError, ValueError):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.methods.params import CalibrationError
-from core.types import IntArray, PairData, VoteInputs
+from core.types import FloatArray, IntArray, PairData, VoteInputs
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,22 +79,48 @@ def transfer_folds(source: PairData, target: PairData, k: int, seed: int) -> tup
 
 
 def stitch(target: PairData, parts: Sequence[tuple[IntArray, VoteInputs]]) -> VoteInputs:
-    """Merge per-fold vote inputs (each over its fold's problems, in order) into one."""
+    """Merge per-fold vote inputs (each over its fold's problems, in order) into one.
+    Size tables are concatenated (each fold's padded with zeros to the largest) and every
+    response's table index moved to its fold's tables."""
     n = target.n_responses
     weight = np.full(n, np.nan)
-    has_g = parts[0][1].g is not None
+    first = parts[0][1]
+    has_g = first.g is not None
+    has_h = first.size_tables is not None
     g = np.full(n, np.nan) if has_g else None
-    best_of = parts[0][1].best_of
+    hidx = np.zeros(n, dtype=np.int64) if has_h else None
+    tables: list[FloatArray] = []
     for problems, vi in parts:
         rows = target.rows(problems)
-        if (vi.g is not None) != has_g or vi.best_of != best_of:
+        if (
+            (vi.g is not None) != has_g
+            or vi.best_of != first.best_of
+            or vi.ml_q != first.ml_q
+            or (vi.size_tables is not None) != has_h
+        ):
             raise CalibrationError("folds disagree on the vote type")
         weight[rows] = vi.weight
         if g is not None and vi.g is not None:
             g[rows] = vi.g
+        if hidx is not None and vi.size_tables is not None and vi.size_index is not None:
+            hidx[rows] = np.asarray(vi.size_index, dtype=np.int64) + sum(t.shape[0] for t in tables)
+            tables.append(np.asarray(vi.size_tables, dtype=np.float64))
     if np.isnan(weight).any():
         raise CalibrationError("some problems were not covered by any fold")
-    return VoteInputs(weight=weight, g=g, best_of=best_of)
+    size_tables = None
+    if tables:
+        k = max(t.shape[1] for t in tables)
+        size_tables = np.concatenate(
+            [np.pad(t, ((0, 0), (0, k - t.shape[1]), (0, k - t.shape[2]))) for t in tables]
+        )
+    return VoteInputs(
+        weight=weight,
+        g=g,
+        best_of=first.best_of,
+        size_tables=size_tables,
+        size_index=hidx,
+        ml_q=first.ml_q,
+    )
 
 
 @dataclass(frozen=True, eq=False)

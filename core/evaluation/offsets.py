@@ -28,7 +28,7 @@ from core.evaluation.engine import default_budgets, make_subsets, offset_credits
 from core.methods.fitted import FittedWeights, OffsetFit
 from core.methods.params import CalibrationError, StrategyParams
 from core.methods.registry import Strategy
-from core.methods.transforms import apply_transform, fold_independent
+from core.methods.transforms import fold_independent
 from core.types import FloatArray, IntArray, PairData
 
 
@@ -92,14 +92,18 @@ class OffsetTuner:
             shifts = []
             for i in members:
                 strategy, fitted = items[i]
-                t = apply_transform(pair.score, fitted.transform)
-                bases.append(strategy.base_weights(fitted, t))
+                bases.append(strategy.base_weights(fitted, fitted.transformed(pair)))
                 shifts.append(self._shifts(strategy, fitted.params)[1])
             subsets = make_subsets(pair, budgets, n_subsets=n_subsets, seed=seed)
             cred = offset_credits(pair, np.stack(bases), np.stack(shifts), subsets)
+            share = np.add.reduceat(pair.correct.astype(np.float64), pair.offsets[:-1]) / (
+                np.maximum(pair.sizes(), 1)
+            )
             for k, i in enumerate(members):
                 for bi, b in enumerate(subsets.budgets):
                     out[i][b] = np.ascontiguousarray(cred[k, :, bi, :])
+                if 1 in subsets.budgets:  # N = 1 is exact, as in `accuracy_curves`
+                    out[i][1] = np.ascontiguousarray(np.broadcast_to(share, out[i][1].shape))
         return out
 
     def prefetch(

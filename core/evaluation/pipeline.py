@@ -31,7 +31,7 @@ from core.methods.fitted import FittedWeights
 from core.methods.params import CalibrationError, StrategyParams
 from core.methods.reduce import reduce_steps
 from core.methods.registry import Strategy, get_strategy
-from core.methods.transforms import auto_once
+from core.methods.transforms import auto_once, estimate_orientation
 from core.store import DatasetInfo, Store
 from core.types import FloatArray, IntArray, PairData, TTSLabError, VoteInputs
 
@@ -58,6 +58,15 @@ def load_pair(
     """The pair, its score recomputed from step scores by `reduction` ("stored" keeps the
     imported score)."""
     pair = store.load_pair(info, llm, verifier)
+    declared = (
+        "lower"
+        if verifier in info.lower_is_better
+        else "higher"
+        if verifier in info.higher_is_better
+        else "auto"
+    )
+    truth = _truth(info, llm, verifier) if reduction in _EXACT_REDUCTIONS else None
+    pair = replace(pair, orientation=declared, truth=truth)
     if reduction == "stored":
         return pair
     values, offsets = store.load_steps(info, llm, verifier)
@@ -67,6 +76,23 @@ def load_pair(
             "only the stored score can be used"
         )
     return replace(pair, score=reduce_steps(values, reduction, offsets))
+
+
+#: Step reductions that give back the simulator's score exactly (its step paths are
+#: non-increasing and end at the score), so its true densities still apply.
+_EXACT_REDUCTIONS = ("stored", "last", "min")
+
+
+def _truth(info: DatasetInfo, llm: str, verifier: str) -> dict[str, Any] | None:
+    """The simulator's parameters of this pair, recorded with a simulated dataset."""
+    truth = info.meta.get("truth") if info.simulated else None
+    if not isinstance(truth, Mapping):
+        return None
+    pair = truth.get("pairs", {}).get(f"{llm}|{verifier}")
+    model = truth.get("llms", {}).get(llm)
+    if pair is None or model is None:
+        return None
+    return {**pair, **model}
 
 
 def fit_strategy(
@@ -100,12 +126,23 @@ def _strategies(names: Sequence[str]) -> list[Strategy]:
     return out
 
 
+def oriented_params(params: StrategyParams, calib: PairData) -> StrategyParams:
+    """`params` with the signal's direction settled for these calibration problems (set,
+    else declared at import, else estimated once here rather than by every strategy)."""
+    if params.orientation != "auto":
+        return params
+    if calib.orientation != "auto":
+        return replace(params, orientation=calib.orientation)  # type: ignore[arg-type]
+    return replace(params, orientation=estimate_orientation(calib.score, calib.correct))  # type: ignore[arg-type]
+
+
 def _prefetch_offsets(
     tuner: OffsetTuner, strategies: list[Strategy], params: StrategyParams
 ) -> None:
     """Compute the offset objectives every fold will slice, for all offset strategies in
     one walk (a strategy whose fit fails here is left to fail, with its reason, per fold)."""
     items = []
+    params = oriented_params(params, tuner.pair)
     for s in strategies:
         if s.offset is None:
             continue
@@ -141,11 +178,12 @@ def crossfit_strategies(
     def fit_fold(fold: Fold) -> Callable[[str], VoteInputs]:
         calib = pair.select(fold.train)
         held = pair.select(fold.test)
+        fold_params = oriented_params(params, calib)
 
         def one(name: str) -> VoteInputs:
             s = strategies[name]
             fitted = fit_strategy(
-                s, calib, params, reduction=config.reduction, tuner=tuner, problems=fold.train
+                s, calib, fold_params, reduction=config.reduction, tuner=tuner, problems=fold.train
             )
             return s.vote_inputs(fitted, held)
 
@@ -219,9 +257,13 @@ class PairCurves:
         return pd.DataFrame(rows)
 
     def efficiency(self, a: str, b: str, ref_budget: int | None = None) -> EfficiencyResult:
-        """Budget at which `a` reaches `b`'s accuracy at `ref_budget` (default: largest)."""
+        """Budget at which `a` reaches `b`'s accuracy at `ref_budget` (default: largest),
+        with a bootstrap interval of the ratio."""
         ref = ref_budget or max(self.curves.budgets)
-        return efficiency_from_curves(self.curves, a, b, ref)
+        c = self.config
+        return efficiency_from_curves(
+            self.curves, a, b, ref, n_boot=c.n_boot, level=c.level, seed=c.boot_seed
+        )
 
 
 def pair_curves(
@@ -308,22 +350,34 @@ def pair_inputs(
             "n_calib": np.asarray([f.train.size for f in cf.folds], dtype=np.int64),
             "skipped": dict(cf.skipped),
             "best_of": {n: bool(v.best_of) for n, v in cf.inputs.items()},
+            "ml_q": {n: bool(v.ml_q) for n, v in cf.inputs.items()},
         }
         for n, vi in cf.inputs.items():
             out[f"w:{n}"] = vi.weight
             if vi.g is not None:
                 out[f"g:{n}"] = vi.g
+            if vi.size_tables is not None and vi.size_index is not None:
+                out[f"h:{n}"] = vi.size_tables
+                out[f"hi:{n}"] = vi.size_index
         return out
 
     payload, hit = store.cached(
         info, "pair_inputs", _key(info, llm, verifier, names, config), compute
     )
     best_of: dict[str, bool] = payload["best_of"]
+    ml_q: dict[str, bool] = payload["ml_q"]
+
+    def arr(key: str, dtype: type) -> Any:
+        return np.asarray(payload[key], dtype=dtype) if key in payload else None
+
     inputs = {
         n: VoteInputs(
             weight=np.asarray(payload[f"w:{n}"], dtype=np.float64),
-            g=np.asarray(payload[f"g:{n}"], dtype=np.float64) if f"g:{n}" in payload else None,
+            g=arr(f"g:{n}", np.float64),
             best_of=bool(b),
+            size_tables=arr(f"h:{n}", np.float64),
+            size_index=arr(f"hi:{n}", np.int64),
+            ml_q=bool(ml_q[n]),
         )
         for n, b in best_of.items()
     }

@@ -22,13 +22,20 @@ from scipy import special
 
 from core.evaluation.config import EvalConfig
 from core.evaluation.offsets import OffsetTuner
-from core.evaluation.pipeline import fit_strategy, load_pair
+from core.evaluation.pipeline import fit_strategy, load_pair, oriented_params
 from core.evaluation.stats import bootstrap_means
 from core.methods.fitted import FittedWeights
 from core.methods.kde import fit_kde_params
-from core.methods.params import CalibrationError, StrategyParams
+from core.methods.params import KDE_FIELDS, TRANSFORM_FIELDS, CalibrationError, StrategyParams
 from core.methods.registry import Strategy, get_strategy
-from core.methods.transforms import apply_transform, auto_once, clipped_logit, resolve_transform
+from core.methods.transforms import (
+    apply_transform,
+    auto_once,
+    clipped_logit,
+    inverse_transform,
+    oriented,
+    resolve_transform,
+)
 from core.store import DatasetInfo, Store
 from core.types import BoolArray, FloatArray, PairData
 
@@ -126,7 +133,8 @@ def weight_fit(
         if progress is not None:
             progress("fitting the weights and their bootstrap band", 0, 1)
         pair = load_pair(store, info, llm, verifier, config.reduction)
-        params = auto_once(config.params, pair)
+        # the direction is settled once here, so that no bootstrap refit flips it
+        params = oriented_params(auto_once(config.params, pair), pair)
         tuner = OffsetTuner(pair)
         fitted = fit_strategy(strat, pair, params, reduction=config.reduction, tuner=tuner)
         t = fitted.transformed(pair)
@@ -134,6 +142,8 @@ def weight_fit(
         w_fit = strat.weights(fitted, WEIGHT_GRID)
         out: dict[str, Any] = {
             "transform": fitted.transform,
+            "orientation": fitted.orientation,
+            "raw_grid": raw_score_grid(fitted.transform, fitted.orientation),
             "w_fitted": w_fit,
             "t_sorted": np.sort(t),
             "share_negative": float(np.mean(w_resp < 0)) if w_resp.size else 0.0,
@@ -155,6 +165,12 @@ def weight_fit(
 
     key = {"llm": llm, "verifier": verifier, **_relevant(strat, config)}
     return store.cached(info, "weight_fit", key, compute)
+
+
+def raw_score_grid(transform: str, orientation: str) -> FloatArray:
+    """The raw score each point of `WEIGHT_GRID` stands for under a resolved transform
+    and direction (for a raw-score axis: tokens, raw reward)."""
+    return inverse_transform(oriented(WEIGHT_GRID, orientation), transform)
 
 
 def _histograms(t: FloatArray, correct: BoolArray, eps: float) -> dict[str, Any]:
@@ -182,8 +198,9 @@ def score_densities(
 
     def compute() -> dict[str, Any]:
         pair = load_pair(store, info, llm, verifier, config.reduction)
-        p = auto_once(params, pair)
-        t = apply_transform(pair.score, resolve_transform(p.transform, pair.score))
+        p = oriented_params(auto_once(params, pair), pair)
+        raw = apply_transform(pair.score, resolve_transform(p.transform, pair.score))
+        t = oriented(raw, p.orientation)
         c = np.asarray(pair.correct, dtype=bool)
         out = _histograms(t, c, p.clip_eps)
         try:
@@ -203,11 +220,7 @@ def score_densities(
         "llm": llm,
         "verifier": verifier,
         "reduction": config.reduction,
-        "params": params.to_dict(
-            frozenset(
-                {"transform", "clip_eps", "bandwidth", "bandwidth_mode", "n_grid", "density_floor"}
-            )
-        ),
+        "params": params.to_dict(TRANSFORM_FIELDS | KDE_FIELDS),
         "grid": len(WEIGHT_GRID),
     }
     return store.cached(info, "score_densities", key, compute)
@@ -222,9 +235,8 @@ def weight_curve(
 
     def compute() -> dict[str, Any]:
         pair = load_pair(store, info, llm, verifier, config.reduction)
-        fitted = fit_strategy(
-            strat, pair, auto_once(config.params, pair), reduction=config.reduction
-        )
+        params = oriented_params(auto_once(config.params, pair), pair)
+        fitted = fit_strategy(strat, pair, params, reduction=config.reduction)
         w_resp = strat.weights(fitted, fitted.transformed(pair))
         return {
             "w": strat.weights(fitted, WEIGHT_GRID),
@@ -243,4 +255,4 @@ def weight_curve(
     return store.cached(info, "weight_curve", key, compute)
 
 
-__all__ = ["WEIGHT_GRID", "score_densities", "weight_curve", "weight_fit"]
+__all__ = ["WEIGHT_GRID", "raw_score_grid", "score_densities", "weight_curve", "weight_fit"]

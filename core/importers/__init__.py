@@ -18,9 +18,10 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -207,6 +208,8 @@ def import_path(
     llm: str | None = None,
     verifier: str | None = None,
     include: str | None = None,
+    lower_is_better: Sequence[str] = (),
+    higher_is_better: Sequence[str] = (),
 ) -> ImportResult:
     """Read, grade (where needed), validate and store one file or folder as one dataset.
 
@@ -218,6 +221,9 @@ def import_path(
     ``llm`` / ``verifier``: name of the LLM / verifier of every response, replacing the
     name the format gives (default ``model``, or a name from the file or folder); refused
     when the input holds several LLMs / verifiers.
+    ``lower_is_better`` / ``higher_is_better``: verifiers whose direction is declared (a
+    format may declare one, e.g. BoInf's length; what is given here wins); the others'
+    direction is estimated on calibration problems by every analysis.
     """
     p = Path(path)
     if not p.exists():
@@ -341,6 +347,32 @@ def import_path(
     if summary is not None:
         all_notes.extend(summary.notes())
     all_notes = list(dict.fromkeys(all_notes))  # a folder of like files repeats its notes
+    stored_verifiers = (
+        set(data.scores["verifier"].unique().tolist())
+        if isinstance(data.scores, pd.DataFrame)
+        else set(data.scores.column("verifier").unique().to_pylist())
+    )
+    declared_low = {v for r in reads for v in r.lower_is_better}
+    if verifier is not None and declared_low:
+        declared_low = {verifier}  # the one verifier was renamed
+    declared_low = (declared_low | set(lower_is_better)) - set(higher_is_better)
+    declared_high = set(higher_is_better)
+    unknown = (declared_low | declared_high) - stored_verifiers
+    if unknown:
+        raise ImportValidationError(
+            [
+                Issue(
+                    str(p),
+                    f"no verifier {sorted(unknown)[0]!r} to declare a direction for; the "
+                    f"data has: {', '.join(sorted(stored_verifiers))}",
+                )
+            ]
+        )
+    meta: dict[str, Any] = {}
+    if declared_low:
+        meta["lower_is_better"] = sorted(declared_low)
+    if declared_high:
+        meta["higher_is_better"] = sorted(declared_high)
 
     def ingest_progress(stage: str, i: int, n: int) -> None:
         if progress is not None:
@@ -368,6 +400,7 @@ def import_path(
             ]
         )
         or None,
+        meta=meta,
         progress=ingest_progress,
     )
     if progress is not None:

@@ -112,5 +112,9 @@ def read_boinf(path: Path, opts: ReadOptions | None = None) -> RawRead:
         *recs.notes,
         "BoInf: no reward model; verifier 'length' = the response's token count "
         "(some counts are 0); answers graded against gold_answer",
+        "'length' is lower-is-better (shorter responses are more often correct): declared "
+        "at import, so best-of-N picks the shortest response",
     ]
-    return RawRead(cols.frame(), FMT, "line", recs.sha256, notes, grade=True)
+    return RawRead(
+        cols.frame(), FMT, "line", recs.sha256, notes, grade=True, lower_is_better=(VERIFIER,)
+    )

@@ -36,7 +36,8 @@ class RawRead:
     correctness labels, graded against ``gold_answer``) with `core.grading` at import time;
     labels the file does carry are kept and compared with the grader's verdicts.
     ``files``: the data files read, when the reader read more than the path it was given
-    (an OpenR run folder).
+    (an OpenR run folder). ``lower_is_better``: verifiers (signals) the format knows to
+    point down, such as response length.
     """
 
     frame: pd.DataFrame
@@ -46,6 +47,7 @@ class RawRead:
     notes: list[str] = field(default_factory=list)
     grade: bool = False
     files: list[Path] | None = None
+    lower_is_better: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

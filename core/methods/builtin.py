@@ -1,22 +1,29 @@
 """The built-in strategies (definitions in ARCHITECTURE.md section 4), registered on import.
 
-t = transformed score in [0, 1], x = logit(clip(t, eps, 1 - eps)):
+t = transformed score in [0, 1] (oriented: higher = more likely correct),
+x = logit(clip(t, eps, 1 - eps)), w(x) = KDE log f1(x)/f0(x):
 
-=================  ==========================================================  ==========
-name               weight                                                      vote
-=================  ==========================================================  ==========
-majority           1                                                           sum
-best_of_n          raw score (ordering only)                                   best-of
-vanilla_wv         t                                                           sum
-linear_wv          t - b, b tuned in [-1, 1]                                   sum
-logit_wv           logit t - logit b, b tuned in (0, 1)                        sum
-kde_wv             log f1(x)/f0(x) (KDE) + n_a log(q(m-1)/(1-q))               sum + q/m
-platt_wv           logit P_platt(c|x) - logit(base rate) [+ q/m if use_qm]     sum (+ q/m)
-isotonic_wv        logit P_iso(c|x) - logit(base rate) [+ q/m if use_qm]       sum (+ q/m)
-oracle_optimal     ORACLE: KDE LR fitted on the evaluated problems' own        sum + q/m
-                   labels, true per-problem q
-pass_at_n          ORACLE: any correct response (coverage; exact formula)      best-of
-=================  ==========================================================  ==========
+==================  ====================================================  ==============
+name                weight                                                vote
+==================  ====================================================  ==============
+majority            1                                                     sum
+best_of_n           raw score in the signal's direction (ordering only)   best-of
+vanilla_wv          t                                                     sum
+linear_wv           t - b, b tuned in [-1, 1]                             sum
+logit_wv            logit t - logit b, b tuned in (0, 1)                  sum
+kde_wv              w(x) + n_a log(q(m-1)/(1-q)), q = mean g over subset  sum + q/m
+kde_wv_mlq          as kde_wv, q = the subset's maximum-likelihood q      sum + q/m
+posterior_vote      lambda w(x) + h(n_a, N): Beta prior over q            sum + size term
+                    integrated out, Pitman-Yor wrong answers, lambda in
+                    [0, 1] tempering (all fitted on calibration)
+platt_wv            logit P_platt(c|x) - logit(base rate) [+ q/m]         sum (+ q/m)
+isotonic_wv         logit P_iso(c|x) - logit(base rate) [+ q/m]           sum (+ q/m)
+kde_wv_oracle       ORACLE: kde_wv fitted on the evaluated problems'      sum + q/m
+                    own labels, true per-problem q (not a bound)
+bayes_optimal       ORACLE, CEILING: posterior vote with the simulator's  sum + size term
+                    true densities, Beta prior and Pitman-Yor process
+pass_at_n           ORACLE, CEILING: any correct response (exact)         best-of
+==================  ====================================================  ==============
 """
 
 from __future__ import annotations
@@ -32,10 +39,13 @@ from core.methods.kde import fit_kde_params
 from core.methods.params import (
     KDE_FIELDS,
     OFFSET_FIELDS,
+    ORIENTATION_FIELDS,
     Q_FIELDS,
     TRANSFORM_FIELDS,
     CalibrationError,
+    StrategyParams,
 )
+from core.methods.posterior import AnswerPrior, fit_answer_prior, fit_temper, mixture_logpdf
 from core.methods.registry import OffsetSpace, Strategy, StrategyError, register
 from core.methods.transforms import (
     apply_transform,
@@ -79,14 +89,16 @@ class BestOfN(Strategy):
     """The cluster of the single highest raw score (exact in the evaluation engine)."""
 
     vote: VoteKind = "best_of"
-    uses: frozenset[str] = frozenset()
+    uses: frozenset[str] = ORIENTATION_FIELDS
 
     def weights(self, fitted: FittedWeights, t: FloatArray) -> FloatArray:
         return np.asarray(t, dtype=np.float64).copy()
 
     def vote_inputs(self, fitted: FittedWeights, pair: PairData) -> VoteInputs:
+        """The raw score in the signal's direction (the transform would only lose ties)."""
         self.check(fitted)
-        return VoteInputs(weight=np.asarray(pair.score, dtype=np.float64).copy(), best_of=True)
+        score = np.asarray(pair.score, dtype=np.float64)
+        return VoteInputs(weight=fitted.sign * score, best_of=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,21 +124,115 @@ class OffsetWV(Strategy):
 
 @dataclass(frozen=True, kw_only=True)
 class KDEWV(Strategy):
+    """Theorem 3.2: KDE log likelihood ratio plus the per-problem q-term, q the mean of
+    the binned calibrator g over the subset (the paper's), or with `ml_q` the subset's
+    maximum-likelihood q (the fixed point of q <- mean sigmoid(w + logit q))."""
+
     needs_labels: bool = True
     show_weights: bool = True
+    ml_q: bool = False
     uses: frozenset[str] = TRANSFORM_FIELDS | KDE_FIELDS | Q_FIELDS
 
     def fit_state(self, base: FittedWeights, t: FloatArray, correct: BoolArray) -> FittedWeights:
         kde = fit_kde_params(clipped_logit(t, base.params.clip_eps), correct, base.params)
+        if self.ml_q:
+            return replace(base, kde=kde)
         return _with_calibrator(replace(base, kde=kde), t, correct)
 
     def weights(self, fitted: FittedWeights, t: FloatArray) -> FloatArray:
         if fitted.kde is None:
-            raise CalibrationError("kde_wv fit has no KDE")
+            raise CalibrationError(f"{self.name} fit has no KDE")
         return fitted.kde.log_lr(clipped_logit(t, fitted.params.clip_eps))
 
     def uses_q(self, fitted: FittedWeights) -> bool:
-        return True
+        return not self.ml_q
+
+    def vote_inputs(self, fitted: FittedWeights, pair: PairData) -> VoteInputs:
+        vi = super().vote_inputs(fitted, pair)
+        return replace(vi, ml_q=True) if self.ml_q else vi
+
+
+def _size_inputs(weight: FloatArray, prior: AnswerPrior, pair: PairData) -> VoteInputs:
+    """A summed vote of `weight` plus the prior's size term h[n_a, N]."""
+    k_max = int(pair.sizes().max()) if pair.n_problems else 0
+    return VoteInputs(
+        weight=weight,
+        size_tables=prior.size_table(k_max)[None, :, :],
+        size_index=np.zeros(pair.n_responses, dtype=np.int64),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PosteriorVote(KDEWV):
+    """Each answer's posterior under a model fitted on calibration problems only: the KDE
+    log likelihood ratio of the scores, a Beta prior over the problem's q integrated out,
+    and Pitman-Yor wrong answers (`core.methods.posterior`)."""
+
+    uses: frozenset[str] = TRANSFORM_FIELDS | KDE_FIELDS | {"offset_budget", "offset_seed"}
+
+    def fit(self, calib: PairData, params: StrategyParams) -> FittedWeights:
+        fitted = super().fit(calib, params)
+        prior = fit_answer_prior(calib)
+        w = KDEWV.weights(self, fitted, fitted.transformed(calib))
+        n_max = int(calib.sizes().max()) if calib.n_problems else 1
+        lam = fit_temper(calib, w, prior, min(params.offset_budget, n_max), seed=params.offset_seed)
+        return replace(fitted, state={"answer_prior": prior.to_dict(), "temper": lam})
+
+    def weights(self, fitted: FittedWeights, t: FloatArray) -> FloatArray:
+        """The tempered log likelihood ratio lambda * log f1/f0 (lambda fitted on
+        calibration problems, see `core.methods.posterior.fit_temper`)."""
+        lam = float(fitted.state.get("temper", 1.0))
+        return np.asarray(lam * super().weights(fitted, t), dtype=np.float64)
+
+    def fit_state(self, base: FittedWeights, t: FloatArray, correct: BoolArray) -> FittedWeights:
+        kde = fit_kde_params(clipped_logit(t, base.params.clip_eps), correct, base.params)
+        return replace(base, kde=kde)
+
+    def uses_q(self, fitted: FittedWeights) -> bool:
+        return False
+
+    def vote_inputs(self, fitted: FittedWeights, pair: PairData) -> VoteInputs:
+        self.check(fitted)
+        if "answer_prior" not in fitted.state:
+            raise CalibrationError(f"{self.name} fit has no answer prior")
+        w = self.weights(fitted, fitted.transformed(pair))
+        return _size_inputs(w, AnswerPrior.from_dict(fitted.state["answer_prior"]), pair)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BayesOptimal(Strategy):
+    """CEILING on simulated data: the posterior vote with the simulator's own parameters
+    (true class densities of the logit score, the LLM's Beta prior over q and its
+    Pitman-Yor wrong-answer process), i.e. the decision with the highest expected accuracy
+    among the answers of the subset. Scores are conditionally independent given
+    correctness in the simulator (unless its problem effect is switched on, when there
+    is no exact vote here and the strategy is skipped)."""
+
+    oracle: bool = True
+    upper_bound: bool = True
+    needs_truth: bool = True
+    uses: frozenset[str] = frozenset()
+
+    def vote_inputs(self, fitted: FittedWeights, pair: PairData) -> VoteInputs:
+        self.check(fitted)
+        truth = pair.truth
+        if truth is None:
+            raise CalibrationError(
+                "the Bayes-optimal vote needs the simulator's parameters: only simulated "
+                "datasets (scored by a step reduction that keeps the score) have it"
+            )
+        if not truth.get("conditionally_independent", True):
+            raise CalibrationError(
+                "this simulation breaks conditional independence (problem effect): "
+                "its Bayes-optimal vote is not computed"
+            )
+        s = np.clip(np.asarray(pair.score, dtype=np.float64), 1e-300, 1.0 - 1e-16)
+        x = np.log(s) - np.log1p(-s)
+        w = mixture_logpdf(truth["logit_correct"], x) - mixture_logpdf(truth["logit_incorrect"], x)
+        return _size_inputs(np.asarray(w, dtype=np.float64), AnswerPrior.from_dict(truth), pair)
+
+    def weights(self, fitted: FittedWeights, t: FloatArray) -> FloatArray:
+        raise StrategyError("the Bayes-optimal vote has no fitted weight curve")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -164,7 +270,10 @@ class ProbabilityLR(Strategy):
 
 @dataclass(frozen=True, kw_only=True)
 class OracleKDE(Strategy):
-    """ORACLE: Theorem 3.2 with densities and the true q from the evaluated problems' labels.
+    """ORACLE, not a bound: Theorem 3.2 with densities and the true q from the evaluated
+    problems' labels. It can fall below calibrated strategies (the uniform m-1 spread of
+    wrong answers is wrong for real and simulated samples alike): a diagnostic of how much
+    better densities and q would help KDE WV, never a ceiling.
 
     log f1/f0 from a KDE fitted on the evaluated pair itself (all its problems, with their
     labels), and g = each problem's true fraction of correct responses, so q is the true
@@ -268,6 +377,24 @@ BUILTIN: Final[tuple[Strategy, ...]] = (
         color="#2ca02c",
         default=True,
     ),
+    KDEWV(
+        name="kde_wv_mlq",
+        label="KDE WV, ML q",
+        short="KDE WV (ML q)",
+        description="KDE WV with q the subset's maximum-likelihood P(correct) "
+        "(q <- mean sigmoid(w + logit q))",
+        color="#98df8a",
+        ml_q=True,
+    ),
+    PosteriorVote(
+        name="posterior_vote",
+        label="Posterior vote",
+        short="posterior vote",
+        description="each answer's posterior: KDE log LR + Beta prior over q + "
+        "Pitman-Yor wrong answers, all fitted on calibration problems",
+        color="#ff7f0e",
+        default=True,
+    ),
     ProbabilityLR(
         name="platt_wv",
         label="Platt LR WV",
@@ -284,16 +411,25 @@ BUILTIN: Final[tuple[Strategy, ...]] = (
         isotonic=True,
     ),
     OracleKDE(
-        name="oracle_optimal",
-        label="Oracle optimal (upper bound)",
-        short="oracle",
-        description="ORACLE: Thm 3.2 with densities and true per-problem q from the test labels",
+        name="kde_wv_oracle",
+        label="KDE WV with test labels (oracle)",
+        short="KDE WV with test labels",
+        description="ORACLE, not a bound: Thm 3.2 with densities and true per-problem q "
+        "from the evaluated problems' own labels",
         color="#17becf",
+    ),
+    BayesOptimal(
+        name="bayes_optimal",
+        label="Bayes-optimal (ceiling, simulator)",
+        short="Bayes-optimal vote",
+        description="CEILING on simulated data: the posterior vote with the simulator's "
+        "true densities, prior over q and wrong-answer process",
+        color="#000080",
         default=True,
     ),
     PassAtN(
         name="pass_at_n",
-        label="pass@N (upper bound)",
+        label="pass@N (ceiling)",
         short="pass@N",
         description="ORACLE: any correct response in the subset (exact formula)",
         color="#222222",

@@ -11,11 +11,13 @@ Serialised form (``to_json``; schema_version 1), every float written with round-
 precision so that ``from_json`` reproduces the weights bit for bit::
 
     {"schema_version": 1, "kind": "kde_wv", "transform": "identity",   # resolved transform
+     "orientation": "higher" | "lower",    # the signal's direction (absent: "higher")
      "step_reduction": "last", "params": {...every StrategyParams field...},
      "calibration": {"dataset_id", "llm", "verifier", "n_problems", "n_responses",
                      "n_correct"},
      "kde": {"space": "logit", "grid": [...], "log_f1": [...], "log_f0": [...],
-             "bandwidth1", "bandwidth0", "n1", "n0", "log_floor"} | null,
+             "bandwidth1", "bandwidth0", "n1", "n0", "log_floor",
+             "x_lo", "x_hi"} | null,         # the data's range (absent: no hold)
      "calibrator": {"edges": [...], "probs": [...]} | null,
      "platt": {"slope", "intercept", "base_rate"} | null,
      "isotonic": {"x": [...], "p": [...], "base_rate"} | null,
@@ -27,6 +29,7 @@ precision so that ``from_json`` reproduces the weights bit for bit::
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Final
@@ -37,7 +40,7 @@ import numpy.typing as npt
 from core.methods.calibrators import BinnedCalibrator, IsotonicFit, PlattFit
 from core.methods.kde import KDEFit
 from core.methods.params import CalibrationError, StrategyParams
-from core.methods.transforms import apply_transform, parse_transform
+from core.methods.transforms import apply_transform, oriented, parse_transform
 from core.types import FloatArray, PairData
 
 SCHEMA_VERSION: Final = 1
@@ -72,6 +75,7 @@ class FittedWeights:
     transform: str
     params: StrategyParams
     step_reduction: str = "stored"
+    orientation: str = "higher"
     calibration: Mapping[str, Any] = field(default_factory=dict)
     kde: KDEFit | None = None
     calibrator: BinnedCalibrator | None = None
@@ -81,8 +85,14 @@ class FittedWeights:
     state: Mapping[str, Any] = field(default_factory=dict)
 
     def transformed(self, pair: PairData) -> FloatArray:
-        """The pair's scores after this fit's (resolved) transform, in [0, 1]."""
-        return apply_transform(pair.score, self.transform)
+        """The pair's scores after this fit's (resolved) transform and orientation, in
+        [0, 1], higher = more likely correct."""
+        return oriented(apply_transform(pair.score, self.transform), self.orientation)
+
+    @property
+    def sign(self) -> float:
+        """+1 when higher raw scores are better, -1 when lower ones are."""
+        return -1.0 if self.orientation == "lower" else 1.0
 
     def with_offset(self, offset: OffsetFit) -> FittedWeights:
         return replace(self, offset=offset)
@@ -94,6 +104,7 @@ class FittedWeights:
             "schema_version": SCHEMA_VERSION,
             "kind": self.kind,
             "transform": self.transform,
+            "orientation": self.orientation,
             "step_reduction": self.step_reduction,
             "params": self.params.to_dict(),
             "calibration": dict(self.calibration),
@@ -115,6 +126,8 @@ class FittedWeights:
                 "n1": k.n1,
                 "n0": k.n0,
                 "log_floor": k.log_floor,
+                "x_lo": k.x_lo,
+                "x_hi": k.x_hi,
             }
         if self.calibrator is not None:
             d["calibrator"] = {
@@ -168,6 +181,9 @@ class FittedWeights:
             kind = str(d["kind"])
             transform = str(d["transform"])
             parse_transform(transform)  # raises on anything but a resolved transform
+            orientation = str(d.get("orientation", "higher"))
+            if orientation not in ("higher", "lower"):
+                raise CalibrationError(f"orientation must be higher or lower, got {orientation!r}")
             kde = None
             if d.get("kde") is not None:
                 k = d["kde"]
@@ -180,6 +196,8 @@ class FittedWeights:
                     n1=int(k["n1"]),
                     n0=int(k["n0"]),
                     log_floor=float(k["log_floor"]),
+                    x_lo=float(k.get("x_lo", -math.inf)),
+                    x_hi=float(k.get("x_hi", math.inf)),
                 )
                 if not (kde.grid.size == kde.log_f1.size == kde.log_f0.size >= 2):
                     raise CalibrationError("KDE grid and log densities differ in length")
@@ -221,6 +239,7 @@ class FittedWeights:
             transform=transform,
             params=params,
             step_reduction=reduction,
+            orientation=orientation,
             calibration=dict(d.get("calibration") or {}),
             kde=kde,
             calibrator=cal,

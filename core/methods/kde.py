@@ -5,8 +5,14 @@ Scores are binned linearly onto a regular grid and convolved with a Gaussian ker
 correction is needed). Bandwidth "scott" (``n**-1/5 * sd``) or "silverman"
 (``(3n/4)**-1/5 * sd``), both with scipy's conventions, or a positive number in logit units;
 by default one bandwidth is shared by both classes (the larger of the two per-class rule
-values), so an uninformative verifier gives no systematic weight. Both densities are floored
-at ``density_floor * max(peak f1, peak f0)`` so the log likelihood ratio stays finite.
+values), so an uninformative verifier gives no systematic weight.
+
+Tails: each class density is shrunk towards the pooled density by ``density_prior``
+pseudo-responses, f1' = (n1 f1 + c fp) / (n1 + c), so where one class has no data its log
+likelihood ratio levels off at about -log(n1 / c) instead of returning to 0 (as a floor on
+each density made it do: at both ends of the data the floored densities met). Beyond the
+data (where the pooled density falls below ``density_floor`` of its peak) the log
+likelihood ratio is held at its value at the edge, never snapped to 0.
 """
 
 from __future__ import annotations
@@ -101,7 +107,9 @@ def grid_kde_density(x: FloatArray, grid: FloatArray, h: float) -> FloatArray:
 
 @dataclass(frozen=True, eq=False)
 class KDEFit:
-    """Class-conditional densities of x = logit(t), on a grid, as floored log densities."""
+    """Class-conditional densities of x = logit(t) on a grid (log, each shrunk towards the
+    pooled density), and the range [x_lo, x_hi] of the data beyond which the log likelihood
+    ratio is held at its edge value."""
 
     grid: FloatArray
     log_f1: FloatArray
@@ -111,17 +119,20 @@ class KDEFit:
     n1: int
     n0: int
     log_floor: float
+    x_lo: float = -math.inf
+    x_hi: float = math.inf
 
     def log_densities(self, x: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
-        """Floored log f1(x), log f0(x) (linear interpolation; constant beyond the grid)."""
+        """log f1(x), log f0(x) (linear interpolation; constant beyond the grid)."""
         xx = np.asarray(x, dtype=np.float64)
         l1 = np.interp(xx, self.grid, self.log_f1)
         l0 = np.interp(xx, self.grid, self.log_f0)
         return np.asarray(l1, dtype=np.float64), np.asarray(l0, dtype=np.float64)
 
     def log_lr(self, x: npt.ArrayLike) -> FloatArray:
-        """log f1(x) / f0(x)."""
-        l1, l0 = self.log_densities(x)
+        """log f1(x) / f0(x), held at its value at the edge of the data beyond it."""
+        xx = np.clip(np.asarray(x, dtype=np.float64), self.x_lo, self.x_hi)
+        l1, l0 = self.log_densities(xx)
         d = l1 - l0
         d[np.abs(d) < LLR_ZERO_TOL] = 0.0
         return d
@@ -135,14 +146,17 @@ def fit_kde(
     bandwidth_mode: str = "shared",
     n_grid: int = 1024,
     density_floor: float = 1e-3,
+    density_prior: float = 1.0,
 ) -> KDEFit:
-    """KDE of logit scores for correct (f1) and incorrect (f0) responses.
+    """KDE of logit scores for correct (f1) and incorrect (f0) responses, each shrunk
+    towards the pooled density by `density_prior` pseudo-responses; the data's range is
+    where the pooled density is at least `density_floor` of its peak.
 
     Raises CalibrationError when a class has fewer than 2 responses.
     """
     x = np.asarray(x, dtype=np.float64)
-    c = np.asarray(correct, dtype=bool)
-    x1, x0 = x[c], x[~c]
+    is_correct = np.asarray(correct, dtype=bool)
+    x1, x0 = x[is_correct], x[~is_correct]
     if x1.size < 2 or x0.size < 2:
         raise CalibrationError(
             "the KDE needs at least 2 correct and 2 incorrect calibration responses "
@@ -156,16 +170,26 @@ def fit_kde(
     grid = kde_grid([x1, x0], [h1, h0], n_grid)
     f1 = grid_kde_density(x1, grid, h1)
     f0 = grid_kde_density(x0, grid, h0)
-    floor = density_floor * max(float(f1.max()), float(f0.max()))
+    n1, n0 = float(x1.size), float(x0.size)
+    pooled = (n1 * f1 + n0 * f0) / (n1 + n0)
+    prior = float(density_prior)
+    s1 = (n1 * f1 + prior * pooled) / (n1 + prior)
+    s0 = (n0 * f0 + prior * pooled) / (n0 + prior)
+    peak = float(pooled.max())
+    inside = np.flatnonzero(pooled >= density_floor * peak)
+    # numerically zero far from the data (FFT round-off): a tiny floor keeps logs finite
+    tiny = 1e-300 + 1e-12 * peak
     return KDEFit(
         grid=grid,
-        log_f1=np.log(np.maximum(f1, floor)),
-        log_f0=np.log(np.maximum(f0, floor)),
+        log_f1=np.log(np.maximum(s1, tiny)),
+        log_f0=np.log(np.maximum(s0, tiny)),
         bandwidth1=h1,
         bandwidth0=h0,
-        n1=int(x1.size),
-        n0=int(x0.size),
-        log_floor=math.log(floor),
+        n1=int(n1),
+        n0=int(n0),
+        log_floor=math.log(tiny),
+        x_lo=float(grid[inside[0]]),
+        x_hi=float(grid[inside[-1]]),
     )
 
 
@@ -178,4 +202,5 @@ def fit_kde_params(x: FloatArray, correct: BoolArray, params: StrategyParams) ->
         bandwidth_mode=params.bandwidth_mode,
         n_grid=params.n_grid,
         density_floor=params.density_floor,
+        density_prior=params.density_prior,
     )

@@ -16,10 +16,12 @@ from core.types import (
     BANDWIDTH_MODES,
     BANDWIDTH_RULES,
     OFFSET_OBJECTIVES,
+    ORIENTATIONS,
     TRANSFORMS,
     BandwidthMode,
     BandwidthRule,
     OffsetObjective,
+    Orientation,
     Transform,
     TTSLabError,
 )
@@ -36,6 +38,10 @@ class StrategyParams:
     Attributes:
         transform: score transform ("auto" is resolved on the calibration scores and the
             resolved value is what a fit records).
+        orientation: "higher" (higher scores mean more likely correct), "lower" (e.g.
+            response length), or "auto": as declared at import, else estimated on the
+            calibration problems (AUC below 0.5 by more than its noise). Recorded with every
+            fit and applied by every strategy.
         clip_eps: transformed scores are clipped to [eps, 1 - eps] before any logit.
         bandwidth: KDE bandwidth rule ("scott", "silverman") or a number in logit units.
         bandwidth_mode: "shared" (default): both classes use the larger of the two
@@ -44,7 +50,11 @@ class StrategyParams:
             (constant scores give exactly zero weight); "per_class": each class its own.
         n_grid: minimum number of KDE grid points (more are used when the bandwidth is
             smaller than 4 grid steps, up to 65536).
-        density_floor: class densities are floored at this fraction of the larger peak.
+        density_floor: the data ends where the pooled score density falls below this
+            fraction of its peak; beyond, the log likelihood ratio is held at its edge value.
+        density_prior: pseudo-responses by which each class density is shrunk towards the
+            pooled density (where a class has no data its log likelihood ratio levels off
+            at about -log(n_class / density_prior)).
         n_bins: number of equal-mass bins of the calibrator g(s) used for q.
         bin_smoothing: pseudo-count pulling each bin (and isotonic block) towards the
             smoothed base rate, so probabilities stay strictly inside (0, 1).
@@ -61,11 +71,13 @@ class StrategyParams:
     """
 
     transform: Transform = "auto"
+    orientation: Orientation = "auto"
     clip_eps: float = 1e-6
     bandwidth: BandwidthRule | float = "scott"
     bandwidth_mode: BandwidthMode = "shared"
     n_grid: int = 1024
     density_floor: float = 1e-3
+    density_prior: float = 1.0
     n_bins: int = 10
     bin_smoothing: float = 2.0
     use_qm: bool = True
@@ -79,6 +91,10 @@ class StrategyParams:
     def __post_init__(self) -> None:
         if self.transform not in TRANSFORMS:
             raise CalibrationError(f"transform must be one of {TRANSFORMS}, got {self.transform!r}")
+        if self.orientation not in ORIENTATIONS:
+            raise CalibrationError(
+                f"orientation must be one of {ORIENTATIONS}, got {self.orientation!r}"
+            )
         if not 0.0 < self.clip_eps < 0.5:
             raise CalibrationError(f"clip_eps must be in (0, 0.5), got {self.clip_eps}")
         if isinstance(self.bandwidth, str):
@@ -99,6 +115,8 @@ class StrategyParams:
             raise CalibrationError(f"n_grid must be >= 16, got {self.n_grid}")
         if not 0.0 < self.density_floor < 1.0:
             raise CalibrationError(f"density_floor must be in (0, 1), got {self.density_floor}")
+        if not self.density_prior > 0:
+            raise CalibrationError(f"density_prior must be > 0, got {self.density_prior}")
         if self.n_bins < 1:
             raise CalibrationError(f"n_bins must be >= 1, got {self.n_bins}")
         if not self.bin_smoothing > 0:
@@ -141,8 +159,9 @@ class StrategyParams:
 
 
 #: Field groups, for `Strategy.uses`.
-TRANSFORM_FIELDS = frozenset({"transform", "clip_eps"})
-KDE_FIELDS = frozenset({"bandwidth", "bandwidth_mode", "n_grid", "density_floor"})
+ORIENTATION_FIELDS = frozenset({"orientation"})
+TRANSFORM_FIELDS = frozenset({"transform", "clip_eps"}) | ORIENTATION_FIELDS
+KDE_FIELDS = frozenset({"bandwidth", "bandwidth_mode", "n_grid", "density_floor", "density_prior"})
 Q_FIELDS = frozenset({"n_bins", "bin_smoothing"})
 OFFSET_FIELDS = frozenset(
     {
@@ -160,6 +179,7 @@ __all__ = [
     "ALL_FIELDS",
     "KDE_FIELDS",
     "OFFSET_FIELDS",
+    "ORIENTATION_FIELDS",
     "Q_FIELDS",
     "TRANSFORM_FIELDS",
     "CalibrationError",

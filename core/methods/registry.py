@@ -11,9 +11,11 @@ An entry is a frozen `Strategy` that owns
   response's weight, the calibrated g for Theorem 3.2's q term where the strategy uses it,
   and whether the vote is best-of;
 * its presentation: label, short name (for sentences), colour (fixed across pages);
-* its flags: oracle (uses the evaluated problems' labels), upper bound (a guaranteed
-  ceiling), needs labels (its fit reads calibration labels), in the default curve set,
-  listed on the weight pages;
+* its flags: oracle (uses what no real method has: the evaluated problems' labels or the
+  simulator's parameters), upper bound (a guaranteed ceiling of every strategy's expected
+  accuracy; only pass@N and the simulator's Bayes-optimal vote are), needs labels (its fit
+  reads calibration labels), needs truth (only simulated datasets, which record the
+  simulator's parameters, have it), in the default curve set, listed on the weight pages;
 * its parameter space: the `StrategyParams` fields it reads (`uses`, which is also what
   its cache keys record) and, for strategies whose weight is ``base(t) - shift(b)``, the
   `OffsetSpace` of b, which the evaluation layer tunes on calibration problems (methods
@@ -42,7 +44,7 @@ import numpy.typing as npt
 
 from core.methods.fitted import FittedWeights
 from core.methods.params import TRANSFORM_FIELDS, CalibrationError, StrategyParams
-from core.methods.transforms import resolve_transform
+from core.methods.transforms import estimate_orientation, resolve_transform
 from core.types import BoolArray, FloatArray, PairData, TTSLabError, VoteInputs, VoteKind
 
 PLUGINS_ENV_VAR: Final = "TTSLAB_PLUGINS"
@@ -120,6 +122,7 @@ class Strategy:
     oracle: bool = False
     upper_bound: bool = False
     needs_labels: bool = False
+    needs_truth: bool = False
     default: bool = False
     show_weights: bool = False
     offset: OffsetSpace | None = None
@@ -143,8 +146,9 @@ class Strategy:
     def fit(self, calib: PairData, params: StrategyParams) -> FittedWeights:
         """Fit on the calibration problems `calib` (their labels only if `needs_labels`).
 
-        Resolves the transform on the calibration scores, then adds what `fit_state`
-        returns. Offset strategies come back without b: `core.evaluation` tunes it.
+        Resolves the transform on the calibration scores and the orientation (`params`,
+        else as declared at import, else estimated on the calibration labels), then adds
+        what `fit_state` returns. Offset strategies come back without b: `core.evaluation` tunes it.
         """
         if calib.n_responses == 0:
             raise CalibrationError("calibration pair has no responses")
@@ -155,10 +159,18 @@ class Strategy:
             if "transform" in self.uses
             else "identity"
         )
+        orientation: str = params.orientation
+        if "orientation" not in self.uses:
+            orientation = "higher"
+        elif orientation == "auto":
+            orientation = calib.orientation
+            if orientation == "auto":  # not declared at import: estimated on these labels
+                orientation = estimate_orientation(calib.score, calib.correct)
         base = FittedWeights(
             kind=self.name,
             transform=transform,
             params=params,
+            orientation=orientation,
             calibration={
                 "dataset_id": calib.dataset_id,
                 "llm": calib.llm,
@@ -280,18 +292,26 @@ def get_strategy(name: str) -> Strategy:
         raise StrategyError(f"unknown strategy {name!r}; known: {', '.join(REGISTRY)}") from None
 
 
-def list_strategies(*, oracles: bool = True) -> list[Strategy]:
-    """Registered strategies in registration order."""
-    return [s for s in REGISTRY.values() if oracles or not s.oracle]
+def list_strategies(*, oracles: bool = True, simulated: bool = True) -> list[Strategy]:
+    """Registered strategies in registration order (without oracles, or without those
+    that need a simulated dataset's parameters, when asked)."""
+    return [
+        s
+        for s in REGISTRY.values()
+        if (oracles or not s.oracle) and (simulated or not s.needs_truth)
+    ]
 
 
-def strategy_names(*, oracles: bool = True) -> list[str]:
-    return [s.name for s in list_strategies(oracles=oracles)]
+def strategy_names(*, oracles: bool = True, simulated: bool = True) -> list[str]:
+    return [s.name for s in list_strategies(oracles=oracles, simulated=simulated)]
 
 
-def default_strategies() -> tuple[str, ...]:
-    """The default curve set (strategies flagged `default`)."""
-    return tuple(s.name for s in REGISTRY.values() if s.default)
+def default_strategies(*, simulated: bool = True) -> tuple[str, ...]:
+    """The default curve set (strategies flagged `default`); without `simulated`, those
+    that need the simulator's parameters are left out."""
+    return tuple(
+        s.name for s in REGISTRY.values() if s.default and (simulated or not s.needs_truth)
+    )
 
 
 def calibrated_strategies() -> tuple[str, ...]:

@@ -4,10 +4,16 @@
 mid-rank among the calibration scores (their empirical CDF at `RANK_KNOTS` quantiles);
 ``zscore`` / ``log-zscore`` are sigmoid((v - mean) / sd) of the (log1p) score with mean and
 sd fitted on calibration scores. ``auto`` resolves on the calibration scores: identity when
-they lie in [0, 1], log-zscore for non-negative counts (e.g. token lengths), sigmoid
-otherwise. A *resolved* transform is a string that carries its fitted parameters
-("rank:<knots>|<levels>", "zscore:<mean>:<sd>") and is recorded with every fit; one without
-parameters ("identity", "sigmoid") does not depend on which problems it was resolved on.
+they lie in [0, 1], log-zscore for non-negative counts (e.g. token lengths), and ``rank``
+otherwise: a sigmoid saturates wide-range reward-model scores (-1102 to 396 for one
+RewardMATH model) into ties, while the rank keeps their order. A *resolved* transform is a
+string that carries its fitted parameters ("rank:<knots>|<levels>", "zscore:<mean>:<sd>")
+and is recorded with every fit; one without parameters ("identity", "sigmoid") does not
+depend on which problems it was resolved on.
+
+Orientation: a signal where lower is better (response length) is read as ``1 - t``, so every
+strategy sees "higher t = more likely correct". `estimate_orientation` decides it on
+calibration problems when it was not declared at import.
 """
 
 from __future__ import annotations
@@ -36,10 +42,11 @@ def resolve_transform(transform: str, score: npt.ArrayLike) -> str:
     """Resolve "auto" and fit the parameters of parametric transforms on `score`.
 
     "auto": identity if every score lies in [0, 1]; log-zscore for non-negative signals
-    that reach above COUNT_SIGNAL_MIN_MAX (counts such as token lengths); sigmoid otherwise
-    (reward-model logits). "zscore" / "log-zscore" resolve to
-    "zscore:<mean>:<sd>" / "log-zscore:<mean>:<sd>" of the (log1p) scores given here, i.e.
-    of the calibration problems only: t = sigmoid((v - mean) / sd).
+    that reach above COUNT_SIGNAL_MIN_MAX (counts such as token lengths); rank otherwise
+    (reward-model scores of any range: the order is kept, nothing saturates). "zscore" /
+    "log-zscore" resolve to "zscore:<mean>:<sd>" / "log-zscore:<mean>:<sd>" of the
+    (log1p) scores given here, i.e. of the calibration problems only:
+    t = sigmoid((v - mean) / sd).
     """
     if transform not in TRANSFORMS:
         raise CalibrationError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
@@ -50,7 +57,7 @@ def resolve_transform(transform: str, score: npt.ArrayLike) -> str:
         if float(s.min()) >= 0.0 and float(s.max()) > COUNT_SIGNAL_MIN_MAX:
             transform = "log-zscore"
         else:
-            return "sigmoid"
+            transform = "rank"
     if transform == "rank":
         return _resolve_rank(s)
     if transform in PARAMETRIC_TRANSFORMS:
@@ -78,16 +85,22 @@ def auto_transform_name(score: npt.ArrayLike) -> str:
 
 def _resolve_rank(s: FloatArray) -> str:
     """ "rank:<knots>|<levels>": the mid-rank of a score among the calibration scores
-    (their empirical CDF at RANK_KNOTS quantiles, interpolated). Unlike a rank within the
-    problem, it does not depend on the other responses of the problem, which a budget-N
-    subset has not seen."""
+    (linear between distinct scores; at most RANK_KNOTS knots, at quantiles). Unlike a
+    rank within the problem, it does not depend on the other responses of the problem,
+    which a budget-N subset has not seen."""
     if s.size == 0:
         return "rank:0.0|0.5"
     srt = np.sort(s)
-    knots = np.unique(np.quantile(srt, np.linspace(0.0, 1.0, RANK_KNOTS)))
-    lo = np.searchsorted(srt, knots, side="left")
-    hi = np.searchsorted(srt, knots, side="right")
-    levels = (lo + hi) / (2.0 * srt.size)
+    uniq = np.unique(srt)
+    # mid-rank of every distinct score, linear in between (the ECDF made continuous)
+    mid = (np.searchsorted(srt, uniq, side="left") + np.searchsorted(srt, uniq, side="right")) / (
+        2.0 * srt.size
+    )
+    if uniq.size <= RANK_KNOTS:
+        knots = uniq
+    else:
+        knots = np.unique(np.quantile(srt, np.linspace(0.0, 1.0, RANK_KNOTS)))
+    levels = np.interp(knots, uniq, mid)
     return (
         "rank:"
         + ",".join(repr(float(k)) for k in knots)
@@ -189,3 +202,64 @@ def smoothed_base_rate(n_correct: float, n: float) -> float:
 
 def logit_scalar(p: float) -> float:
     return math.log(p) - math.log1p(-p)
+
+
+def inverse_transform(t: npt.ArrayLike, transform: str) -> FloatArray:
+    """The raw score a transformed score t stands for (for a raw-score axis). Inside the
+    calibration range for "rank"; identity maps to t itself."""
+    tt = np.asarray(t, dtype=np.float64)
+    if transform in ("identity",):
+        return tt.copy()
+    if transform == "sigmoid":
+        return np.asarray(special.logit(tt), dtype=np.float64)
+    if transform.startswith("rank:"):
+        knots, levels = _parse_rank(transform)
+        if knots.size == 1:
+            return np.full(tt.shape, float(knots[0]))
+        return np.asarray(np.interp(tt, levels, knots), dtype=np.float64)
+    name, mean, sd = parse_transform(transform)
+    v = mean + sd * np.asarray(special.logit(tt), dtype=np.float64)
+    return np.asarray(np.expm1(v) if name == "log-zscore" else v, dtype=np.float64)
+
+
+#: Flip a signal only when its AUC is below 0.5 by more than this and by two standard errors.
+ORIENTATION_MARGIN: Final = 0.02
+
+
+def auc(score: npt.ArrayLike, correct: npt.ArrayLike) -> tuple[float, float]:
+    """(AUC, its standard error): P(score of a correct response > score of an incorrect
+    one), ties counted half (Mann-Whitney), with Hanley and McNeil's standard error. NaN
+    when a class is empty."""
+    s = np.asarray(score, dtype=np.float64)
+    c = np.asarray(correct, dtype=bool)
+    n1, n0 = int(c.sum()), int(c.size - c.sum())
+    if n1 == 0 or n0 == 0:
+        return math.nan, math.nan
+    order = np.argsort(s, kind="mergesort")
+    srt = s[order]
+    # average ranks (1-based) of tied values
+    first = np.r_[True, srt[1:] != srt[:-1]]
+    group = np.cumsum(first) - 1
+    starts = np.flatnonzero(first)
+    ends = np.r_[starts[1:], srt.size]
+    avg = (starts + ends + 1) / 2.0
+    ranks = np.empty(s.size, dtype=np.float64)
+    ranks[order] = avg[group]
+    a = (float(ranks[c].sum()) - n1 * (n1 + 1) / 2.0) / (n1 * n0)
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a)) / (n1 * n0)
+    return a, math.sqrt(max(var, 0.0))
+
+
+def estimate_orientation(score: npt.ArrayLike, correct: npt.ArrayLike) -> str:
+    """ "lower" when correct responses score clearly lower than incorrect ones (AUC below
+    0.5 by more than `ORIENTATION_MARGIN` and two standard errors), else "higher"."""
+    a, se = auc(score, correct)
+    if math.isnan(a):
+        return "higher"
+    return "lower" if a < 0.5 - max(ORIENTATION_MARGIN, 2.0 * se) else "higher"
+
+
+def oriented(t: FloatArray, orientation: str) -> FloatArray:
+    """Transformed scores as every strategy reads them: higher = more likely correct."""
+    return np.asarray(1.0 - t, dtype=np.float64) if orientation == "lower" else t

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 import pandas as pd
 
@@ -22,10 +23,41 @@ def canonical_from_benchmark(bench: SimulatedBenchmark) -> CanonicalData:
     return CanonicalData(problems=problems, responses=responses, scores=scores)
 
 
+def truth_meta(bench: SimulatedBenchmark) -> dict[str, Any]:
+    """The simulator's own parameters of every pair, stored with the dataset so that the
+    exact Bayes-optimal vote can be computed on it: per LLM the prior over a problem's
+    accuracy q (Beta) and the wrong-answer process (Pitman-Yor), per pair the class
+    densities of the logit score (Gaussian mixtures)."""
+    p = bench.params
+    llms = {
+        name: {
+            "beta_a": m.beta_a,
+            "beta_b": m.beta_b,
+            "py_discount": m.py_discount,
+            "py_concentration": m.py_concentration,
+        }
+        for name, m in p.llms.items()
+        if name in bench.llms
+    }
+    pairs = {}
+    for m in bench.llms:
+        for v in bench.verifiers:
+            g1, g0 = p.pair_mixtures(m, v, bench.problem_effect_sd)
+            pairs[f"{m}|{v}"] = {"logit_correct": g1.to_dict(), "logit_incorrect": g0.to_dict()}
+    return {
+        "truth": {
+            "llms": llms,
+            "pairs": pairs,
+            "conditionally_independent": bench.problem_effect_sd == 0,
+        },
+    }
+
+
 def demo_canonical(
     seed: int = 0, n_problems: int = 500, n_samples: int = 64
-) -> tuple[CanonicalData, str, str]:
-    """(data, content hash, notes) of the simulated demo benchmark."""
+) -> tuple[CanonicalData, str, str, dict[str, Any]]:
+    """(data, content hash, notes, metadata with the simulator's parameters) of the
+    simulated demo benchmark."""
     bench = simulate(seed=seed, n_problems=n_problems, n_samples=n_samples)
     ident = {
         "simulator": "core.simulate",
@@ -40,7 +72,7 @@ def demo_canonical(
         "parameters fitted to real data, see data/sim_params.json; true likelihood ratios "
         "are known exactly"
     )
-    return canonical_from_benchmark(bench), sha, notes
+    return canonical_from_benchmark(bench), sha, notes, truth_meta(bench)
 
 
 def example_frames(seed: int = 7) -> pd.DataFrame:

@@ -74,6 +74,7 @@ import pandas as pd
 import pyarrow as pa
 from scipy import special
 
+from core.methods.posterior import mixture_logpdf
 from core.types import BoolArray, FloatArray, IntArray, TTSLabError
 
 SCHEMA_VERSION: Final = 1
@@ -166,15 +167,7 @@ class GaussianMixture:
 
     def logpdf(self, x: npt.ArrayLike) -> FloatArray:
         """Log density at ``x`` (any shape)."""
-        xa = np.asarray(x, dtype=np.float64)[..., None]
-        w = np.asarray(self.weights, dtype=np.float64)
-        mu = np.asarray(self.means, dtype=np.float64)
-        sd = np.asarray(self.sds, dtype=np.float64)
-        with np.errstate(divide="ignore"):
-            logw = np.log(w)
-        comp = logw - 0.5 * ((xa - mu) / sd) ** 2 - np.log(sd) - 0.5 * math.log(2.0 * math.pi)
-        out: FloatArray = special.logsumexp(comp, axis=-1)
-        return out
+        return mixture_logpdf(self.to_dict(), x)
 
     def cdf(self, x: npt.ArrayLike) -> FloatArray:
         xa = np.asarray(x, dtype=np.float64)[..., None]
