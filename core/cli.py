@@ -22,7 +22,14 @@ from core.importers import (
     ImportValidationError,
     import_path,
 )
-from core.info import Issue, calibrate_table, combine_view, compare_view, transfer_view
+from core.info import (
+    Issue,
+    calibrate_table,
+    combine_view,
+    compare_view,
+    sample_issues,
+    transfer_view,
+)
 from core.methods import (
     StrategyParams,
     calibrated_strategies,
@@ -37,7 +44,15 @@ from core.reports import compare_latex, describe_intervals, efficiency_text, iss
 from core.store import DB_ENV_VAR, PROJECT_ROOT, DatasetInfo, Store, StoreError, default_db_path
 from core.studies.allocation import pair_allocation
 from core.studies.transfer import PairRef
-from core.types import OFFSET_OBJECTIVES, ORDERS, REDUCTIONS, TIE_BREAKS, TRANSFORMS, TTSLabError
+from core.types import (
+    OFFSET_OBJECTIVES,
+    ORDERS,
+    ORIENTATIONS,
+    REDUCTIONS,
+    TIE_BREAKS,
+    TRANSFORMS,
+    TTSLabError,
+)
 
 DEMO_NAME = "demo (simulated)"
 
@@ -86,6 +101,8 @@ def cmd_import(args: argparse.Namespace) -> int:
                 llm=args.llm,
                 verifier=args.verifier,
                 include=args.include,
+                lower_is_better=args.lower_is_better or (),
+                higher_is_better=args.higher_is_better or (),
             )
         finally:
             bar.close()
@@ -117,6 +134,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"  source {info.source_path or '-'}")
     print(f"  {info.n_problems} problems, {info.n_responses} responses, {info.n_scores} scores")
     print(f"  samples are {'independent draws' if info.iid else 'ordered groups (not iid)'}")
+    if info.lower_is_better or info.higher_is_better:
+        declared = [f"{v}: lower is better" for v in info.lower_is_better] + [
+            f"{v}: higher is better" for v in info.higher_is_better
+        ]
+        print(f"  declared directions: {'; '.join(declared)} (others: estimated per analysis)")
     print(f"  correctness: {info.grader or '-'}; sha256 {info.content_sha256[:16]}...")
     if info.notes:
         print(f"  notes: {info.notes}")
@@ -159,7 +181,7 @@ def build_demo(
 
     if progress is not None:
         progress("simulating", 0, 5)
-    data, sha, notes = demo_canonical(seed=seed, n_problems=n_problems, n_samples=n_samples)
+    data, sha, notes, meta = demo_canonical(seed=seed, n_problems=n_problems, n_samples=n_samples)
 
     def ingest_progress(stage: str, i: int, n: int) -> None:
         if progress is not None:
@@ -176,6 +198,7 @@ def build_demo(
         simulated=True,
         grader="simulator ground truth",
         notes=notes,
+        meta=meta,
         progress=ingest_progress,
     )
 
@@ -261,6 +284,7 @@ def _config(args: argparse.Namespace) -> EvalConfig:
             ) from None
     params = StrategyParams(
         transform=args.transform,
+        orientation=args.orientation,
         bandwidth=bw,  # type: ignore[arg-type]
         offset_budget=args.offset_budget,
         offset_objective=args.offset_objective,
@@ -318,11 +342,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_curves(args: argparse.Namespace) -> int:
     _check_strategies(args.strategy)
-    strategies = tuple(args.strategy or default_strategies())
     config = _config(args)
     frames = []
     with _store(args, read_only=args.read_only) as store:
         info = store.get_dataset(args.dataset)
+        strategies = tuple(args.strategy or default_strategies(simulated=info.simulated))
         pairs = _pairs(info, args)
         for m, v in tqdm(pairs, desc="curves", file=sys.stderr, disable=args.quiet, leave=False):
             res = pair_curves(store, info, m, v, strategies, config)
@@ -343,13 +367,19 @@ def cmd_curves(args: argparse.Namespace) -> int:
             )
             print(wide.to_string())
             for name, why in res.skipped.items():
-                print(f"note: {display_label(name)} could not be fitted ({why})")
+                if name in strategies:
+                    print(f"note: {display_label(name)} could not be fitted ({why})")
             if "logit_wv" in shown and "vanilla_wv" in shown:
                 print(
                     efficiency_text(
                         "logit_wv", "vanilla_wv", res.efficiency("logit_wv", "vanilla_wv")
                     )
                 )
+            c = res.curves
+            for issue in sample_issues(
+                f"{m} x {v}", len(c.problem_ids), config.folds, c.budgets, c.n_clipped
+            ):
+                print(f"warning: {issue_text(issue)}")
     _write_csv(frames, args.csv)
     return 0
 
@@ -537,7 +567,14 @@ def _eval_args(s: argparse.ArgumentParser) -> None:
         "--transform",
         default="auto",
         choices=list(TRANSFORMS),
-        help="score transform (auto: identity in [0, 1], log-zscore for counts, else sigmoid)",
+        help="score transform (auto: identity in [0, 1], log-zscore for counts, else rank)",
+    )
+    s.add_argument(
+        "--orientation",
+        default="auto",
+        choices=list(ORIENTATIONS),
+        help="higher or lower scores mean more likely correct; auto: as declared at import, "
+        "else estimated on calibration problems",
     )
     s.add_argument(
         "--bandwidth", default="scott", help="KDE bandwidth: scott, silverman or a number"
@@ -640,6 +677,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--include",
         metavar="GLOB",
         help="for a folder: import only files whose name matches (e.g. 'analysis_aime2024_*')",
+    )
+    s.add_argument(
+        "--lower-is-better",
+        action="append",
+        metavar="VERIFIER",
+        help="this verifier's scores point down (lower = more likely correct), e.g. a "
+        "length signal (repeatable; BoInf's length is declared so by default)",
+    )
+    s.add_argument(
+        "--higher-is-better",
+        action="append",
+        metavar="VERIFIER",
+        help="declare this verifier higher-is-better (never flipped by estimation)",
     )
     s.add_argument("--replace", action="store_true", help="replace a dataset of that name")
     s.add_argument(

@@ -53,7 +53,10 @@ def issue_text(issue: Issue) -> str:
             f"N = {issue.value:.0f}, the largest evaluated budget below it."
         )
     if issue.kind == "not_candidate":
-        return f"{s} uses the evaluated problems' labels (an oracle): not a candidate"
+        return (
+            f"{s} is an oracle (it uses the evaluated problems' labels or the simulator's "
+            "parameters): not a candidate"
+        )
     if issue.kind == "empty_bins":
         return (
             f"{where}{issue.value:.0f} difficulty bin(s) are empty (many problems share one "
@@ -72,18 +75,47 @@ def issue_text(issue: Issue) -> str:
             "The vote adds log(q(m-1)/(1-q)) per response on top of w(s): q and m depend on "
             "the subset, so that term is not drawn."
         )
+    if issue.kind == "few_problems":
+        return (
+            f"{where}only {issue.value:.0f} problems: intervals are wide and single numbers "
+            "(gains, efficiency ratios) are anecdotes; read the intervals."
+        )
+    if issue.kind == "few_fold_problems":
+        return (
+            f"{where}{issue.detail}-fold cross-fitting calibrates each fold on only "
+            f"{issue.value:.0f} problems: its fitted weights are rough."
+        )
+    if issue.kind == "short_problems":
+        return (
+            f"{where}{issue.value:.0f} problem(s) have fewer than N = {issue.detail} responses: "
+            "at that budget and above they vote with all they have."
+        )
+    if issue.kind == "small_bins":
+        return (
+            f"{where}with {issue.detail} bins, the smallest bin holds only {issue.value:.0f} "
+            "problems in the fold that chooses for it: its choice is close to a coin flip "
+            "(see the support column)."
+        )
     return f"{where}{s} {issue.detail}".strip()
 
 
+def _pct(r: float) -> str:
+    return "not reached" if math.isinf(r) else f"{100 * r:.0f}%"
+
+
 def efficiency_text(a: str, b: str, res: EfficiencyResult) -> str:
-    """E.g. "logit WV reaches vanilla WV@64 with 14 samples = 22%"."""
+    """E.g. "logit WV reaches vanilla WV@64 with 14 samples = 22% (95% CI 15%-34%)"; the
+    interval's upper end is "not reached" when A misses the target in too many resamples."""
     sa, sb = short_name(a), short_name(b)
+    ci = ""
+    if res.has_interval:
+        ci = f" ({round(100 * res.level)}% CI {_pct(res.low)} to {_pct(res.high)})"
     if not res.reached or res.budget is None:
-        return f"{sa} does not reach {sb}@{res.ref_budget} within the evaluated budgets"
+        return f"{sa} does not reach {sb}@{res.ref_budget} within the evaluated budgets{ci}"
     n = res.budget
     samples = f"{n:.0f}" if n >= 10 else f"{n:.1f}"
     unit = "sample" if samples in ("1", "1.0") else "samples"
-    return f"{sa} reaches {sb}@{res.ref_budget} with {samples} {unit} = {100 * res.ratio:.0f}%"
+    return f"{sa} reaches {sb}@{res.ref_budget} with {samples} {unit} = {100 * res.ratio:.0f}%{ci}"
 
 
 def efficiency_sentence(e: Efficiency) -> str:
@@ -105,6 +137,9 @@ def describe_intervals(intervals: Sequence[tuple[float, float]]) -> str:
 def weight_facts(view: WeightView) -> list[str]:
     """The facts under a weight plot."""
     facts = [
+        "direction: "
+        + ("lower" if view.orientation == "lower" else "higher")
+        + " raw scores are better",
         f"negative for s in {describe_intervals(view.negative)}",
         f"{view.share_negative:.0%} of the responses get a negative weight",
     ]
@@ -182,7 +217,7 @@ def compare_latex(view: CompareView) -> str:
 # the README's BoInf length report
 # --------------------------------------------------------------------------------------
 
-LENGTH_STRATEGIES = ("logit_wv", "kde_wv")
+LENGTH_STRATEGIES = ("best_of_n", "logit_wv", "kde_wv", "posterior_vote")
 LENGTH_BUDGETS = (8, 32)
 #: the report's bootstrap resamples (as when the README table was first written)
 LENGTH_CONFIG = EvalConfig(n_boot=2000)
@@ -208,23 +243,32 @@ def length_vs_majority(
 
 
 def markdown_table(df: pd.DataFrame) -> str:
-    """LLM x (strategy, budget): gain over majority in points with its 95% interval."""
-    cols = [(s, n) for n in sorted(df["budget"].unique()) for s in df["strategy"].unique()]
+    """Per budget, LLM x strategy: majority vote's accuracy and each strategy's gain over
+    it in points with its 95% interval (`*`: the interval excludes zero)."""
+    blocks = []
+    strategies = list(df["strategy"].unique())
     labels = {s: lb for s, lb in zip(df["strategy"], df["label"], strict=True)}
-    head = "| LLM | " + " | ".join(f"{labels[s]} @{n}" for s, n in cols) + " |"
-    sep = "|---|" + "---|" * len(cols)
-    lines = [head, sep]
-    for llm in sorted(df["llm"].unique(), key=str.lower):
-        cells = []
-        for s, n in cols:
-            r = df[(df["llm"] == llm) & (df["strategy"] == s) & (df["budget"] == n)].iloc[0]
-            mark = " *" if (r["gain_low"] > 0 or r["gain_high"] < 0) else ""
-            cells.append(
-                f"{100 * r['gain']:+.1f} [{100 * r['gain_low']:+.1f}, {100 * r['gain_high']:+.1f}]"
-                f"{mark}"
-            )
-        lines.append(f"| {llm} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    for n in sorted(df["budget"].unique()):
+        head = (
+            f"| N = {n} | majority vote | "
+            + " | ".join(f"{labels[s]} − majority" for s in strategies)
+            + " |"
+        )
+        lines = [head, "|---|---|" + "---|" * len(strategies)]
+        for llm in sorted(df["llm"].unique(), key=str.lower):
+            cells = []
+            base = math.nan
+            for s in strategies:
+                r = df[(df["llm"] == llm) & (df["strategy"] == s) & (df["budget"] == n)].iloc[0]
+                base = float(r["accuracy"] - r["gain"])
+                mark = " *" if (r["gain_low"] > 0 or r["gain_high"] < 0) else ""
+                cells.append(
+                    f"{100 * r['gain']:+.1f} [{100 * r['gain_low']:+.1f}, "
+                    f"{100 * r['gain_high']:+.1f}]{mark}"
+                )
+            lines.append(f"| {llm} | {100 * base:.1f} | " + " | ".join(cells) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def build_boinf_aime(store: Store, boinf_dir: Path, name: str = "boinf-aime") -> None:

@@ -120,22 +120,30 @@ def _base_layout(fig: go.Figure, height: int) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def _x_axis(grid: np.ndarray, axis: str) -> np.ndarray:
+WEIGHT_AXES = ("score", "logit", "raw")
+
+
+def _x_axis(view: WeightView, t: np.ndarray, axis: str) -> np.ndarray:
+    """Positions of transformed scores `t` on the chosen x axis."""
     if axis == "logit":
-        return np.asarray(special.logit(grid), dtype=np.float64)
-    return np.asarray(grid, dtype=np.float64)
+        return np.asarray(special.logit(t), dtype=np.float64)
+    if axis == "raw":
+        return np.asarray(np.interp(t, view.grid, view.raw_grid), dtype=np.float64)
+    return np.asarray(t, dtype=np.float64)
 
 
 def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
     """w(s) with its bootstrap band, the negative region shaded and a zero line; beneath it
     on the same x axis the class densities (KDE lines) over a histogram of the scores.
 
-    `axis`: "score" (transformed score t in [0, 1]) or "logit" (logit t, where the KDE
-    is fitted and where scores piled up near 0 or 1 spread out).
+    `axis`: "score" (transformed score t in [0, 1], oriented so that higher is better),
+    "logit" (logit t, where the KDE is fitted and where scores piled up near 0 or 1 spread
+    out) or "raw" (the imported score: tokens, raw reward; logarithmic for positive scores
+    spanning more than two decades; the lower panel keeps densities per unit of t).
     """
-    if axis not in ("score", "logit"):
-        raise ValueError(f"axis must be 'score' or 'logit', got {axis!r}")
-    x = _x_axis(view.grid, axis)
+    if axis not in WEIGHT_AXES:
+        raise ValueError(f"axis must be one of {WEIGHT_AXES}, got {axis!r}")
+    x = _x_axis(view, view.grid, axis)
     fig = make_subplots(
         rows=2,
         cols=1,
@@ -221,7 +229,7 @@ def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
     )
     fig.add_hline(y=0.0, line={"color": "black", "width": 1.2}, row=1, col=1)
     if view.b is not None:
-        bx = float(_x_axis(np.array([view.b]), axis)[0]) if 0 < view.b < 1 else None
+        bx = float(_x_axis(view, np.array([view.b]), axis)[0]) if 0 < view.b < 1 else None
         if bx is not None:
             ci = ""
             if view.b_low is not None and view.b_high is not None:
@@ -240,8 +248,11 @@ def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
         edges, hc, hi_ = view.hist_edges_logit, view.hist_correct_logit, view.hist_incorrect_logit
     else:
         edges, hc, hi_ = view.hist_edges, view.hist_correct, view.hist_incorrect
+    heights_per = np.diff(edges)  # densities per unit of the histogram's own axis
+    if axis == "raw":  # bars placed on the raw axis, heights still per unit of t
+        edges = _x_axis(view, edges, "raw")
     centers = (edges[:-1] + edges[1:]) / 2.0
-    widths = np.diff(edges)
+    widths = np.abs(np.diff(edges))
     n1, n0 = max(float(hc.sum()), 1.0), max(float(hi_.sum()), 1.0)
     for counts, n, color, what in (
         (hc, n1, CORRECT, "correct"),
@@ -250,7 +261,7 @@ def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
         fig.add_trace(
             go.Bar(
                 x=centers,
-                y=counts / (n * widths),
+                y=counts / (n * heights_per),
                 width=widths,
                 marker={"color": _rgba(color, 0.35), "line": {"width": 0}},
                 name=f"{what} responses: histogram ({int(counts.sum())})",
@@ -280,9 +291,10 @@ def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
     # the negative region of w, carried down to where the scores lie (added after the
     # panel's traces: plotly skips shapes on subplots that are still empty)
     for lo, hi in view.negative:
+        x0, x1 = (float(v) for v in _x_axis(view, np.array([lo, hi]), axis))
         fig.add_vrect(
-            x0=float(_x_axis(np.array([lo]), axis)[0]),
-            x1=float(_x_axis(np.array([hi]), axis)[0]),
+            x0=min(x0, x1),
+            x1=max(x0, x1),
             fillcolor=NEGATIVE_FILL,
             opacity=0.35,
             line_width=0,
@@ -291,14 +303,25 @@ def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
             col=1,
         )
     fig.update_layout(barmode="overlay", bargap=0)
+    tname = view.transform.split(":", 1)[0]
+    lower = view.orientation == "lower"
     if axis == "logit":
         xtitle = "logit of the verifier score, log(s / (1 - s))"
+    elif axis == "raw":
+        xtitle = f"raw {view.verifier} score as imported" + (
+            " (lower is better: weights fall to the right)" if lower else ""
+        )
     else:
-        tname = view.transform.split(":", 1)[0]
         xtitle = "verifier score s" + (
             f" (after the {tname} transform, in [0, 1])" if tname != "identity" else ""
         )
+    if lower and axis != "raw":
+        xtitle += " · read as 1 - s: lower raw scores are better"
     fig.update_xaxes(title_text=xtitle, row=2, col=1)
+    if axis == "raw":
+        lo_r, hi_r = float(np.min(view.raw_grid)), float(np.max(view.raw_grid))
+        if lo_r > 0 and hi_r / lo_r > 100:
+            fig.update_xaxes(type="log")
     unit = "score units" if view.kind == "linear_wv" else "log-odds"
     fig.update_yaxes(title_text=f"w(s)  [{unit}]", zeroline=False, row=1, col=1)
     fig.update_yaxes(title_text="density", rangemode="tozero", row=2, col=1)
@@ -542,7 +565,7 @@ def budget_figure(view: BudgetView) -> go.Figure:
                 col=c,
             )
             label = cur.label + (
-                " [oracle]" if cur.oracle and "upper bound" not in cur.label else ""
+                " [oracle]" if cur.oracle and "oracle" not in cur.label.lower() else ""
             )
             fig.add_trace(
                 go.Scatter(
@@ -610,7 +633,8 @@ def budget_figure(view: BudgetView) -> go.Figure:
             "Accuracy vs. samples per problem",
             f"{ds} · {view.k}-fold cross-fitted weights, {view.n_subsets} random subsets per "
             f"budget, {view.level:.0%} bootstrap bands over {view.n_problems} problems<br>"
-            "dashed: oracle upper bounds (they use the test labels)",
+            "dashed: oracles (test labels or the simulator's parameters); only pass@N and "
+            "the Bayes-optimal vote are ceilings",
         ),
         legend={"orientation": "h", "x": 0.0, "y": -0.2 if rows == 1 else -0.1},
     )
@@ -668,12 +692,12 @@ def compare_figure(view: CompareView, metric: str = "gain") -> go.Figure:
                 )
         text.append(row)
     x = [
-        lb + (" (oracle)" if o and "upper bound" not in lb else "")
+        lb + (" (oracle)" if o and "oracle" not in lb.lower() else "")
         for lb, o in zip(view.labels, view.oracle, strict=True)
     ]
     x = [_wrap(lb) for lb in x]
     if metric == "gain":
-        # oracle upper bounds would wash out the real strategies: they may saturate
+        # oracles would wash out the real strategies: they may saturate
         real = [j for j, o in enumerate(view.oracle) if not o] or list(range(z.shape[1]))
         zr = z[:, real]
         finite = np.abs(zr[np.isfinite(zr)])

@@ -33,7 +33,7 @@ from core.importers import (
 from core.importers.uploads import parquet_bytes, save_upload, save_upload_folder
 from core.info import dataset_label
 from core.store import DatasetInfo, Store, default_db_path
-from core.types import REDUCTIONS, TTSLabError
+from core.types import ORDERS, ORIENTATIONS, REDUCTIONS, TIE_BREAKS, TRANSFORMS, TTSLabError
 
 T = TypeVar("T")
 ProgressFn = Callable[[str, int, int], None]
@@ -57,6 +57,7 @@ __all__ = [
     "reset_on_dataset_change",
     "save_upload",
     "save_upload_folder",
+    "score_controls",
     "select",
     "simulated_banner",
 ]
@@ -249,9 +250,53 @@ def _default_llm(store: Store, info: DatasetInfo) -> str:
     return str((acc - 0.5).abs().idxmin())
 
 
-def evaluation_config() -> EvalConfig:
+TRANSFORM_LABELS = {
+    "auto": "auto (identity in [0, 1], log-zscore for counts, else rank)",
+    "identity": "identity",
+    "sigmoid": "sigmoid",
+    "rank": "rank among calibration scores",
+    "zscore": "z-score, then logistic",
+    "log-zscore": "log z-score, then logistic",
+}
+ORIENTATION_LABELS = {
+    "auto": "auto (as imported, else estimated)",
+    "higher": "higher is better",
+    "lower": "lower is better",
+}
+
+
+def score_controls(where: Any, where_direction: Any = None) -> tuple[str, str]:
+    """The score transform and the signal's direction (shared by every page: the weights
+    page draws them in its own control row, the others in the sidebar)."""
+    transform = select(
+        "Score transform",
+        TRANSFORMS,
+        "transform",
+        "auto",
+        where=where,
+        format_func=TRANSFORM_LABELS.get,
+        help="How raw scores become t in [0, 1] before weighting, fitted on calibration "
+        "problems. 'auto' keeps scores in [0, 1], uses log z-scores for counts (lengths) "
+        "and the rank for any other range (a sigmoid would saturate wide reward scores).",
+    )
+    orientation = select(
+        "Signal direction",
+        ORIENTATIONS,
+        "orientation",
+        "auto",
+        where=where_direction or where,
+        format_func=ORIENTATION_LABELS.get,
+        help="Whether higher or lower scores mean 'more likely correct' (length: lower). "
+        "'auto' uses what was declared at import, else decides on calibration problems "
+        "(AUC clearly below 0.5 flips the signal).",
+    )
+    return str(transform), str(orientation)
+
+
+def evaluation_config(*, score_controls_here: bool = True) -> EvalConfig:
     """The sidebar's evaluation settings, shared by every analysis page: the step
-    reduction and (folded away) folds, subsets and bootstrap resamples of weight bands."""
+    reduction, the score transform and direction (unless the page draws them itself), and
+    (folded away) folds, subsets, subset order, tie rule and bootstrap resamples."""
     st.sidebar.markdown("**Analysis settings**")
     reduction = select(
         "Step reduction",
@@ -261,6 +306,11 @@ def evaluation_config() -> EvalConfig:
         help="How a PRM's step scores become one score per response. 'stored' keeps the "
         "imported score; min / last / prod / mean / max recompute it from the step scores.",
     )
+    if score_controls_here:
+        transform, orientation = score_controls(st.sidebar)
+    else:
+        transform = str(st.session_state.get("transform", "auto"))
+        orientation = str(st.session_state.get("orientation", "auto"))
     with st.sidebar.expander("Evaluation settings"):
         k = select("Cross-fitting folds K", [2, 3, 5, 10], "k", default=5)
         n_subsets = select(
@@ -270,6 +320,29 @@ def evaluation_config() -> EvalConfig:
             default=200,
             help="T random subsets per problem and budget (common to every strategy).",
         )
+        order = select(
+            "Subset order",
+            ORDERS,
+            "order",
+            default="auto",
+            format_func={
+                "auto": "auto (random for iid samples, else sampling order)",
+                "random": "random subsets",
+                "sample": "first N samples in sampling order",
+            }.get,
+            help="'first N in sampling order' with tie rule 'first' reproduces scripts such "
+            "as rm_maj_eval.py.",
+        )
+        tie_break = select(
+            "Tie rule",
+            TIE_BREAKS,
+            "tie_break",
+            default="fractional",
+            format_func={
+                "fractional": "fractional credit over tied answers",
+                "first": "the tied answer seen first",
+            }.get,
+        )
         boot = select(
             "Bootstrap resamples for weight bands",
             [20, 50, 100, 200],
@@ -277,12 +350,20 @@ def evaluation_config() -> EvalConfig:
             default=50,
         )
     return EvalConfig(
-        reduction=reduction, folds=int(k), n_subsets=int(n_subsets), weight_boot=int(boot)
-    )
+        reduction=reduction,
+        folds=int(k),
+        n_subsets=int(n_subsets),
+        order=order,
+        tie_break=tie_break,
+        weight_boot=int(boot),
+    ).with_(transform=transform, orientation=orientation)
 
 
-def page_context(*, pair: bool = True, settings: bool = True) -> Context:
-    """The dataset (from app.py's sidebar picker), and optionally the pair and config.
+def page_context(
+    *, pair: bool = True, settings: bool = True, score_controls_here: bool = True
+) -> Context:
+    """The dataset (from app.py's sidebar picker), and optionally the pair and config
+    (`score_controls_here`: draw the transform and direction in the sidebar).
 
     Stops the page with an explanation when the store is empty.
     """
@@ -295,7 +376,9 @@ def page_context(*, pair: bool = True, settings: bool = True) -> Context:
     llm = verifier = ""
     if pair:
         llm, verifier = pair_picker(store, info)
-    config = evaluation_config() if settings else EvalConfig()
+    config = (
+        evaluation_config(score_controls_here=score_controls_here) if settings else EvalConfig()
+    )
     return Context(store, info, llm, verifier, config)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ __all__ = [
     "efficiency_ratio",
     "paired_difference_ci",
     "paired_difference_cis",
+    "reach_ratios",
 ]
 
 #: Largest count matrix materialised at once (entries); larger n_boot x P go in chunks.
@@ -106,6 +107,11 @@ class EfficiencyResult:
         ref_budget: the reference budget.
         reached: whether A reaches the target within the evaluated budgets.
         reason: short explanation (how the budget was obtained, or why it is missing).
+        low, high: percentile bootstrap interval of the ratio over problems (both curves
+            resampled together); ``high`` is inf when A fails to reach the target in more
+            than (1 - level) / 2 of the resamples. NaN when no interval was computed.
+        level: the interval's level (NaN without one).
+        share_reached: the share of bootstrap resamples in which A reaches the target.
     """
 
     ratio: float
@@ -114,6 +120,14 @@ class EfficiencyResult:
     ref_budget: int
     reached: bool
     reason: str
+    low: float = math.nan
+    high: float = math.nan
+    level: float = math.nan
+    share_reached: float = math.nan
+
+    @property
+    def has_interval(self) -> bool:
+        return not math.isnan(self.level)
 
 
 def _as_problems_last(x: npt.ArrayLike, name: str) -> FloatArray:
@@ -310,12 +324,60 @@ def efficiency_ratio(
     )
 
 
+def reach_ratios(
+    budgets: Sequence[int], acc: FloatArray, target: FloatArray, ref: int
+) -> FloatArray:
+    """`efficiency_ratio` for many curves at once: acc (R, B), target (R,) -> (R,) ratios,
+    inf where the curve never reaches its target."""
+    n = np.log2(np.asarray(budgets, dtype=np.float64))
+    hit = acc >= target[:, None]
+    reached = hit.any(axis=1)
+    i = np.argmax(hit, axis=1)
+    rows = np.arange(acc.shape[0])
+    prev = np.maximum(i - 1, 0)
+    a0, a1 = acc[rows, prev], acc[rows, i]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(a1 > a0, (target - a0) / (a1 - a0), 1.0)
+    x = np.where(i == 0, n[0], n[prev] + frac * (n[i] - n[prev]))
+    out = np.where(reached, 2.0**x / ref, np.inf)
+    return np.asarray(out, dtype=np.float64)
+
+
 def efficiency_from_curves(
-    curves: CurveSet, strategy_a: str, strategy_b: str, ref_budget: int
+    curves: CurveSet,
+    strategy_a: str,
+    strategy_b: str,
+    ref_budget: int,
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
 ) -> EfficiencyResult:
     """:func:`efficiency_ratio` of A against B's mean accuracy at ``ref_budget`` (which
-    must be one of the curve budgets)."""
+    must be one of the curve budgets), with a percentile bootstrap interval over problems:
+    each resample recomputes both A's curve and B's target on the same problems."""
     if ref_budget not in curves.budgets:
         raise StatsError(f"ref_budget {ref_budget} is not one of the budgets {curves.budgets}")
+    _check_level(level, n_boot)
     acc_b = float(curves.curve(strategy_b)[curves.budgets.index(ref_budget)])
-    return efficiency_ratio(curves.budgets, curves.curve(strategy_a), acc_b, ref_budget)
+    point = efficiency_ratio(curves.budgets, curves.curve(strategy_a), acc_b, ref_budget)
+    per = curves.per_problem
+    boot = bootstrap_means(
+        np.stack([per[curves.index(strategy_a)], per[curves.index(strategy_b)]]),
+        n_boot=n_boot,
+        seed=seed,
+    )  # (2, B, n_boot)
+    ratios = reach_ratios(
+        curves.budgets, boot[0].T, boot[1, curves.budgets.index(ref_budget)], ref_budget
+    )
+    srt = np.sort(ratios)
+    alpha = 1.0 - level
+    lo_i = math.floor(alpha / 2.0 * (n_boot - 1))
+    hi_i = math.ceil((1.0 - alpha / 2.0) * (n_boot - 1))
+    return replace(
+        point,
+        low=float(srt[lo_i]),
+        high=float(srt[hi_i]),
+        level=float(level),
+        share_reached=float(np.mean(np.isfinite(ratios))),
+    )

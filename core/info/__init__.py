@@ -13,6 +13,7 @@ from core.info.common import (
     dataset_label,
     negative_intervals,
     pair_name,
+    sample_issues,
 )
 from core.info.compare import CompareView, compare_view
 from core.info.problems import (
@@ -63,6 +64,7 @@ __all__ = [
     "pair_name",
     "pair_ref_label",
     "problem_view",
+    "sample_issues",
     "transfer_view",
     "weight_grid_view",
     "weight_summary",

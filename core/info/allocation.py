@@ -12,10 +12,24 @@ import pandas as pd
 from core.evaluation.config import EvalConfig
 from core.evaluation.pipeline import load_pair, pair_curves
 from core.evaluation.stats import bootstrap_mean_ci, paired_difference_cis
-from core.info.common import Issue, ViewError, check_pair, curve_strategies, pair_name
+from core.info.common import (
+    MIN_BIN_PROBLEMS,
+    Issue,
+    ViewError,
+    check_pair,
+    curve_strategies,
+    pair_name,
+    sample_issues,
+)
 from core.methods.registry import get_strategy, short_name
 from core.store import DatasetInfo, Store
-from core.studies.allocation import Allocation, pair_allocation, predicted_difficulty
+from core.studies.allocation import (
+    Allocation,
+    ChoiceSupport,
+    choice_support,
+    pair_allocation,
+    predicted_difficulty,
+)
 from core.types import FloatArray, IntArray, TTSLabError
 
 ProgressFn = Callable[[str, int, int], None]
@@ -44,6 +58,9 @@ class AllocationView:
             bin (chosen on the other fold's problems of that bin).
         bin_choice_accuracy: (B, n_bins) accuracy of the per-bin choice within each bin.
         bin_accuracy: (S, B, n_bins) accuracy of each fixed strategy within each bin.
+        support: how firmly each choice was made (`ChoiceSupport`: the share of bootstrap
+            resamples of the choosing problems that pick the same candidate, and the
+            chosen candidate's margin over the runner-up with its interval).
     """
 
     dataset: str
@@ -72,6 +89,7 @@ class AllocationView:
     bin_choice_accuracy: FloatArray
     bin_accuracy: FloatArray
     allocation: Allocation
+    support: ChoiceSupport
     level: float
     n_boot: int
     n_problems: int
@@ -92,10 +110,24 @@ class AllocationView:
         a, b = (short_name(self.candidates[int(self.choice[f, budget_index, k])]) for f in (0, 1))
         return a if a == b else f"{a} / {b}"
 
+    def support_text(self, budget_index: int, k: int) -> str:
+        """E.g. "62% / 80%": per fold, the share of bootstrap resamples of the problems
+        that made the choice which make the same choice."""
+        a, b = (f"{100 * self.support.support[f, budget_index, k]:.0f}%" for f in (0, 1))
+        return a if a == b else f"{a} / {b}"
+
+    def margin_text(self, budget_index: int, k: int) -> str:
+        """Fold 1's margin of the chosen candidate over the runner-up, in points, with
+        its interval."""
+        sp = self.support
+        m, lo, hi = (100 * float(x[0, budget_index, k]) for x in (sp.margin, sp.low, sp.high))
+        return f"{m:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+
     def bin_table(self, budget: int) -> pd.DataFrame:
         """One row per bin at `budget`: score range, problems, the choice (of fold 1 /
-        fold 2 when they differ), the accuracy in % of the choice and of every candidate
-        within the bin."""
+        fold 2 when they differ) with its bootstrap support and margin over the
+        runner-up, the accuracy in % of the choice and of every candidate within the
+        bin."""
         if budget not in self.budgets:
             raise ViewError(f"budget {budget} is not one of {self.budgets}")
         b = self.budgets.index(budget)
@@ -106,6 +138,10 @@ class AllocationView:
                 "mean score": f"{self.score_low[k]:.3f} – {self.score_high[k]:.3f}",
                 "problems": int(self.bin_size[k]),
                 "chosen (fold 1 / fold 2)": self.chosen(b, k),
+                "support": self.support_text(b, k),
+                f"margin over runner-up, fold 1 ({round(100 * self.level)}% CI, points)": (
+                    self.margin_text(b, k)
+                ),
                 "per-bin choice": 100 * float(self.bin_choice_accuracy[b, k]),
             }
             for s, name in enumerate(self.candidates):
@@ -169,7 +205,13 @@ def allocation_view(
     where = pair_name(llm, verifier)
     try:
         res = pair_curves(
-            store, info, llm, verifier, curve_strategies(names), config, progress=progress
+            store,
+            info,
+            llm,
+            verifier,
+            curve_strategies(names, info.simulated),
+            config,
+            progress=progress,
         )
         for c in [c for c in names if c in res.skipped]:
             issues.append(Issue("unfittable", where, c, res.skipped[c]))
@@ -185,7 +227,7 @@ def allocation_view(
             config,
             n_bins=n_bins,
             seed=seed,
-            curve_set=curve_strategies(names),
+            curve_set=curve_strategies(names, info.simulated),
         )
         pair = load_pair(store, info, llm, verifier, config.reduction)
     except ViewError:
@@ -224,6 +266,12 @@ def allocation_view(
         bin_acc[:, :, k] = alloc.fixed[:, :, in_bin].mean(axis=2)
     if np.any(bin_size == 0):
         issues.append(Issue("empty_bins", where, value=float(np.count_nonzero(bin_size == 0))))
+    support = choice_support(alloc, n_boot=config.n_boot, level=config.level, seed=config.boot_seed)
+    smallest = int(support.n_problems.min())
+    if smallest < MIN_BIN_PROBLEMS:
+        issues.append(Issue("small_bins", where, detail=str(n_bins), value=float(smallest)))
+    rc = res.curves
+    issues += sample_issues(where, len(rc.problem_ids), config.folds, rc.budgets, rc.n_clipped)
     return AllocationView(
         dataset=info.name,
         simulated=info.simulated,
@@ -251,6 +299,7 @@ def allocation_view(
         bin_choice_accuracy=bin_choice,
         bin_accuracy=bin_acc,
         allocation=alloc,
+        support=support,
         level=config.level,
         n_boot=config.n_boot,
         n_problems=len(alloc.problem_ids),

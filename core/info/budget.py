@@ -12,8 +12,15 @@ import numpy as np
 
 from core.evaluation.config import EvalConfig
 from core.evaluation.pipeline import PairCurves, pair_curves
-from core.evaluation.stats import EfficiencyResult, efficiency_ratio
-from core.info.common import Issue, ViewError, check_pair, curve_strategies, pair_name
+from core.evaluation.stats import EfficiencyResult
+from core.info.common import (
+    Issue,
+    ViewError,
+    check_pair,
+    curve_strategies,
+    pair_name,
+    sample_issues,
+)
 from core.methods.registry import get_strategy
 from core.store import DatasetInfo, Store
 from core.types import FloatArray, IntArray, TTSLabError
@@ -33,7 +40,7 @@ def many_curves(
     `curve_strategies`), with progress over pairs, folds and strategies."""
     if not pairs:
         raise ViewError("choose at least one (LLM, verifier) pair")
-    full = curve_strategies(strategies)
+    full = curve_strategies(strategies, info.simulated)
     out: list[PairCurves] = []
     total = len(pairs)
     for i, (m, v) in enumerate(pairs):
@@ -53,11 +60,14 @@ def many_curves(
     return out
 
 
-def skipped_issues(res: PairCurves, wanted: Sequence[str]) -> list[Issue]:
+def pair_issues(res: PairCurves, wanted: Sequence[str]) -> list[Issue]:
+    """What a reader of a pair's curves should know: strategies of `wanted` that could not
+    be fitted, and a pair too small for the folds or budgets asked for."""
+    where = pair_name(res.llm, res.verifier)
+    c = res.curves
     return [
-        Issue("unfittable", pair_name(res.llm, res.verifier), name, why)
-        for name, why in res.skipped.items()
-        if name in wanted
+        *(Issue("unfittable", where, n, why) for n, why in res.skipped.items() if n in wanted),
+        *sample_issues(where, len(c.problem_ids), res.config.folds, c.budgets, c.n_clipped),
     ]
 
 
@@ -143,7 +153,7 @@ def budget_view(
     for (m, v), res in zip(pairs, results, strict=True):
         iv = res.intervals
         b_arr = np.asarray(res.curves.budgets, dtype=np.int64)
-        issues += skipped_issues(res, (*strategies, *eff_names))
+        issues += pair_issues(res, (*strategies, *eff_names))
         for s in strategies:
             if s not in res.curves.strategies:
                 continue
@@ -171,14 +181,7 @@ def budget_view(
                 r = EfficiencyResult(math.nan, None, math.nan, ref, False, "not fitted")
                 effs.append(Efficiency(m, v, a, b, ref, r, missing=missing[0]))
                 continue
-            acc = res.curves.mean()
-            r = efficiency_ratio(
-                res.curves.budgets,
-                acc[res.curves.index(a)],
-                float(acc[res.curves.index(b), res.curves.budgets.index(ref)]),
-                ref,
-            )
-            effs.append(Efficiency(m, v, a, b, ref, r))
+            effs.append(Efficiency(m, v, a, b, ref, res.efficiency(a, b, ref)))
     return BudgetView(
         dataset=info.name,
         simulated=info.simulated,
@@ -203,5 +206,5 @@ __all__ = [
     "Efficiency",
     "budget_view",
     "many_curves",
-    "skipped_issues",
+    "pair_issues",
 ]

@@ -10,7 +10,12 @@ import numpy as np
 import pandas as pd
 
 from core.evaluation.config import EvalConfig
-from core.evaluation.pipeline import fit_strategy, load_pair, response_weights
+from core.evaluation.pipeline import (
+    fit_strategy,
+    load_pair,
+    oriented_params,
+    response_weights,
+)
 from core.info.common import check_pair, negative_intervals
 from core.methods.fitted import FittedWeights
 from core.methods.registry import get_strategy
@@ -67,7 +72,7 @@ def calibrate_table(
     negative (intervals of the transformed score), fitted on all the pair's problems."""
     check_pair(info, llm, verifier)
     pair = load_pair(store, info, llm, verifier, config.reduction)
-    params = auto_once(config.params, pair)
+    params = oriented_params(auto_once(config.params, pair), pair)
     rows = []
     for name in strategies:
         strat = get_strategy(name)
@@ -80,7 +85,8 @@ def calibrate_table(
                 "llm": llm,
                 "verifier": verifier,
                 "strategy": name,
-                "transform": s.transform,
+                "transform": s.transform.split(":", 1)[0],
+                "direction": fitted.orientation,
                 **{k: round(v, 4) for k, v in s.extra.items()},
                 **{k: round(v, 3) for k, v in s.weight_at.items()},
                 "negative_intervals": s.negative_intervals,

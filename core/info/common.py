@@ -30,7 +30,18 @@ IssueKind = Literal[
     "band_widened",  # the bootstrap band missed the fitted curve at `value` grid points
     "band_failed",  # bootstrap refits that failed (value: how many)
     "q_term",  # the vote adds a per-problem q/m term not drawn in w(s)
+    "few_problems",  # value: problems of the pair (intervals and ratios are anecdotes)
+    "few_fold_problems",  # value: calibration problems per fold (detail: the folds)
+    "short_problems",  # value: problems with fewer responses than budget `detail`
+    "small_bins",  # value: problems in the smallest bin half that chooses (detail: bins)
 ]
+
+#: Fewer problems than this and every interval is wide: warn.
+MIN_PROBLEMS = 30
+#: Fewer calibration problems per fold than this and each fold's fit rests on little: warn.
+MIN_FOLD_PROBLEMS = 20
+#: A bin choice made on fewer problems than this is close to a coin flip: warn.
+MIN_BIN_PROBLEMS = 10
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,24 @@ class Issue:
 
 class ViewError(TTSLabError):
     """A view cannot be computed for these choices (unknown pair, unusable data...)."""
+
+
+def sample_issues(
+    where: str, n_problems: int, folds: int, budgets: Sequence[int], n_clipped: Sequence[int]
+) -> list[Issue]:
+    """Warnings about a pair too small for what was asked: few problems, few calibration
+    problems per fold, budgets above some problems' responses (`n_clipped`, per budget)."""
+    out: list[Issue] = []
+    if n_problems < MIN_PROBLEMS:
+        out.append(Issue("few_problems", where, value=float(n_problems)))
+    per_fold = n_problems * (folds - 1) / max(folds, 1)
+    if per_fold < MIN_FOLD_PROBLEMS:
+        out.append(Issue("few_fold_problems", where, detail=str(folds), value=per_fold))
+    clipped = [(b, c) for b, c in zip(budgets, n_clipped, strict=False) if c > 0]
+    if clipped:
+        b, c = clipped[0]
+        out.append(Issue("short_problems", where, detail=str(b), value=float(c)))
+    return out
 
 
 def check_pair(info: DatasetInfo, llm: str, verifier: str) -> None:
@@ -67,16 +96,17 @@ def dataset_label(name: str, simulated: bool) -> str:
     return name
 
 
-def curve_strategies(selected: Sequence[str]) -> tuple[str, ...]:
+def curve_strategies(selected: Sequence[str], simulated: bool = True) -> tuple[str, ...]:
     """The strategy set to compute curves for: the default set when it covers the
     selection (so every page shares cached curves with ``ttslab curves``), else every
-    registered strategy."""
+    registered strategy (on real data, without those that need a simulator's
+    parameters)."""
     for s in selected:
         get_strategy(s)  # raises on unknown names
-    defaults = default_strategies()
+    defaults = default_strategies(simulated=simulated)
     if set(selected) <= set(defaults):
         return defaults
-    return tuple(strategy_names())
+    return tuple(dict.fromkeys([*strategy_names(simulated=simulated), *selected]))
 
 
 def negative_intervals(grid: FloatArray, w: FloatArray) -> tuple[tuple[float, float], ...]:
@@ -96,6 +126,9 @@ def negative_intervals(grid: FloatArray, w: FloatArray) -> tuple[tuple[float, fl
 
 
 __all__ = [
+    "MIN_BIN_PROBLEMS",
+    "MIN_FOLD_PROBLEMS",
+    "MIN_PROBLEMS",
     "Issue",
     "IssueKind",
     "ViewError",
@@ -104,4 +137,5 @@ __all__ = [
     "dataset_label",
     "negative_intervals",
     "pair_name",
+    "sample_issues",
 ]

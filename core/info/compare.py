@@ -3,6 +3,7 @@ x strategies, with paired bootstrap intervals over the same per-problem values."
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -10,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from core.evaluation.config import EvalConfig
-from core.evaluation.stats import paired_difference_cis
-from core.info.budget import many_curves, skipped_issues
+from core.evaluation.stats import efficiency_from_curves, paired_difference_cis
+from core.info.budget import many_curves, pair_issues
 from core.info.common import Issue, ViewError, pair_name
 from core.methods.registry import get_strategy
 from core.store import DatasetInfo, Store
@@ -26,6 +27,10 @@ class CompareView:
 
     Gains and their intervals come from the paired per-problem differences of the same
     cross-fitted curves (one set of bootstrap resamples of problems for both strategies).
+    `ratio` is the efficiency ratio: the budget at which the strategy first reaches the
+    baseline's accuracy at `budget`, as a fraction of `budget` (inf: never within the
+    evaluated budgets), with its bootstrap interval (`ratio_high` inf when too many
+    resamples never reach it).
     """
 
     dataset: str
@@ -42,6 +47,9 @@ class CompareView:
     gain: FloatArray
     gain_low: FloatArray
     gain_high: FloatArray
+    ratio: FloatArray
+    ratio_low: FloatArray
+    ratio_high: FloatArray
     level: float
     n_problems: int
     n_subsets: int
@@ -81,6 +89,9 @@ class CompareView:
                         "gain": float(self.gain[i, j]),
                         "gain_low": float(self.gain_low[i, j]),
                         "gain_high": float(self.gain_high[i, j]),
+                        "samples_ratio": float(self.ratio[i, j]),
+                        "samples_ratio_low": float(self.ratio_low[i, j]),
+                        "samples_ratio_high": float(self.ratio_high[i, j]),
                         "level": self.level,
                     }
                 )
@@ -101,11 +112,31 @@ class CompareView:
                     for lo, hi in zip(df["gain_low"], df["gain_high"], strict=True)
                 ],
                 "interval excludes 0": self.significant().reshape(-1),
+                f"samples to match {get_strategy(self.baseline).short_name}@{self.budget}": [
+                    _ratio_cell(r, lo, hi)
+                    for r, lo, hi in zip(
+                        df["samples_ratio"],
+                        df["samples_ratio_low"],
+                        df["samples_ratio_high"],
+                        strict=True,
+                    )
+                ],
             }
         )
 
     def to_csv(self) -> str:
         return str(self.to_frame().to_csv(index=False, float_format="%.6g"))
+
+
+def _ratio_cell(r: float, lo: float, hi: float) -> str:
+    """E.g. "38% [22%, 61%]" of the budget; "never" when not reached."""
+    if math.isnan(r) and math.isnan(lo):
+        return ""
+
+    def pct(x: float) -> str:
+        return "never" if math.isinf(x) or math.isnan(x) else f"{100 * x:.0f}%"
+
+    return f"{pct(r)} [{pct(lo)}, {pct(hi)}]"
 
 
 def compare_view(
@@ -127,7 +158,8 @@ def compare_view(
         raise ViewError("choose at least one strategy")
     results = many_curves(store, info, pairs, (*strategies, baseline), config, progress)
     n_p, n_s = len(pairs), len(strategies)
-    arrays = {k: np.full((n_p, n_s), np.nan) for k in ("acc", "lo", "hi", "gain", "glo", "ghi")}
+    keys = ("acc", "lo", "hi", "gain", "glo", "ghi", "ratio", "rlo", "rhi")
+    arrays = {k: np.full((n_p, n_s), np.nan) for k in keys}
     used: set[int] = set()
     n_problems = 0
     issues: list[Issue] = []
@@ -137,7 +169,7 @@ def compare_view(
         bud = max(below) if below else min(cb)
         used.add(bud)
         bi = cb.index(bud)
-        issues += skipped_issues(res, (*strategies, baseline))
+        issues += pair_issues(res, (*strategies, baseline))
         have = [j for j, s in enumerate(strategies) if s in res.curves.strategies]
         sel = [res.curves.index(strategies[j]) for j in have]
         per = np.asarray(res.curves.per_problem[sel, bi, :], dtype=np.float64)  # (S', P)
@@ -158,6 +190,19 @@ def compare_view(
         arrays["gain"][i, have] = diff.estimate
         arrays["glo"][i, have] = diff.low
         arrays["ghi"][i, have] = diff.high
+        for j in have:
+            eff = efficiency_from_curves(
+                res.curves,
+                strategies[j],
+                baseline,
+                bud,
+                n_boot=config.n_boot,
+                level=config.level,
+                seed=config.boot_seed,
+            )
+            arrays["ratio"][i, j] = eff.ratio if eff.reached else math.inf
+            arrays["rlo"][i, j] = eff.low
+            arrays["rhi"][i, j] = eff.high
     if len(used) != 1:
         raise ViewError(f"the pairs were evaluated at different budgets: {sorted(used)}")
     used_budget = used.pop()
@@ -179,6 +224,9 @@ def compare_view(
         gain=arrays["gain"],
         gain_low=arrays["glo"],
         gain_high=arrays["ghi"],
+        ratio=arrays["ratio"],
+        ratio_low=arrays["rlo"],
+        ratio_high=arrays["rhi"],
         level=config.level,
         n_problems=n_problems,
         n_subsets=config.n_subsets,

@@ -38,6 +38,10 @@ class WeightView:
             (offset strategies only, else None).
         negative: intervals of t where the shown weight is negative.
         share_negative: fraction of the pair's responses whose shown weight is negative.
+        orientation: the signal's direction the fit used ("higher" or "lower"; t is
+            oriented so that higher t is better either way).
+        raw_grid: the raw score each grid point stands for (tokens, raw reward), for a
+            raw-score axis; decreasing when lower raw scores are better.
     """
 
     dataset: str
@@ -79,6 +83,17 @@ class WeightView:
     from_cache: bool
     issues: tuple[Issue, ...] = ()
     t_sorted: FloatArray = field(default_factory=lambda: np.zeros(0), repr=False)
+    orientation: str = "higher"
+    raw_grid: FloatArray = field(default_factory=lambda: WEIGHT_GRID.copy(), repr=False)
+
+    @property
+    def raw_differs(self) -> bool:
+        """Whether the raw score differs from the transformed one (a raw axis says more)."""
+        return self.orientation == "lower" or self.transform.split(":", 1)[0] != "identity"
+
+    def raw_at(self, t: float) -> float:
+        """The raw score of transformed (oriented) score t."""
+        return float(np.interp(t, self.grid, self.raw_grid))
 
     @property
     def has_negative(self) -> bool:
@@ -215,6 +230,8 @@ def weight_view(
         from_cache=hit1 and hit2,
         issues=tuple(issues),
         t_sorted=np.asarray(fit["t_sorted"], dtype=np.float64),
+        orientation=str(fit["orientation"]),
+        raw_grid=np.asarray(fit["raw_grid"], dtype=np.float64),
     )
     return view.with_offset(offset)
 

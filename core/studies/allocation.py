@@ -25,6 +25,7 @@ from core.evaluation.config import EvalConfig
 from core.evaluation.crossfit import kfold
 from core.evaluation.engine import CurveSet
 from core.evaluation.pipeline import ProgressFn, load_pair, pair_curves
+from core.evaluation.stats import bootstrap_means
 from core.methods.params import StrategyParams
 from core.methods.registry import get_strategy
 from core.store import DatasetInfo, Store
@@ -36,12 +37,14 @@ class AllocationError(TTSLabError):
 
 
 def predicted_difficulty(pair: PairData) -> FloatArray:
-    """Mean verifier score of each problem's responses: higher means predicted easier.
+    """Mean verifier score of each problem's responses: higher means predicted easier
+    (negated for a signal declared lower-is-better at import, such as length).
 
     Uses scores only (no labels), so it may be computed on every problem.
     """
     sums = np.add.reduceat(pair.score, pair.offsets[:-1]) if pair.n_responses else np.zeros(0)
-    return np.asarray(sums / np.maximum(pair.sizes(), 1), dtype=np.float64)
+    mean = sums / np.maximum(pair.sizes(), 1)
+    return np.asarray(-mean if pair.orientation == "lower" else mean, dtype=np.float64)
 
 
 def difficulty_bins(pred: FloatArray, n_bins: int) -> tuple[IntArray, FloatArray]:
@@ -179,6 +182,72 @@ def allocate(
         choice=choice,
         per_problem=per_problem,
         fixed=acc,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class ChoiceSupport:
+    """How firmly each per-bin choice was made, on the problems that made it (the other
+    fold's problems of the bin), arrays (2, B, n_bins):
+
+    support: share of bootstrap resamples of those problems whose best candidate is the
+        one chosen (1.0: every resample agrees; 1 / S: a coin flip among S candidates).
+    margin, low, high: chosen candidate's mean accuracy minus the best other candidate's,
+        with a percentile bootstrap interval (0 with one candidate).
+    n_problems: problems the choice was made on.
+    """
+
+    support: FloatArray
+    margin: FloatArray
+    low: FloatArray
+    high: FloatArray
+    n_problems: IntArray
+    level: float
+
+
+def choice_support(
+    alloc: Allocation, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> ChoiceSupport:
+    """Bootstrap the problems behind every per-bin choice of `alloc` (see `ChoiceSupport`)."""
+    n_f, n_b, n_bins = alloc.choice.shape
+    support = np.ones((n_f, n_b, n_bins))
+    margin = np.zeros((n_f, n_b, n_bins))
+    low = np.zeros((n_f, n_b, n_bins))
+    high = np.zeros((n_f, n_b, n_bins))
+    n_sel = np.zeros((n_f, n_bins), dtype=np.int64)
+    n_s = alloc.fixed.shape[0]
+    alpha = 1.0 - level
+    for f in range(n_f):
+        train = alloc.fold != f
+        for k in range(n_bins):
+            sel = train & (alloc.bins == k)
+            if not sel.any():
+                sel = train
+            n_sel[f, k] = int(sel.sum())
+            if n_s < 2:
+                continue
+            acc = alloc.fixed[:, :, sel]  # (S, B, n)
+            boot = bootstrap_means(acc, n_boot=n_boot, seed=seed)  # (S, B, n_boot)
+            chosen = alloc.choice[f, :, k]  # (B,)
+            rows = np.arange(n_b)
+            support[f, :, k] = np.mean(np.argmax(boot, axis=0) == chosen[:, None], axis=1)
+            mine = boot[chosen, rows, :]  # (B, n_boot)
+            others = boot.copy()
+            others[chosen, rows, :] = -np.inf
+            diff = mine - others.max(axis=0)
+            point = acc.mean(axis=2)
+            rest = point.copy()
+            rest[chosen, rows] = -np.inf
+            margin[f, :, k] = point[chosen, rows] - rest.max(axis=0)
+            low[f, :, k] = np.quantile(diff, alpha / 2.0, axis=1)
+            high[f, :, k] = np.quantile(diff, 1.0 - alpha / 2.0, axis=1)
+    return ChoiceSupport(
+        support=support,
+        margin=margin,
+        low=low,
+        high=high,
+        n_problems=n_sel,
+        level=float(level),
     )
 
 

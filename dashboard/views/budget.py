@@ -9,7 +9,15 @@ from core.methods import get_strategy, strategy_names
 from dashboard import state
 from dashboard.figures import budget_figure, efficiency_sentence, issue_lines
 
-DEFAULT = ["majority", "best_of_n", "vanilla_wv", "logit_wv", "kde_wv", "oracle_optimal"]
+DEFAULT = [
+    "majority",
+    "best_of_n",
+    "logit_wv",
+    "kde_wv",
+    "posterior_vote",
+    "bayes_optimal",
+    "pass_at_n",
+]
 
 st.title("Budget curves")
 st.caption(
@@ -18,7 +26,7 @@ st.caption(
     "The same subsets serve every strategy."
 )
 ctx = state.page_context()
-names = strategy_names()
+names = strategy_names(simulated=ctx.info.simulated)
 pair_names = {f"{m} × {v}": (m, v) for m, v in ctx.info.pairs}
 
 c1, c2 = st.columns([1, 1.6])
@@ -34,7 +42,7 @@ strategies = state.multiselect(
     "Strategies",
     names,
     "b_strategies",
-    default=DEFAULT,
+    default=[s for s in DEFAULT if s in names],
     where=c2,
     format_func=lambda s: get_strategy(s).label,
 )

@@ -8,7 +8,13 @@ import streamlit as st
 from core.info import weight_grid_view, weight_view
 from core.methods import get_strategy, weight_strategies
 from dashboard import state
-from dashboard.figures import issue_lines, weight_facts, weight_figure, weight_grid_figure
+from dashboard.figures import (
+    WEIGHT_AXES,
+    issue_lines,
+    weight_facts,
+    weight_figure,
+    weight_grid_figure,
+)
 
 BANDWIDTHS = ["scott", "silverman", 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0]
 
@@ -18,7 +24,7 @@ st.caption(
     "response counts *against* the answer it gives: the calibrated weights of Theorem 3.2 "
     "are negative wherever correct responses are rarer than incorrect ones."
 )
-ctx = state.page_context()
+ctx = state.page_context(score_controls_here=False)
 
 c1, c2, c3, c4 = st.columns([1.1, 1.2, 1.6, 1.1])
 mode = state.remembered(
@@ -45,17 +51,20 @@ if "bandwidth" in strategy.uses:
         help="Scott's or Silverman's rule, or a fixed bandwidth. It shapes the KDE weights "
         "and the class densities drawn under the weights.",
     )
+s1, s2, s3 = st.columns([1.6, 1.3, 1.4])
+transform, orientation = state.score_controls(s1, s2)
 axis = state.remembered(
-    c4.radio,
+    s3.radio,
     "Score axis",
     "weights_axis",
     "score",
-    valid=lambda v: v in ("score", "logit"),
-    options=["score", "logit"],
-    format_func={"score": "score s", "logit": "logit(s)"}.get,
+    valid=lambda v: v in WEIGHT_AXES,
+    options=list(WEIGHT_AXES),
+    format_func={"score": "score s", "logit": "logit(s)", "raw": "raw score"}.get,
     horizontal=True,
+    help="'raw score' shows the imported values (tokens, raw reward) under the weights.",
 )
-config = ctx.config.with_(bandwidth=bandwidth)
+config = ctx.config.with_(bandwidth=bandwidth, transform=transform, orientation=orientation)
 
 if mode == "all pairs":
     grid = state.compute(
