@@ -147,7 +147,7 @@ def test_export_round_trip_and_calibrate_table(
             s.get_dataset(DEMO_NAME),
             "sim-llm-B",
             "sim-shepherd-last",
-            "oracle_optimal",
+            "kde_wv_oracle",
             config,
         )
 

@@ -193,10 +193,10 @@ def test_pair_allocation_on_the_demo(tmp_path: Path) -> None:
         build_demo(s, n_problems=60, n_samples=8)
         config = EvalConfig(n_subsets=30, n_boot=100)
         cands = default_strategies()
-        assert "oracle_optimal" in cands and "pass_at_n" in cands
+        assert "bayes_optimal" in cands and "pass_at_n" in cands
         info = s.get_dataset(DEMO_NAME)
         alloc = pair_allocation(s, info, "sim-llm-E", "sim-shepherd-min", cands, config, n_bins=3)
-    assert "oracle_optimal" not in alloc.strategies and "pass_at_n" not in alloc.strategies
+    assert "bayes_optimal" not in alloc.strategies and "pass_at_n" not in alloc.strategies
     assert alloc.strategies == tuple(c for c in cands if not get_strategy(c).oracle)
     assert alloc.per_problem.shape == (len(alloc.budgets), 60)
     # each problem's per-bin accuracy is one of the fixed strategies' on that problem

@@ -47,7 +47,12 @@ from core.methods.builtin import KDEWV
 from core.methods.calibrators import fit_binned_calibrator, fit_isotonic, fit_platt, pava
 from core.methods.fitted import SCHEMA_VERSION
 from core.methods.kde import fit_kde, grid_kde_density, kde_bandwidth
-from core.methods.transforms import apply_transform, clipped_logit, resolve_transform
+from core.methods.transforms import (
+    COUNT_SIGNAL_MIN_MAX,
+    apply_transform,
+    clipped_logit,
+    resolve_transform,
+)
 from core.store import CanonicalData, DatasetInfo, Store
 from core.studies.transfer import TransferError, transfer_inputs
 from core.types import PairData, VoteInputs
@@ -183,7 +188,17 @@ finite = st.floats(-30, 30, allow_nan=False)
 def test_auto_transform_is_identity_iff_scores_in_unit_interval(xs: list[float]) -> None:
     s = np.asarray(xs)
     inside = bool(np.all((s >= 0) & (s <= 1)))
-    assert resolve_transform("auto", s) == ("identity" if inside else "sigmoid")
+    counts = bool(s.min() >= 0 and s.max() > COUNT_SIGNAL_MIN_MAX)
+    resolved = resolve_transform("auto", s)
+    if inside:
+        assert resolved == "identity"
+    elif counts:
+        assert resolved.startswith("log-zscore:")
+    else:  # any other range: the rank, which cannot saturate
+        assert resolved.startswith("rank:")
+        t = apply_transform(s, resolved)
+        order = np.argsort(s, kind="stable")
+        assert np.all(np.diff(t[order]) >= 0) and np.all((t > 0) & (t < 1))
     for tr in ("identity", "sigmoid"):
         t = apply_transform(s, tr)
         assert np.all((t >= 0) & (t <= 1))
@@ -253,8 +268,16 @@ def test_kde_llr_close_to_truth_where_dense_and_bounded_everywhere() -> None:
     # the floor keeps weights finite and bounded where there is no data at all
     far = weight_curve(fw, np.array([0.0, 1e-300, 1e-12, 0.5, 1 - 1e-12, 1.0]))
     assert np.all(np.isfinite(far))
+    # each class density is shrunk towards the pooled one by c pseudo-responses, which
+    # bounds the log ratio: log((n + c)/(n1 + c)) + log((n0 + c)/c) above, symmetric below
     wide = fw.kde.log_lr(np.linspace(-60, 60, 2001))
-    assert np.max(np.abs(wide)) <= -math.log(params.density_floor) + 1e-9
+    n1, n0, c = fw.kde.n1, fw.kde.n0, params.density_prior
+    n = n1 + n0
+    assert wide.max() <= math.log((n + c) / (n1 + c)) + math.log((n0 + c) / c) + 1e-9
+    assert wide.min() >= -(math.log((n + c) / (n0 + c)) + math.log((n1 + c) / c)) - 1e-9
+    # beyond the data the ratio is held at its value at the edge, never snapped to 0
+    assert wide[0] == fw.kde.log_lr(np.array([fw.kde.x_lo]))[0] != 0.0
+    assert wide[-1] == fw.kde.log_lr(np.array([fw.kde.x_hi]))[0] != 0.0
 
 
 def test_kde_per_class_bandwidth_mode_and_errors() -> None:
@@ -579,8 +602,12 @@ def test_weight_curve_and_densities_for_plotting(store: Store) -> None:
     jac = 1.0 / (grid * (1.0 - grid))
     np.testing.assert_allclose(f1, np.exp(l1) * jac, rtol=1e-12)
     np.testing.assert_allclose(f0, np.exp(l0) * jac, rtol=1e-12)
-    # the log ratio of the plotted densities is the weight curve
-    np.testing.assert_allclose(np.log(f1 / f0), w, atol=1e-9)
+    # within the data the log ratio of the plotted densities is the weight curve (beyond,
+    # the weight is held at its edge value while the densities go on falling)
+    x = special.logit(grid)
+    inside = (x >= fw.kde.x_lo) & (x <= fw.kde.x_hi)
+    assert inside.sum() > 250
+    np.testing.assert_allclose(np.log(f1 / f0)[inside], w[inside], atol=1e-9)
     # the histograms count every response of its class
     assert dens["hist_correct"].sum() == stored.correct.sum()
     assert dens["hist_incorrect"].sum() == (~stored.correct).sum()
@@ -590,7 +617,8 @@ def test_weight_curve_and_densities_for_plotting(store: Store) -> None:
 
 def test_orm_scores_use_recorded_sigmoid_and_rank_transforms() -> None:
     pair, _, _ = gaussian_pair(9, 100, 8, raw="logit")
-    fw = fit(pair, "kde_wv")
+    assert fit(pair, "kde_wv").transform.startswith("rank:")  # "auto" for wide scores
+    fw = fit(pair, "kde_wv", StrategyParams(transform="sigmoid"))
     assert fw.transform == "sigmoid"
     np.testing.assert_allclose(
         weight_curve(fw, np.array([-1.0, 2.0]), raw=True),
@@ -745,7 +773,7 @@ def test_calibrated_strategies_come_close_to_bayes_optimal() -> None:
     )
     budgets = (4, 8, 16)
     subsets = make_subsets(pair, budgets, n_subsets=100, seed=5)
-    names = ["majority", "kde_wv", "platt_wv", "isotonic_wv", "logit_wv", "oracle_optimal"]
+    names = ["majority", "kde_wv", "platt_wv", "isotonic_wv", "logit_wv", "kde_wv_oracle"]
     config = EvalConfig(
         params=FAST, folds=5, fold_seed=0, budgets=budgets, n_subsets=100, subset_seed=5
     )
@@ -765,7 +793,7 @@ def test_calibrated_strategies_come_close_to_bayes_optimal() -> None:
         assert np.all(acc > b - tol), (name, acc, b)
         assert np.all(acc < b + 0.01), (name, acc, b)
     assert np.all(curves.curve("logit_wv") > b - 0.05)
-    assert np.all(np.abs(curves.curve("oracle_optimal") - b) < 0.02)
+    assert np.all(np.abs(curves.curve("kde_wv_oracle") - b) < 0.02)
 
 
 # --------------------------------------------------------------------------------------
@@ -782,7 +810,7 @@ def test_calibrate_on_one_pair_evaluate_on_another() -> None:
         # disjoint problems: every calibrated strategy is fitted on all of `calib`
         out = {n: transfer_inputs(calib, target, n, config) for n in ("kde_wv", "majority")}
         # oracles use the evaluated problems' own labels by design: they are not transferred
-        for n in ("oracle_optimal", "pass_at_n"):
+        for n in ("kde_wv_oracle", "pass_at_n"):
             with pytest.raises(TransferError, match="oracle"):
                 transfer_inputs(calib, target, n, config)
             s = get_strategy(n)
@@ -792,7 +820,7 @@ def test_calibrate_on_one_pair_evaluate_on_another() -> None:
     res = inputs_on(ev)
     curves = evaluate(ev, res, config)
     assert curves.problem_ids == ev.problem_ids
-    assert curves.strategies == ("kde_wv", "majority", "oracle_optimal", "pass_at_n")
+    assert curves.strategies == ("kde_wv", "majority", "kde_wv_oracle", "pass_at_n")
     kde = get_strategy("kde_wv")
     fitted = fit_strategy(kde, calib, FAST)
     assert fitted.calibration["dataset_id"] == "A"
@@ -803,7 +831,7 @@ def test_calibrate_on_one_pair_evaluate_on_another() -> None:
     flipped = with_labels(ev, ~ev.correct)
     res2 = inputs_on(flipped)
     assert np.array_equal(res["kde_wv"].weight, res2["kde_wv"].weight)
-    assert not np.array_equal(res["oracle_optimal"].weight, res2["oracle_optimal"].weight)
+    assert not np.array_equal(res["kde_wv_oracle"].weight, res2["kde_wv_oracle"].weight)
 
 
 def test_bootstrap_bands_cover_truth_and_shrink_with_data(store: Store) -> None:
@@ -878,7 +906,7 @@ def test_on_simulator_llr_is_close_and_calibrated_votes_near_true_model(
     truth = accuracy_curves(
         pair, {"true": VoteInputs(weight=w_true, g=q[prob])}, subsets=subsets
     ).curve("true")
-    names = ["majority", "kde_wv", "logit_wv", "isotonic_wv", "oracle_optimal"]
+    names = ["majority", "kde_wv", "logit_wv", "isotonic_wv", "kde_wv_oracle"]
     config = EvalConfig(
         params=FAST, folds=5, fold_seed=0, budgets=budgets, n_subsets=100, subset_seed=1
     )
@@ -889,4 +917,4 @@ def test_on_simulator_llr_is_close_and_calibrated_votes_near_true_model(
     best = np.max([curves.curve(n) for n in ("kde_wv", "logit_wv", "isotonic_wv")], axis=0)
     assert np.all(best > truth - 0.035), (best, truth)
     assert truth[-1] > curves.curve("majority")[-1]
-    assert np.all(np.abs(curves.curve("oracle_optimal") - truth) < 0.03)
+    assert np.all(np.abs(curves.curve("kde_wv_oracle") - truth) < 0.03)

@@ -102,13 +102,20 @@ def test_auto_transform_is_one_kind_for_all_folds(monkeypatch: pytest.MonkeyPatc
     config = EvalConfig(params=StrategyParams(offset_n_subsets=10), folds=5, n_subsets=10)
     cf = crossfit_strategies(pair, ["vanilla_wv", "logit_wv"], config)
     assert not cf.skipped and len(fits) == 2 * 5
-    assert {f.transform for f in fits} == {"sigmoid"}
-    # and what the folds' weights show: vanilla WV weighs sigmoid(score) everywhere (the
-    # identity would leave the scores in [0, 1] as they are), logit WV weighs
-    # logit(sigmoid(score)) - logit(b) with one b per fold
-    t = special.expit(pair.score)
-    np.testing.assert_array_equal(cf.inputs["vanilla_wv"].weight, t)
+    # one kind for every fold ("rank": a score outside [0, 1] that is no count), each fold's
+    # ranks fitted on its own calibration problems
+    assert {f.transform.split(":", 1)[0] for f in fits} == {"rank"}
+    assert len({f.transform for f in fits}) == 5
+    # what the folds' weights show: vanilla WV weighs the rank transform of the score,
+    # which keeps the order of the scores within each fold (a sigmoid would have flattened
+    # it); logit WV weighs logit(t) - logit(b) with one b per fold
     fold_of_row = cf.fold_of[pair.problem_index()]
+    t = cf.inputs["vanilla_wv"].weight
+    assert np.all((t > 0) & (t < 1))
+    for f in cf.folds:
+        rows = fold_of_row == f.index
+        order = np.argsort(pair.score[rows], kind="stable")
+        assert np.all(np.diff(t[rows][order]) >= 0)
     resid = cf.inputs["logit_wv"].weight - clipped_logit(t, config.params.clip_eps)
     for f in cf.folds:
         r = resid[fold_of_row == f.index]
@@ -119,10 +126,10 @@ def test_oracle_runs_with_parametric_transforms() -> None:
     pair = make_pair(seed=4)
     tokens = replace(pair, score=np.round(1000 + 4000 * (1 - pair.score)))
     config = EvalConfig(folds=3, n_subsets=10)
-    cf = crossfit_strategies(tokens, ["oracle_optimal", "kde_wv"], config)
+    cf = crossfit_strategies(tokens, ["kde_wv_oracle", "kde_wv"], config)
     assert not cf.skipped
     curves = evaluate(tokens, cf.inputs, config)
-    assert curves.strategies == ("oracle_optimal", "kde_wv")
+    assert curves.strategies == ("kde_wv_oracle", "kde_wv")
     assert np.isfinite(curves.per_problem).all()
 
 

@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from core.cli import DEMO_NAME, build_demo
 from core.importers import import_path
 from core.importers.uploads import uploads_dir
+from core.methods import default_strategies
 from core.store import Store
 from core.synth.examples import EXAMPLE_FILES, EXAMPLES_DIR
 from dashboard.state import parquet_bytes, save_upload
@@ -213,6 +214,27 @@ def test_weights_page_switch_pair_and_modes(db: Path) -> None:
     assert new_title != title and "sim-grm-orm" in new_title
     at.radio(key="w_weights_axis").set_value("logit").run()
     assert "logit" in _chart(at)["layout"]["xaxis2"]["title"]["text"]
+    # the transform and the signal's direction are controls of the page itself
+    at.radio(key="w_weights_axis").set_value("score").run()
+    at.selectbox(key="w_transform").select("rank").run()
+    assert not at.exception
+    t_axis = _chart(at)
+    assert "rank transform" in t_axis["layout"]["xaxis2"]["title"]["text"]
+    at.radio(key="w_weights_axis").set_value("raw").run()
+    raw = _chart(at)
+    assert "raw sim-grm-orm score" in raw["layout"]["xaxis2"]["title"]["text"]
+    x = _values(_trace(raw, "w(s)")["x"])
+    t = _values(_trace(t_axis, "w(s)")["x"])
+    # the same curve, placed at the imported scores the ranks stand for
+    assert np.all(np.diff(x) >= 0) and not np.allclose(x, t)
+    np.testing.assert_allclose(
+        _values(_trace(raw, "w(s)")["y"]), _values(_trace(t_axis, "w(s)")["y"])
+    )
+    at.selectbox(key="w_orientation").select("lower").run()
+    assert "lower is better" in _chart(at)["layout"]["xaxis2"]["title"]["text"]
+    assert np.all(np.diff(_values(_trace(_chart(at), "w(s)")["x"])) <= 0)  # reversed
+    at.selectbox(key="w_orientation").select("auto").run()
+    at.selectbox(key="w_transform").select("auto").run()
     at.radio(key="w_weights_mode").set_value("all pairs").run()
     assert not at.exception
     grid = _chart(at)
@@ -231,11 +253,18 @@ def test_budget_page(db: Path) -> None:
     notes = [a["text"] for a in spec["layout"]["annotations"]]
     assert any(t.startswith("logit WV ") for t in notes)
     dashed = [t for t in spec["data"] if t.get("line", {}).get("dash") == "dash"]
-    assert dashed and all(t["legendgroup"] == "oracle_optimal" for t in dashed)
+    # oracles are dashed: on the simulated demo the Bayes-optimal ceiling and pass@N
+    assert {t["legendgroup"] for t in dashed} == {"bayes_optimal", "pass_at_n"}
     pairs = at.multiselect(key="w_b_pairs")
     pairs.select(pairs.options[-1]).run()
     assert not at.exception
     assert len(_chart(at)["layout"]["annotations"]) > len(spec["layout"]["annotations"])
+    # rm_maj_eval-style numbers: the first N samples in sampling order, first tied answer
+    before = _values(_chart(at)["data"][0]["y"])
+    at.selectbox(key="w_order").select("sample").run()
+    at.selectbox(key="w_tie_break").select("first").run()
+    assert not at.exception
+    assert not np.allclose(_values(_chart(at)["data"][0]["y"]), before)
 
 
 def test_compare_page_recomputes_on_controls(db: Path) -> None:
@@ -243,7 +272,10 @@ def test_compare_page_recomputes_on_controls(db: Path) -> None:
     heat = _chart(at)["data"][0]
     assert heat["type"] == "heatmap" and len(heat["y"]) == 7
     table = at.dataframe[0].value
-    assert len(table) == 7 * 8
+    assert len(table) == 7 * len(default_strategies())
+    # every cell says how many samples the strategy needs to match the baseline, with CI
+    col = next(c for c in table.columns if c.startswith("samples to match"))
+    assert table[col].str.fullmatch(r"(\d+%|never) \[(\d+%|never), (\d+%|never)\]").all()
     at.select_slider(key="w_c_budget").set_value(4).run()
     assert not at.exception
     heat4 = _chart(at)["data"][0]

@@ -142,7 +142,7 @@ def bview(demo: Store, info: DatasetInfo) -> V.BudgetView:
         demo,
         info,
         [(LLM, VER), ("sim-llm-E", "sim-grm-orm")],
-        ["majority", "vanilla_wv", "logit_wv", "oracle_optimal", "pass_at_n"],
+        ["majority", "vanilla_wv", "logit_wv", "kde_wv_oracle", "pass_at_n"],
         SETTINGS,
     )
 
@@ -163,7 +163,7 @@ def test_oracle_curves_are_dashed_others_solid(bview: V.BudgetView) -> None:
     lines = [t for t in fig.data if t.mode == "lines+markers" and t.legendgroup != "eff"]
     assert len(lines) == len(bview.curves)
     for t in lines:
-        oracle = t.legendgroup in ("oracle_optimal", "pass_at_n")
+        oracle = t.legendgroup in ("kde_wv_oracle", "pass_at_n")
         assert (t.line.dash == "dash") == oracle
 
 

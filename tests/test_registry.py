@@ -204,15 +204,21 @@ def test_builtin_flags_come_from_the_registry() -> None:
         "linear_wv",
         "logit_wv",
         "kde_wv",
+        "kde_wv_mlq",
+        "posterior_vote",
         "platt_wv",
         "isotonic_wv",
     }
     assert [s for s in strategy_names() if get_strategy(s).oracle] == [
-        "oracle_optimal",
+        "kde_wv_oracle",
+        "bayes_optimal",
         "pass_at_n",
     ]
-    # only pass@N is a guaranteed ceiling
-    assert [s for s in strategy_names() if get_strategy(s).upper_bound] == ["pass_at_n"]
+    # only the simulator's Bayes-optimal vote and pass@N are guaranteed ceilings
+    assert [s for s in strategy_names() if get_strategy(s).upper_bound] == [
+        "bayes_optimal",
+        "pass_at_n",
+    ]
     assert get_strategy("linear_wv").offset is not None
     assert get_strategy("logit_wv").offset is not None
     assert get_strategy("kde_wv").offset is None

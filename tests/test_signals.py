@@ -7,7 +7,7 @@ import pytest
 
 from core.evaluation import fit_strategy, response_weights
 from core.methods import CalibrationError, FittedWeights, StrategyParams, get_strategy
-from core.methods.transforms import apply_transform, parse_transform, resolve_transform
+from core.methods.transforms import apply_transform, oriented, parse_transform, resolve_transform
 from core.types import PairData
 
 
@@ -41,7 +41,11 @@ def length_pair(n_problems: int = 200, n: int = 16, seed: int = 0) -> PairData:
 
 def test_auto_transform_by_range() -> None:
     assert resolve_transform("auto", [0.1, 0.9]) == "identity"
-    assert resolve_transform("auto", [-4.3, 6.1]) == "sigmoid"  # ORM logits
+    # ORM scores of any range: the rank among the calibration scores (a sigmoid saturates)
+    assert resolve_transform("auto", [-4.3, 6.1]).startswith("rank:")
+    wide = resolve_transform("auto", [-1102.0, -3.0, 0.5, 396.0])
+    t = apply_transform(np.array([-1102.0, -3.0, 0.5, 396.0]), wide)
+    assert np.all(np.diff(t) > 0.1)  # distinct scores stay clearly apart
     resolved = resolve_transform("auto", [120.0, 9000.0, 15000.0])  # token counts
     name, mean, sd = parse_transform(resolved)
     assert name == "log-zscore"
@@ -60,8 +64,11 @@ def test_length_signal_gets_negative_weights_for_long_answers() -> None:
     kde = get_strategy("kde_wv")
     fitted = kde.fit(pair, StrategyParams())
     assert fitted.transform.startswith("log-zscore:")
+    # nothing declared at import: the direction is estimated on these labels
+    assert fitted.orientation == "lower"
     short, long_ = 2000.0, 15000.0  # e^8 ~ 3000 tokens (correct), e^8.8 ~ 6600 (wrong)
-    w = kde.weights(fitted, apply_transform(np.array([short, long_]), fitted.transform))
+    t = oriented(apply_transform(np.array([short, long_]), fitted.transform), "lower")
+    w = kde.weights(fitted, t)
     assert w[0] > 0 > w[1]
     # the transform's parameters come from the calibration scores and survive JSON
     back = FittedWeights.from_json(fitted.to_json())

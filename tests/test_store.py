@@ -246,38 +246,45 @@ def test_migration_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     path = WRITERS["long-csv"][0](make_long_frame(), tmp_path / "d.csv")
     with Store(db) as s:
         import_path(s, path, name="d")
-        assert s.schema_version() == 1
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
+        assert s.schema_version() == store_mod.SCHEMA_VERSION
+    now = store_mod.SCHEMA_VERSION
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", now + 1)
     monkeypatch.setattr(
-        store_mod, "MIGRATIONS", {1: ["ALTER TABLE datasets ADD COLUMN license VARCHAR"]}
+        store_mod,
+        "MIGRATIONS",
+        {**store_mod.MIGRATIONS, now: ["ALTER TABLE datasets ADD COLUMN license VARCHAR"]},
     )
     with pytest.raises(StoreError, match="open it read-write once to migrate"):
         Store(db, read_only=True)
     with Store(db) as s:
-        assert s.schema_version() == 2
+        assert s.schema_version() == now + 1
         cols = [r[0] for r in s._cur().execute("DESCRIBE datasets").fetchall()]
         assert "license" in cols
         assert s.get_dataset("d").n_problems == 6
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", now)
     with pytest.raises(StoreError, match="newer than this"):
         Store(db)
 
 
 def test_failed_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = tmp_path / "m.duckdb"
+    now = store_mod.SCHEMA_VERSION
     with Store(db) as s:
-        assert s.schema_version() == 1
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
+        assert s.schema_version() == now
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", now + 1)
     monkeypatch.setattr(
         store_mod,
         "MIGRATIONS",
-        {1: ["ALTER TABLE datasets ADD COLUMN license VARCHAR", "THIS IS NOT SQL"]},
+        {
+            **store_mod.MIGRATIONS,
+            now: ["ALTER TABLE datasets ADD COLUMN license VARCHAR", "THIS IS NOT SQL"],
+        },
     )
     with pytest.raises(Exception):  # noqa: B017 - duckdb's parser error
         Store(db)
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", now)
     with Store(db) as s:
-        assert s.schema_version() == 1
+        assert s.schema_version() == now
         cols = [r[0] for r in s._cur().execute("DESCRIBE datasets").fetchall()]
         assert "license" not in cols
 

@@ -14,6 +14,7 @@ from core.evaluation import EvalConfig, crossfit_strategies, evaluate, fit_strat
 from core.evaluation.engine import accuracy_curves, exact_best_of_n, make_subsets
 from core.methods import (
     REGISTRY,
+    CalibrationError,
     FittedWeights,
     Strategy,
     StrategyError,
@@ -77,9 +78,12 @@ EXPECTED = {
     "linear_wv",
     "logit_wv",
     "kde_wv",
+    "kde_wv_mlq",
+    "posterior_vote",
     "platt_wv",
     "isotonic_wv",
-    "oracle_optimal",
+    "kde_wv_oracle",
+    "bayes_optimal",
     "pass_at_n",
 }
 
@@ -88,9 +92,11 @@ def test_registry_lists_every_method_once() -> None:
     names = [s.name for s in list_strategies()]
     assert set(names) == EXPECTED and len(names) == len(EXPECTED)
     assert {s.name for s in list_strategies(oracles=False)} == EXPECTED - {
-        "oracle_optimal",
+        "kde_wv_oracle",
+        "bayes_optimal",
         "pass_at_n",
     }
+    assert {s.name for s in list_strategies(simulated=False)} == EXPECTED - {"bayes_optimal"}
     for name, s in REGISTRY.items():
         assert isinstance(s, Strategy)
         assert s.name == name and s.label
@@ -99,16 +105,31 @@ def test_registry_lists_every_method_once() -> None:
 
 def test_oracles_are_marked() -> None:
     oracles = {s.name for s in list_strategies() if s.oracle}
-    assert oracles == {"oracle_optimal", "pass_at_n"}
-    for name in oracles:
-        assert "upper bound" in get_strategy(name).label
-    # only pass@N is a guaranteed ceiling
-    assert {s.name for s in list_strategies() if s.upper_bound} == {"pass_at_n"}
+    assert oracles == {"kde_wv_oracle", "bayes_optimal", "pass_at_n"}
+    # only pass@N and the simulator's Bayes-optimal vote are ceilings, and say so; the
+    # KDE oracle is not called a bound anywhere
+    ceilings = {s.name for s in list_strategies() if s.upper_bound}
+    assert ceilings == {"bayes_optimal", "pass_at_n"}
+    for name in ceilings:
+        assert "ceiling" in get_strategy(name).label.lower()
+    kde_oracle = get_strategy("kde_wv_oracle")
+    assert "oracle" in kde_oracle.label.lower()
+    for text in (kde_oracle.label, kde_oracle.description, kde_oracle.short_name):
+        assert "upper bound" not in text.lower() and "ceiling" not in text.lower()
+    assert "not a bound" in kde_oracle.description
 
 
 def test_needs_labels_flags() -> None:
     fitted = {s.name for s in list_strategies() if s.needs_labels}
-    assert fitted == {"linear_wv", "logit_wv", "kde_wv", "platt_wv", "isotonic_wv"}
+    assert fitted == {
+        "linear_wv",
+        "logit_wv",
+        "kde_wv",
+        "kde_wv_mlq",
+        "posterior_vote",
+        "platt_wv",
+        "isotonic_wv",
+    }
 
 
 def test_unknown_and_duplicate_strategies_raise() -> None:
@@ -138,11 +159,18 @@ def test_strategy_fit_and_vote_inputs(name: str, raw: str) -> None:
     s = get_strategy(name)
     # fit_strategy = the registry entry's fit plus the offset tuning of linear / logit WV
     fw = fit_strategy(s, calib, FAST)
+    if s.needs_truth:  # only simulated pairs carry the simulator's parameters
+        with pytest.raises(CalibrationError, match="simulator"):
+            s.vote_inputs(fw, ev)
+        return
     assert fw.kind == name
     assert (fw.offset is not None) == (name in ("linear_wv", "logit_wv"))
-    # strategies that read no transform record the identity
-    resolved = "identity" if raw == "sigmoid" else "sigmoid"
-    assert fw.transform == (resolved if "transform" in s.uses else "identity")
+    # strategies that read no transform record the identity; "auto" keeps [0, 1] scores
+    # and reads wide-range ORM scores by their rank (a sigmoid would saturate them)
+    if "transform" not in s.uses or raw == "sigmoid":
+        assert fw.transform == "identity"
+    else:
+        assert fw.transform.startswith("rank:")
     vi = s.vote_inputs(fw, ev)
     assert vi.weight.shape == (ev.n_responses,)
     assert np.all(np.isfinite(vi.weight))
@@ -150,6 +178,8 @@ def test_strategy_fit_and_vote_inputs(name: str, raw: str) -> None:
         assert vi.g.shape == (ev.n_responses,)
         assert np.all((vi.g >= 0) & (vi.g <= 1))
     assert vi.best_of == (name in ("best_of_n", "pass_at_n"))
+    assert vi.ml_q == (name == "kde_wv_mlq")
+    assert (vi.size_tables is not None) == (name == "posterior_vote")
     # the fit survives JSON and drives the same vote
     back = FittedWeights.from_json(fw.to_json())
     vi2 = s.vote_inputs(back, ev)
@@ -157,6 +187,9 @@ def test_strategy_fit_and_vote_inputs(name: str, raw: str) -> None:
     assert (vi.g is None) == (vi2.g is None)
     if vi.g is not None and vi2.g is not None:
         assert np.array_equal(vi.g, vi2.g)
+    if vi.size_tables is not None:
+        assert vi2.size_tables is not None
+        assert np.array_equal(vi.size_tables, vi2.size_tables)
 
 
 def test_qm_term_follows_use_qm_for_platt_and_isotonic() -> None:
@@ -187,7 +220,7 @@ def test_upper_bounds_and_exact_rows_in_cross_fit() -> None:
     budgets = (1, 2, 4, 8, 16)
     config = EvalConfig(params=FAST, folds=4, fold_seed=0, budgets=budgets, n_subsets=50)
     cf = crossfit_strategies(pair, sorted(EXPECTED), config)
-    assert not cf.skipped
+    assert set(cf.skipped) == {"bayes_optimal"}  # not a simulated pair
     cs = evaluate(pair, cf.inputs, config)
     assert cs.order == "random"
     # pass@N = exact best-of over weight = correctness
@@ -201,11 +234,12 @@ def test_upper_bounds_and_exact_rows_in_cross_fit() -> None:
     assert cs.exact[cs.index("pass_at_n")] and cs.exact[cs.index("best_of_n")]
     assert not cs.exact[cs.index("kde_wv")]
     pass_n = cs.curve("pass_at_n")
-    for name in EXPECTED - {"pass_at_n"}:
+    for name in EXPECTED - {"pass_at_n", "bayes_optimal"}:
         assert np.all(cs.curve(name) <= pass_n + 0.02), name
-    # at N = 1 every strategy is the accuracy of one random response
+    # at N = 1 every strategy is exactly the share of correct responses (no sampling noise)
     single = cs.mean()[:, 0]
-    assert np.ptp(single) < 0.03
+    assert np.ptp(single) < 1e-12
+    assert single[0] == pytest.approx(float(np.mean(pair.correct)), abs=1e-12)
 
 
 # --------------------------------------------------------------------------------------

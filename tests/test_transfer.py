@@ -76,7 +76,7 @@ def test_disjoint_problems_fit_on_the_whole_source(store: Store) -> None:
     direct = s.vote_inputs(fit_strategy(s, a, P), b)
     np.testing.assert_array_equal(vi.weight, direct.weight)
     with pytest.raises(TransferError, match="oracle"):
-        transfer_inputs(a, b, "oracle_optimal", EvalConfig(params=P))
+        transfer_inputs(a, b, "kde_wv_oracle", EvalConfig(params=P))
 
 
 def test_matrix_gains_are_paired_differences(store: Store) -> None:
