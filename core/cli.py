@@ -346,7 +346,7 @@ def cmd_curves(args: argparse.Namespace) -> int:
     frames = []
     with _store(args, read_only=args.read_only) as store:
         info = store.get_dataset(args.dataset)
-        strategies = tuple(args.strategy or default_strategies(simulated=info.simulated))
+        strategies = tuple(args.strategy or default_strategies(simulated=info.has_truth))
         pairs = _pairs(info, args)
         for m, v in tqdm(pairs, desc="curves", file=sys.stderr, disable=args.quiet, leave=False):
             res = pair_curves(store, info, m, v, strategies, config)

@@ -210,6 +210,12 @@ class DatasetInfo:
         """Verifiers declared higher-is-better at import (never flipped by estimation)."""
         return tuple(self.meta.get("higher_is_better", ()))
 
+    @property
+    def has_truth(self) -> bool:
+        """A simulated dataset that records the simulator's parameters (demos built by
+        this version), so strategies that need them (the Bayes-optimal vote) exist here."""
+        return self.simulated and isinstance(self.meta.get("truth"), dict)
+
 
 def _to_arrow(table: pd.DataFrame | pa.Table, columns: Sequence[str]) -> pa.Table:
     """Select and cast `columns` to the canonical Arrow types (missing optional -> null)."""

@@ -567,3 +567,22 @@ def test_tiny_datasets_are_flagged_in_the_cli(
     assert "calibrates each fold on only 3 problems" in out
     # the efficiency ratio comes with its interval
     assert "95% CI" in out
+
+
+def test_temper_slope_is_the_derivative() -> None:
+    from core.methods.posterior import temper_loglik, temper_slope
+
+    rng = np.random.default_rng(8)
+    sizes = rng.integers(2, 5, size=40)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
+    n = int(sizes.sum())
+    s, h = rng.normal(0, 3, n), rng.normal(0, 1, n)
+    good = np.zeros(n, dtype=bool)
+    good[starts + rng.integers(0, 2, size=40)] = True
+    for lam in (0.0, 0.3, 1.0):
+        eps = 1e-6
+        num = (
+            temper_loglik(lam + eps, s, h, good, starts)
+            - temper_loglik(lam - eps, s, h, good, starts)
+        ) / (2 * eps)
+        assert temper_slope(lam, s, h, good, starts) == pytest.approx(num, rel=1e-5, abs=1e-6)

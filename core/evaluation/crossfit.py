@@ -92,6 +92,8 @@ def stitch(target: PairData, parts: Sequence[tuple[IntArray, VoteInputs]]) -> Vo
     tables: list[FloatArray] = []
     for problems, vi in parts:
         rows = target.rows(problems)
+        if (vi.size_tables is None) != (vi.size_index is None):
+            raise CalibrationError("a fold gave size tables without their index (or vice versa)")
         if (
             (vi.g is not None) != has_g
             or vi.best_of != first.best_of

@@ -209,7 +209,7 @@ def allocation_view(
             info,
             llm,
             verifier,
-            curve_strategies(names, info.simulated),
+            curve_strategies(names, info.has_truth),
             config,
             progress=progress,
         )
@@ -227,7 +227,7 @@ def allocation_view(
             config,
             n_bins=n_bins,
             seed=seed,
-            curve_set=curve_strategies(names, info.simulated),
+            curve_set=curve_strategies(names, info.has_truth),
         )
         pair = load_pair(store, info, llm, verifier, config.reduction)
     except ViewError:

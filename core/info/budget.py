@@ -40,7 +40,7 @@ def many_curves(
     `curve_strategies`), with progress over pairs, folds and strategies."""
     if not pairs:
         raise ViewError("choose at least one (LLM, verifier) pair")
-    full = curve_strategies(strategies, info.simulated)
+    full = curve_strategies(strategies, info.has_truth)
     out: list[PairCurves] = []
     total = len(pairs)
     for i, (m, v) in enumerate(pairs):

@@ -218,8 +218,9 @@ class BayesOptimal(Strategy):
         truth = pair.truth
         if truth is None:
             raise CalibrationError(
-                "the Bayes-optimal vote needs the simulator's parameters: only simulated "
-                "datasets (scored by a step reduction that keeps the score) have it"
+                "the Bayes-optimal vote needs the simulator's parameters, which simulated "
+                "datasets built by this version record (rebuild an older demo with `ttslab "
+                "demo --replace`); a step reduction that changes the score loses them"
             )
         if not truth.get("conditionally_independent", True):
             raise CalibrationError(

@@ -29,7 +29,8 @@ independent given correctness. Real signals can share a problem effect (every an
 hard problem is long), and the sum then counts it once per response. `fit_temper` scales w
 by lambda in [0, 1] chosen on calibration problems: the lambda that maximises the log
 probability the posterior gives the correct answer, over random budget-N subsets of each
-calibration problem (a proper scoring rule, concave in lambda), kept at 1 unless a
+calibration problem (a proper scoring rule, concave in lambda when each subset has one
+correct answer), kept at 1 unless a
 likelihood-ratio test rejects it. Conditionally independent scores keep lambda = 1; a signal
 that mostly measures difficulty (response length: 0.02-0.10 on BoInf AIME) gets a small one.
 scipy.optimize is imported when a fit runs (it costs a second of start-up).
@@ -50,7 +51,8 @@ from core.methods.params import CalibrationError
 from core.types import BoolArray, FloatArray, IntArray, PairData
 
 #: Bounds of the fitted parameters (the likelihood can run off to a boundary: a Beta with
-#: every problem at q = 1, a partition with one wrong answer per problem).
+#: every problem at q = 1, a partition with one wrong answer per problem). The
+#: concentration bounds apply to alpha + 0.999 d (the fit's parameter, > 0 iff alpha > -d).
 BETA_BOUNDS: Final = (1e-3, 1e4)
 DISCOUNT_MAX: Final = 0.95
 CONCENTRATION_BOUNDS: Final = (1e-3, 1e4)
@@ -146,31 +148,47 @@ def correct_counts(pair: PairData) -> tuple[IntArray, IntArray]:
 
 
 def wrong_partitions(pair: PairData) -> list[IntArray]:
-    """Per problem, the sizes of its wrong answers (incorrect responses by cluster)."""
-    out = []
-    for p in range(pair.n_problems):
-        lo, hi = int(pair.offsets[p]), int(pair.offsets[p + 1])
-        wrong = pair.cluster[lo:hi][~pair.correct[lo:hi]]
-        if wrong.size:
-            out.append(np.unique(wrong, return_counts=True)[1].astype(np.int64))
-    return out
+    """Per problem with a wrong response, the sizes of its wrong answers (incorrect
+    responses by cluster)."""
+    wrong = ~np.asarray(pair.correct, dtype=bool)
+    if not wrong.any():
+        return []
+    prob = pair.problem_index()[wrong]
+    k_max = int(pair.cluster.max()) + 1
+    keys, counts = np.unique(prob * k_max + pair.cluster[wrong], return_counts=True)
+    owner = keys // k_max
+    cuts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    return [c.astype(np.int64) for c in np.split(counts, cuts[1:])]
 
 
 def fit_beta_binomial(k: npt.ArrayLike, n: npt.ArrayLike) -> tuple[float, float]:
-    """Maximum-likelihood Beta(a, b) of per-problem accuracies from k correct of n."""
+    """Maximum-likelihood Beta(a, b) of per-problem accuracies from k correct of n (on the
+    distinct (k, n) pairs with their counts, analytic gradient)."""
     from scipy import optimize
 
-    kk = np.asarray(k, dtype=np.float64)
-    nn = np.asarray(n, dtype=np.float64)
+    kk = np.asarray(k, dtype=np.int64)
+    nn = np.asarray(n, dtype=np.int64)
     keep = nn > 0
     kk, nn = kk[keep], nn[keep]
     if kk.size == 0:
         raise CalibrationError("no calibration problem has a response")
+    pairs, weight = np.unique(np.stack([kk, nn], axis=1), axis=0, return_counts=True)
+    ku, nu = pairs[:, 0].astype(np.float64), pairs[:, 1].astype(np.float64)
+    cnt = weight.astype(np.float64)
+    total = float(cnt.sum())
     lo, hi = (math.log(v) for v in BETA_BOUNDS)
 
-    def nll(v: FloatArray) -> float:
-        a, b = math.exp(v[0]), math.exp(v[1])
-        return -float(np.sum(special.betaln(a + kk, b + nn - kk)) - kk.size * special.betaln(a, b))
+    def nll(v: FloatArray) -> tuple[float, FloatArray]:
+        a, b = math.exp(float(v[0])), math.exp(float(v[1]))
+        ll = float(cnt @ special.betaln(a + ku, b + nu - ku)) - total * float(special.betaln(a, b))
+        dg_all = special.digamma(a + b + nu)
+        da = float(cnt @ (special.digamma(a + ku) - dg_all)) - total * (
+            float(special.digamma(a)) - float(special.digamma(a + b))
+        )
+        db = float(cnt @ (special.digamma(b + nu - ku) - dg_all)) - total * (
+            float(special.digamma(b)) - float(special.digamma(a + b))
+        )
+        return -ll, -np.array([da * a, db * b])
 
     # method of moments start (clipped), then a bounded quasi-Newton search
     p = kk / nn
@@ -178,14 +196,14 @@ def fit_beta_binomial(k: npt.ArrayLike, n: npt.ArrayLike) -> tuple[float, float]
     var = float(max(p.var(), 1e-4))
     s = float(np.clip(m * (1 - m) / var - 1.0, 0.1, 100.0))
     start = np.log([m * s, (1 - m) * s])
-    res = optimize.minimize(nll, start, method="L-BFGS-B", bounds=[(lo, hi), (lo, hi)])
-    best = res.x if res.fun <= nll(start) else start
+    res = optimize.minimize(nll, start, jac=True, method="L-BFGS-B", bounds=[(lo, hi), (lo, hi)])
+    best = res.x if res.fun <= nll(start)[0] else start
     return float(math.exp(best[0])), float(math.exp(best[1]))
 
 
 def pitman_yor_loglik(parts: list[IntArray], d: float, alpha: float) -> float:
     """Log exchangeable partition probability of every partition in `parts` under
-    Pitman-Yor(d, alpha)."""
+    Pitman-Yor(d, alpha) (summed problem by problem: the reference for the fit)."""
     total = 0.0
     for sizes in parts:
         n = int(sizes.sum())
@@ -200,37 +218,57 @@ def pitman_yor_loglik(parts: list[IntArray], d: float, alpha: float) -> float:
 def fit_pitman_yor(parts: list[IntArray]) -> tuple[float, float, bool]:
     """Maximum-likelihood Pitman-Yor (discount, concentration) of the wrong-answer
     partitions, and whether the data could say anything (some problem with two or more
-    wrong responses); `DEFAULT_WRONG` when not."""
+    wrong responses); `DEFAULT_WRONG` when not.
+
+    The likelihood depends on the partitions through three histograms only (block sizes,
+    problems with at least i + 1 blocks, wrong responses per problem), so each evaluation
+    costs a few dozen terms, with an analytic gradient."""
     from scipy import optimize
 
     informative = [s for s in parts if int(s.sum()) >= 2]
     if not informative:
         return (*DEFAULT_WRONG, False)
-    # flat arrays: every problem's block sizes, its block indices 1..K-1, and its n
-    sizes = np.concatenate(informative).astype(np.float64)
-    ks = np.asarray([s.size for s in informative], dtype=np.float64)
-    ns = np.asarray([s.sum() for s in informative], dtype=np.float64)
-    idx = np.concatenate([np.arange(1, s.size, dtype=np.float64) for s in informative])
+    sizes = np.concatenate(informative)
+    s_val, s_cnt = np.unique(sizes, return_counts=True)
+    ks = np.asarray([s.size for s in informative], dtype=np.int64)
+    ns = np.asarray([int(s.sum()) for s in informative], dtype=np.int64)
+    n_val, n_cnt = np.unique(ns, return_counts=True)
+    # blocks i = 1..K-1 of every problem: how many problems have block i
+    i_val = np.arange(1, int(ks.max()), dtype=np.float64)
+    i_cnt = np.asarray([(ks > i).sum() for i in range(1, int(ks.max()))], dtype=np.float64)
+    s_val_f, s_cnt_f = s_val.astype(np.float64), s_cnt.astype(np.float64)
+    n_val_f, n_cnt_f = n_val.astype(np.float64), n_cnt.astype(np.float64)
+    n_prob, n_blocks = float(ks.size), float(ks.sum())
     lo_a, hi_a = (math.log(v) for v in CONCENTRATION_BOUNDS)
 
-    def nll(v: FloatArray) -> float:
+    def nll(v: FloatArray) -> tuple[float, FloatArray]:
         d = float(v[0])
-        alpha = math.exp(float(v[1])) - d * 0.999  # alpha > -d
-        ll = float(np.sum(np.log(alpha + idx * d)))
-        ll -= float(np.sum(special.gammaln(alpha + ns))) - ns.size * math.lgamma(alpha + 1.0)
-        ll += float(np.sum(special.gammaln(sizes - d))) - float(ks.sum()) * math.lgamma(1.0 - d)
-        return -ll
+        e = math.exp(float(v[1]))
+        alpha = e - d * 0.999  # alpha > -d
+        ai = alpha + i_val * d
+        ll = float(i_cnt @ np.log(ai))
+        ll -= float(n_cnt_f @ special.gammaln(alpha + n_val_f)) - n_prob * math.lgamma(alpha + 1)
+        ll += float(s_cnt_f @ special.gammaln(s_val_f - d)) - n_blocks * math.lgamma(1.0 - d)
+        # gradient in (alpha, d), then by the chain rule in (d, log e)
+        g_alpha = float(i_cnt @ (1.0 / ai))
+        g_alpha -= float(n_cnt_f @ special.digamma(alpha + n_val_f)) - n_prob * float(
+            special.digamma(alpha + 1)
+        )
+        g_d = float(i_cnt @ (i_val / ai))
+        g_d += -float(s_cnt_f @ special.digamma(s_val_f - d)) + n_blocks * float(
+            special.digamma(1.0 - d)
+        )
+        return -ll, -np.array([g_d - 0.999 * g_alpha, g_alpha * e])
 
     best: FloatArray | None = None
     best_f = math.inf
-    for d0 in (0.1, 0.5):
-        for a0 in (0.5, 3.0):
-            start = np.asarray([d0, math.log(a0 + d0 * 0.999)])
-            res = optimize.minimize(
-                nll, start, method="L-BFGS-B", bounds=[(0.0, DISCOUNT_MAX), (lo_a, hi_a)]
-            )
-            if np.isfinite(res.fun) and res.fun < best_f:
-                best, best_f = np.asarray(res.x, dtype=np.float64), float(res.fun)
+    for d0, a0 in ((0.3, 1.0), (0.7, 0.3)):
+        start = np.asarray([d0, math.log(a0 + d0 * 0.999)])
+        res = optimize.minimize(
+            nll, start, jac=True, method="L-BFGS-B", bounds=[(0.0, DISCOUNT_MAX), (lo_a, hi_a)]
+        )
+        if np.isfinite(res.fun) and res.fun < best_f:
+            best, best_f = np.asarray(res.x, dtype=np.float64), float(res.fun)
     if best is None:
         return (*DEFAULT_WRONG, False)
     d = float(best[0])
@@ -248,51 +286,56 @@ def temper_groups(
     """Random budget-N subsets of every calibration problem (N = min(budget, n_p)) that have
     at least two answers, a correct one among them. Per (subset, answer present), in subset
     order: the answer's weight sum S, its size term H = table[n_a, N], whether it is
-    correct, and the start of every subset's rows."""
+    correct, and the start of every subset's rows. Problems of one size are drawn together
+    (random orders of their responses, cut at N)."""
+    n = calib.n_responses
+    n_prob = calib.n_problems
+    empty = (np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64))
+    if n == 0 or n_subsets < 1:
+        return empty
     rng = np.random.default_rng(seed)
-    parts: list[tuple[FloatArray, FloatArray, BoolArray, IntArray]] = []
-    for p in range(calib.n_problems):
-        lo, hi = int(calib.offsets[p]), int(calib.offsets[p + 1])
-        cl = calib.cluster[lo:hi]
-        n_p = hi - lo
-        k = int(cl.max()) + 1 if n_p else 0
-        if n_p < 2 or k < 2:
-            continue
-        n = min(budget, n_p)
-        idx = np.argsort(rng.random((n_subsets, n_p)), axis=1)[:, :n]  # (T, N)
-        rows = (np.arange(n_subsets)[:, None] * k + cl[idx]).reshape(-1)
-        counts = np.bincount(rows, minlength=n_subsets * k).reshape(n_subsets, k)
-        sums = np.bincount(rows, weights=weight[lo:hi][idx].reshape(-1), minlength=n_subsets * k)
-        good = np.zeros(k, dtype=bool)
-        good[cl[calib.correct[lo:hi]]] = True
-        present = counts > 0
-        keep = (present.sum(axis=1) >= 2) & (present & good).any(axis=1)
-        if not keep.any():
-            continue
-        t_idx, a_idx = np.nonzero(present[keep])  # row-major: grouped by subset
-        cnt = counts[keep][t_idx, a_idx]
-        parts.append(
+    prob = calib.problem_index()
+    k = int(calib.cluster.max()) + 1
+    sizes = calib.sizes()
+    take = np.minimum(budget, sizes)  # N per problem
+    keys: list[IntArray] = []
+    vals: list[FloatArray] = []
+    # problems of one size at once: random orders of their rows, cut at N
+    for m in np.unique(sizes[sizes > 0]):
+        probs = np.flatnonzero(sizes == m)
+        n_take = int(min(budget, m))
+        rows = calib.offsets[probs][:, None] + np.arange(m)[None, :]  # (G, m)
+        pick = np.argsort(rng.random((n_subsets, probs.size, int(m))), axis=2)[:, :, :n_take]
+        chosen = rows[np.arange(probs.size)[None, :, None], pick]  # (T, G, N)
+        keys.append(
             (
-                sums.reshape(n_subsets, k)[keep][t_idx, a_idx],
-                table[cnt, n],
-                good[a_idx],
-                t_idx,
-            )
+                (np.arange(n_subsets)[:, None, None] * n_prob + probs[None, :, None]) * k
+                + calib.cluster[chosen]
+            ).reshape(-1)
         )
-    if not parts:
-        z = np.zeros(0)
-        return z, z, np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
-    starts: list[IntArray] = []
-    offset = 0
-    for q in parts:  # a subset's rows begin where its index changes within its problem
-        t = q[3]
-        starts.append(np.flatnonzero(np.r_[True, t[1:] != t[:-1]]) + offset)
-        offset += t.size
+        vals.append(weight[chosen].reshape(-1))
+    key = np.concatenate(keys)
+    size = n_subsets * n_prob * k
+    counts = np.bincount(key, minlength=size).reshape(n_subsets, n_prob, k)
+    sums = np.bincount(key, weights=np.concatenate(vals), minlength=size).reshape(
+        n_subsets, n_prob, k
+    )
+    flat_good = np.zeros(n_prob * k, dtype=bool)
+    flat_good[(prob * k + calib.cluster)[np.asarray(calib.correct, dtype=bool)]] = True
+    good = flat_good.reshape(n_prob, k)
+    present = counts > 0
+    usable = (present.sum(axis=2) >= 2) & (present & good[None]).any(axis=2)  # (T, P)
+    sel = present & usable[:, :, None]
+    ti, pi, ai = np.nonzero(sel)  # row-major: grouped by (subset, problem)
+    if ti.size == 0:
+        return empty
+    group = ti * n_prob + pi
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]).astype(np.int64)
     return (
-        np.concatenate([q[0] for q in parts]),
-        np.concatenate([q[1] for q in parts]),
-        np.concatenate([q[2] for q in parts]),
-        np.concatenate(starts).astype(np.int64),
+        np.asarray(sums[ti, pi, ai], dtype=np.float64),
+        np.asarray(table[counts[ti, pi, ai], take[pi]], dtype=np.float64),
+        np.asarray(good[pi, ai], dtype=bool),
+        starts,
     )
 
 
@@ -317,12 +360,25 @@ def temper_loglik(
     return float(np.sum(_group_lse(np.where(good, v, -np.inf), starts) - _group_lse(v, starts)))
 
 
+def temper_slope(
+    lam: float, s: FloatArray, h: FloatArray, good: BoolArray, starts: IntArray
+) -> float:
+    """Derivative of `temper_loglik` in lambda: over subsets, the posterior mean of S over
+    the correct answers minus that over all answers."""
+    v = lam * s + h
+    sizes = np.diff(np.r_[starts, v.size])
+    p_all = np.exp(v - np.repeat(_group_lse(v, starts), sizes))
+    vg = np.where(good, v, -np.inf)
+    p_good = np.exp(vg - np.repeat(_group_lse(vg, starts), sizes))
+    return float(np.sum((p_good - p_all) * s))
+
+
 def fit_temper(
     calib: PairData,
     weight: FloatArray,
     prior: AnswerPrior,
     budget: int,
-    n_subsets: int = 32,
+    n_subsets: int = 16,
     seed: int = 0,
 ) -> float:
     """The lambda in [0, 1] scaling the summed weights that maximises `temper_loglik` on
@@ -339,6 +395,11 @@ def fit_temper(
     def loss(lam: float) -> float:
         return -temper_loglik(lam, s, h, good, starts)
 
+    # with one correct answer per subset the objective is concave in lambda: when it still
+    # rises at lambda = 1, 1 is the maximum (several correct clusters: search anyway)
+    one_correct = bool(np.all(np.add.reduceat(good.astype(np.int64), starts) == 1))
+    if one_correct and temper_slope(1.0, s, h, good, starts) >= 0.0:
+        return 1.0
     res = optimize.minimize_scalar(loss, bounds=(0.0, 1.0), method="bounded")
     cands = {0.0: loss(0.0), 1.0: loss(1.0), float(res.x): float(res.fun)}
     best = min(cands, key=lambda k: cands[k])  # the bounded search never tries the ends
@@ -369,5 +430,6 @@ __all__ = [
     "pitman_yor_loglik",
     "temper_groups",
     "temper_loglik",
+    "temper_slope",
     "wrong_partitions",
 ]

@@ -26,7 +26,7 @@ st.caption(
     "The same subsets serve every strategy."
 )
 ctx = state.page_context()
-names = strategy_names(simulated=ctx.info.simulated)
+names = strategy_names(simulated=ctx.info.has_truth)
 pair_names = {f"{m} × {v}": (m, v) for m, v in ctx.info.pairs}
 
 c1, c2 = st.columns([1, 1.6])

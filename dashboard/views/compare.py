@@ -18,7 +18,7 @@ st.caption(
     "on the same problems and subsets)."
 )
 ctx = state.page_context()
-names = strategy_names(simulated=ctx.info.simulated)
+names = strategy_names(simulated=ctx.info.has_truth)
 
 c1, c2 = st.columns([1, 2])
 llms = state.multiselect("LLMs", ctx.info.llms, "c_llms", default=[ctx.llm], where=c1)
@@ -29,7 +29,7 @@ strategies = state.multiselect(
     "Strategies",
     names,
     "c_strategies",
-    default=list(default_strategies(simulated=ctx.info.simulated)),
+    default=list(default_strategies(simulated=ctx.info.has_truth)),
     format_func=lambda s: get_strategy(s).label,
 )
 c3, c4, c5 = st.columns([1.4, 1, 1])
