@@ -13,13 +13,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from core.methods import load_plugins  # noqa: E402
-from dashboard.state import dataset_picker, get_store  # noqa: E402
+from dashboard.state import dataset_picker, get_store, warm_up_in_background  # noqa: E402
 
 load_plugins()  # strategies registered by the user ($TTSLAB_PLUGINS, entry points)
 
 st.set_page_config(
     page_title="TTS Aggregation Lab", page_icon=":material/functions:", layout="wide"
 )
+warm_up_in_background()
 
 PAGES_DIR = ROOT / "dashboard" / "views"  # not "pages/": Streamlit would run them alone
 # (file stem = url path, title, icon); the first page is the default

@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy import special
@@ -52,6 +53,7 @@ __all__ = [
     "combine_figure",
     "compare_figure",
     "compare_latex",
+    "dataset_overview_figure",
     "efficiency_sentence",
     "issue_lines",
     "problem_figure",
@@ -663,6 +665,48 @@ def _wrap(label: str, width: int = 12) -> str:
     if cur:
         lines.append(cur)
     return "<br>".join(lines)
+
+
+def dataset_overview_figure(summary: pd.DataFrame, title: str) -> go.Figure:
+    """Heatmap of one dataset's pairs (`Store.pair_summary`): how well each verifier
+    separates correct from incorrect responses of each LLM (difference of the class means
+    in score standard deviations; negative: lower scores go with correct answers), each
+    LLM labelled with its share of correct responses (near 0 % or 100 % leaves little to
+    aggregate)."""
+    llms = list(dict.fromkeys(summary["llm"]))
+    vers = list(dict.fromkeys(summary["verifier"]))
+    z = np.full((len(llms), len(vers)), np.nan)
+    for row in summary.itertuples(index=False):
+        z[llms.index(str(row.llm)), vers.index(str(row.verifier))] = float(row.separation)
+    share = summary.groupby("llm", sort=False)["accuracy"].first()
+    ylab = [f"{m} ({100 * float(share[m]):.0f}% correct)" for m in llms]
+    text = [["–" if np.isnan(v) else f"{v:+.2f}" for v in r] for r in z]
+    lim = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[_wrap(v, 14) for v in vers],
+            y=ylab,
+            text=text,
+            texttemplate="%{text}",
+            colorscale="RdBu",
+            zmid=0.0,
+            zmin=-lim,
+            zmax=lim,
+            colorbar={"title": {"text": "separation<br>(sd)"}},
+            hovertemplate="%{y}<br>%{x}: separation %{z:.2f} sd<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(
+        title=_title(
+            title,
+            "separation = mean score of correct minus incorrect responses, in score sds "
+            "(negative: lower scores are better)",
+        )
+    )
+    _base_layout(fig, 170 + 42 * len(llms))
+    return fig
 
 
 def compare_figure(view: CompareView, metric: str = "gain") -> go.Figure:

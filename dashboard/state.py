@@ -7,7 +7,7 @@
   (Streamlit forgets the state of widgets that are not drawn, so the value is also kept
   under a plain session-state key).
 * `page_context`: the sidebar's dataset, pair and the one `EvalConfig`.
-* `compute`: runs one info-layer call with a progress bar that appears within a quarter
+* `compute`: runs one info-layer call with a progress bar that appears within a tenth
   of a second, and turns a core error into a readable message that stops the page.
 * Uploads: persisted at once through `core.importers.uploads`, then imported.
 """
@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -60,11 +61,31 @@ __all__ = [
     "score_controls",
     "select",
     "simulated_banner",
+    "warm_up_in_background",
 ]
 
 # --------------------------------------------------------------------------------------
 # the store
 # --------------------------------------------------------------------------------------
+
+
+@st.cache_resource
+def warm_up_in_background() -> threading.Thread:
+    """Once per server: import the analysis modules and load the engine's compiled kernels
+    in a background thread, while the first page (which computes nothing) is read, so the
+    first analysis page does not pay for them."""
+
+    def work() -> None:
+        import scipy.optimize  # noqa: F401  (the fits' optimiser, a second to import)
+
+        import core.info  # noqa: F401
+        from core.evaluation.engine import warm_up
+
+        warm_up()
+
+    thread = threading.Thread(target=work, name="ttslab-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 @st.cache_resource
@@ -415,16 +436,22 @@ def approx_budgets(info: DatasetInfo) -> tuple[int, ...]:
 class ProgressBar:
     """A progress callback that draws a bar once the work has taken a moment."""
 
-    def __init__(self, label: str, delay: float = 0.25) -> None:
+    def __init__(self, label: str, delay: float = 0.1, every: float = 0.5) -> None:
         self.label = label
         self.delay = delay
+        self.every = every
         self.start = time.monotonic()
+        self._last = -math.inf
         self._bar: Any = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         frac = min(max(done / total if total else 1.0, 0.0), 1.0)
-        if self._bar is None and time.monotonic() - self.start < self.delay:
+        now = time.monotonic()
+        if self._bar is None and now - self.start < self.delay:
             return
+        if now - self._last < self.every:  # at most two redraws a second
+            return
+        self._last = now
         text = f"{self.label}: {stage}"
         if self._bar is None:
             self._bar = st.progress(frac, text=text)

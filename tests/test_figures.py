@@ -363,3 +363,24 @@ def test_combine_one_trace_per_strategy_on_a_log2_axis(mview: V.CombineView) -> 
         np.testing.assert_allclose(y[:n], mview.high[s])
         np.testing.assert_allclose(y[n:][::-1], mview.low[s])
     assert "(simulated)" in fig.layout.title.text
+
+
+def test_dataset_overview_is_the_pair_summary() -> None:
+    import pandas as pd
+
+    summary = pd.DataFrame(
+        {
+            "llm": ["a", "a", "b", "b"],
+            "verifier": ["v1", "length", "v1", "length"],
+            "accuracy": [0.25, 0.25, 0.9, 0.9],
+            "separation": [1.2, -0.4, float("nan"), -0.1],
+        }
+    )
+    fig = F.dataset_overview_figure(summary, "demo: pairs")
+    (heat,) = fig.data
+    z = np.asarray(heat.z, dtype=float)
+    np.testing.assert_allclose(z, [[1.2, -0.4], [np.nan, -0.1]])
+    assert list(heat.y) == ["a (25% correct)", "b (90% correct)"]
+    assert heat.text[1][0] == "–" and heat.text[0][1] == "-0.40"
+    # a diverging scale centred on 0: negative separation (lower is better) reads blue/red
+    assert heat.zmid == 0.0 and heat.zmin == -1.2 and heat.zmax == 1.2

@@ -586,3 +586,46 @@ def test_temper_slope_is_the_derivative() -> None:
             - temper_loglik(lam - eps, s, h, good, starts)
         ) / (2 * eps)
         assert temper_slope(lam, s, h, good, starts) == pytest.approx(num, rel=1e-5, abs=1e-6)
+
+
+def test_temper_groups_at_the_full_budget_are_the_problems_answers() -> None:
+    """With N = every problem's size each subset is the whole problem: its rows must be the
+    problem's answers (sum of weights, size term, correctness), counted here directly."""
+    from core.methods.posterior import temper_groups
+
+    rng = np.random.default_rng(9)
+    clusters, correct = [], []
+    for _ in range(30):
+        n = int(rng.integers(2, 9))
+        ids = rng.integers(0, 4, size=n)
+        dense = np.unique(ids, return_inverse=True)[1]
+        clusters.append(dense.tolist())
+        correct.append((ids == 0).tolist())
+    pair = make_pair(clusters, correct)
+    w = rng.normal(size=pair.n_responses)
+    table = rng.normal(size=(10, 10))
+    s, h, good, starts = temper_groups(pair, w, table, budget=99, n_subsets=2, seed=0)
+    want: dict[int, list[tuple[float, float, bool]]] = {}
+    for p, (cl, ok) in enumerate(zip(clusters, correct, strict=True)):
+        lo = int(pair.offsets[p])
+        rows = []
+        for a in sorted(set(cl)):
+            members = [i for i, c in enumerate(cl) if c == a]
+            rows.append(
+                (
+                    float(sum(w[lo + i] for i in members)),
+                    float(table[len(members), len(cl)]),
+                    bool(ok[members[0]]),
+                )
+            )
+        if len(rows) >= 2 and any(r[2] for r in rows):
+            want[p] = rows
+    got = []
+    bounds = [*starts.tolist(), s.size]
+    for g in range(starts.size):
+        sl = slice(bounds[g], bounds[g + 1])
+        got.append(sorted(zip(s[sl].tolist(), h[sl].tolist(), good[sl].tolist(), strict=True)))
+    expected = sorted(sorted(r) for r in want.values() for _ in range(2))
+    assert len(got) == len(expected)
+    for a, b in zip(sorted(got), expected, strict=True):
+        np.testing.assert_allclose(np.array(a, dtype=float), np.array(b, dtype=float), atol=1e-12)

@@ -93,6 +93,7 @@ __all__ = [
     "make_subsets",
     "offset_credits",
     "subset_credits",
+    "warm_up",
 ]
 
 
@@ -654,7 +655,7 @@ def _full_set_votes(
     return ok
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, nogil=True)  # type: ignore[misc]
 def _credits_kernel(
     offsets: Any,
     cluster: Any,
@@ -701,7 +702,7 @@ def _credits_kernel(
     At each budget checkpoint each strategy scans the clusters present once (a second scan
     only when another cluster lies within the tie band). The work is proportional to the
     elements visited: the permutation is restored by undoing its swaps and only the
-    clusters seen are reset. Serial on purpose: run pairs in separate processes.
+    clusters seen are reset. Serial, without the GIL: several pairs run in threads.
     """
     n_sum = wsum.shape[1]
     n_g = gmat.shape[1]
@@ -876,7 +877,7 @@ def _credits_kernel(
                 _restore_identity(perm, kmax, swaps)
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, nogil=True)  # type: ignore[misc]
 def _offset_kernel(
     offsets: Any,
     cluster: Any,
@@ -1412,7 +1413,7 @@ def exact_best_of_n(
     return out
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, nogil=True)  # type: ignore[misc]
 def _best_of_kernel(
     offsets: Any,
     score: Any,
@@ -1453,3 +1454,38 @@ def _best_of_kernel(
                 acc += min(max(r1 - r2, 0.0), 1.0) * c / g
                 above += g
             out[bi, qi] = acc
+
+
+def warm_up() -> None:
+    """Load every compiled kernel (from numba's on-disk cache, or compile it) by running
+    each once on a toy pair, so that the first real evaluation does not pay for it. A
+    long-running process (the dashboard's server) calls this in the background at start."""
+    n = 6
+    pair = PairData(
+        dataset_id="warm-up",
+        llm="m",
+        verifier="v",
+        problem_ids=("a", "b"),
+        offsets=np.array([0, 3, n], dtype=np.int64),
+        cluster=np.array([0, 1, 0, 0, 1, 1], dtype=np.int64),
+        score=np.linspace(0.1, 0.9, n),
+        correct=np.array([True, False, True, True, False, False]),
+        sample_idx=np.array([0, 1, 2, 0, 1, 2], dtype=np.int64),
+        n_tokens=np.full(n, np.nan),
+    )
+    w = pair.score
+    inputs = {
+        "sum": VoteInputs(weight=w),
+        "g": VoteInputs(weight=w, g=np.full(n, 0.5)),
+        "ml": VoteInputs(weight=w, ml_q=True),
+        "h": VoteInputs(
+            weight=w, size_tables=np.zeros((1, 4, 4)), size_index=np.zeros(n, dtype=np.int64)
+        ),
+        "best": VoteInputs(weight=w, best_of=True),
+    }
+    for order in SUBSET_ORDERS:
+        subsets = make_subsets(pair, (1, 2, 3), n_subsets=2, seed=0, order=order)
+        accuracy_curves(pair, inputs, subsets=subsets, exact_best_of=False)
+    subsets = make_subsets(pair, (2,), n_subsets=2, seed=0)
+    offset_credits(pair, w[None, :], np.zeros((1, 2)), subsets)
+    exact_best_of_n(pair, w, (2,))

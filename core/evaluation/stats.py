@@ -30,6 +30,7 @@ __all__ = [
     "bootstrap_mean_ci",
     "bootstrap_means",
     "curve_cis",
+    "efficiencies",
     "efficiency_from_curves",
     "efficiency_ratio",
     "paired_difference_ci",
@@ -356,28 +357,47 @@ def efficiency_from_curves(
     """:func:`efficiency_ratio` of A against B's mean accuracy at ``ref_budget`` (which
     must be one of the curve budgets), with a percentile bootstrap interval over problems:
     each resample recomputes both A's curve and B's target on the same problems."""
+    return efficiencies(
+        curves, [strategy_a], strategy_b, ref_budget, n_boot=n_boot, level=level, seed=seed
+    )[strategy_a]
+
+
+def efficiencies(
+    curves: CurveSet,
+    strategies: Sequence[str],
+    strategy_b: str,
+    ref_budget: int,
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, EfficiencyResult]:
+    """`efficiency_from_curves` of several strategies against one reference, from one set
+    of bootstrap means."""
     if ref_budget not in curves.budgets:
         raise StatsError(f"ref_budget {ref_budget} is not one of the budgets {curves.budgets}")
     _check_level(level, n_boot)
-    acc_b = float(curves.curve(strategy_b)[curves.budgets.index(ref_budget)])
-    point = efficiency_ratio(curves.budgets, curves.curve(strategy_a), acc_b, ref_budget)
+    names = list(dict.fromkeys([*strategies, strategy_b]))
     per = curves.per_problem
     boot = bootstrap_means(
-        np.stack([per[curves.index(strategy_a)], per[curves.index(strategy_b)]]),
-        n_boot=n_boot,
-        seed=seed,
-    )  # (2, B, n_boot)
-    ratios = reach_ratios(
-        curves.budgets, boot[0].T, boot[1, curves.budgets.index(ref_budget)], ref_budget
-    )
-    srt = np.sort(ratios)
+        np.stack([per[curves.index(n)] for n in names]), n_boot=n_boot, seed=seed
+    )  # (S, B, n_boot)
+    bi = curves.budgets.index(ref_budget)
+    acc_b = float(curves.curve(strategy_b)[bi])
+    target = boot[names.index(strategy_b), bi]
     alpha = 1.0 - level
     lo_i = math.floor(alpha / 2.0 * (n_boot - 1))
     hi_i = math.ceil((1.0 - alpha / 2.0) * (n_boot - 1))
-    return replace(
-        point,
-        low=float(srt[lo_i]),
-        high=float(srt[hi_i]),
-        level=float(level),
-        share_reached=float(np.mean(np.isfinite(ratios))),
-    )
+    out: dict[str, EfficiencyResult] = {}
+    for name in strategies:
+        point = efficiency_ratio(curves.budgets, curves.curve(name), acc_b, ref_budget)
+        ratios = reach_ratios(curves.budgets, boot[names.index(name)].T, target, ref_budget)
+        srt = np.sort(ratios)
+        out[name] = replace(
+            point,
+            low=float(srt[lo_i]),
+            high=float(srt[hi_i]),
+            level=float(level),
+            share_reached=float(np.mean(np.isfinite(ratios))),
+        )
+    return out

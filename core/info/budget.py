@@ -5,7 +5,9 @@ against another."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +30,11 @@ from core.types import FloatArray, IntArray, TTSLabError
 ProgressFn = Callable[[str, int, int], None]
 
 
+#: Pairs computed at once by `many_curves` (threads: the engine's kernels and most of
+#: numpy run without the GIL).
+PAIR_WORKERS = max(1, min(2, os.cpu_count() or 1))
+
+
 def many_curves(
     store: Store,
     info: DatasetInfo,
@@ -37,27 +44,50 @@ def many_curves(
     progress: ProgressFn | None,
 ) -> list[PairCurves]:
     """Cross-fitted curves of several pairs (the shared strategy set, see
-    `curve_strategies`), with progress over pairs, folds and strategies."""
+    `curve_strategies`), `PAIR_WORKERS` pairs at a time, with progress over pairs, folds
+    and strategies (reported from the calling thread)."""
     if not pairs:
         raise ViewError("choose at least one (LLM, verifier) pair")
-    full = curve_strategies(strategies, info.has_truth)
-    out: list[PairCurves] = []
-    total = len(pairs)
-    for i, (m, v) in enumerate(pairs):
+    for m, v in pairs:
         check_pair(info, m, v)
+    full = curve_strategies(strategies, info.has_truth)
+    total = len(pairs)
+    done = [0.0] * total
+    stage = [""] * total
 
-        def inner(stage: str, done: int, n: int, i: int = i, m: str = m, v: str = v) -> None:
-            if progress is not None:
-                frac = done / n if n else 1.0
-                progress(f"{pair_name(m, v)}: {stage}", round(1000 * (i + frac)), 1000 * total)
+    def one(i: int, live: bool = False) -> PairCurves:
+        m, v = pairs[i]
+
+        def inner(what: str, k: int, n: int) -> None:  # in a worker: just record it
+            done[i] = k / n if n else 1.0
+            stage[i] = f"{pair_name(m, v)}: {what}"
+            if live:
+                report()
 
         try:
-            out.append(pair_curves(store, info, m, v, full, config, progress=inner))
+            out = pair_curves(store, info, m, v, full, config, progress=inner)
         except TTSLabError as exc:
             raise ViewError(f"({m}, {v}): {exc}") from exc
-    if progress is not None:
-        progress("done", total, total)
-    return out
+        done[i] = 1.0
+        if live:
+            report()
+        return out
+
+    def report() -> None:
+        if progress is not None:
+            busy = [s for s, d in zip(stage, done, strict=True) if s and d < 1.0]
+            label = busy[0] if busy else "done"
+            progress(label, round(1000 * sum(done)), 1000 * total)
+
+    if PAIR_WORKERS == 1 or total == 1:  # in this thread: progress as it comes
+        return [one(i, live=True) for i in range(total)]
+    with ThreadPoolExecutor(max_workers=PAIR_WORKERS) as pool:
+        futures = [pool.submit(one, i) for i in range(total)]
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            report()
+        return [f.result() for f in futures]
 
 
 def pair_issues(res: PairCurves, wanted: Sequence[str]) -> list[Issue]:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from core.evaluation.config import EvalConfig
-from core.evaluation.stats import efficiency_from_curves, paired_difference_cis
+from core.evaluation.stats import efficiencies, paired_difference_cis
 from core.info.budget import many_curves, pair_issues
 from core.info.common import Issue, ViewError, pair_name
 from core.methods.registry import get_strategy
@@ -190,16 +190,17 @@ def compare_view(
         arrays["gain"][i, have] = diff.estimate
         arrays["glo"][i, have] = diff.low
         arrays["ghi"][i, have] = diff.high
+        effs = efficiencies(
+            res.curves,
+            [strategies[j] for j in have],
+            baseline,
+            bud,
+            n_boot=config.n_boot,
+            level=config.level,
+            seed=config.boot_seed,
+        )
         for j in have:
-            eff = efficiency_from_curves(
-                res.curves,
-                strategies[j],
-                baseline,
-                bud,
-                n_boot=config.n_boot,
-                level=config.level,
-                seed=config.boot_seed,
-            )
+            eff = effs[strategies[j]]
             arrays["ratio"][i, j] = eff.ratio if eff.reached else math.inf
             arrays["rlo"][i, j] = eff.low
             arrays["rhi"][i, j] = eff.high

@@ -38,6 +38,7 @@ scipy.optimize is imported when a fit runs (it costs a second of start-up).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -287,55 +288,65 @@ def temper_groups(
     at least two answers, a correct one among them. Per (subset, answer present), in subset
     order: the answer's weight sum S, its size term H = table[n_a, N], whether it is
     correct, and the start of every subset's rows. Problems of one size are drawn together
-    (random orders of their responses, cut at N)."""
+    (random orders of their responses, cut at N), and each subset's answers are the runs of
+    its sorted cluster ids."""
     n = calib.n_responses
     n_prob = calib.n_problems
     empty = (np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64))
     if n == 0 or n_subsets < 1:
         return empty
     rng = np.random.default_rng(seed)
-    prob = calib.problem_index()
     k = int(calib.cluster.max()) + 1
     sizes = calib.sizes()
-    take = np.minimum(budget, sizes)  # N per problem
-    keys: list[IntArray] = []
-    vals: list[FloatArray] = []
-    # problems of one size at once: random orders of their rows, cut at N
+    correct = np.asarray(calib.correct, dtype=bool)
+    flat_good = np.zeros(n_prob * k, dtype=bool)
+    flat_good[(calib.problem_index() * k + calib.cluster)[correct]] = True
+    parts: list[tuple[FloatArray, FloatArray, BoolArray, IntArray]] = []
+    n_rows = 0
+    # problems of one size at once: random orders of their rows, cut at N; then each
+    # subset's answers by sorting its N cluster ids (runs of equal ids)
     for m in np.unique(sizes[sizes > 0]):
         probs = np.flatnonzero(sizes == m)
         n_take = int(min(budget, m))
         rows = calib.offsets[probs][:, None] + np.arange(m)[None, :]  # (G, m)
         pick = np.argsort(rng.random((n_subsets, probs.size, int(m))), axis=2)[:, :, :n_take]
-        chosen = rows[np.arange(probs.size)[None, :, None], pick]  # (T, G, N)
-        keys.append(
+        chosen = rows[np.arange(probs.size)[None, :, None], pick].reshape(-1, n_take)  # (T*G, N)
+        cid = calib.cluster[chosen]
+        order = np.argsort(cid, axis=1, kind="stable")
+        cid = np.take_along_axis(cid, order, axis=1)
+        w = np.take_along_axis(weight[chosen], order, axis=1)
+        first = np.ones(cid.shape, dtype=bool)
+        first[:, 1:] = cid[:, 1:] != cid[:, :-1]
+        run_start = np.flatnonzero(first.reshape(-1))  # runs never cross subsets
+        run_row = run_start // n_take
+        run_len = np.diff(np.r_[run_start, cid.size])
+        run_sum = np.add.reduceat(w.reshape(-1), run_start)
+        run_prob = probs[run_row % probs.size]
+        run_good = flat_good[run_prob * k + cid.reshape(-1)[run_start]]
+        n_runs = np.bincount(run_row, minlength=cid.shape[0])
+        has_good = np.bincount(run_row, weights=run_good, minlength=cid.shape[0]) > 0
+        usable = (n_runs >= 2) & has_good
+        keep = usable[run_row]
+        if not keep.any():
+            continue
+        kept_row = run_row[keep]
+        starts = np.flatnonzero(np.r_[True, kept_row[1:] != kept_row[:-1]]) + n_rows
+        parts.append(
             (
-                (np.arange(n_subsets)[:, None, None] * n_prob + probs[None, :, None]) * k
-                + calib.cluster[chosen]
-            ).reshape(-1)
+                np.asarray(run_sum[keep], dtype=np.float64),
+                np.asarray(table[run_len[keep], n_take], dtype=np.float64),
+                np.asarray(run_good[keep], dtype=bool),
+                starts.astype(np.int64),
+            )
         )
-        vals.append(weight[chosen].reshape(-1))
-    key = np.concatenate(keys)
-    size = n_subsets * n_prob * k
-    counts = np.bincount(key, minlength=size).reshape(n_subsets, n_prob, k)
-    sums = np.bincount(key, weights=np.concatenate(vals), minlength=size).reshape(
-        n_subsets, n_prob, k
-    )
-    flat_good = np.zeros(n_prob * k, dtype=bool)
-    flat_good[(prob * k + calib.cluster)[np.asarray(calib.correct, dtype=bool)]] = True
-    good = flat_good.reshape(n_prob, k)
-    present = counts > 0
-    usable = (present.sum(axis=2) >= 2) & (present & good[None]).any(axis=2)  # (T, P)
-    sel = present & usable[:, :, None]
-    ti, pi, ai = np.nonzero(sel)  # row-major: grouped by (subset, problem)
-    if ti.size == 0:
+        n_rows += int(keep.sum())
+    if not parts:
         return empty
-    group = ti * n_prob + pi
-    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]).astype(np.int64)
     return (
-        np.asarray(sums[ti, pi, ai], dtype=np.float64),
-        np.asarray(table[counts[ti, pi, ai], take[pi]], dtype=np.float64),
-        np.asarray(good[pi, ai], dtype=bool),
-        starts,
+        np.concatenate([q[0] for q in parts]),
+        np.concatenate([q[1] for q in parts]),
+        np.concatenate([q[2] for q in parts]),
+        np.concatenate([q[3] for q in parts]),
     )
 
 
@@ -378,7 +389,7 @@ def fit_temper(
     weight: FloatArray,
     prior: AnswerPrior,
     budget: int,
-    n_subsets: int = 16,
+    n_subsets: int = 8,
     seed: int = 0,
 ) -> float:
     """The lambda in [0, 1] scaling the summed weights that maximises `temper_loglik` on
@@ -398,8 +409,14 @@ def fit_temper(
     # with one correct answer per subset the objective is concave in lambda: when it still
     # rises at lambda = 1, 1 is the maximum (several correct clusters: search anyway)
     one_correct = bool(np.all(np.add.reduceat(good.astype(np.int64), starts) == 1))
-    if one_correct and temper_slope(1.0, s, h, good, starts) >= 0.0:
-        return 1.0
+    if one_correct:
+        slope = temper_slope(1.0, s, h, good, starts)
+        if slope >= 0.0:
+            return 1.0
+        # concave: the tangent at 1 bounds the gain any lambda in [0, 1] can make by
+        # |slope|, so when even that cannot pass the test below, no search is needed
+        if 2.0 * abs(slope) / n_subsets <= TEMPER_TEST:
+            return 1.0
     res = optimize.minimize_scalar(loss, bounds=(0.0, 1.0), method="bounded")
     cands = {0.0: loss(0.0), 1.0: loss(1.0), float(res.x): float(res.fun)}
     best = min(cands, key=lambda k: cands[k])  # the bounded search never tries the ends
@@ -412,7 +429,29 @@ def fit_temper(
 
 def fit_answer_prior(calib: PairData) -> AnswerPrior:
     """Beta prior over q and Pitman-Yor wrong-answer process, by maximum likelihood on the
-    calibration problems' labels and answer clusters."""
+    calibration problems' labels and answer clusters. They depend on no score, so every
+    verifier of one LLM shares the fit (remembered for the last few calibration sets)."""
+    key = (
+        calib.offsets.tobytes(),
+        calib.cluster.tobytes(),
+        np.asarray(calib.correct, dtype=bool).tobytes(),
+    )
+    digest = hashlib.blake2b(b"|".join(key), digest_size=16).digest()
+    hit = _PRIOR_MEMO.get(digest)
+    if hit is not None:
+        return hit
+    prior = _fit_answer_prior(calib)
+    _PRIOR_MEMO[digest] = prior
+    while len(_PRIOR_MEMO) > _PRIOR_MEMO_SIZE:
+        _PRIOR_MEMO.pop(next(iter(_PRIOR_MEMO)))
+    return prior
+
+
+_PRIOR_MEMO: dict[bytes, AnswerPrior] = {}
+_PRIOR_MEMO_SIZE = 64
+
+
+def _fit_answer_prior(calib: PairData) -> AnswerPrior:
     k, n = correct_counts(calib)
     a, b = fit_beta_binomial(k, n)
     d, alpha, informative = fit_pitman_yor(wrong_partitions(calib))

@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.info import dataset_label
+from dashboard.figures import dataset_overview_figure
 from dashboard.state import (
     SUPPORTED_SUFFIXES,
     ImportValidationError,
@@ -66,8 +67,14 @@ if info is not None:
     )
     if info.notes:
         st.caption(f"Notes: {info.notes}")
+    summary = store.pair_summary(info)
+    st.plotly_chart(
+        dataset_overview_figure(summary, f"{dataset_label(info.name, info.simulated)}: pairs"),
+        key="overview_chart",
+        width="stretch",
+    )
     st.dataframe(
-        store.pair_summary(info),
+        summary,
         hide_index=True,
         width="stretch",
         column_config={
