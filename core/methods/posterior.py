@@ -32,7 +32,7 @@ probability the posterior gives the correct answer, over random budget-N subsets
 calibration problem (a proper scoring rule, concave in lambda when each subset has one
 correct answer), kept at 1 unless a
 likelihood-ratio test rejects it. Conditionally independent scores keep lambda = 1; a signal
-that mostly measures difficulty (response length: 0.02-0.10 on BoInf AIME) gets a small one.
+that mostly measures difficulty (response length: 0.003-0.10 on BoInf AIME) gets a small one.
 scipy.optimize is imported when a fit runs (it costs a second of start-up).
 """
 
