@@ -328,10 +328,10 @@ def main() -> int:
         "|---|---|---|---|---|---|---|",
     ]
     names = {
-        "cli": "`ttslab curves` for all 35 pairs (8 strategies)",
-        "curves": "cross-fitted curves of all 35 pairs (8 strategies, `pair_curves`)",
+        "cli": "`ttslab curves` for all 35 pairs (7 strategies)",
+        "curves": "cross-fitted curves of all 35 pairs (7 strategies, `pair_curves`)",
         "transfer": "Transfer matrix 5 x 5 (logit WV, N = 16)",
-        "compare": "Compare view, 1 LLM x 7 verifiers (8 strategies, N = 32)",
+        "compare": "Compare view, 1 LLM x 7 verifiers (7 strategies asked, N = 32)",
     }
     for what, res in results.items():
         for col, label in ((0, "fresh process"), (2, "in a running process")):
