@@ -318,7 +318,7 @@ def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
             f" (after the {tname} transform, in [0, 1])" if tname != "identity" else ""
         )
     if lower and axis != "raw":
-        xtitle += " · read as 1 - s: lower raw scores are better"
+        xtitle += " · lower raw scores are better, so s = 1 - transformed score"
     fig.update_xaxes(title_text=xtitle, row=2, col=1)
     if axis == "raw":
         lo_r, hi_r = float(np.min(view.raw_grid)), float(np.max(view.raw_grid))
@@ -635,8 +635,12 @@ def budget_figure(view: BudgetView) -> go.Figure:
             "Accuracy vs. samples per problem",
             f"{ds} · {view.k}-fold cross-fitted weights, {view.n_subsets} random subsets per "
             f"budget, {view.level:.0%} bootstrap bands over {view.n_problems} problems<br>"
-            "dashed: oracles (test labels or the simulator's parameters); only pass@N and "
-            "the Bayes-optimal vote are ceilings",
+            + (
+                "dashed: oracles (test labels or the simulator's parameters); only pass@N "
+                "and the Bayes-optimal vote are ceilings"
+                if view.simulated
+                else "dashed: oracles (they use the test labels); pass@N is a ceiling"
+            ),
         ),
         legend={"orientation": "h", "x": 0.0, "y": -0.2 if rows == 1 else -0.1},
     )
@@ -689,7 +693,7 @@ def dataset_overview_figure(summary: pd.DataFrame, title: str) -> go.Figure:
             y=ylab,
             text=text,
             texttemplate="%{text}",
-            colorscale="RdBu",
+            colorscale="PuOr",
             zmid=0.0,
             zmin=-lim,
             zmax=lim,
@@ -701,8 +705,8 @@ def dataset_overview_figure(summary: pd.DataFrame, title: str) -> go.Figure:
     fig.update_layout(
         title=_title(
             title,
-            "separation = mean score of correct minus incorrect responses, in score sds "
-            "(negative: lower scores are better)",
+            "separation: mean score of correct minus incorrect responses, in sds "
+            "(negative: lower is better)",
         )
     )
     _base_layout(fig, 170 + 42 * len(llms))
@@ -865,7 +869,17 @@ def problem_figure(view: ProblemView) -> go.Figure:
     fig.update_xaxes(title_text="score", row=1, col=1)
     for j, s in enumerate(view.strategies):
         best_of = s == "best_of_n"
-        fig.update_xaxes(title_text="top score" if best_of else "cluster total", row=1, col=2 + j)
+        # both sides of zero with room for the bar labels (a small winning total next to
+        # large losing ones must stay visible)
+        tot = np.asarray(view.total[j], dtype=np.float64)
+        lo, hi = min(0.0, float(np.nanmin(tot))), max(0.0, float(np.nanmax(tot)))
+        pad = 0.2 * ((hi - lo) or 1.0)
+        fig.update_xaxes(
+            title_text="top score" if best_of else "cluster total",
+            range=[lo - (pad if lo < 0 else 0.0), hi + pad],
+            row=1,
+            col=2 + j,
+        )
     ds = dataset_label(view.dataset, view.simulated)
     gold = view.gold if view.gold is not None else "unknown"
     fig.update_layout(

@@ -272,15 +272,15 @@ def _default_llm(store: Store, info: DatasetInfo) -> str:
 
 
 TRANSFORM_LABELS = {
-    "auto": "auto (identity in [0, 1], log-zscore for counts, else rank)",
+    "auto": "auto",
     "identity": "identity",
     "sigmoid": "sigmoid",
-    "rank": "rank among calibration scores",
-    "zscore": "z-score, then logistic",
-    "log-zscore": "log z-score, then logistic",
+    "rank": "rank",
+    "zscore": "z-score",
+    "log-zscore": "log z-score",
 }
 ORIENTATION_LABELS = {
-    "auto": "auto (as imported, else estimated)",
+    "auto": "auto",
     "higher": "higher is better",
     "lower": "lower is better",
 }
@@ -298,7 +298,8 @@ def score_controls(where: Any, where_direction: Any = None) -> tuple[str, str]:
         format_func=TRANSFORM_LABELS.get,
         help="How raw scores become t in [0, 1] before weighting, fitted on calibration "
         "problems. 'auto' keeps scores in [0, 1], uses log z-scores for counts (lengths) "
-        "and the rank for any other range (a sigmoid would saturate wide reward scores).",
+        "and the rank among calibration scores for any other range (a sigmoid would "
+        "saturate wide reward scores). z-scores go through a logistic.",
     )
     orientation = select(
         "Signal direction",

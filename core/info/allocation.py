@@ -52,8 +52,8 @@ class AllocationView:
         gain, gain_low, gain_high: (B,) per-bin choice minus the best fixed strategy,
             with a paired bootstrap interval.
         edges: inner quantile edges of the predicted difficulty (mean verifier score).
-        score_low, score_high, bin_size: (n_bins,) range of the mean scores in each bin
-            and its number of problems.
+        score_low, score_high, bin_size: (n_bins,) range of the mean (raw) scores in each
+            bin and its number of problems.
         choice: (2, B, n_bins) index of the candidate applied to fold f's problems of a
             bin (chosen on the other fold's problems of that bin).
         bin_choice_accuracy: (B, n_bins) accuracy of the per-bin choice within each bin.
@@ -114,13 +114,15 @@ class AllocationView:
         """E.g. "62% / 80%": per fold, the share of bootstrap resamples of the problems
         that made the choice which make the same choice."""
         a, b = (f"{100 * self.support.support[f, budget_index, k]:.0f}%" for f in (0, 1))
-        return a if a == b else f"{a} / {b}"
+        return f"{a} / {b}"
 
     def margin_text(self, budget_index: int, k: int) -> str:
         """Fold 1's margin of the chosen candidate over the runner-up, in points, with
-        its interval."""
+        its interval ("tied" when another candidate scores the same on every problem)."""
         sp = self.support
         m, lo, hi = (100 * float(x[0, budget_index, k]) for x in (sp.margin, sp.low, sp.high))
+        if max(abs(m), abs(lo), abs(hi)) < 1e-9:
+            return "tied"
         return f"{m:+.1f} [{lo:+.1f}, {hi:+.1f}]"
 
     def bin_table(self, budget: int) -> pd.DataFrame:
@@ -260,8 +262,9 @@ def allocation_view(
         bin_size[k] = int(in_bin.sum())
         if not in_bin.any():
             continue
-        score_low[k] = float(pred[in_bin].min())
-        score_high[k] = float(pred[in_bin].max())
+        raw = -pred[in_bin] if pair.orientation == "lower" else pred[in_bin]  # as imported
+        score_low[k] = float(raw.min())
+        score_high[k] = float(raw.max())
         bin_choice[:, k] = alloc.per_problem[:, in_bin].mean(axis=1)
         bin_acc[:, :, k] = alloc.fixed[:, :, in_bin].mean(axis=2)
     if np.any(bin_size == 0):

@@ -425,7 +425,7 @@ BUILTIN: Final[tuple[Strategy, ...]] = (
         short="Bayes-optimal vote",
         description="CEILING on simulated data: the posterior vote with the simulator's "
         "true densities, prior over q and wrong-answer process",
-        color="#000080",
+        color="#6a3d9a",
         default=True,
     ),
     PassAtN(

@@ -31,6 +31,10 @@ from core.methods.registry import get_strategy
 from core.store import DatasetInfo, Store
 from core.types import FloatArray, IntArray, PairData, TTSLabError
 
+#: Mean accuracies closer than this are tied (the same per-problem credits summed in
+#: another order differ in the last digits).
+TIE_TOL = 1e-12
+
 
 class AllocationError(TTSLabError):
     """The allocation cannot be computed (too few problems, unknown strategies...)."""
@@ -167,7 +171,8 @@ def allocate(
             if not sel.any():
                 sel = train
             means = acc[:, :, sel].mean(axis=2)  # (S, B)
-            best = np.argmax(means, axis=0)  # first maximum: the earlier candidate
+            # the first maximum: the earlier candidate wins ties (up to summation noise)
+            best = np.argmax(means >= means.max(axis=0) - TIE_TOL, axis=0)
             choice[f, :, k] = best
             apply = target & (bins == k)
             for b in range(n_b):
@@ -190,8 +195,8 @@ class ChoiceSupport:
     """How firmly each per-bin choice was made, on the problems that made it (the other
     fold's problems of the bin), arrays (2, B, n_bins):
 
-    support: share of bootstrap resamples of those problems whose best candidate is the
-        one chosen (1.0: every resample agrees; 1 / S: a coin flip among S candidates).
+    support: share of bootstrap resamples of those problems in which no candidate beats
+        the one chosen (1.0: every resample agrees; ties count as agreeing).
     margin, low, high: chosen candidate's mean accuracy minus the best other candidate's,
         with a percentile bootstrap interval (0 with one candidate).
     n_problems: problems the choice was made on.
@@ -230,11 +235,13 @@ def choice_support(
             boot = bootstrap_means(acc, n_boot=n_boot, seed=seed)  # (S, B, n_boot)
             chosen = alloc.choice[f, :, k]  # (B,)
             rows = np.arange(n_b)
-            support[f, :, k] = np.mean(np.argmax(boot, axis=0) == chosen[:, None], axis=1)
             mine = boot[chosen, rows, :]  # (B, n_boot)
             others = boot.copy()
             others[chosen, rows, :] = -np.inf
             diff = mine - others.max(axis=0)
+            # the same choice: nothing beats the chosen one (candidates that score the same
+            # on every problem, e.g. at N = 1, tie and agree)
+            support[f, :, k] = np.mean(diff >= -TIE_TOL, axis=1)
             point = acc.mean(axis=2)
             rest = point.copy()
             rest[chosen, rows] = -np.inf

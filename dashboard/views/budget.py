@@ -12,6 +12,7 @@ from dashboard.figures import budget_figure, efficiency_sentence, issue_lines
 DEFAULT = [
     "majority",
     "best_of_n",
+    "vanilla_wv",
     "logit_wv",
     "kde_wv",
     "posterior_vote",
