@@ -47,9 +47,10 @@ DB_ENV_VAR = "TTSLAB_DB"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-#: Part of every result-cache key: bumped whenever what a cached payload holds or means
-#: changes (2: orientation, rank transform for wide scores, KDE tails, exact N = 1).
-CACHE_VERSION = 2
+#: Part of every result-cache key: bumped whenever a change in core would alter what a
+#: cached payload holds or means (4: orientation, rank transform for wide scores, KDE
+#: tails, exact N = 1; it continues the evaluation config's former engine version, 3).
+CACHE_VERSION = 4
 
 
 class StoreError(TTSLabError):

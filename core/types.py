@@ -110,6 +110,17 @@ class PairData:
         """Number of responses of each problem."""
         return np.diff(self.offsets)
 
+    def n_correct(self) -> IntArray:
+        """Number of correct responses of each problem."""
+        if self.n_problems == 0:
+            return np.zeros(0, dtype=np.int64)
+        counts = np.add.reduceat(self.correct.astype(np.int64), self.offsets[:-1])
+        return np.asarray(np.where(self.sizes() > 0, counts, 0), dtype=np.int64)
+
+    def share_correct(self) -> FloatArray:
+        """Each problem's share of correct responses (what any vote scores at N = 1)."""
+        return np.asarray(self.n_correct() / np.maximum(self.sizes(), 1), dtype=np.float64)
+
     def problem_index(self) -> IntArray:
         """Problem index of every response."""
         return np.repeat(np.arange(self.n_problems, dtype=np.int64), self.sizes())

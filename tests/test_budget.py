@@ -123,13 +123,9 @@ def test_engine_equals_reference_on_every_subset(data: st.DataObject) -> None:
     # of correct responses, whatever the vote (every vote picks the one response drawn)
     curves = accuracy_curves(pair, inputs, subsets=subsets, exact_best_of=False)
     ref_mean = np.array(reference.budget_curves(pair, inputs, subsets))
-    if 1 in subsets.budgets:
-        share = [
-            float(np.mean(pair.correct[a:b]))
-            for a, b in zip(pair.offsets[:-1], pair.offsets[1:], strict=True)
-        ]
-        ref_mean[:, subsets.budgets.index(1), :] = share
-    np.testing.assert_allclose(curves.per_problem, ref_mean, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        curves.per_problem, exact_at_one(ref_mean, pair, subsets), rtol=0, atol=1e-12
+    )
     assert curves.exact == (False,) * n_strats
 
 

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import core.store as store_module
 from core.evaluation import (
     EvalConfig,
     Fold,
@@ -25,7 +26,6 @@ from core.evaluation import (
     subset_credits,
     transfer_folds,
 )
-from core.evaluation.config import ENGINE_VERSION
 from core.methods import CalibrationError, StrategyParams, get_strategy
 from core.methods.transforms import auto_once
 from core.store import Store, decode_payload, encode_payload
@@ -239,7 +239,11 @@ def test_transfer_folds_hold_out_shared_problems() -> None:
 def test_eval_config_is_hashed_whole() -> None:
     base = EvalConfig()
     assert EvalConfig.from_dict(base.to_dict()) == base
-    assert base.key()["engine"] == ENGINE_VERSION
+    # every cache key carries the cache version: bumping it invalidates every result
+    key = Store.cache_key("sha", "pair_curves", base.key())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(store_module, "CACHE_VERSION", store_module.CACHE_VERSION + 1)
+        assert Store.cache_key("sha", "pair_curves", base.key()) != key
     changed = {
         "reduction": "min",
         "folds": 3,

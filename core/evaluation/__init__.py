@@ -1,7 +1,7 @@
 """Evaluation: the one config, the one cross-fitting path, the budget engine, offset tuning,
 statistics, and the cached analyses of stored pairs (built on `core.methods`)."""
 
-from core.evaluation.config import ENGINE_VERSION, ConfigError, EvalConfig
+from core.evaluation.config import ConfigError, EvalConfig
 from core.evaluation.crossfit import CrossFit, Fold, cross_fit, kfold, stitch, transfer_folds
 from core.evaluation.engine import (
     BudgetError,
@@ -30,7 +30,6 @@ from core.evaluation.pipeline import (
 )
 
 __all__ = [
-    "ENGINE_VERSION",
     "AnalysisError",
     "BudgetError",
     "ConfigError",

@@ -16,9 +16,6 @@ from typing import Any, Literal
 from core.methods.params import StrategyParams
 from core.types import ORDERS, REDUCTIONS, TIE_BREAKS, Order, Reduction, TieBreak, TTSLabError
 
-#: Bump when a change in core would alter cached numbers.
-ENGINE_VERSION = 3
-
 
 class ConfigError(TTSLabError, ValueError):
     """An evaluation setting is out of range."""
@@ -105,11 +102,12 @@ class EvalConfig:
         return cls(**kw)
 
     def key(self) -> dict[str, Any]:
-        """The whole config, with the engine version, for cache keys."""
-        return {"engine": ENGINE_VERSION, **self.to_dict()}
+        """The whole config, for cache keys (which also carry `core.store.CACHE_VERSION`,
+        bumped whenever a change in core would alter cached numbers)."""
+        return self.to_dict()
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.key(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-__all__ = ["ENGINE_VERSION", "ConfigError", "EvalConfig"]
+__all__ = ["ConfigError", "EvalConfig"]

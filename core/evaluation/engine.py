@@ -1299,7 +1299,7 @@ def accuracy_curves(
     if sub.order == "random" and 1 in sub.budgets and sampled:
         # N = 1: every vote picks the one response drawn, so the expected credit is the
         # problem's share of correct responses, exactly (no sampling noise)
-        share = np.add.reduceat(pair.correct.astype(np.float64), pair.offsets[:-1]) / sizes
+        share = pair.share_correct()
         b1 = sub.budgets.index(1)
         for s in sampled:
             per_problem[names.index(s), b1] = share[idx]

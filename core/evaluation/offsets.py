@@ -96,9 +96,7 @@ class OffsetTuner:
                 shifts.append(self._shifts(strategy, fitted.params)[1])
             subsets = make_subsets(pair, budgets, n_subsets=n_subsets, seed=seed)
             cred = offset_credits(pair, np.stack(bases), np.stack(shifts), subsets)
-            share = np.add.reduceat(pair.correct.astype(np.float64), pair.offsets[:-1]) / (
-                np.maximum(pair.sizes(), 1)
-            )
+            share = pair.share_correct()
             for k, i in enumerate(members):
                 for bi, b in enumerate(subsets.budgets):
                     out[i][b] = np.ascontiguousarray(cred[k, :, bi, :])

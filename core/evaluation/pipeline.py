@@ -31,7 +31,7 @@ from core.methods.fitted import FittedWeights
 from core.methods.params import CalibrationError, StrategyParams
 from core.methods.reduce import reduce_steps
 from core.methods.registry import Strategy, get_strategy
-from core.methods.transforms import auto_once, estimate_orientation
+from core.methods.transforms import auto_once, resolve_orientation
 from core.store import DatasetInfo, Store
 from core.types import FloatArray, IntArray, PairData, TTSLabError, VoteInputs
 
@@ -131,9 +131,7 @@ def oriented_params(params: StrategyParams, calib: PairData) -> StrategyParams:
     else declared at import, else estimated once here rather than by every strategy)."""
     if params.orientation != "auto":
         return params
-    if calib.orientation != "auto":
-        return replace(params, orientation=calib.orientation)  # type: ignore[arg-type]
-    return replace(params, orientation=estimate_orientation(calib.score, calib.correct))  # type: ignore[arg-type]
+    return replace(params, orientation=resolve_orientation("auto", calib))  # type: ignore[arg-type]
 
 
 def _prefetch_offsets(

@@ -294,8 +294,7 @@ class OracleKDE(Strategy):
         x = clipped_logit(apply_transform(pair.score, tr), fitted.params.clip_eps)
         c = np.asarray(pair.correct, dtype=bool)
         prob = pair.problem_index()
-        n_corr = np.bincount(prob, weights=c.astype(np.float64), minlength=pair.n_problems)
-        g = np.asarray((n_corr / np.maximum(pair.sizes(), 1))[prob], dtype=np.float64)
+        g = np.asarray(pair.share_correct()[prob], dtype=np.float64)
         try:
             kde = fit_kde_params(x, c, fitted.params)
         except CalibrationError:

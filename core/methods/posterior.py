@@ -140,14 +140,6 @@ def mixture_logpdf(mixture: Mapping[str, Any], x: npt.ArrayLike) -> FloatArray:
     return np.asarray(special.logsumexp(comp, axis=-1), dtype=np.float64)
 
 
-def correct_counts(pair: PairData) -> tuple[IntArray, IntArray]:
-    """(correct responses, responses) per problem."""
-    k = np.add.reduceat(pair.correct.astype(np.int64), pair.offsets[:-1])
-    n = pair.sizes()
-    k = np.where(n > 0, k, 0)
-    return np.asarray(k, dtype=np.int64), np.asarray(n, dtype=np.int64)
-
-
 def wrong_partitions(pair: PairData) -> list[IntArray]:
     """Per problem with a wrong response, the sizes of its wrong answers (incorrect
     responses by cluster)."""
@@ -200,20 +192,6 @@ def fit_beta_binomial(k: npt.ArrayLike, n: npt.ArrayLike) -> tuple[float, float]
     res = optimize.minimize(nll, start, jac=True, method="L-BFGS-B", bounds=[(lo, hi), (lo, hi)])
     best = res.x if res.fun <= nll(start)[0] else start
     return float(math.exp(best[0])), float(math.exp(best[1]))
-
-
-def pitman_yor_loglik(parts: list[IntArray], d: float, alpha: float) -> float:
-    """Log exchangeable partition probability of every partition in `parts` under
-    Pitman-Yor(d, alpha) (summed problem by problem: the reference for the fit)."""
-    total = 0.0
-    for sizes in parts:
-        n = int(sizes.sum())
-        kb = sizes.size
-        i = np.arange(1, kb, dtype=np.float64)
-        total += float(np.sum(np.log(alpha + i * d)))
-        total -= math.lgamma(alpha + n) - math.lgamma(alpha + 1.0)
-        total += float(np.sum(special.gammaln(sizes - d))) - kb * math.lgamma(1.0 - d)
-    return total
 
 
 def fit_pitman_yor(parts: list[IntArray]) -> tuple[float, float, bool]:
@@ -452,7 +430,7 @@ _PRIOR_MEMO_SIZE = 64
 
 
 def _fit_answer_prior(calib: PairData) -> AnswerPrior:
-    k, n = correct_counts(calib)
+    k, n = calib.n_correct(), calib.sizes()
     a, b = fit_beta_binomial(k, n)
     d, alpha, informative = fit_pitman_yor(wrong_partitions(calib))
     return AnswerPrior(a=a, b=b, discount=d, concentration=alpha, wrong_fitted=informative)
@@ -460,13 +438,11 @@ def _fit_answer_prior(calib: PairData) -> AnswerPrior:
 
 __all__ = [
     "AnswerPrior",
-    "correct_counts",
     "fit_answer_prior",
     "fit_beta_binomial",
     "fit_pitman_yor",
     "fit_temper",
     "mixture_logpdf",
-    "pitman_yor_loglik",
     "temper_groups",
     "temper_loglik",
     "temper_slope",

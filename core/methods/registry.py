@@ -44,7 +44,7 @@ import numpy.typing as npt
 
 from core.methods.fitted import FittedWeights
 from core.methods.params import TRANSFORM_FIELDS, CalibrationError, StrategyParams
-from core.methods.transforms import estimate_orientation, resolve_transform
+from core.methods.transforms import resolve_orientation, resolve_transform
 from core.types import BoolArray, FloatArray, PairData, TTSLabError, VoteInputs, VoteKind
 
 PLUGINS_ENV_VAR: Final = "TTSLAB_PLUGINS"
@@ -159,13 +159,11 @@ class Strategy:
             if "transform" in self.uses
             else "identity"
         )
-        orientation: str = params.orientation
-        if "orientation" not in self.uses:
-            orientation = "higher"
-        elif orientation == "auto":
-            orientation = calib.orientation
-            if orientation == "auto":  # not declared at import: estimated on these labels
-                orientation = estimate_orientation(calib.score, calib.correct)
+        orientation = (
+            resolve_orientation(params.orientation, calib)
+            if "orientation" in self.uses
+            else "higher"
+        )
         base = FittedWeights(
             kind=self.name,
             transform=transform,

@@ -260,6 +260,16 @@ def estimate_orientation(score: npt.ArrayLike, correct: npt.ArrayLike) -> str:
     return "lower" if a < 0.5 - max(ORIENTATION_MARGIN, 2.0 * se) else "higher"
 
 
+def resolve_orientation(orientation: str, calib: PairData) -> str:
+    """The direction to use on these calibration problems: `orientation` when set, else as
+    declared at import (`calib.orientation`), else estimated on their labels."""
+    if orientation != "auto":
+        return orientation
+    if calib.orientation != "auto":
+        return calib.orientation
+    return estimate_orientation(calib.score, calib.correct)
+
+
 def oriented(t: FloatArray, orientation: str) -> FloatArray:
     """Transformed scores as every strategy reads them: higher = more likely correct."""
     return np.asarray(1.0 - t, dtype=np.float64) if orientation == "lower" else t
