@@ -40,7 +40,13 @@ from core.methods import (
     strategy_names,
 )
 from core.methods.registry import PLUGINS_ENV_VAR
-from core.reports import compare_latex, describe_intervals, efficiency_text, issue_text
+from core.reports import (
+    calibration_text,
+    compare_latex,
+    describe_intervals,
+    efficiency_text,
+    issue_text,
+)
 from core.store import DB_ENV_VAR, PROJECT_ROOT, DatasetInfo, Store, StoreError, default_db_path
 from core.studies.allocation import pair_allocation
 from core.studies.transfer import PairRef
@@ -298,6 +304,7 @@ def _config(args: argparse.Namespace) -> EvalConfig:
         subset_seed=getattr(args, "seed", 0),
         order=getattr(args, "order", "auto"),
         tie_break=getattr(args, "tie_break", "fractional"),
+        calibration=getattr(args, "calibration", "labels"),
     )
 
 
@@ -363,12 +370,14 @@ def cmd_curves(args: argparse.Namespace) -> int:
             src = " (cached)" if res.from_cache else ""
             print(
                 f"\n== {m} x {v}: accuracy at N with {round(100 * config.level)}% bootstrap CI "
-                f"over problems, {config.folds}-fold cross-fitted{src}"
+                f"over problems, {calibration_text(config)}{src}"
             )
             print(wide.to_string())
             for name, why in res.skipped.items():
                 if name in strategies:
                     print(f"note: {display_label(name)} could not be fitted ({why})")
+            for line in res.notes:
+                print(f"note: {line}")
             if "logit_wv" in shown and "vanilla_wv" in shown:
                 print(
                     efficiency_text(
@@ -592,6 +601,14 @@ def _eval_args(s: argparse.ArgumentParser) -> None:
         help="b maximises accuracy at --offset-budget, or the mean over budgets",
     )
     s.add_argument("--folds", type=int, default=5, help="K of K-fold cross-fitting")
+    s.add_argument(
+        "--calibration",
+        default="labels",
+        metavar="labels|none|semi:K",
+        help="labels of the calibrated strategies: the calibration problems' own (labels); "
+        "none, inferred by EM from answers and scores on every evaluated problem (no label "
+        "is read); or K labelled problems per fold, the rest inferred (semi:K)",
+    )
     s.add_argument("--subsets", type=int, default=200, help="random subsets per budget")
     s.add_argument("--seed", type=int, default=0, help="seed of the subsets")
     s.add_argument(

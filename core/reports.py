@@ -68,6 +68,16 @@ def issue_text(issue: Issue) -> str:
             f"At {issue.value:.0f} grid points the bootstrap percentile band missed the fitted "
             "curve (a biased step) and was widened to include it."
         )
+    if issue.kind == "overlay_failed":
+        return f"The label-free fit could not be drawn: {issue.detail}"
+    if issue.kind == "label_free":
+        if issue.where:
+            return f"{issue.where}: calibration labels inferred by {issue.detail}."
+        return (
+            "Weights fitted without correctness labels: EM inferred them from answers and "
+            f"scores ({issue.detail}). The band resamples problems with those inferred "
+            "labels held fixed."
+        )
     if issue.kind == "band_failed":
         return f"{issue.value:.0f} bootstrap refits failed (a class vanished) and were skipped."
     if issue.kind == "q_term":
@@ -97,6 +107,22 @@ def issue_text(issue: Issue) -> str:
             "(see the support column)."
         )
     return f"{where}{s} {issue.detail}".strip()
+
+
+def calibration_text(config: EvalConfig) -> str:
+    """How the calibrated strategies got their labels, for table headers and captions."""
+    k = config.labelled_per_fold
+    if k is None:
+        return f"{config.folds}-fold cross-fitted"
+    if k == 0:
+        return (
+            "label-free calibration: EM inferred the labels from answers and scores on every "
+            "evaluated problem (no correctness label read)"
+        )
+    return (
+        f"semi-supervised calibration: {k} labelled problems per fold, the others' labels "
+        f"inferred by EM, {config.folds}-fold cross-fitted"
+    )
 
 
 def _pct(r: float) -> str:

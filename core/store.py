@@ -50,7 +50,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: Part of every result-cache key: bumped whenever a change in core would alter what a
 #: cached payload holds or means (4: orientation, rank transform for wide scores, KDE
 #: tails, exact N = 1; it continues the evaluation config's former engine version, 3).
-CACHE_VERSION = 4
+CACHE_VERSION = 5
 
 
 class StoreError(TTSLabError):

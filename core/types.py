@@ -83,6 +83,10 @@ class PairData:
         truth: for simulated data, the simulator's own parameters of this pair (class
             densities of the logit score, prior over q, wrong-answer process), from which
             the exact Bayes-optimal vote is computed; None for real data.
+        soft: for a calibration pair whose labels were inferred (label-free calibration,
+            `core.methods.latent`), each response's posterior probability of being
+            correct; `correct` then holds the most probable labels. None: `correct` are
+            the true labels.
     """
 
     dataset_id: str
@@ -97,6 +101,7 @@ class PairData:
     n_tokens: FloatArray
     orientation: str = "auto"
     truth: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
+    soft: FloatArray | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_problems(self) -> int:
@@ -162,6 +167,7 @@ class PairData:
             n_tokens=self.n_tokens[rows],
             orientation=self.orientation,
             truth=self.truth,
+            soft=None if self.soft is None else self.soft[rows],
         )
 
 

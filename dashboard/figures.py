@@ -41,6 +41,18 @@ NEGATIVE_LINE = "#b2182b"
 CURVE = "#1f3b73"
 BAND_FILL = "rgba(31, 119, 180, 0.22)"
 MUTED = "#9aa0a6"
+OVERLAY = "#d95f02"  # a second fit drawn over the first (label-free vs labelled)
+
+
+def _calibration_caption(k: int, calibration: str) -> str:
+    """How the weights of a figure were fitted, in a few words."""
+    if calibration == "none":
+        return "label-free weights (EM, no labels read)"
+    if calibration.startswith("semi:"):
+        return f"semi-supervised weights ({calibration[5:]} labels per fold, {k}-fold)"
+    return f"{k}-fold cross-fitted weights"
+
+
 FONT = {"family": "Inter, Segoe UI, Helvetica, Arial, sans-serif", "size": 13}
 
 
@@ -214,7 +226,26 @@ def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
             row=1,
             col=1,
         )
+    if view.overlay is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=view.overlay,
+                mode="lines",
+                line={"color": OVERLAY, "width": 2.2, "dash": "dash"},
+                name=view.overlay_label,
+                hovertemplate="s = %{x:.3f}<br>w = %{y:.3f}<extra>"
+                + view.overlay_label
+                + "</extra>",
+            ),
+            row=1,
+            col=1,
+        )
     name = "w(s)"
+    if view.calibration != "labels":
+        name += " (label-free fit)" if view.calibration == "none" else " (semi-supervised fit)"
+    elif view.overlay is not None:
+        name += " (labelled fit)"
     if view.b is not None:
         name += f", b = {view.b:.2f}" + (" (chosen by hand)" if view.manual_offset else " (fitted)")
     fig.add_trace(
@@ -633,7 +664,8 @@ def budget_figure(view: BudgetView) -> go.Figure:
     fig.update_layout(
         title=_title(
             "Accuracy vs. samples per problem",
-            f"{ds} · {view.k}-fold cross-fitted weights, {view.n_subsets} random subsets per "
+            f"{ds} · {_calibration_caption(view.k, view.calibration)}, {view.n_subsets} "
+            "random subsets per "
             f"budget, {view.level:.0%} bootstrap bands over {view.n_problems} problems<br>"
             + (
                 "dashed: oracles (test labels or the simulator's parameters); only pass@N "

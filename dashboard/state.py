@@ -328,6 +328,7 @@ def evaluation_config(*, score_controls_here: bool = True) -> EvalConfig:
         help="How a PRM's step scores become one score per response. 'stored' keeps the "
         "imported score; min / last / prod / mean / max recompute it from the step scores.",
     )
+    calibration = calibration_control(st.sidebar)
     if score_controls_here:
         transform, orientation = score_controls(st.sidebar)
     else:
@@ -378,7 +379,43 @@ def evaluation_config(*, score_controls_here: bool = True) -> EvalConfig:
         order=order,
         tie_break=tie_break,
         weight_boot=int(boot),
+        calibration=calibration,
     ).with_(transform=transform, orientation=orientation)
+
+
+CALIBRATION_MODES = ("labels", "none", "semi")
+
+
+def calibration_control(where: Any) -> str:
+    """Where the calibrated strategies' labels come from ("labels", "none", "semi:K")."""
+    mode = select(
+        "Calibration labels",
+        CALIBRATION_MODES,
+        "calibration",
+        where=where,
+        default="labels",
+        format_func={
+            "labels": "correctness labels (cross-fitted)",
+            "none": "none: label-free (EM)",
+            "semi": "a few labels (semi-supervised)",
+        }.get,
+        help="Label-free: EM infers which answer of each problem is correct from the "
+        "answers and scores alone, and the calibrators are fitted on those inferred labels. "
+        "No correctness label is read, so the fit uses every evaluated problem. "
+        "Semi-supervised: K labelled problems per fold, the others inferred (cross-fitted).",
+    )
+    if mode != "semi":
+        return str(mode)
+    k = remembered(
+        where.number_input,
+        "Labelled problems per fold",
+        "calibration_k",
+        20,
+        valid=lambda v: isinstance(v, int) and v >= 0,
+        min_value=0,
+        step=5,
+    )
+    return f"semi:{int(k)}"
 
 
 def page_context(

@@ -208,6 +208,7 @@ CONFIG_CHANGES: dict[str, Any] = {
     "level": 0.9,
     "boot_seed": 5,
     "weight_boot": 7,
+    "calibration": "none",
 }
 
 

@@ -257,6 +257,7 @@ def test_eval_config_is_hashed_whole() -> None:
         "level": 0.9,
         "boot_seed": 3,
         "weight_boot": 7,
+        "calibration": "semi:5",
     }
     assert set(changed) == {f.name for f in fields(EvalConfig)} - {"params"}
     digests = {base.digest()}

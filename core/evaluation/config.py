@@ -39,6 +39,11 @@ class EvalConfig:
             first, as scripts such as rm_maj_eval.py do).
         n_boot, level, boot_seed: bootstrap over problems for every interval.
         weight_boot: bootstrap refits of a weight function for its band.
+        calibration: where the calibrated strategies' labels come from: "labels" (the
+            calibration problems' correctness, cross-fitted), "none" (label-free: inferred
+            by EM from answers and scores alone, fitted on every evaluated problem since
+            no label is read), or "semi:K" (K labelled calibration problems per fold, the
+            others' labels inferred; cross-fitted).
     """
 
     params: StrategyParams = field(default_factory=StrategyParams)
@@ -54,6 +59,7 @@ class EvalConfig:
     level: float = 0.95
     boot_seed: int = 0
     weight_boot: int = 50
+    calibration: str = "labels"
 
     def __post_init__(self) -> None:
         if self.reduction not in REDUCTIONS:
@@ -72,6 +78,13 @@ class EvalConfig:
             raise ConfigError("bootstrap resamples must be >= 1")
         if not (0.0 < self.level < 1.0 and math.isfinite(self.level)):
             raise ConfigError(f"level must lie in (0, 1), got {self.level}")
+        parse_calibration(self.calibration)
+
+    @property
+    def labelled_per_fold(self) -> int | None:
+        """Labelled calibration problems per fold: None for every one ("labels"), 0 for
+        label-free ("none"), K for "semi:K"."""
+        return parse_calibration(self.calibration)
 
     def with_(self, **changes: Any) -> EvalConfig:
         """A copy with some settings changed (`params` fields may be given by name too)."""
@@ -110,4 +123,18 @@ class EvalConfig:
         return hashlib.sha256(json.dumps(self.key(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-__all__ = ["ConfigError", "EvalConfig"]
+def parse_calibration(text: str) -> int | None:
+    """ "labels" -> None (all labelled), "none" -> 0, "semi:K" -> K (K >= 0)."""
+    if text == "labels":
+        return None
+    if text == "none":
+        return 0
+    head, _, k = str(text).partition(":")
+    if head == "semi" and k.isdigit():
+        return int(k)
+    raise ConfigError(
+        f"calibration must be 'labels', 'none' or 'semi:K' (K labelled problems), got {text!r}"
+    )
+
+
+__all__ = ["ConfigError", "EvalConfig", "parse_calibration"]

@@ -134,6 +134,7 @@ class CrossFit:
     skipped: Mapping[str, str]
     folds: tuple[Fold, ...]
     fold_of: IntArray
+    notes: tuple[str, ...] = ()  # how calibration labels were obtained (label-free fits)
 
 
 #: Per fold: prepare what the fold needs once, and return name -> that strategy's vote

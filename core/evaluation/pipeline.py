@@ -28,6 +28,7 @@ from core.evaluation.stats import (
     efficiency_from_curves,
 )
 from core.methods.fitted import FittedWeights
+from core.methods.latent import LatentFit, label_free_pair
 from core.methods.params import CalibrationError, StrategyParams
 from core.methods.reduce import reduce_steps
 from core.methods.registry import Strategy, get_strategy
@@ -151,6 +152,25 @@ def _prefetch_offsets(
     tuner.prefetch(items)
 
 
+def calibration_labels(
+    calib: PairData, params: StrategyParams, config: EvalConfig, draw: int = 0
+) -> tuple[PairData, LatentFit | None]:
+    """The calibration pair with its labels as `config.calibration` says: its own
+    ("labels"); inferred by EM from answers and scores ("none"); or K random problems
+    labelled (drawn with seed (fold_seed, draw)) and the rest inferred ("semi:K"). The
+    `LatentFit` tells how EM went (None when no label was inferred).
+
+    Raises CalibrationError when EM cannot identify the model on these problems."""
+    k = config.labelled_per_fold
+    if k is None:
+        return calib, None
+    mask = np.zeros(calib.n_problems, dtype=bool)
+    if k:
+        rng = np.random.default_rng([config.fold_seed, draw, 17])
+        mask[rng.permutation(calib.n_problems)[: min(k, calib.n_problems)]] = True
+    return label_free_pair(calib, params, mask)
+
+
 def crossfit_strategies(
     pair: PairData,
     names: Sequence[str],
@@ -161,7 +181,13 @@ def crossfit_strategies(
     """K-fold cross-fitting of registered strategies on one pair: each fold's problems
     are weighted by fits on the other folds' problems ("auto" transform resolved once for
     the pair; offset searches share one per-problem objective). Oracles use the evaluated
-    problems' own labels by design."""
+    problems' own labels by design.
+
+    `config.calibration` decides where calibration labels come from: the calibration
+    problems' own ("labels"); none at all ("none": EM infers them from answers and scores,
+    `core.methods.latent`, on every problem of the pair at once, since no label is read;
+    one fold); or K labelled problems per fold with the rest inferred ("semi:K",
+    cross-fitted). Strategies that need no labels are fitted as usual."""
     strategies = {s.name: s for s in _strategies(names)}
     params = auto_once(config.params, pair)
     if pair.n_problems < config.folds:
@@ -169,25 +195,60 @@ def crossfit_strategies(
             f"{config.folds}-fold cross-fitting needs at least {config.folds} problems; "
             f"the pair has {pair.n_problems}"
         )
-    folds = kfold(pair.n_problems, config.folds, config.fold_seed)
-    tuner = OffsetTuner(pair)
-    _prefetch_offsets(tuner, list(strategies.values()), params)
+    n_labelled = config.labelled_per_fold
+    notes: list[str] = []
+    if n_labelled == 0:
+        everything = np.arange(pair.n_problems, dtype=np.int64)
+        folds: tuple[Fold, ...] = (Fold(0, everything, everything),)
+    else:
+        folds = kfold(pair.n_problems, config.folds, config.fold_seed)
+    shared_tuner = OffsetTuner(pair) if n_labelled is None else None
+    if shared_tuner is not None:
+        _prefetch_offsets(shared_tuner, list(strategies.values()), params)
+
+    def calibration(fold: Fold) -> tuple[PairData | None, str]:
+        """The fold's calibration pair with its labels as `config.calibration` says (None
+        and the reason when label-free calibration cannot be fitted)."""
+        try:
+            inferred, fit = calibration_labels(pair.select(fold.train), params, config, fold.index)
+        except CalibrationError as exc:
+            notes.append(f"fold {fold.index + 1}: {exc}")
+            return None, str(exc)
+        if fit is not None:
+            where = f"fold {fold.index + 1}: " if len(folds) > 1 else ""
+            notes.append(where + fit.report())
+        return inferred, ""
 
     def fit_fold(fold: Fold) -> Callable[[str], VoteInputs]:
-        calib = pair.select(fold.train)
+        calib, why = calibration(fold)
         held = pair.select(fold.test)
-        fold_params = oriented_params(params, calib)
+        plain = calib if calib is not None else pair.select(fold.train)
+        fold_params = oriented_params(params, plain)
+        tuner = shared_tuner
+        if tuner is None and calib is not None and n_labelled == 0:
+            tuner = OffsetTuner(calib)  # one fold over every problem: the tuner's pair
 
         def one(name: str) -> VoteInputs:
             s = strategies[name]
-            fitted = fit_strategy(
-                s, calib, fold_params, reduction=config.reduction, tuner=tuner, problems=fold.train
-            )
+            if calib is None:
+                if s.needs_labels:
+                    raise CalibrationError(why)
+                fitted = fit_strategy(s, plain, fold_params, reduction=config.reduction)
+            else:
+                fitted = fit_strategy(
+                    s,
+                    calib,
+                    fold_params,
+                    reduction=config.reduction,
+                    tuner=tuner,
+                    problems=fold.train if tuner is not None else None,
+                )
             return s.vote_inputs(fitted, held)
 
         return one
 
-    return cross_fit(pair, folds, list(strategies), fit_fold, progress=progress)
+    cf = cross_fit(pair, folds, list(strategies), fit_fold, progress=progress)
+    return replace(cf, notes=tuple(notes))
 
 
 def evaluate(
@@ -230,6 +291,7 @@ class PairCurves:
     intervals: CurveIntervals
     from_cache: bool = False
     skipped: Mapping[str, str] = field(default_factory=dict)  # strategy -> why not fitted
+    notes: tuple[str, ...] = ()  # label-free calibration: how EM went, per fold
 
     def to_frame(self) -> pd.DataFrame:
         """Long table: llm, verifier, strategy, label, oracle, exact, budget, accuracy,
@@ -294,7 +356,7 @@ def pair_curves(
             )
         _notify(progress, "evaluating on common subsets", 1, 1)
         curves = evaluate(pair, cf.inputs, config, info.iid)
-        return {**curves.to_payload(), "skipped": dict(cf.skipped)}
+        return {**curves.to_payload(), "skipped": dict(cf.skipped), "notes": list(cf.notes)}
 
     payload, hit = store.cached(
         info, "pair_curves", _key(info, llm, verifier, names, config), compute
@@ -311,6 +373,7 @@ def pair_curves(
         intervals=intervals,
         from_cache=hit,
         skipped={str(k): str(v) for k, v in payload["skipped"].items()},
+        notes=tuple(str(n) for n in payload.get("notes", ())),
     )
 
 
@@ -416,6 +479,7 @@ __all__ = [
     "CalibrationError",
     "PairCurves",
     "PairInputs",
+    "calibration_labels",
     "crossfit_strategies",
     "evaluate",
     "fit_pair",

@@ -22,7 +22,12 @@ from scipy import special
 
 from core.evaluation.config import EvalConfig
 from core.evaluation.offsets import OffsetTuner
-from core.evaluation.pipeline import fit_strategy, load_pair, oriented_params
+from core.evaluation.pipeline import (
+    calibration_labels,
+    fit_strategy,
+    load_pair,
+    oriented_params,
+)
 from core.evaluation.stats import bootstrap_means
 from core.methods.fitted import FittedWeights
 from core.methods.kde import fit_kde_params
@@ -59,6 +64,8 @@ def _relevant(strategy: Strategy, config: EvalConfig) -> dict[str, Any]:
         "level": config.level,
         "seed": config.boot_seed,
         "grid": len(WEIGHT_GRID),
+        "calibration": config.calibration,
+        "fold_seed": config.fold_seed,
     }
 
 
@@ -132,9 +139,13 @@ def weight_fit(
     def compute() -> dict[str, Any]:
         if progress is not None:
             progress("fitting the weights and their bootstrap band", 0, 1)
-        pair = load_pair(store, info, llm, verifier, config.reduction)
+        loaded = load_pair(store, info, llm, verifier, config.reduction)
+        params = auto_once(config.params, loaded)
+        # labels as config.calibration says (inferred once; the band refits on resamples
+        # of the inferred labels, so it omits EM's own uncertainty)
+        pair, latent = calibration_labels(loaded, params, config)
         # the direction is settled once here, so that no bootstrap refit flips it
-        params = oriented_params(auto_once(config.params, pair), pair)
+        params = oriented_params(params, pair)
         tuner = OffsetTuner(pair)
         fitted = fit_strategy(strat, pair, params, reduction=config.reduction, tuner=tuner)
         t = fitted.transformed(pair)
@@ -149,9 +160,10 @@ def weight_fit(
             "share_negative": float(np.mean(w_resp < 0)) if w_resp.size else 0.0,
             "n_problems": pair.n_problems,
             "n_responses": pair.n_responses,
-            "n_correct": int(np.sum(pair.correct)),
+            "n_correct": int(np.sum(loaded.correct)),
             "fitted_b": fitted.offset.b if fitted.offset is not None else math.nan,
             "uses_q": strat.uses_q(fitted),
+            "calibration_note": latent.report() if latent is not None else "",
         }
         out.update(_band(pair, strat, fitted, params, config, tuner))
         low = np.asarray(out["band_low"], dtype=np.float64)
@@ -234,7 +246,8 @@ def weight_curve(
     strat = get_strategy(strategy)
 
     def compute() -> dict[str, Any]:
-        pair = load_pair(store, info, llm, verifier, config.reduction)
+        loaded = load_pair(store, info, llm, verifier, config.reduction)
+        pair, _ = calibration_labels(loaded, auto_once(config.params, loaded), config)
         params = oriented_params(auto_once(config.params, pair), pair)
         fitted = fit_strategy(strat, pair, params, reduction=config.reduction)
         w_resp = strat.weights(fitted, fitted.transformed(pair))
@@ -242,7 +255,7 @@ def weight_curve(
             "w": strat.weights(fitted, WEIGHT_GRID),
             "b": fitted.offset.b if fitted.offset is not None else math.nan,
             "share_negative": float(np.mean(w_resp < 0)) if w_resp.size else 0.0,
-            "accuracy": float(np.mean(pair.correct)) if pair.n_responses else math.nan,
+            "accuracy": float(np.mean(loaded.correct)) if loaded.n_responses else math.nan,
         }
 
     key = {
@@ -251,6 +264,8 @@ def weight_curve(
         "strategy": strat.key(config.params),
         "reduction": config.reduction,
         "grid": len(WEIGHT_GRID),
+        "calibration": config.calibration,
+        "fold_seed": config.fold_seed,
     }
     return store.cached(info, "weight_curve", key, compute)
 

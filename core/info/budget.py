@@ -98,6 +98,7 @@ def pair_issues(res: PairCurves, wanted: Sequence[str]) -> list[Issue]:
     return [
         *(Issue("unfittable", where, n, why) for n, why in res.skipped.items() if n in wanted),
         *sample_issues(where, len(c.problem_ids), res.config.folds, c.budgets, c.n_clipped),
+        *(Issue("label_free", where, detail=note) for note in res.notes),
     ]
 
 
@@ -146,6 +147,7 @@ class BudgetView:
     n_problems: int
     from_cache: tuple[bool, ...]
     issues: tuple[Issue, ...] = ()
+    calibration: str = "labels"
 
     def curves_of(self, llm: str, verifier: str) -> tuple[BudgetCurve, ...]:
         """The pair's curves, in the order of `strategies` (unfittable ones missing)."""
@@ -227,6 +229,7 @@ def budget_view(
         n_problems=len(results[0].curves.problem_ids),
         from_cache=tuple(r.from_cache for r in results),
         issues=tuple(issues),
+        calibration=config.calibration,
     )
 
 

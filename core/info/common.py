@@ -34,6 +34,8 @@ IssueKind = Literal[
     "few_fold_problems",  # value: calibration problems per fold (detail: the folds)
     "short_problems",  # value: problems with fewer responses than budget `detail`
     "small_bins",  # value: problems in the smallest bin half that chooses (detail: bins)
+    "overlay_failed",  # the label-free overlay could not be fitted (detail: why)
+    "label_free",  # labels were inferred by EM (detail: its report)
 ]
 
 #: Fewer problems than this and every interval is wide: warn.

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from core.evaluation.config import EvalConfig
+from core.evaluation.config import EvalConfig, parse_calibration
 from core.evaluation.weightfits import WEIGHT_GRID, score_densities, weight_curve, weight_fit
 from core.info.common import Issue, ViewError, check_pair, negative_intervals
 from core.methods.fitted import FittedWeights
@@ -85,6 +85,10 @@ class WeightView:
     t_sorted: FloatArray = field(default_factory=lambda: np.zeros(0), repr=False)
     orientation: str = "higher"
     raw_grid: FloatArray = field(default_factory=lambda: WEIGHT_GRID.copy(), repr=False)
+    calibration: str = "labels"
+    calibration_note: str = ""
+    overlay: FloatArray | None = field(default=None, repr=False)
+    overlay_label: str = ""
 
     @property
     def raw_differs(self) -> bool:
@@ -159,11 +163,14 @@ def weight_view(
     config: EvalConfig,
     *,
     offset: float | None = None,
+    overlay: str | None = None,
     progress: ProgressFn | None = None,
 ) -> WeightView:
     """The weighting function of `kind` for one pair, fitted on all its problems, with a
     bootstrap band at ``config.level`` from ``config.weight_boot`` refits. `offset` (offset
-    strategies only) replaces the fitted b in the curve shown."""
+    strategies only) replaces the fitted b in the curve shown. `overlay` (a calibration
+    mode, e.g. "none") adds the curve fitted with labels obtained that way, to compare a
+    label-free fit with the labelled one."""
     check_pair(info, llm, verifier)
     strategy = get_strategy(kind)
     if offset is not None and strategy.offset is None:
@@ -177,6 +184,19 @@ def weight_view(
         raise ViewError(
             f"cannot fit {strategy.label} weights for ({llm}, {verifier}): {exc}"
         ) from exc
+    over: FloatArray | None = None
+    if overlay is not None and overlay != config.calibration:
+        try:
+            curve, _ = weight_curve(
+                store, info, llm, verifier, kind, replace(config, calibration=overlay)
+            )
+            over = np.asarray(curve["w"], dtype=np.float64)
+        except (CalibrationError, TTSLabError) as exc:
+            issues_over = str(exc)
+        else:
+            issues_over = ""
+    else:
+        issues_over = ""
     if progress is not None:
         progress("done", 1, 1)
     w_fitted = np.asarray(fit["w_fitted"], dtype=np.float64)
@@ -189,6 +209,10 @@ def weight_view(
         issues.append(Issue("band_widened", strategy=kind, value=float(fit["n_widened"])))
     if int(fit["n_failed"]):
         issues.append(Issue("band_failed", strategy=kind, value=float(fit["n_failed"])))
+    if fit.get("calibration_note"):
+        issues.append(Issue("label_free", strategy=kind, detail=str(fit["calibration_note"])))
+    if issues_over:
+        issues.append(Issue("overlay_failed", strategy=kind, detail=issues_over))
     has_d = bool(dens["has_density"])
     view = WeightView(
         dataset=info.name,
@@ -232,8 +256,22 @@ def weight_view(
         t_sorted=np.asarray(fit["t_sorted"], dtype=np.float64),
         orientation=str(fit["orientation"]),
         raw_grid=np.asarray(fit["raw_grid"], dtype=np.float64),
+        calibration=config.calibration,
+        calibration_note=str(fit.get("calibration_note", "")),
+        overlay=over,
+        overlay_label=calibration_label(overlay) if over is not None and overlay else "",
     )
     return view.with_offset(offset)
+
+
+def calibration_label(mode: str) -> str:
+    """Short name of a calibration mode for legends."""
+    k = parse_calibration(mode)
+    if k is None:
+        return "labelled fit"
+    if k == 0:
+        return "label-free fit (EM, no labels)"
+    return f"semi-supervised fit ({k} labelled problems)"
 
 
 @dataclass(frozen=True, eq=False)

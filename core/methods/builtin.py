@@ -45,7 +45,13 @@ from core.methods.params import (
     CalibrationError,
     StrategyParams,
 )
-from core.methods.posterior import AnswerPrior, fit_answer_prior, fit_temper, mixture_logpdf
+from core.methods.posterior import (
+    AnswerPrior,
+    fit_answer_prior,
+    fit_temper,
+    mixture_logpdf,
+    size_inputs,
+)
 from core.methods.registry import OffsetSpace, Strategy, StrategyError, register
 from core.methods.transforms import (
     apply_transform,
@@ -55,6 +61,9 @@ from core.methods.transforms import (
     resolve_transform,
 )
 from core.types import BoolArray, FloatArray, PairData, VoteInputs, VoteKind
+
+#: calibration labels: bool, or soft probabilities under label-free calibration
+Labels = BoolArray | FloatArray
 
 LINEAR_OFFSET: Final = OffsetSpace(
     lo=-1.0, hi=1.0, neutral=0.0, formula="w = s - b", base_uses_fit=False
@@ -70,7 +79,7 @@ LOGIT_OFFSET: Final = OffsetSpace(
 )
 
 
-def _with_calibrator(fitted: FittedWeights, t: FloatArray, correct: BoolArray) -> FittedWeights:
+def _with_calibrator(fitted: FittedWeights, t: FloatArray, correct: Labels) -> FittedWeights:
     p = fitted.params
     cal = fit_binned_calibrator(t, correct, n_bins=p.n_bins, smoothing=p.bin_smoothing)
     return replace(fitted, calibrator=cal)
@@ -129,11 +138,12 @@ class KDEWV(Strategy):
     maximum-likelihood q (the fixed point of q <- mean sigmoid(w + logit q))."""
 
     needs_labels: bool = True
+    soft_labels: bool = True
     show_weights: bool = True
     ml_q: bool = False
     uses: frozenset[str] = TRANSFORM_FIELDS | KDE_FIELDS | Q_FIELDS
 
-    def fit_state(self, base: FittedWeights, t: FloatArray, correct: BoolArray) -> FittedWeights:
+    def fit_state(self, base: FittedWeights, t: FloatArray, correct: Labels) -> FittedWeights:
         kde = fit_kde_params(clipped_logit(t, base.params.clip_eps), correct, base.params)
         if self.ml_q:
             return replace(base, kde=kde)
@@ -150,16 +160,6 @@ class KDEWV(Strategy):
     def vote_inputs(self, fitted: FittedWeights, pair: PairData) -> VoteInputs:
         vi = super().vote_inputs(fitted, pair)
         return replace(vi, ml_q=True) if self.ml_q else vi
-
-
-def _size_inputs(weight: FloatArray, prior: AnswerPrior, pair: PairData) -> VoteInputs:
-    """A summed vote of `weight` plus the prior's size term h[n_a, N]."""
-    k_max = int(pair.sizes().max()) if pair.n_problems else 0
-    return VoteInputs(
-        weight=weight,
-        size_tables=prior.size_table(k_max)[None, :, :],
-        size_index=np.zeros(pair.n_responses, dtype=np.int64),
-    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,7 +184,7 @@ class PosteriorVote(KDEWV):
         lam = float(fitted.state.get("temper", 1.0))
         return np.asarray(lam * super().weights(fitted, t), dtype=np.float64)
 
-    def fit_state(self, base: FittedWeights, t: FloatArray, correct: BoolArray) -> FittedWeights:
+    def fit_state(self, base: FittedWeights, t: FloatArray, correct: Labels) -> FittedWeights:
         kde = fit_kde_params(clipped_logit(t, base.params.clip_eps), correct, base.params)
         return replace(base, kde=kde)
 
@@ -196,7 +196,7 @@ class PosteriorVote(KDEWV):
         if "answer_prior" not in fitted.state:
             raise CalibrationError(f"{self.name} fit has no answer prior")
         w = self.weights(fitted, fitted.transformed(pair))
-        return _size_inputs(w, AnswerPrior.from_dict(fitted.state["answer_prior"]), pair)
+        return size_inputs(w, AnswerPrior.from_dict(fitted.state["answer_prior"]), pair)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -230,7 +230,7 @@ class BayesOptimal(Strategy):
         s = np.clip(np.asarray(pair.score, dtype=np.float64), 1e-300, 1.0 - 1e-16)
         x = np.log(s) - np.log1p(-s)
         w = mixture_logpdf(truth["logit_correct"], x) - mixture_logpdf(truth["logit_incorrect"], x)
-        return _size_inputs(np.asarray(w, dtype=np.float64), AnswerPrior.from_dict(truth), pair)
+        return size_inputs(np.asarray(w, dtype=np.float64), AnswerPrior.from_dict(truth), pair)
 
     def weights(self, fitted: FittedWeights, t: FloatArray) -> FloatArray:
         raise StrategyError("the Bayes-optimal vote has no fitted weight curve")
@@ -245,14 +245,15 @@ class ProbabilityLR(Strategy):
     show_weights: bool = True
     uses: frozenset[str] = TRANSFORM_FIELDS | Q_FIELDS | {"use_qm"}
 
-    def fit_state(self, base: FittedWeights, t: FloatArray, correct: BoolArray) -> FittedWeights:
+    def fit_state(self, base: FittedWeights, t: FloatArray, correct: Labels) -> FittedWeights:
         x = clipped_logit(t, base.params.clip_eps)
+        labels = np.asarray(correct, dtype=bool)  # never soft: soft_labels is False
         if self.isotonic:
             out = replace(
-                base, isotonic=fit_isotonic(x, correct, smoothing=base.params.bin_smoothing)
+                base, isotonic=fit_isotonic(x, labels, smoothing=base.params.bin_smoothing)
             )
         else:
-            out = replace(base, platt=fit_platt(x, correct))
+            out = replace(base, platt=fit_platt(x, labels))
         return _with_calibrator(out, t, correct) if base.params.use_qm else out
 
     def weights(self, fitted: FittedWeights, t: FloatArray) -> FloatArray:

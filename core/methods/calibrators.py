@@ -33,11 +33,14 @@ class BinnedCalibrator:
 
 
 def fit_binned_calibrator(
-    t: FloatArray, correct: BoolArray, *, n_bins: int = 10, smoothing: float = 2.0
+    t: FloatArray, correct: BoolArray | FloatArray, *, n_bins: int = 10, smoothing: float = 2.0
 ) -> BinnedCalibrator:
-    """Equal-mass bins of t; per bin (k + a * p0) / (n + a), p0 = (K + 1) / (N + 2)."""
+    """Equal-mass bins of t; per bin (k + a * p0) / (n + a), p0 = (K + 1) / (N + 2).
+    `correct` may be soft labels (each response's probability of being correct): k and K
+    are then expected counts."""
     t = np.asarray(t, dtype=np.float64)
-    c = np.asarray(correct, dtype=bool)
+    c = np.asarray(correct)
+    c = c.astype(np.float64) if c.dtype != bool else c
     if t.size == 0:
         raise CalibrationError("cannot fit a calibrator on zero responses")
     p0 = smoothed_base_rate(float(c.sum()), float(c.size))

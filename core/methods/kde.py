@@ -49,16 +49,28 @@ def _fftconvolve_same(a: FloatArray, k: FloatArray) -> FloatArray:
     return np.asarray(out[start : start + a.size].copy(), dtype=np.float64)
 
 
-def kde_bandwidth(x: FloatArray, bandwidth: str | float) -> float:
+def kde_bandwidth(
+    x: FloatArray, bandwidth: str | float, weights: FloatArray | None = None
+) -> float:
     """Bandwidth in the units of `x` (scipy gaussian_kde's Scott / Silverman factors).
 
     Never below `MIN_BANDWIDTH`. A sample without spread (all values equal up to rounding)
-    is given unit scale.
+    is given unit scale. With `weights` (soft class memberships), n is their sum and the
+    spread their weighted standard deviation (scipy's convention for weighted KDEs uses
+    Kish's effective n; the sum is used here so that 0/1 weights give the unweighted rule).
     """
     if not isinstance(bandwidth, str):
         return max(float(bandwidth), MIN_BANDWIDTH)
-    n = x.size
-    sd = float(np.std(x, ddof=1)) if n > 1 else 0.0
+    if weights is None:
+        n: float = x.size
+        sd = float(np.std(x, ddof=1)) if n > 1 else 0.0
+    else:
+        n = float(weights.sum())
+        if n > 1:
+            mean = float(weights @ x) / n
+            sd = math.sqrt(max(float(weights @ (x - mean) ** 2) / (n - 1.0), 0.0))
+        else:
+            sd = 0.0
     scale = max(1.0, float(np.max(np.abs(x)))) if n else 1.0
     if not (math.isfinite(sd) and sd > 1e-9 * scale):
         sd = 1.0  # degenerate sample (all equal): unit scale in logit space
@@ -80,8 +92,11 @@ def kde_grid(xs: Sequence[FloatArray], hs: Sequence[float], n_grid: int) -> Floa
     return np.linspace(lo, hi, n)
 
 
-def grid_kde_density(x: FloatArray, grid: FloatArray, h: float) -> FloatArray:
-    """Gaussian KDE of `x` with bandwidth `h` on a regular `grid` (linear binning + FFT).
+def grid_kde_density(
+    x: FloatArray, grid: FloatArray, h: float, weights: FloatArray | None = None
+) -> FloatArray:
+    """Gaussian KDE of `x` with bandwidth `h` on a regular `grid` (linear binning + FFT),
+    each point counted with its weight when `weights` are given.
 
     Mass outside the grid is clamped onto its end points. Returns a density (integrates to
     about 1 over the grid), non-negative.
@@ -91,9 +106,9 @@ def grid_kde_density(x: FloatArray, grid: FloatArray, h: float) -> FloatArray:
     u = (x - grid[0]) / dx
     i = np.clip(np.floor(u), 0, n - 2).astype(np.int64)
     frac = np.clip(u - i, 0.0, 1.0)
+    lo_w, hi_w = (1.0 - frac, frac) if weights is None else ((1.0 - frac) * weights, frac * weights)
     counts = np.asarray(
-        np.bincount(i, weights=1.0 - frac, minlength=n)
-        + np.bincount(i + 1, weights=frac, minlength=n),
+        np.bincount(i, weights=lo_w, minlength=n) + np.bincount(i + 1, weights=hi_w, minlength=n),
         dtype=np.float64,
     )
     half = min(n - 1, math.ceil(_KDE_CUTOFF * h / dx))
@@ -101,7 +116,8 @@ def grid_kde_density(x: FloatArray, grid: FloatArray, h: float) -> FloatArray:
     kernel = np.exp(-0.5 * (offs / h) ** 2)
     kernel /= kernel.sum() * dx  # discrete normalisation: exact mass even when h < dx
     dens = _fftconvolve_same(counts, kernel)
-    dens = np.maximum(dens, 0.0) / max(float(x.size), 1.0)
+    total = float(x.size) if weights is None else float(weights.sum())
+    dens = np.maximum(dens, 0.0) / max(total, 1e-300 if weights is not None else 1.0)
     return np.asarray(dens, dtype=np.float64)
 
 
@@ -140,7 +156,7 @@ class KDEFit:
 
 def fit_kde(
     x: FloatArray,
-    correct: BoolArray,
+    correct: BoolArray | FloatArray,
     *,
     bandwidth: str | float = "scott",
     bandwidth_mode: str = "shared",
@@ -152,25 +168,42 @@ def fit_kde(
     towards the pooled density by `density_prior` pseudo-responses; the data's range is
     where the pooled density is at least `density_floor` of its peak.
 
-    Raises CalibrationError when a class has fewer than 2 responses.
+    `correct` is either the labels (bool) or soft labels: each response's probability of
+    being correct (floats in [0, 1], from label-free calibration), when every response
+    counts in f1 with weight p and in f0 with weight 1 - p (0/1 floats give the labelled
+    fit).
+
+    Raises CalibrationError when a class has fewer than 2 responses (in weight).
     """
     x = np.asarray(x, dtype=np.float64)
-    is_correct = np.asarray(correct, dtype=bool)
-    x1, x0 = x[is_correct], x[~is_correct]
-    if x1.size < 2 or x0.size < 2:
+    labels = np.asarray(correct)
+    w1: FloatArray | None = None
+    w0: FloatArray | None = None
+    if labels.dtype == bool:
+        mask = labels.astype(bool)
+        x1, x0 = x[mask], x[~mask]
+        n1, n0 = float(x1.size), float(x0.size)
+    else:
+        p = labels.astype(np.float64)
+        if p.shape != x.shape or not np.all((p >= 0.0) & (p <= 1.0)):
+            raise CalibrationError("soft labels must be probabilities, one per response")
+        on, off = p > 0.0, p < 1.0
+        x1, w1 = x[on], p[on]
+        x0, w0 = x[off], 1.0 - p[off]
+        n1, n0 = float(w1.sum()), float(w0.sum())
+    if n1 < 2 or n0 < 2:
         raise CalibrationError(
             "the KDE needs at least 2 correct and 2 incorrect calibration responses "
-            f"(got {x1.size} correct, {x0.size} incorrect)"
+            f"(got {n1:g} correct, {n0:g} incorrect)"
         )
-    h1, h0 = kde_bandwidth(x1, bandwidth), kde_bandwidth(x0, bandwidth)
+    h1, h0 = kde_bandwidth(x1, bandwidth, w1), kde_bandwidth(x0, bandwidth, w0)
     if bandwidth_mode == "shared":
         h1 = h0 = max(h1, h0)
     elif bandwidth_mode != "per_class":
         raise CalibrationError(f"unknown bandwidth_mode {bandwidth_mode!r}")
     grid = kde_grid([x1, x0], [h1, h0], n_grid)
-    f1 = grid_kde_density(x1, grid, h1)
-    f0 = grid_kde_density(x0, grid, h0)
-    n1, n0 = float(x1.size), float(x0.size)
+    f1 = grid_kde_density(x1, grid, h1, w1)
+    f0 = grid_kde_density(x0, grid, h0, w0)
     pooled = (n1 * f1 + n0 * f0) / (n1 + n0)
     prior = float(density_prior)
     s1 = (n1 * f1 + prior * pooled) / (n1 + prior)
@@ -185,15 +218,17 @@ def fit_kde(
         log_f0=np.log(np.maximum(s0, tiny)),
         bandwidth1=h1,
         bandwidth0=h0,
-        n1=int(n1),
-        n0=int(n0),
+        n1=round(n1),
+        n0=round(n0),
         log_floor=math.log(tiny),
         x_lo=float(grid[inside[0]]),
         x_hi=float(grid[inside[-1]]),
     )
 
 
-def fit_kde_params(x: FloatArray, correct: BoolArray, params: StrategyParams) -> KDEFit:
+def fit_kde_params(
+    x: FloatArray, correct: BoolArray | FloatArray, params: StrategyParams
+) -> KDEFit:
     """`fit_kde` with the KDE fields of `params`."""
     return fit_kde(
         x,

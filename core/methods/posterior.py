@@ -49,7 +49,7 @@ import numpy.typing as npt
 from scipy import special
 
 from core.methods.params import CalibrationError
-from core.types import BoolArray, FloatArray, IntArray, PairData
+from core.types import BoolArray, FloatArray, IntArray, PairData, VoteInputs
 
 #: Bounds of the fitted parameters (the likelihood can run off to a boundary: a Beta with
 #: every problem at q = 1, a partition with one wrong answer per problem). The
@@ -127,6 +127,16 @@ class AnswerPrior:
         return np.asarray(np.where(valid, h, 0.0), dtype=np.float64)
 
 
+def size_inputs(weight: FloatArray, prior: AnswerPrior, pair: PairData) -> VoteInputs:
+    """A summed vote of `weight` plus the prior's size term h[n_a, N]."""
+    k_max = int(pair.sizes().max()) if pair.n_problems else 0
+    return VoteInputs(
+        weight=weight,
+        size_tables=prior.size_table(k_max)[None, :, :],
+        size_index=np.zeros(pair.n_responses, dtype=np.int64),
+    )
+
+
 def mixture_logpdf(mixture: Mapping[str, Any], x: npt.ArrayLike) -> FloatArray:
     """Log density at `x` of a 1-D Gaussian mixture ``{"weights", "means", "sds"}``."""
     xa = np.asarray(x, dtype=np.float64)[..., None]
@@ -154,20 +164,30 @@ def wrong_partitions(pair: PairData) -> list[IntArray]:
     return [c.astype(np.int64) for c in np.split(counts, cuts[1:])]
 
 
-def fit_beta_binomial(k: npt.ArrayLike, n: npt.ArrayLike) -> tuple[float, float]:
+def fit_beta_binomial(
+    k: npt.ArrayLike,
+    n: npt.ArrayLike,
+    weight: npt.ArrayLike | None = None,
+    start: tuple[float, float] | None = None,
+) -> tuple[float, float]:
     """Maximum-likelihood Beta(a, b) of per-problem accuracies from k correct of n (on the
-    distinct (k, n) pairs with their counts, analytic gradient)."""
+    distinct (k, n) pairs with their counts, analytic gradient).
+
+    `weight` counts each (k, n) with a weight (label-free calibration: the posterior
+    probability of that correct count); `start` (a previous fit) is kept unless the search
+    improves on it, so EM's M-step never lowers its objective."""
     from scipy import optimize
 
     kk = np.asarray(k, dtype=np.int64)
     nn = np.asarray(n, dtype=np.int64)
-    keep = nn > 0
-    kk, nn = kk[keep], nn[keep]
+    ww = np.ones(kk.shape) if weight is None else np.asarray(weight, dtype=np.float64)
+    keep = (nn > 0) & (ww > 0)
+    kk, nn, ww = kk[keep], nn[keep], ww[keep]
     if kk.size == 0:
         raise CalibrationError("no calibration problem has a response")
-    pairs, weight = np.unique(np.stack([kk, nn], axis=1), axis=0, return_counts=True)
+    pairs, inverse = np.unique(np.stack([kk, nn], axis=1), axis=0, return_inverse=True)
     ku, nu = pairs[:, 0].astype(np.float64), pairs[:, 1].astype(np.float64)
-    cnt = weight.astype(np.float64)
+    cnt = np.bincount(inverse.reshape(-1), weights=ww, minlength=pairs.shape[0])
     total = float(cnt.sum())
     lo, hi = (math.log(v) for v in BETA_BOUNDS)
 
@@ -183,41 +203,109 @@ def fit_beta_binomial(k: npt.ArrayLike, n: npt.ArrayLike) -> tuple[float, float]
         )
         return -ll, -np.array([da * a, db * b])
 
-    # method of moments start (clipped), then a bounded quasi-Newton search
-    p = kk / nn
-    m = float(np.clip(p.mean(), 0.02, 0.98))
-    var = float(max(p.var(), 1e-4))
-    s = float(np.clip(m * (1 - m) / var - 1.0, 0.1, 100.0))
-    start = np.log([m * s, (1 - m) * s])
-    res = optimize.minimize(nll, start, jac=True, method="L-BFGS-B", bounds=[(lo, hi), (lo, hi)])
-    best = res.x if res.fun <= nll(start)[0] else start
+    if start is None:
+        # method of moments start (clipped), then a bounded quasi-Newton search
+        p = kk / nn
+        m = float(np.clip(np.average(p, weights=ww), 0.02, 0.98))
+        var = float(max(np.average((p - np.average(p, weights=ww)) ** 2, weights=ww), 1e-4))
+        s = float(np.clip(m * (1 - m) / var - 1.0, 0.1, 100.0))
+        x0 = np.log([m * s, (1 - m) * s])
+    else:
+        x0 = np.clip(np.log(np.asarray(start, dtype=np.float64)), lo, hi)
+    res = optimize.minimize(nll, x0, jac=True, method="L-BFGS-B", bounds=[(lo, hi), (lo, hi)])
+    best = res.x if res.fun <= nll(x0)[0] else x0
     return float(math.exp(best[0])), float(math.exp(best[1]))
+
+
+@dataclass(frozen=True)
+class PartitionStats:
+    """Weighted sufficient statistics of wrong-answer partitions for the Pitman-Yor
+    likelihood: block sizes, responses per partition and blocks per partition, each as
+    (values, weights). A partition of fewer than two responses has probability 1 whatever
+    the parameters (its terms cancel), so only its presence in `informative` matters."""
+
+    sizes: FloatArray
+    size_w: FloatArray
+    totals: FloatArray
+    total_w: FloatArray
+    blocks: FloatArray
+    block_w: FloatArray
+
+    @classmethod
+    def of(
+        cls,
+        sizes: npt.ArrayLike,
+        size_w: npt.ArrayLike,
+        totals: npt.ArrayLike,
+        total_w: npt.ArrayLike,
+        blocks: npt.ArrayLike,
+        block_w: npt.ArrayLike,
+    ) -> PartitionStats:
+        """Statistics from per-block (size, weight) and per-partition (responses, blocks,
+        weight) arrays; partitions of fewer than two responses are dropped."""
+        tt = np.asarray(totals, dtype=np.float64)
+        tw = np.asarray(total_w, dtype=np.float64)
+        bb = np.asarray(blocks, dtype=np.float64)
+        bw = np.asarray(block_w, dtype=np.float64)
+        use = (tt >= 2) & (tw > 0)
+        return cls(
+            sizes=np.asarray(sizes, dtype=np.float64),
+            size_w=np.asarray(size_w, dtype=np.float64),
+            totals=tt[use],
+            total_w=tw[use],
+            blocks=bb[use],
+            block_w=bw[use],
+        )
+
+    @property
+    def informative(self) -> bool:
+        return bool(self.total_w.size) and float(self.total_w.sum()) > 0
 
 
 def fit_pitman_yor(parts: list[IntArray]) -> tuple[float, float, bool]:
     """Maximum-likelihood Pitman-Yor (discount, concentration) of the wrong-answer
     partitions, and whether the data could say anything (some problem with two or more
-    wrong responses); `DEFAULT_WRONG` when not.
+    wrong responses); `DEFAULT_WRONG` when not."""
+    if not parts:
+        return (*DEFAULT_WRONG, False)
+    sizes = np.concatenate(parts)
+    ones = np.ones(len(parts))
+    totals = [int(p.sum()) for p in parts]
+    blocks = [p.size for p in parts]
+    stats = PartitionStats.of(sizes, np.ones(sizes.size), totals, ones, blocks, ones)
+    return fit_pitman_yor_stats(stats)
+
+
+def _hist(values: FloatArray, weights: FloatArray) -> tuple[FloatArray, FloatArray]:
+    keep = weights > 0
+    u, inv = np.unique(values[keep], return_inverse=True)
+    counts = np.bincount(inv.reshape(-1), weights=weights[keep], minlength=u.size)
+    return np.asarray(u, dtype=np.float64), np.asarray(counts, dtype=np.float64)
+
+
+def fit_pitman_yor_stats(
+    stats: PartitionStats, start: tuple[float, float] | None = None
+) -> tuple[float, float, bool]:
+    """`fit_pitman_yor` on weighted sufficient statistics (EM's M-step passes the posterior
+    weight of every candidate partition, and its previous fit as `start`, kept unless
+    improved on).
 
     The likelihood depends on the partitions through three histograms only (block sizes,
-    problems with at least i + 1 blocks, wrong responses per problem), so each evaluation
+    partitions with at least i + 1 blocks, responses per partition), so each evaluation
     costs a few dozen terms, with an analytic gradient."""
     from scipy import optimize
 
-    informative = [s for s in parts if int(s.sum()) >= 2]
-    if not informative:
+    if not stats.informative:
         return (*DEFAULT_WRONG, False)
-    sizes = np.concatenate(informative)
-    s_val, s_cnt = np.unique(sizes, return_counts=True)
-    ks = np.asarray([s.size for s in informative], dtype=np.int64)
-    ns = np.asarray([int(s.sum()) for s in informative], dtype=np.int64)
-    n_val, n_cnt = np.unique(ns, return_counts=True)
-    # blocks i = 1..K-1 of every problem: how many problems have block i
-    i_val = np.arange(1, int(ks.max()), dtype=np.float64)
-    i_cnt = np.asarray([(ks > i).sum() for i in range(1, int(ks.max()))], dtype=np.float64)
-    s_val_f, s_cnt_f = s_val.astype(np.float64), s_cnt.astype(np.float64)
-    n_val_f, n_cnt_f = n_val.astype(np.float64), n_cnt.astype(np.float64)
-    n_prob, n_blocks = float(ks.size), float(ks.sum())
+    s_val_f, s_cnt_f = _hist(stats.sizes, stats.size_w)
+    n_val_f, n_cnt_f = _hist(stats.totals, stats.total_w)
+    k_max = int(stats.blocks.max())
+    # blocks i = 1..K-1 of every partition: the weight of partitions that have block i
+    i_val = np.arange(1, k_max, dtype=np.float64)
+    i_cnt = np.asarray(
+        [float(stats.block_w[stats.blocks > i].sum()) for i in range(1, k_max)], dtype=np.float64
+    )
+    n_prob, n_blocks = float(stats.total_w.sum()), float(s_cnt_f.sum())
     lo_a, hi_a = (math.log(v) for v in CONCENTRATION_BOUNDS)
 
     def nll(v: FloatArray) -> tuple[float, FloatArray]:
@@ -241,10 +329,18 @@ def fit_pitman_yor(parts: list[IntArray]) -> tuple[float, float, bool]:
 
     best: FloatArray | None = None
     best_f = math.inf
-    for d0, a0 in ((0.3, 1.0), (0.7, 0.3)):
-        start = np.asarray([d0, math.log(a0 + d0 * 0.999)])
+    starts = [np.asarray([d0, math.log(a0 + d0 * 0.999)]) for d0, a0 in ((0.3, 1.0), (0.7, 0.3))]
+    if start is not None:
+        d0 = float(np.clip(start[0], 0.0, DISCOUNT_MAX))
+        e0 = float(np.clip(start[1] + d0 * 0.999, *CONCENTRATION_BOUNDS))
+        here = np.asarray([d0, math.log(e0)])
+        starts.insert(0, here)
+        f_here = nll(here)[0]
+        if np.isfinite(f_here):
+            best, best_f = here, float(f_here)
+    for x0 in starts:
         res = optimize.minimize(
-            nll, start, jac=True, method="L-BFGS-B", bounds=[(0.0, DISCOUNT_MAX), (lo_a, hi_a)]
+            nll, x0, jac=True, method="L-BFGS-B", bounds=[(0.0, DISCOUNT_MAX), (lo_a, hi_a)]
         )
         if np.isfinite(res.fun) and res.fun < best_f:
             best, best_f = np.asarray(res.x, dtype=np.float64), float(res.fun)
@@ -405,20 +501,105 @@ def fit_temper(
     return best if 2.0 * gain > TEMPER_TEST else 1.0
 
 
+@dataclass(frozen=True, eq=False)
+class AnswerStats:
+    """What the answer-level model is fitted on: weighted (correct count, responses) of
+    every problem for the Beta prior, and weighted wrong-answer partitions."""
+
+    k: FloatArray
+    n: FloatArray
+    weight: FloatArray
+    partitions: PartitionStats
+
+
+def answer_stats(pair: PairData, labels: npt.ArrayLike | None = None) -> AnswerStats:
+    """The answer-level fitting data of `pair` under labels that may be soft.
+
+    `labels` are per-response probabilities of being correct (default: the pair's own
+    labels, else its `soft` labels when it has them). A problem whose labels are all 0 or
+    1 counts once, as labelled: k = its correct responses, its wrong partition the
+    incorrect responses by cluster. Any other problem is a mixture over which of its
+    answers is the correct one (or none): answer c, with posterior r_c (its responses'
+    label), contributes (k = n_c, weight r_c) and the partition of the other answers;
+    "none", with 1 - sum r_c, contributes (k = 0) and the partition of all answers. This
+    is the M-step of label-free calibration (`core.methods.latent`)."""
+    if labels is None:
+        labels = pair.correct if pair.soft is None else pair.soft
+    soft = np.asarray(labels, dtype=np.float64)
+    if soft.shape != (pair.n_responses,):
+        raise CalibrationError("answer_stats needs one label per response")
+    sizes = pair.sizes()
+    if pair.n_problems == 0 or pair.n_responses == 0:
+        raise CalibrationError("no calibration problem has a response")
+    prob = pair.problem_index()
+    k_max = int(pair.cluster.max()) + 1
+    keys, g_of = np.unique(prob * k_max + pair.cluster, return_inverse=True)
+    g_of = g_of.reshape(-1)
+    g_prob = keys // k_max
+    n_g = np.bincount(g_of).astype(np.float64)
+    n_p = sizes.astype(np.float64)
+    k_p = np.bincount(g_prob, minlength=pair.n_problems).astype(np.float64)
+    unsure = (soft > 0.0) & (soft < 1.0)
+    lab_p = np.bincount(prob, weights=unsure, minlength=pair.n_problems) == 0
+    lab_g = lab_p[g_prob]
+    # labelled form
+    good = soft > 0.5
+    k_lab = np.bincount(prob, weights=good, minlength=pair.n_problems)
+    wrong_g = np.bincount(g_of, weights=~good, minlength=keys.size)
+    blocks_lab = np.bincount(g_prob, weights=wrong_g > 0, minlength=pair.n_problems)
+    # mixture form
+    r_g = np.bincount(g_of, weights=soft, minlength=keys.size) / n_g
+    r_none = np.clip(1.0 - np.bincount(g_prob, weights=r_g, minlength=pair.n_problems), 0.0, 1.0)
+    has = sizes > 0
+    lp, up = lab_p & has, ~lab_p & has
+    ug = ~lab_g
+    lab_blocks = lab_g & (wrong_g > 0)
+    parts = PartitionStats.of(
+        sizes=np.r_[wrong_g[lab_blocks], n_g[ug]],
+        size_w=np.r_[np.ones(int(lab_blocks.sum())), 1.0 - r_g[ug]],
+        totals=np.r_[n_p[lp] - k_lab[lp], n_p[g_prob[ug]] - n_g[ug], n_p[up]],
+        total_w=np.r_[np.ones(int(lp.sum())), r_g[ug], r_none[up]],
+        blocks=np.r_[blocks_lab[lp], k_p[g_prob[ug]] - 1.0, k_p[up]],
+        block_w=np.r_[np.ones(int(lp.sum())), r_g[ug], r_none[up]],
+    )
+    return AnswerStats(
+        k=np.r_[k_lab[lp], n_g[ug], np.zeros(int(up.sum()))],
+        n=np.r_[n_p[lp], n_p[g_prob[ug]], n_p[up]],
+        weight=np.r_[np.ones(int(lp.sum())), r_g[ug], r_none[up]],
+        partitions=parts,
+    )
+
+
+def fit_prior_stats(stats: AnswerStats, start: AnswerPrior | None = None) -> AnswerPrior:
+    """Maximum-likelihood answer prior on (weighted) answer statistics; from `start` (a
+    previous fit), never a worse one."""
+    a, b = fit_beta_binomial(
+        stats.k, stats.n, stats.weight, None if start is None else (start.a, start.b)
+    )
+    wrong_start = (
+        None
+        if start is None or not start.wrong_fitted
+        else (
+            start.discount,
+            start.concentration,
+        )
+    )
+    d, alpha, informative = fit_pitman_yor_stats(stats.partitions, wrong_start)
+    return AnswerPrior(a=a, b=b, discount=d, concentration=alpha, wrong_fitted=informative)
+
+
 def fit_answer_prior(calib: PairData) -> AnswerPrior:
     """Beta prior over q and Pitman-Yor wrong-answer process, by maximum likelihood on the
-    calibration problems' labels and answer clusters. They depend on no score, so every
-    verifier of one LLM shares the fit (remembered for the last few calibration sets)."""
-    key = (
-        calib.offsets.tobytes(),
-        calib.cluster.tobytes(),
-        np.asarray(calib.correct, dtype=bool).tobytes(),
-    )
+    calibration problems' labels (soft labels when label-free calibration inferred them)
+    and answer clusters. They depend on no score, so every verifier of one LLM shares the
+    fit (remembered for the last few calibration sets)."""
+    labels = np.asarray(calib.correct if calib.soft is None else calib.soft, dtype=np.float64)
+    key = (calib.offsets.tobytes(), calib.cluster.tobytes(), labels.tobytes())
     digest = hashlib.blake2b(b"|".join(key), digest_size=16).digest()
     hit = _PRIOR_MEMO.get(digest)
     if hit is not None:
         return hit
-    prior = _fit_answer_prior(calib)
+    prior = fit_prior_stats(answer_stats(calib, labels))
     _PRIOR_MEMO[digest] = prior
     while len(_PRIOR_MEMO) > _PRIOR_MEMO_SIZE:
         _PRIOR_MEMO.pop(next(iter(_PRIOR_MEMO)))
@@ -429,20 +610,19 @@ _PRIOR_MEMO: dict[bytes, AnswerPrior] = {}
 _PRIOR_MEMO_SIZE = 64
 
 
-def _fit_answer_prior(calib: PairData) -> AnswerPrior:
-    k, n = calib.n_correct(), calib.sizes()
-    a, b = fit_beta_binomial(k, n)
-    d, alpha, informative = fit_pitman_yor(wrong_partitions(calib))
-    return AnswerPrior(a=a, b=b, discount=d, concentration=alpha, wrong_fitted=informative)
-
-
 __all__ = [
     "AnswerPrior",
+    "AnswerStats",
+    "PartitionStats",
+    "answer_stats",
     "fit_answer_prior",
     "fit_beta_binomial",
     "fit_pitman_yor",
+    "fit_pitman_yor_stats",
+    "fit_prior_stats",
     "fit_temper",
     "mixture_logpdf",
+    "size_inputs",
     "temper_groups",
     "temper_loglik",
     "temper_slope",

@@ -122,6 +122,9 @@ class Strategy:
     oracle: bool = False
     upper_bound: bool = False
     needs_labels: bool = False
+    #: fits from soft labels (probabilities) when label-free calibration inferred them;
+    #: other strategies fit on the most probable labels
+    soft_labels: bool = False
     needs_truth: bool = False
     default: bool = False
     show_weights: bool = False
@@ -179,11 +182,16 @@ class Strategy:
             },
         )
         t = base.transformed(calib)
+        if self.soft_labels and calib.soft is not None:
+            return self.fit_state(base, t, np.asarray(calib.soft, dtype=np.float64))
         return self.fit_state(base, t, np.asarray(calib.correct, dtype=bool))
 
-    def fit_state(self, base: FittedWeights, t: FloatArray, correct: BoolArray) -> FittedWeights:
+    def fit_state(
+        self, base: FittedWeights, t: FloatArray, correct: BoolArray | FloatArray
+    ) -> FittedWeights:
         """Add the fitted components to `base` (transformed calibration scores `t` and
-        their labels). Default: nothing to fit."""
+        their labels: bool, or soft probabilities for `soft_labels` strategies under
+        label-free calibration). Default: nothing to fit."""
         return base
 
     # ---- weights and vote --------------------------------------------------------------
@@ -239,10 +247,13 @@ class ScoreWeighted(Strategy):
     fit_fn: Callable[[FloatArray, BoolArray, StrategyParams], Mapping[str, Any]] | None = None
     show_weights: bool = True
 
-    def fit_state(self, base: FittedWeights, t: FloatArray, correct: BoolArray) -> FittedWeights:
+    def fit_state(
+        self, base: FittedWeights, t: FloatArray, correct: BoolArray | FloatArray
+    ) -> FittedWeights:
         if self.fit_fn is None:
             return base
-        return replace(base, state=dict(self.fit_fn(t, correct, base.params)))
+        labels = np.asarray(correct, dtype=bool)  # never soft: soft_labels is False
+        return replace(base, state=dict(self.fit_fn(t, labels, base.params)))
 
     def weights(self, fitted: FittedWeights, t: FloatArray) -> FloatArray:
         w = np.asarray(self.weight_fn(np.asarray(t, dtype=np.float64), fitted.state))

@@ -12,10 +12,23 @@ majority vote, on common subsets:
   logit p(c | x) - logit(base rate). It can learn correlated signals' redundancy.
 
 Both add Theorem 3.2's per-problem term with g = the combiner's own P(correct | signals).
+
+Two more read no correctness label at all, so they are fitted once on every evaluated
+problem (no cross-fitting needed):
+
+* ``latent_pv``: the posterior vote's latent model with one density pair per signal
+  (conditionally independent given correctness), fitted by EM over which answer of each
+  problem is correct (`core.methods.latent`); weights are the per-signal weighted-KDE log
+  likelihood ratios summed, plus the fitted answer prior's size term.
+* ``weak_sup``: Weaver-style weak supervision: each signal thresholded at its median into
+  a vote, and a latent-class (Dawid-Skene) model of the votes of each response fitted by EM
+  without labels; a response's weight is the log likelihood ratio of its votes. It ignores
+  which answers agree, which is where ``latent_pv`` differs.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -28,13 +41,18 @@ from core.evaluation.crossfit import Fold, cross_fit, kfold
 from core.evaluation.engine import CurveSet
 from core.evaluation.pipeline import ProgressFn, evaluate, load_pair
 from core.methods.fitted import FittedWeights
+from core.methods.kde import fit_kde_params
+from core.methods.latent import fit_latent, latent_scores
 from core.methods.params import CalibrationError, StrategyParams
+from core.methods.posterior import size_inputs
 from core.methods.registry import get_strategy
 from core.methods.transforms import apply_transform, auto_once, clipped_logit
 from core.store import DatasetInfo, Store
 from core.types import BoolArray, FloatArray, IntArray, PairData, TTSLabError, VoteInputs
 
 COMBINERS = ("sum_llr", "logistic")
+#: Combiners that read no label (fitted on every evaluated problem).
+LABEL_FREE_COMBINERS = ("latent_pv", "weak_sup")
 
 
 class CombineError(TTSLabError):
@@ -193,6 +211,65 @@ def fit_combined(calib: MultiPair, kind: str, params: StrategyParams | None = No
     )
 
 
+def _logits(mp: MultiPair, params: StrategyParams) -> FloatArray:
+    return np.column_stack([latent_scores(mp.signal(j), params) for j in range(len(mp.verifiers))])
+
+
+def latent_inputs(mp: MultiPair, params: StrategyParams) -> VoteInputs:
+    """``latent_pv``: EM over the correct answer with one density pair per signal, no
+    label read (see module doc)."""
+    x = _logits(mp, params)
+    fit = fit_latent(mp.base, x)
+    w = np.zeros(mp.base.n_responses)
+    for j in range(x.shape[1]):
+        w += fit_kde_params(x[:, j], fit.soft, params).log_lr(x[:, j])
+    return size_inputs(w, fit.prior, mp.base)
+
+
+def weak_supervision_weights(
+    votes: BoolArray, max_iter: int = 200, tol: float = 1e-10
+) -> tuple[FloatArray, FloatArray, FloatArray, float]:
+    """Dawid-Skene latent-class model of binary votes (rows: responses, columns: signals)
+    fitted by EM without labels: (per-response log likelihood ratio of its votes, per-signal
+    P(vote | correct), P(vote | incorrect), P(correct)). Started as if every signal were
+    better than chance (0.7 vs 0.3), which fixes the labelling of the two classes."""
+    v = np.asarray(votes, dtype=np.float64)
+    if v.ndim != 2 or v.shape[0] < 2:
+        raise CalibrationError("weak supervision needs votes of two or more responses")
+    a = np.full(v.shape[1], 0.7)
+    b = np.full(v.shape[1], 0.3)
+    pi = 0.5
+    prev = -np.inf
+    llr = np.zeros(v.shape[0])
+    for _ in range(max_iter):
+        llr = v @ np.log(a / b) + (1.0 - v) @ np.log((1.0 - a) / (1.0 - b))
+        eta = llr + math.log(pi / (1.0 - pi))
+        p = special.expit(eta)
+        ll = float(np.sum(np.logaddexp(0.0, eta) + (1.0 - v) @ np.log(1.0 - b) + v @ np.log(b)))
+        ll += v.shape[0] * math.log(1.0 - pi)
+        sp, sn = float(p.sum()), float((1.0 - p).sum())
+        if sp < 1e-9 or sn < 1e-9:
+            raise CalibrationError("weak supervision put every response in one class")
+        # one pseudo-vote each way keeps the rates inside (0, 1)
+        a = (p @ v + 1.0) / (sp + 2.0)
+        b = ((1.0 - p) @ v + 1.0) / (sn + 2.0)
+        pi = float(np.clip(sp / v.shape[0], 1e-6, 1.0 - 1e-6))
+        if abs(ll - prev) <= tol * (1.0 + abs(ll)):
+            break
+        prev = ll
+    llr = v @ np.log(a / b) + (1.0 - v) @ np.log((1.0 - a) / (1.0 - b))
+    return np.asarray(llr, dtype=np.float64), a, b, pi
+
+
+def weak_inputs(mp: MultiPair, params: StrategyParams) -> VoteInputs:
+    """``weak_sup``: each signal thresholded at its median, a Dawid-Skene model of the
+    votes fitted without labels, weight = the votes' log likelihood ratio."""
+    x = _logits(mp, params)
+    votes = x > np.median(x, axis=0)[None, :]
+    llr, _, _, _ = weak_supervision_weights(votes)
+    return VoteInputs(weight=llr)
+
+
 @dataclass(frozen=True, eq=False)
 class CombinedCurves:
     curves: CurveSet
@@ -237,7 +314,15 @@ def combined_inputs(
     if cf.skipped:
         name, why = next(iter(cf.skipped.items()))
         raise CalibrationError(f"{name}: {why}")
-    return {"majority": VoteInputs(weight=np.ones(base.n_responses)), **cf.inputs}
+    out = {"majority": VoteInputs(weight=np.ones(base.n_responses)), **cf.inputs}
+    # label-free combiners: no label read, so one fit on every evaluated problem; dropped
+    # (with the others kept) when EM cannot identify its model on these data
+    for name, build in (("latent_pv", latent_inputs), ("weak_sup", weak_inputs)):
+        try:
+            out[name] = build(mp, params)
+        except CalibrationError:
+            continue
+    return out
 
 
 def combined_curves(
@@ -260,6 +345,8 @@ def combined_curves(
         labels[_single(v)] = f"KDE WV on {v} alone"
     labels["sum_llr"] = "Sum of per-signal LLRs"
     labels["logistic"] = "Logistic over signals"
+    labels["latent_pv"] = "Label-free posterior vote (EM, all signals)"
+    labels["weak_sup"] = "Weak supervision (Weaver-style, no labels)"
 
     def compute() -> dict[str, Any]:
         mp = load_multi(store, info, llm, vs, config.reduction)

@@ -65,6 +65,16 @@ axis = state.remembered(
     help="'raw score' shows the imported values (tokens, raw reward) under the weights.",
 )
 config = ctx.config.with_(bandwidth=bandwidth, transform=transform, orientation=orientation)
+other = "none" if config.calibration == "labels" else "labels"
+overlay = state.remembered(
+    st.toggle,
+    "Overlay the label-free fit" if other == "none" else "Overlay the labelled fit",
+    "weights_overlay",
+    False,
+    help="The same calibrator fitted without any correctness label: EM infers which answer "
+    "of each problem is correct from the answers and scores alone (fitted on every problem, "
+    "since no label is read). Where the two curves part, labels still matter.",
+)
 
 if mode == "all pairs":
     grid = state.compute(
@@ -83,7 +93,16 @@ if mode == "all pairs":
 view = state.compute(
     f"Fitting {strategy.label} weights of {ctx.llm} × {ctx.verifier} with "
     f"{config.weight_boot} bootstrap refits (once; cached afterwards)",
-    lambda p: weight_view(ctx.store, ctx.info, ctx.llm, ctx.verifier, kind, config, progress=p),
+    lambda p: weight_view(
+        ctx.store,
+        ctx.info,
+        ctx.llm,
+        ctx.verifier,
+        kind,
+        config,
+        overlay=other if overlay else None,
+        progress=p,
+    ),
 )
 space = strategy.offset
 if space is not None:
