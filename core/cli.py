@@ -7,7 +7,7 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ from core.reports import (
 from core.store import DB_ENV_VAR, PROJECT_ROOT, DatasetInfo, Store, StoreError, default_db_path
 from core.studies.allocation import pair_allocation
 from core.studies.transfer import PairRef
+from core.synth.demo import DEMO_NAME, build_demo
 from core.types import (
     OFFSET_OBJECTIVES,
     ORDERS,
@@ -59,8 +60,6 @@ from core.types import (
     TRANSFORMS,
     TTSLabError,
 )
-
-DEMO_NAME = "demo (simulated)"
 
 
 class _Bar:
@@ -170,43 +169,6 @@ def cmd_delete(args: argparse.Namespace) -> int:
         store.delete_dataset(info.dataset_id)
     print(f"deleted {info.name!r}")
     return 0
-
-
-def build_demo(
-    store: Store,
-    *,
-    seed: int = 0,
-    n_problems: int = 500,
-    n_samples: int = 64,
-    replace: bool = False,
-    name: str = DEMO_NAME,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> None:
-    """Simulate the demo benchmark and store it, labelled as simulated."""
-    from core.synth.demo import demo_canonical
-
-    if progress is not None:
-        progress("simulating", 0, 5)
-    data, sha, notes, meta = demo_canonical(seed=seed, n_problems=n_problems, n_samples=n_samples)
-
-    def ingest_progress(stage: str, i: int, n: int) -> None:
-        if progress is not None:
-            progress(f"writing {stage}", 1 + i, 5)
-
-    store.ingest(
-        data,
-        name=name,
-        source_format="simulator",
-        content_sha256=sha,
-        source_path=None,
-        replace=replace,
-        iid=True,
-        simulated=True,
-        grader="simulator ground truth",
-        notes=notes,
-        meta=meta,
-        progress=ingest_progress,
-    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -558,7 +520,8 @@ def cmd_combine(args: argparse.Namespace) -> int:
     )
     print(
         f"== {args.llm}: signals {', '.join(view.verifiers)} ({config.folds}-fold "
-        f"cross-fitted, {round(100 * config.level)}% CI over problems)"
+        "cross-fitted; the label-free combiners read no label and are fitted on every "
+        f"problem; {round(100 * config.level)}% CI over problems)"
     )
     print(table.to_string())
     return 0

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from core.evaluation.config import EvalConfig
@@ -72,7 +74,7 @@ def issue_text(issue: Issue) -> str:
         return f"The label-free fit could not be drawn: {issue.detail}"
     if issue.kind == "label_free":
         if issue.where:
-            return f"{issue.where}: calibration labels inferred by {issue.detail}."
+            return f"{issue.where}: label-free calibration: {issue.detail}."
         return (
             "Weights fitted without correctness labels: EM inferred them from answers and "
             f"scores ({issue.detail}). The band resamples problems with those inferred "
@@ -297,6 +299,118 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n\n".join(blocks)
 
 
+# --------------------------------------------------------------------------------------
+# the README's label-free calibration report
+# --------------------------------------------------------------------------------------
+
+#: the report's settings: posterior vote at N = 16 and at the full N of each pair
+LABEL_FREE_CONFIG = EvalConfig(n_boot=2000, n_subsets=200)
+
+
+def label_free_vs_labelled(
+    store: Store,
+    dataset: str,
+    strategy: str = "posterior_vote",
+    budget: int = 16,
+    *,
+    llr_error: bool = False,
+) -> pd.DataFrame:
+    """Per pair: `strategy` with label-free calibration (EM on every problem, no label
+    read) against the same strategy cross-fitted on labels, at `budget` and at the pair's
+    full N, with paired 95% bootstrap intervals over problems; majority vote for context.
+    With `llr_error` (simulated data), the mean absolute error of both KDE log likelihood
+    ratios against the simulator's true one between the 10th and 90th percentiles of the
+    scores."""
+    from core.evaluation.pipeline import calibration_labels, load_pair, pair_curves
+    from core.evaluation.stats import paired_difference_cis
+    from core.methods.posterior import mixture_logpdf
+    from core.methods.registry import get_strategy
+    from core.methods.transforms import auto_once
+
+    info = store.get_dataset(dataset)
+    rows = []
+    for llm, ver in info.pairs:
+        n_max = int(store.load_pair(info, llm, ver).sizes().max())
+        budgets = tuple(sorted({min(budget, n_max), n_max}))
+        res = {}
+        for cal in ("labels", "none"):
+            cfg = replace(LABEL_FREE_CONFIG, budgets=budgets, calibration=cal)
+            res[cal] = pair_curves(store, info, llm, ver, ["majority", strategy], cfg)
+        lab, free = res["labels"].curves, res["none"].curves
+        si, mi = lab.strategies.index(strategy), lab.strategies.index("majority")
+        if strategy not in free.strategies:
+            continue
+        fi = free.strategies.index(strategy)
+        diff = paired_difference_cis(
+            free.per_problem[fi], lab.per_problem[si], n_boot=LABEL_FREE_CONFIG.n_boot
+        )
+        for b, n in enumerate(lab.budgets):
+            row = {
+                "llm": llm,
+                "verifier": ver,
+                "budget": n,
+                "full": n == n_max,
+                "problems": len(lab.problem_ids),
+                "majority": float(lab.per_problem[mi, b].mean()),
+                "labelled": float(lab.per_problem[si, b].mean()),
+                "label_free": float(free.per_problem[fi, b].mean()),
+                "diff": float(diff.estimate[b]),
+                "diff_low": float(diff.low[b]),
+                "diff_high": float(diff.high[b]),
+            }
+            rows.append(row)
+        if llr_error:
+            pair = load_pair(store, info, llm, ver)
+            if pair.truth is None:
+                continue
+            params = auto_once(LABEL_FREE_CONFIG.params, pair)
+            kde = get_strategy("kde_wv")
+            s = np.clip(np.asarray(pair.score, dtype=np.float64), 1e-6, 1 - 1e-6)
+            x = np.log(s) - np.log1p(-s)
+            lo, hi = (float(v) for v in np.quantile(x, [0.1, 0.9]))
+            grid = np.linspace(lo, hi, 50)
+            true = mixture_logpdf(pair.truth["logit_correct"], grid) - mixture_logpdf(
+                pair.truth["logit_incorrect"], grid
+            )
+            calib, _ = calibration_labels(
+                pair, params, replace(LABEL_FREE_CONFIG, calibration="none")
+            )
+            errs = {}
+            for name, cp in (("llr_err_labelled", pair), ("llr_err_label_free", calib)):
+                fw = kde.fit(cp, params)
+                t = fw.transformed(replace(pair, score=1.0 / (1.0 + np.exp(-grid))))
+                errs[name] = float(np.mean(np.abs(kde.weights(fw, t) - true)))
+            for r in rows[-len(lab.budgets) :]:
+                r.update(errs)
+    return pd.DataFrame(rows)
+
+
+def label_free_markdown(df: pd.DataFrame) -> str:
+    """The README table: one row per pair, at the small budget and at the full N."""
+    has_llr = "llr_err_label_free" in df.columns
+    head = (
+        "| LLM | verifier | problems | N | majority | labelled | label-free | label-free - "
+        "labelled [95% CI] |" + (" LLR error labelled / label-free |" if has_llr else "")
+    )
+    sep = "|---|---|---|---|---|---|---|---|" + ("---|" if has_llr else "")
+    lines = [head, sep]
+    for _, r in df.iterrows():
+        cells = [
+            str(r["llm"]),
+            str(r["verifier"]),
+            str(int(r["problems"])),
+            f"{int(r['budget'])}" + (" (full)" if bool(r["full"]) else ""),
+            f"{100 * r['majority']:.1f}",
+            f"{100 * r['labelled']:.1f}",
+            f"{100 * r['label_free']:.1f}",
+            f"{100 * r['diff']:+.1f} [{100 * r['diff_low']:+.1f}, {100 * r['diff_high']:+.1f}]",
+        ]
+        if has_llr:
+            cells.append(f"{r['llr_err_labelled']:.2f} / {r['llr_err_label_free']:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def build_boinf_aime(store: Store, boinf_dir: Path, name: str = "boinf-aime") -> None:
     if not store.has_dataset(name):
         import_path(store, boinf_dir, name=name, include="analysis_aime*")
@@ -304,15 +418,32 @@ def build_boinf_aime(store: Store, boinf_dir: Path, name: str = "boinf-aime") ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m core.reports")
-    ap.add_argument("report", choices=["boinf-length"])
+    ap.add_argument("report", choices=["boinf-length", "label-free"])
     ap.add_argument("--db", required=True)
-    ap.add_argument(
-        "--boinf", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "boinf")
-    )
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    ap.add_argument("--boinf", default=str(shared / "boinf"))
+    ap.add_argument("--shared", default=str(shared))
     args = ap.parse_args(argv)
     with Store(args.db) as store:
         build_boinf_aime(store, Path(args.boinf))
-        print(markdown_table(length_vs_majority(store, "boinf-aime")))
+        if args.report == "boinf-length":
+            print(markdown_table(length_vs_majority(store, "boinf-aime")))
+            return 0
+        from core.synth.demo import DEMO_NAME, build_demo
+
+        if not store.has_dataset(DEMO_NAME):
+            build_demo(store)
+        data = Path(args.shared)
+        for name, path in (
+            ("qwen25-math", data / "qwen25math_rm_maj" / "math_cot_100.jsonl"),
+            ("openr-shepherd", data / "openr_math500_bon"),
+        ):
+            if not store.has_dataset(name):
+                import_path(store, path, name=name)
+        for name in (DEMO_NAME, "qwen25-math", "openr-shepherd", "boinf-aime"):
+            df = label_free_vs_labelled(store, name, llr_error=name == DEMO_NAME)
+            print(f"\n### {name}\n")
+            print(label_free_markdown(df))
     return 0
 
 

@@ -41,7 +41,7 @@ NEGATIVE_LINE = "#b2182b"
 CURVE = "#1f3b73"
 BAND_FILL = "rgba(31, 119, 180, 0.22)"
 MUTED = "#9aa0a6"
-OVERLAY = "#d95f02"  # a second fit drawn over the first (label-free vs labelled)
+OVERLAY = "#7b3294"  # a second fit drawn over the first (label-free vs labelled)
 
 
 def _calibration_caption(k: int, calibration: str) -> str:
@@ -1260,7 +1260,13 @@ def allocation_figure(view: AllocationView) -> go.Figure:
 # --------------------------------------------------------------------------------------
 
 _SIGNAL_COLORS = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
-COMBINER_COLORS = {"sum_llr": "#d62728", "logistic": "#2ca02c", "majority": "#7f7f7f"}
+COMBINER_COLORS = {
+    "sum_llr": "#d62728",
+    "logistic": "#2ca02c",
+    "latent_pv": "#9467bd",
+    "weak_sup": "#8c564b",
+    "majority": "#7f7f7f",
+}
 
 
 def combine_figure(view: CombineView) -> go.Figure:
@@ -1325,15 +1331,17 @@ def combine_figure(view: CombineView) -> go.Figure:
                 f"{view.labels[s]}: <b>{_points(view.gain[s, last])}</b> points "
                 f"[{_points(view.gain_low[s, last])}, {_points(view.gain_high[s, last])}]"
             )
+    # bottom right: accuracy curves rise to the top right, so the corner below them is
+    # where they leave room
     fig.add_annotation(
         text="<br>".join(lines),
         showarrow=False,
         xref="x domain",
         yref="y domain",
-        x=0.01,
-        y=0.99,
-        xanchor="left",
-        yanchor="top",
+        x=0.99,
+        y=0.02,
+        xanchor="right",
+        yanchor="bottom",
         align="left",
         **NOTE_BOX,
     )
@@ -1351,8 +1359,9 @@ def combine_figure(view: CombineView) -> go.Figure:
     fig.update_layout(
         title=_title(
             f"Combining {len(view.verifiers)} signals · {view.llm}",
-            f"{ds} · signals: {', '.join(view.verifiers)} · {view.k}-fold cross-fitted, "
-            f"{view.n_subsets} common random subsets per budget{order}<br>bands: "
+            f"{ds} · signals: {', '.join(view.verifiers)} · {view.k}-fold cross-fitted "
+            f"(label-free combiners: every problem, no label read), {view.n_subsets} common "
+            f"random subsets per budget{order}<br>bands: "
             f"{view.level:.0%} bootstrap over {view.n_problems} problems, drawn for the "
             "combiners (hover any curve for its interval) · dotted: KDE WV on one signal "
             "alone · dashed: majority vote",

@@ -363,15 +363,21 @@ def test_allocation_page(db: Path) -> None:
 def test_combine_page(db: Path) -> None:
     at = _page(_app(), "combine")
     lines = [t for t in _chart(at)["data"] if t.get("mode") == "lines+markers"]
-    assert len(lines) == 5  # majority, two signals alone, two combiners
-    assert {"Sum of per-signal LLRs", "Logistic over signals"} <= {t["name"] for t in lines}
+    # majority, two signals alone, two labelled combiners, two label-free ones
+    assert len(lines) == 7
+    assert {
+        "Sum of per-signal LLRs",
+        "Logistic over signals",
+        "Label-free posterior vote (EM, all signals)",
+        "Weak supervision (Weaver-style, no labels)",
+    } <= {t["name"] for t in lines}
     box = at.multiselect(key="w_m_verifiers")
     third = next(v for v in box.options if v not in box.value)
     box.select(third).run()
     assert not at.exception and not at.error
     lines = [t for t in _chart(at)["data"] if t.get("mode") == "lines+markers"]
-    assert len(lines) == 6 and any(third in t["name"] for t in lines)
-    assert len(at.dataframe[0].value) == 6
+    assert len(lines) == 8 and any(third in t["name"] for t in lines)
+    assert len(at.dataframe[0].value) == 8
     box = at.multiselect(key="w_m_verifiers")
     for v in list(box.value)[1:]:
         box.unselect(v)

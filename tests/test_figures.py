@@ -347,7 +347,8 @@ def test_combine_one_trace_per_strategy_on_a_log2_axis(mview: V.CombineView) -> 
     fig = F.combine_figure(mview)
     lines = [t for t in fig.data if t.mode == "lines+markers"]
     assert sorted(t.name for t in lines) == sorted(mview.labels)
-    assert len(lines) == len(mview.strategies) == 3 + 3
+    # majority, three signals alone, two labelled and two label-free combiners
+    assert len(lines) == len(mview.strategies) == 1 + 3 + 4
     for t in lines:
         s = mview.labels.index(t.name)
         np.testing.assert_allclose(t.y, mview.accuracy[s])
@@ -355,7 +356,7 @@ def test_combine_one_trace_per_strategy_on_a_log2_axis(mview: V.CombineView) -> 
     assert fig.layout.xaxis.type == "log"
     assert list(fig.layout.xaxis.tickvals) == list(mview.budgets)
     bands = [t for t in fig.data if t.type == "scatter" and t.fill == "toself"]
-    assert {t.legendgroup for t in bands} == {"sum_llr", "logistic"}
+    assert {t.legendgroup for t in bands} == {"sum_llr", "logistic", "latent_pv", "weak_sup"}
     for band in bands:
         s = mview.strategies.index(band.legendgroup)
         y = np.asarray(band.y)

@@ -326,3 +326,66 @@ def test_cli_label_free_curves(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert cli_main([*args, "--calibration", "semi:bad"]) != 0
     err = capsys.readouterr()
     assert "semi:K" in err.err + err.out and "Traceback" not in err.err
+
+
+# --------------------------------------------------------------------------------------
+# a signal with a problem effect (conditional independence broken)
+# --------------------------------------------------------------------------------------
+
+
+def _with_problem_effect(pair: PairData, sd: float, seed: int = 0) -> PairData:
+    """`pair` with a shared per-problem shift of the logit score, larger for problems
+    with fewer correct responses (as response length is for hard problems)."""
+    rng = np.random.default_rng(seed)
+    shift = rng.normal(0.0, sd, pair.n_problems) - 2.0 * sd * (1.0 - pair.share_correct())
+    x = np.log(pair.score) - np.log1p(-pair.score) + shift[pair.problem_index()]
+    return replace(pair, score=1.0 / (1.0 + np.exp(-x)))
+
+
+def test_problem_effect_is_measured_without_labels() -> None:
+    from core.methods.latent import ICC_MIN, problem_effect
+
+    pair = make_pair(n_problems=150, seed=11)
+    params = StrategyParams(transform="identity")
+    clean = fit_latent(pair, latent_scores(pair, params))
+    assert clean.icc[0] <= ICC_MIN and not any(clean.ignored)
+    shifted = _with_problem_effect(pair, 2.0)
+    fit = fit_latent(shifted, latent_scores(shifted, params))
+    assert fit.icc[0] > 0.3 and fit.ignored == (True,)
+    assert "problem effect" in fit.report()
+    # measured on the true labels, it is as large (the soft labels are not the cause)
+    x = latent_scores(shifted, params)
+    assert problem_effect(shifted, x, shifted.correct.astype(float)) > 0.3
+    # scrambling the labels changes nothing here either
+    again = fit_latent(_scrambled(shifted), latent_scores(shifted, params))
+    np.testing.assert_array_equal(fit.soft, again.soft)
+
+
+def test_a_problem_effect_does_not_sink_the_label_free_vote() -> None:
+    """With the shared effect counted once per response, EM would call the answers of hard
+    problems wrong; left out of the inference of labels, the label-free vote stays near
+    majority vote instead of far below it."""
+    pair = _with_problem_effect(make_pair(n_problems=150, n=16, seed=12), 2.5)
+    cfg = EvalConfig(calibration="none", budgets=(8, 16), n_subsets=30)
+    cf = crossfit_strategies(pair, ["majority", "posterior_vote"], cfg)
+    cs = evaluate(pair, cf.inputs, cfg)
+    acc = cs.per_problem.mean(axis=-1)
+    assert np.all(acc[1] >= acc[0] - 0.03), acc
+    assert any("problem effect" in n for n in cf.notes)
+
+
+def test_combine_with_label_free_calibration_reads_no_label(sim_store: Store) -> None:
+    from core.cli import DEMO_NAME
+    from core.studies.combine import load_multi
+
+    info = sim_store.get_dataset(DEMO_NAME)
+    mp = load_multi(sim_store, info, "sim-llm-C", ["sim-grm-orm", "sim-shepherd-last"])
+    cfg = EvalConfig(calibration="none", budgets=(8,), n_subsets=20)
+    a = combined_inputs(mp, cfg)
+    b = combined_inputs(MultiPair(_scrambled(mp.base), mp.verifiers, mp.scores), cfg)
+    assert set(a) == set(b) and {"sum_llr", "logistic", "latent_pv"} <= set(a)
+    for name in a:
+        np.testing.assert_array_equal(a[name].weight, b[name].weight, err_msg=name)
+    # with labels, the labelled combiners do read them
+    lab = combined_inputs(MultiPair(_scrambled(mp.base), mp.verifiers, mp.scores), EvalConfig())
+    assert not np.allclose(lab["sum_llr"].weight, a["sum_llr"].weight)

@@ -610,8 +610,15 @@ def test_combine_view_strategies_and_intervals(demo: Store, info: DatasetInfo) -
 
     vs = [VER, "sim-grm-orm"]
     view = V.combine_view(demo, info, LLM, vs, SETTINGS)
-    assert view.strategies == ("majority", *(f"kde_wv[{v}]" for v in vs), "sum_llr", "logistic")
-    assert view.kinds == ("baseline", "single", "single", "combined", "combined")
+    assert view.strategies == (
+        "majority",
+        *(f"kde_wv[{v}]" for v in vs),
+        "sum_llr",
+        "logistic",
+        "latent_pv",
+        "weak_sup",
+    )
+    assert view.kinds == ("baseline", "single", "single", *["combined"] * 4)
     assert not view.from_cache
     # the same curves computed directly (no result cache)
     mp = load_multi(demo, info, LLM, vs)
@@ -625,6 +632,6 @@ def test_combine_view_strategies_and_intervals(demo: Store, info: DatasetInfo) -
     np.testing.assert_array_equal(again.accuracy, view.accuracy)
     singles = view.accuracy[1:3]
     np.testing.assert_allclose(view.gain, view.accuracy - singles.max(axis=0), atol=1e-12)
-    assert len(view.to_frame()) == 5 * len(view.budgets)
+    assert len(view.to_frame()) == 7 * len(view.budgets)
     with pytest.raises(V.ViewError, match="at least two"):
         V.combine_view(demo, info, LLM, [VER, VER], SETTINGS)

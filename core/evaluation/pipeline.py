@@ -153,12 +153,17 @@ def _prefetch_offsets(
 
 
 def calibration_labels(
-    calib: PairData, params: StrategyParams, config: EvalConfig, draw: int = 0
+    calib: PairData,
+    params: StrategyParams,
+    config: EvalConfig,
+    draw: int = 0,
+    scores: FloatArray | None = None,
 ) -> tuple[PairData, LatentFit | None]:
     """The calibration pair with its labels as `config.calibration` says: its own
     ("labels"); inferred by EM from answers and scores ("none"); or K random problems
     labelled (drawn with seed (fold_seed, draw)) and the rest inferred ("semi:K"). The
-    `LatentFit` tells how EM went (None when no label was inferred).
+    `LatentFit` tells how EM went (None when no label was inferred). `scores` (one column
+    per signal) lets EM read several signals at once.
 
     Raises CalibrationError when EM cannot identify the model on these problems."""
     k = config.labelled_per_fold
@@ -168,7 +173,16 @@ def calibration_labels(
     if k:
         rng = np.random.default_rng([config.fold_seed, draw, 17])
         mask[rng.permutation(calib.n_problems)[: min(k, calib.n_problems)]] = True
-    return label_free_pair(calib, params, mask)
+    return label_free_pair(calib, params, mask, scores)
+
+
+def calibration_folds(n_problems: int, config: EvalConfig) -> tuple[Fold, ...]:
+    """K folds over problems; one fold holding every problem out and fitting on all of
+    them for label-free calibration (no label is read, so nothing can leak)."""
+    if config.labelled_per_fold == 0:
+        everything = np.arange(n_problems, dtype=np.int64)
+        return (Fold(0, everything, everything),)
+    return kfold(n_problems, config.folds, config.fold_seed)
 
 
 def crossfit_strategies(
@@ -197,11 +211,7 @@ def crossfit_strategies(
         )
     n_labelled = config.labelled_per_fold
     notes: list[str] = []
-    if n_labelled == 0:
-        everything = np.arange(pair.n_problems, dtype=np.int64)
-        folds: tuple[Fold, ...] = (Fold(0, everything, everything),)
-    else:
-        folds = kfold(pair.n_problems, config.folds, config.fold_seed)
+    folds = calibration_folds(pair.n_problems, config)
     shared_tuner = OffsetTuner(pair) if n_labelled is None else None
     if shared_tuner is not None:
         _prefetch_offsets(shared_tuner, list(strategies.values()), params)
@@ -479,6 +489,7 @@ __all__ = [
     "CalibrationError",
     "PairCurves",
     "PairInputs",
+    "calibration_folds",
     "calibration_labels",
     "crossfit_strategies",
     "evaluate",

@@ -29,16 +29,30 @@ Labelled problems (semi-supervised use) keep their labels: their part of the lik
 the labelled one and they enter every M-step with weight 1.
 
 Starts: majority vote (the plurality answer correct) and a soft one (each answer correct
-in proportion to its size, "none" 0.2); the fit with the higher final likelihood is kept.
+in proportion to its size, "none" 0.2); the majority start's fit is kept unless the other
+ends clearly higher (`START_MARGIN`): the answers alone barely distinguish "the largest
+answer is correct" from "it is a popular wrong answer", and majority vote's assumption
+resolves the near-tie.
 It is refused (`CalibrationError`) when the data cannot identify the model: too few
 problems with two or more responses, or no problem with two different answers (then no
 score of an answer known to be wrong exists, even latently).
+
+Problem effects. The model assumes scores are conditionally independent given
+correctness. A signal that also measures the problem (response length: every answer to a
+hard problem is long; some reward models score whole problems high or low) breaks that,
+and EM then reads "hard problem" as "every answer wrong". After the first fit, each
+signal's intra-problem correlation within the inferred classes is measured
+(`problem_effect`, no label read); signals above `ICC_MIN` are left out of the inference of
+the labels. When every signal is left out, the answers alone cannot tell "the largest
+answer is right" from "it is a popular wrong answer" (both fit a partition about equally
+well), so the labels are majority vote's. Either way the strategies' weights are then
+fitted on every signal from those labels, as from true labels.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 
@@ -59,6 +73,12 @@ BIN_PRIOR: Final = 1.0
 MAX_ITER: Final = 500
 #: Stop when the penalised log likelihood rises by less than this (relative).
 TOL: Final = 1e-9
+#: Log likelihood by which another start must beat the majority-vote start to be kept.
+START_MARGIN: Final = 3.0
+#: Intra-problem correlation above which a signal is left out of the inference of the
+#: labels (conditionally independent simulated scores measure <= 0.02; length and some
+#: reward models on real data 0.4-0.9).
+ICC_MIN: Final = 0.05
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,6 +97,10 @@ class LatentFit:
         start: the kept start ("majority" or "soft"); `starts` has every start's final
             log likelihood.
         n_labelled: problems whose labels were used.
+        ignored: per signal, whether the final EM left it out of the inference of the
+            labels (because of a problem effect).
+        icc: per signal, the intra-problem correlation of scores within each inferred
+            class (`problem_effect`); above `ICC_MIN` the signal is ignored.
     """
 
     soft: FloatArray
@@ -88,6 +112,8 @@ class LatentFit:
     start: str
     starts: Mapping[str, float] = field(default_factory=dict)
     n_labelled: int = 0
+    ignored: tuple[bool, ...] = ()
+    icc: tuple[float, ...] = ()
 
     @property
     def n_iter(self) -> int:
@@ -96,10 +122,24 @@ class LatentFit:
     def report(self) -> str:
         """One line for logs and notes."""
         state = "converged" if self.converged else f"stopped at {MAX_ITER} iterations"
+        effect = ", ".join(f"{v:.2f}" for v, i in zip(self.icc, self.ignored, strict=True) if i)
+        if self.ignored and all(self.ignored):
+            return (
+                f"labels taken from majority vote: the scores share a problem effect "
+                f"(intra-problem correlation {effect}), which breaks the latent model's "
+                "conditional independence, and the answers alone cannot tell a correct "
+                f"answer from a popular wrong one; {self.n_labelled} labelled problems"
+            )
+        tempered = ""
+        if any(self.ignored):
+            tempered = (
+                f"; signals with a problem effect (intra-problem correlation {effect}) "
+                "were left out of the inference of the labels"
+            )
         return (
             f"EM {state} after {self.n_iter} iterations from the {self.start} start "
             f"(log likelihood {self.loglik[-1]:.1f}); {self.n_labelled} labelled problems; "
-            f"mean P(correct) {float(self.soft.mean()):.3f}"
+            f"mean P(correct) {float(self.soft.mean()):.3f}{tempered}"
         )
 
 
@@ -154,6 +194,7 @@ class _Model:
         lab_r = labelled[self.lay.prob]
         self.lab_r = lab_r
         self.truth = np.asarray(pair.correct, dtype=bool)
+        self.use = np.ones(bins.shape[1], dtype=bool)  # signals the E-step reads
 
     # ---- M-step --------------------------------------------------------------------
 
@@ -168,7 +209,9 @@ class _Model:
         return out
 
     def penalty(self, dens: list[tuple[FloatArray, FloatArray]]) -> float:
-        return BIN_PRIOR * float(sum(l1.sum() + l0.sum() for l1, l0 in dens))
+        return BIN_PRIOR * float(
+            sum(l1.sum() + l0.sum() for u, (l1, l0) in zip(self.use, dens, strict=True) if u)
+        )
 
     # ---- E-step --------------------------------------------------------------------
 
@@ -182,6 +225,8 @@ class _Model:
         llr = np.zeros(self.pair.n_responses)
         base = np.zeros(self.pair.n_responses)
         for v, (l1, l0) in enumerate(dens):
+            if not self.use[v]:
+                continue
             b = self.bins[:, v]
             llr += l1[b] - l0[b]
             base += l0[b]
@@ -263,6 +308,30 @@ class _Model:
         return np.asarray(dens + bb + eppf, dtype=np.float64)
 
 
+def problem_effect(pair: PairData, x: FloatArray, soft: FloatArray) -> float:
+    """Intra-problem correlation of the scores `x` within each class (weighted by the
+    soft labels `soft`), pooled over the two classes: the share of a class's score
+    variance that is between problems beyond what sampling noise explains (one-way
+    random-effects ANOVA). 0 when scores are conditionally independent given
+    correctness; 0.4-0.9 for response length and some reward models on real data."""
+    prob = pair.problem_index()
+    out, mass = [], []
+    for w in (np.asarray(soft, dtype=np.float64), 1.0 - np.asarray(soft, dtype=np.float64)):
+        sw = np.bincount(prob, weights=w, minlength=pair.n_problems)
+        keep = sw >= 2.0
+        if int(keep.sum()) < 2:
+            continue
+        m = np.bincount(prob, weights=w * x, minlength=pair.n_problems) / np.maximum(sw, 1e-12)
+        within = float(np.sum(w * (x - m[prob]) ** 2)) / max(float(w.sum()) - keep.sum(), 1.0)
+        mu = float(np.average(m[keep], weights=sw[keep]))
+        between = float(np.average((m[keep] - mu) ** 2, weights=sw[keep]))
+        noise = float(np.average(within / sw[keep], weights=sw[keep]))
+        tau2 = max(0.0, between - noise)
+        out.append(tau2 / (tau2 + within) if tau2 + within > 0 else 0.0)
+        mass.append(float(w.sum()))
+    return float(np.average(out, weights=mass)) if out else 0.0
+
+
 def _start(model: _Model, kind: str) -> FloatArray:
     """Initial soft labels: the plurality answer correct ("majority", ties shared), or
     each answer correct in proportion to its size with 0.2 left for "none" ("soft")."""
@@ -298,6 +367,26 @@ def _run(
         trace.append(ll)
     assert prior is not None
     return r_g, r_none, soft, prior, trace, converged
+
+
+_Run = tuple[FloatArray, FloatArray, FloatArray, AnswerPrior, list[float], bool]
+
+
+def _best_of(
+    model: _Model, starts: Sequence[tuple[str, FloatArray]], max_iter: int, tol: float
+) -> tuple[tuple[str, _Run], dict[str, float]]:
+    """Run EM from every start; keep the first (majority vote's) unless another ends with a
+    likelihood higher by more than `START_MARGIN`. The answers alone barely tell "the
+    largest answer is correct" from "it is a popular wrong answer and no answer is
+    correct" (the two fit a partition almost equally well), so near-ties are resolved by
+    majority vote's own assumption: the largest answer is more often right."""
+    runs = [(kind, _run(model, start, max_iter, tol)) for kind, start in starts]
+    finals = {kind: out[4][-1] for kind, out in runs}
+    best = runs[0]
+    for kind, out in runs[1:]:
+        if out[4][-1] > best[1][4][-1] + START_MARGIN:
+            best = (kind, out)
+    return best, finals
 
 
 def check_identifiable(pair: PairData, labelled: BoolArray) -> None:
@@ -354,14 +443,40 @@ def fit_latent(
     lab_r = lab[pair.problem_index()]
     blind = replace(pair, correct=np.asarray(pair.correct, dtype=bool) & lab_r, soft=None)
     model = _Model(blind, bins, lab)
-    best: tuple[str, tuple[FloatArray, FloatArray, FloatArray, AnswerPrior, list[float], bool]]
-    finals: dict[str, float] = {}
-    best_ll = -math.inf
-    for kind in ("majority", "soft"):
-        out = _run(model, _start(model, kind), max_iter, tol)
-        finals[kind] = out[4][-1]
-        if out[4][-1] > best_ll:
-            best_ll, best = out[4][-1], (kind, out)
+    best, finals = _best_of(
+        model,
+        (("majority", _start(model, "majority")), ("soft", _start(model, "soft"))),
+        max_iter,
+        tol,
+    )
+    # a problem effect shared by every response of a problem (length: hard problems get
+    # long answers, right or wrong) breaks conditional independence: summed over an
+    # answer's responses it says "hard problem" many times over, and EM then calls the
+    # answers of hard problems wrong. It is measured on EM's own soft labels (the
+    # intra-problem correlation within each class); a signal that has one is left out of
+    # the inference of the labels, which then rests on the answers (and the other
+    # signals). The strategies' weights are still fitted on that signal, from the labels
+    # so inferred, exactly as they would be from true labels.
+    icc = np.asarray(
+        [problem_effect(pair, xs[:, v], best[1][2]) for v in range(xs.shape[1])], dtype=np.float64
+    )
+    dropped = icc > ICC_MIN
+    if dropped.all():
+        # nothing left to separate "the largest answer is right" from "it is a popular
+        # wrong answer" (the answers alone fit both about equally): majority vote's
+        # labels, the assumption every self-consistency method makes
+        model.use = ~dropped
+        soft = _start(model, "majority")
+        lay = model.lay
+        r_g_maj = np.bincount(lay.g_of, weights=soft, minlength=lay.n_g.size) / lay.n_g
+        prior_maj = fit_prior_stats(answer_stats(blind, soft))
+        none = np.zeros(pair.n_problems)
+        best = ("majority vote", (r_g_maj, none, soft, prior_maj, [], True))
+        finals = {}
+    elif dropped.any():
+        model.use = ~dropped
+        starts = (("majority", _start(model, "majority")), ("previous", best[1][2]))
+        best, finals = _best_of(model, starts, max_iter, tol)
     kind, (r_g, r_none, soft, prior, trace, converged) = best
     # most probable labels: per unlabelled problem, its most probable answer (or none)
     lay = model.lay
@@ -391,6 +506,8 @@ def fit_latent(
         start=kind,
         starts=finals,
         n_labelled=int(lab.sum()),
+        ignored=tuple(bool(v) for v in dropped),
+        icc=tuple(float(v) for v in icc),
     )
 
 
@@ -408,10 +525,15 @@ def latent_scores(pair: PairData, params: StrategyParams) -> FloatArray:
 
 
 def label_free_pair(
-    pair: PairData, params: StrategyParams, labelled: npt.ArrayLike | None = None
+    pair: PairData,
+    params: StrategyParams,
+    labelled: npt.ArrayLike | None = None,
+    scores: FloatArray | None = None,
 ) -> tuple[PairData, LatentFit | None]:
     """`pair` as a calibration pair whose labels are inferred by EM, except those of the
-    `labelled` problems; with every problem labelled, the pair itself (no fit)."""
+    `labelled` problems; with every problem labelled, the pair itself (no fit). `scores`
+    (one column per signal, as EM sees them) replaces the pair's own score, for several
+    signals at once."""
     lab = (
         np.zeros(pair.n_problems, dtype=bool)
         if labelled is None
@@ -419,7 +541,8 @@ def label_free_pair(
     )
     if lab.size and lab.all():
         return pair, None
-    fit = fit_latent(pair, latent_scores(pair, params), lab)
+    x = latent_scores(pair, params) if scores is None else scores
+    fit = fit_latent(pair, x, lab)
     return pseudo_labelled(pair, fit), fit
 
 
@@ -431,5 +554,6 @@ __all__ = [
     "fit_latent",
     "label_free_pair",
     "latent_scores",
+    "problem_effect",
     "pseudo_labelled",
 ]

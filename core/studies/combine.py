@@ -37,9 +37,15 @@ import numpy as np
 from scipy import special
 
 from core.evaluation.config import EvalConfig
-from core.evaluation.crossfit import Fold, cross_fit, kfold
+from core.evaluation.crossfit import Fold, cross_fit
 from core.evaluation.engine import CurveSet
-from core.evaluation.pipeline import ProgressFn, evaluate, load_pair
+from core.evaluation.pipeline import (
+    ProgressFn,
+    calibration_folds,
+    calibration_labels,
+    evaluate,
+    load_pair,
+)
 from core.methods.fitted import FittedWeights
 from core.methods.kde import fit_kde_params
 from core.methods.latent import fit_latent, latent_scores
@@ -294,6 +300,11 @@ def combined_inputs(
     def fit_fold(fold: Fold) -> Callable[[str], VoteInputs]:
         calib = mp.select(fold.train)
         held = mp.select(fold.test)
+        # labels as config.calibration says, inferred from every signal at once
+        inferred, _ = calibration_labels(
+            calib.base, params, config, fold.index, scores=_logits(calib, params)
+        )
+        calib = MultiPair(inferred, calib.verifiers, calib.scores)
 
         def one(name: str) -> VoteInputs:
             if name in COMBINERS:
@@ -305,11 +316,7 @@ def combined_inputs(
         return one
 
     cf = cross_fit(
-        base,
-        kfold(base.n_problems, config.folds, config.fold_seed),
-        names,
-        fit_fold,
-        progress=progress,
+        base, calibration_folds(base.n_problems, config), names, fit_fold, progress=progress
     )
     if cf.skipped:
         name, why = next(iter(cf.skipped.items()))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
-from core.store import CanonicalData
+from core.store import CanonicalData, Store
 from core.synth.simulate import SimulatedBenchmark, simulate
 
 
@@ -83,3 +84,42 @@ def example_frames(seed: int = 7) -> pd.DataFrame:
     vers = sorted(long["verifier"].unique())[:2]
     out = long[long["llm"].isin(llms) & long["verifier"].isin(vers)].reset_index(drop=True)
     return out
+
+
+#: name of the built-in demo dataset
+DEMO_NAME = "demo (simulated)"
+
+
+def build_demo(
+    store: Store,
+    *,
+    seed: int = 0,
+    n_problems: int = 500,
+    n_samples: int = 64,
+    replace: bool = False,
+    name: str = DEMO_NAME,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> None:
+    """Simulate the demo benchmark and store it, labelled as simulated."""
+    if progress is not None:
+        progress("simulating", 0, 5)
+    data, sha, notes, meta = demo_canonical(seed=seed, n_problems=n_problems, n_samples=n_samples)
+
+    def ingest_progress(stage: str, i: int, n: int) -> None:
+        if progress is not None:
+            progress(f"writing {stage}", 1 + i, 5)
+
+    store.ingest(
+        data,
+        name=name,
+        source_format="simulator",
+        content_sha256=sha,
+        source_path=None,
+        replace=replace,
+        iid=True,
+        simulated=True,
+        grader="simulator ground truth",
+        notes=notes,
+        meta=meta,
+        progress=ingest_progress,
+    )

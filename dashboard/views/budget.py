@@ -23,8 +23,9 @@ DEFAULT = [
 st.title("Budget curves")
 st.caption(
     "Accuracy at N samples per problem: the expectation over random size-N subsets of each "
-    "problem's responses, with weights fitted on other problems (K-fold cross-fitting). "
-    "The same subsets serve every strategy."
+    "problem's responses, with weights fitted on other problems (K-fold cross-fitting; "
+    "with label-free calibration, on every problem, since no label is read). The same "
+    "subsets serve every strategy."
 )
 ctx = state.page_context()
 names = strategy_names(simulated=ctx.info.has_truth)

@@ -11,9 +11,11 @@ from dashboard.figures import combine_figure, issue_lines
 st.title("Combine signals")
 st.caption(
     "Several per-response signals of the sidebar's LLM (verifiers, response length...) "
-    "combined into one weight, against each signal alone and majority vote. Every weight "
-    "is fitted on other problems (K-fold cross-fitting) and all curves use the same "
-    "random subsets."
+    "combined into one weight, against each signal alone and majority vote. Every labelled "
+    "weight is fitted on other problems (K-fold cross-fitting); the two label-free "
+    "combiners (a posterior vote fitted by EM over the latent correct answer, and "
+    "Weaver-style weak supervision of thresholded votes) read no correctness label, so "
+    "they are fitted on every problem. All curves use the same random subsets."
 )
 ctx = state.page_context()
 state.simulated_banner(ctx)
@@ -32,7 +34,7 @@ if len(verifiers) < 2:
     st.stop()
 
 view = state.compute(
-    f"Cross-fitting {len(verifiers)} signals and 2 combiners for {ctx.llm} "
+    f"Cross-fitting {len(verifiers)} signals and 4 combiners for {ctx.llm} "
     "(once; cached afterwards)",
     lambda p: combine_view(ctx.store, ctx.info, ctx.llm, verifiers, ctx.config, progress=p),
 )
@@ -47,8 +49,15 @@ st.markdown(
     "independent given correctness; correlated signals count the same evidence twice.\n"
     "- **Logistic over signals**: a logistic regression of correctness on the signals' "
     "logits; its log-odds minus the base rate's is the weight. It can learn that two "
-    "signals say the same thing.\n\n"
-    "Both combiners add the q/m term with q from their own P(correct | signals)."
+    "signals say the same thing.\n"
+    "- **Label-free posterior vote**: no correctness label read. EM infers which answer "
+    "of each problem is correct from the answers and all signals at once (one density "
+    "pair per signal), then votes with the posterior vote's weights and size term.\n"
+    "- **Weak supervision (Weaver-style)**: no label read either. Each signal becomes a "
+    "vote (above its median or not) and a latent-class model of the votes gives each "
+    "response a log likelihood ratio; it ignores which answers agree.\n\n"
+    "The two labelled combiners add the q/m term with q from their own P(correct | "
+    "signals)."
 )
 st.dataframe(view.display_frame(), hide_index=True, width="stretch")
 st.caption(f"Accuracy in % [{view.level:.0%} bootstrap interval over {view.n_problems} problems].")
