@@ -303,7 +303,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             df["negative score range"] = [describe_intervals(x) for x in df["negative_intervals"]]
             df = df.drop(columns=["negative_intervals"])
             frames.append(df)
-            print(f"\n== {m} x {v} (fitted on all problems; reduction {config.reduction})")
+            labels = "" if config.calibration == "labels" else f"; labels: {config.calibration}"
+            print(f"\n== {m} x {v} (fitted on all problems; reduction {config.reduction}{labels})")
             print(df.drop(columns=["llm", "verifier"]).to_string(index=False))
     _write_csv(frames, args.csv)
     return 0

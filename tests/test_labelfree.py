@@ -389,3 +389,18 @@ def test_combine_with_label_free_calibration_reads_no_label(sim_store: Store) ->
     # with labels, the labelled combiners do read them
     lab = combined_inputs(MultiPair(_scrambled(mp.base), mp.verifiers, mp.scores), EvalConfig())
     assert not np.allclose(lab["sum_llr"].weight, a["sum_llr"].weight)
+
+
+def test_transfer_and_exported_fits_follow_the_calibration_setting() -> None:
+    from core.studies.transfer import transfer_inputs
+
+    source, target = make_pair(n_problems=90, seed=21), make_pair(n_problems=60, seed=22)
+    cfg = EvalConfig(calibration="none")
+    for name in ("kde_wv", "posterior_vote", "logit_wv"):
+        a = transfer_inputs(source, target, name, cfg)
+        b = transfer_inputs(_scrambled(source), target, name, cfg)
+        np.testing.assert_array_equal(a.weight, b.weight, err_msg=name)
+    lab = transfer_inputs(_scrambled(source), target, "kde_wv", EvalConfig())
+    assert not np.allclose(
+        lab.weight, transfer_inputs(source, target, "kde_wv", EvalConfig()).weight
+    )

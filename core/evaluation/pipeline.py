@@ -475,8 +475,10 @@ def fit_pair(
     strat = get_strategy(strategy)
     if strat.oracle:
         raise AnalysisError(f"{strategy} is an oracle: it has no weights to export")
-    pair = load_pair(store, info, llm, verifier, config.reduction)
-    return fit_strategy(strat, pair, auto_once(config.params, pair), reduction=config.reduction)
+    loaded = load_pair(store, info, llm, verifier, config.reduction)
+    params = auto_once(config.params, loaded)
+    pair, _ = calibration_labels(loaded, params, config)
+    return fit_strategy(strat, pair, params, reduction=config.reduction)
 
 
 def response_weights(fitted: FittedWeights, pair: PairData) -> FloatArray:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from core.evaluation.config import EvalConfig
 from core.evaluation.pipeline import (
+    calibration_labels,
     fit_strategy,
     load_pair,
     oriented_params,
@@ -71,8 +72,10 @@ def calibrate_table(
     """One row per (non-oracle) strategy: fitted parameters and where its weights are
     negative (intervals of the transformed score), fitted on all the pair's problems."""
     check_pair(info, llm, verifier)
-    pair = load_pair(store, info, llm, verifier, config.reduction)
-    params = oriented_params(auto_once(config.params, pair), pair)
+    loaded = load_pair(store, info, llm, verifier, config.reduction)
+    params = auto_once(config.params, loaded)
+    pair, _ = calibration_labels(loaded, params, config)
+    params = oriented_params(params, pair)
     rows = []
     for name in strategies:
         strat = get_strategy(name)

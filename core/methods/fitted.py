@@ -14,7 +14,8 @@ precision so that ``from_json`` reproduces the weights bit for bit::
      "orientation": "higher" | "lower",    # the signal's direction (absent: "higher")
      "step_reduction": "last", "params": {...every StrategyParams field...},
      "calibration": {"dataset_id", "llm", "verifier", "n_problems", "n_responses",
-                     "n_correct"},
+                     "n_correct",
+                     "labels": "given" | "inferred" (label-free calibration)},
      "kde": {"space": "logit", "grid": [...], "log_f1": [...], "log_f0": [...],
              "bandwidth1", "bandwidth0", "n1", "n0", "log_floor",
              "x_lo", "x_hi"} | null,         # the data's range (absent: no hold)

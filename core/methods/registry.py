@@ -179,6 +179,9 @@ class Strategy:
                 "n_problems": calib.n_problems,
                 "n_responses": calib.n_responses,
                 "n_correct": int(np.sum(calib.correct)),
+                # "inferred": label-free calibration (n_correct counts the most probable
+                # labels EM inferred, not true ones)
+                "labels": "given" if calib.soft is None else "inferred",
             },
         )
         t = base.transformed(calib)

@@ -25,7 +25,7 @@ from core.evaluation.config import EvalConfig
 from core.evaluation.crossfit import Fold, cross_fit, transfer_folds
 from core.evaluation.engine import accuracy_curves, make_subsets
 from core.evaluation.offsets import OffsetTuner
-from core.evaluation.pipeline import fit_strategy, load_pair
+from core.evaluation.pipeline import calibration_labels, fit_strategy, load_pair
 from core.evaluation.stats import paired_difference_cis
 from core.methods.params import CalibrationError
 from core.methods.registry import get_strategy
@@ -74,17 +74,20 @@ def transfer_inputs(
         raise TransferError(f"{strategy} is an oracle and cannot be transferred")
     params = auto_once(config.params, source)
     folds = transfer_folds(source, target, config.folds, config.fold_seed)
-    tuner = tuner or OffsetTuner(source)
+    labelled = config.labelled_per_fold is None
+    # the shared offset search reads the source's labels: only with labelled calibration
+    shared = (tuner or OffsetTuner(source)) if labelled else None
 
     def fit_fold(fold: Fold) -> Callable[[str], VoteInputs]:
         def one(name: str) -> VoteInputs:
+            calib, _ = calibration_labels(source.select(fold.train), params, config, fold.index)
             fitted = fit_strategy(
                 strat,
-                source.select(fold.train),
+                calib,
                 params,
                 reduction=config.reduction,
-                tuner=tuner,
-                problems=fold.train,
+                tuner=shared,
+                problems=fold.train if shared is not None else None,
             )
             return strat.vote_inputs(fitted, target.select(fold.test))
 
