@@ -132,7 +132,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     with _store(args, read_only=True) as store:
         info = store.get_dataset(args.name)
-        pairs = store.pair_summary(args.name)
+        pairs = store.pair_summary(info)
     kind = "SIMULATED benchmark" if info.simulated else "real data"
     print(f"{info.name}  [{kind}]")
     print(f"  id {info.dataset_id}, format {info.source_format}, imported {info.imported_at}")
@@ -166,7 +166,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
             if answer.strip().lower() not in ("y", "yes"):
                 print("kept")
                 return 1
-        store.delete_dataset(info.dataset_id)
+        store.delete_dataset(info)
     print(f"deleted {info.name!r}")
     return 0
 
@@ -528,6 +528,10 @@ def cmd_combine(args: argparse.Namespace) -> int:
     return 0
 
 
+#: How a dataset is named on the command line.
+DATASET_HELP = "dataset name (or id:ID for its id, as `ttslab list` shows it)"
+
+
 def _eval_args(s: argparse.ArgumentParser) -> None:
     """Options of the one evaluation config shared by the analysis commands."""
     s.add_argument(
@@ -597,7 +601,7 @@ def _eval_args(s: argparse.ArgumentParser) -> None:
 
 
 def _analysis_args(s: argparse.ArgumentParser, *, pair_required: bool = False) -> None:
-    s.add_argument("dataset")
+    s.add_argument("dataset", help=DATASET_HELP)
     s.add_argument("--llm", required=pair_required, help="one LLM (default: all)")
     s.add_argument("--verifier", required=pair_required, help="one verifier (default: all)")
     _eval_args(s)
@@ -685,11 +689,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("show", help="describe one dataset and its (LLM, verifier) pairs")
-    s.add_argument("name")
+    s.add_argument("name", help=DATASET_HELP)
     s.set_defaults(func=cmd_show)
 
     s = sub.add_parser("delete", help="delete a dataset")
-    s.add_argument("name")
+    s.add_argument("name", help=DATASET_HELP)
     s.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     s.set_defaults(func=cmd_delete)
 
@@ -778,7 +782,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_transfer)
 
     s = sub.add_parser("combine", help="combine several signals of one LLM")
-    s.add_argument("dataset")
+    s.add_argument("dataset", help=DATASET_HELP)
     s.add_argument("--llm", required=True)
     s.add_argument("--verifier", action="append", required=True, help="signal (at least two)")
     _eval_args(s)

@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -32,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import duckdb
 import numpy as np
@@ -51,6 +52,29 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: cached payload holds or means (4: orientation, rank transform for wide scores, KDE
 #: tails, exact N = 1; it continues the evaluation config's former engine version, 3).
 CACHE_VERSION = 5
+#: A dataset is addressed by name, or by id as "id:<id>" (never by a bare id).
+ID_PREFIX: Final = "id:"
+#: Dataset ids: 12 lowercase hex digits. A name of this form is refused, so that a name can
+#: never be mistaken for (or collide with) an id.
+_ID_PATTERN: Final = re.compile(r"[0-9a-f]{12}")
+#: Longest dataset name accepted.
+MAX_NAME_LENGTH: Final = 200
+
+
+def check_name(name: str) -> None:
+    """Refuse a dataset name that is empty, too long, has control characters, or could be
+    read as an id ("id:..." or 12 hex digits)."""
+    if not isinstance(name, str) or not name.strip():
+        raise StoreError("a dataset needs a non-empty name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise StoreError(f"a dataset name has at most {MAX_NAME_LENGTH} characters")
+    if any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in name):
+        raise StoreError("a dataset name cannot contain control characters or lone surrogates")
+    if name.startswith(ID_PREFIX) or _ID_PATTERN.fullmatch(name):
+        raise StoreError(
+            f"{name!r} looks like a dataset id; choose a name that is not 12 hex digits and "
+            f"does not start with {ID_PREFIX!r}"
+        )
 
 
 class StoreError(TTSLabError):
@@ -345,6 +369,7 @@ class Store:
         return pd.DataFrame(
             {
                 "name": [i.name for i in infos],
+                "id": [f"{ID_PREFIX}{i.dataset_id}" for i in infos],
                 "source": [i.source_format for i in infos],
                 "kind": ["simulated" if i.simulated else "real" for i in infos],
                 "problems": [i.n_problems for i in infos],
@@ -355,20 +380,40 @@ class Store:
             }
         )
 
-    def get_dataset(self, name_or_id: str) -> DatasetInfo:
-        res = self._cur().execute(
-            "SELECT * FROM datasets WHERE name = ? OR dataset_id = ?", [name_or_id, name_or_id]
-        )
+    def get_dataset(self, ref: str) -> DatasetInfo:
+        """The dataset named `ref`, or with id X when `ref` is "id:X".
+
+        Names and ids are separate namespaces: a bare string is only ever a name, so no
+        name can shadow another dataset's id (an id given bare is refused with a hint)."""
+        if ref.startswith(ID_PREFIX):
+            return self.get_dataset_by_id(ref[len(ID_PREFIX) :])
+        res = self._cur().execute("SELECT * FROM datasets WHERE name = ?", [ref])
         cols = [d[0] for d in res.description or []]
         row = _one(res)
         if row is None:
+            by_id = _one(
+                self._cur().execute("SELECT name FROM datasets WHERE dataset_id = ?", [ref])
+            )
+            if by_id is not None:
+                raise StoreError(
+                    f"no dataset named {ref!r}; {ref!r} is the id of dataset {by_id[0]!r}: "
+                    f"address it by id as {ID_PREFIX}{ref}"
+                )
             known = [i.name for i in self.list_datasets()]
             hint = f"; known datasets: {', '.join(known)}" if known else "; the store is empty"
-            raise StoreError(f"no dataset named {name_or_id!r}{hint}")
+            raise StoreError(f"no dataset named {ref!r}{hint}")
+        return self._info(dict(zip(cols, row, strict=True)))
+
+    def get_dataset_by_id(self, dataset_id: str) -> DatasetInfo:
+        res = self._cur().execute("SELECT * FROM datasets WHERE dataset_id = ?", [dataset_id])
+        cols = [d[0] for d in res.description or []]
+        row = _one(res)
+        if row is None:
+            raise StoreError(f"no dataset with id {dataset_id!r}")
         return self._info(dict(zip(cols, row, strict=True)))
 
     def resolve(self, dataset: DatasetInfo | str) -> DatasetInfo:
-        """The dataset's info (given as info, or looked up by name or id)."""
+        """The dataset's info (given as info, or looked up by name, or by id as "id:X")."""
         return dataset if isinstance(dataset, DatasetInfo) else self.get_dataset(dataset)
 
     def has_dataset(self, name: str) -> bool:
@@ -376,8 +421,9 @@ class Store:
         got = _one(row)
         return bool(got and got[0])
 
-    def delete_dataset(self, name_or_id: str) -> DatasetInfo:
-        info = self.get_dataset(name_or_id)
+    def delete_dataset(self, dataset: DatasetInfo | str) -> DatasetInfo:
+        """Delete a dataset (its info, its name, or "id:X")."""
+        info = self.resolve(dataset)
         self._check_writable()
         with self._write_lock:
             cur = self._cur()
@@ -421,14 +467,12 @@ class Store:
         old dataset is removed in the same transaction as the new one is written.
         """
         self._check_writable()
-        if not name or not name.strip():
-            raise StoreError("a dataset needs a non-empty name")
+        check_name(name)
         problems = _to_arrow(data.problems, PROBLEM_COLUMNS)
         responses = _to_arrow(data.responses, RESPONSE_COLUMNS)
         scores = _to_arrow(data.scores, SCORE_COLUMNS)
         llms = sorted(set(responses.column("llm").to_pylist()))
         verifiers = sorted(set(scores.column("verifier").unique().to_pylist()))
-        dataset_id = uuid.uuid4().hex[:12]
         steps: list[tuple[str, str, pa.Table]] = [
             ("problems", "problems", problems),
             ("responses", "responses", responses),
@@ -446,6 +490,11 @@ class Store:
                             "(CLI: --replace) to overwrite it"
                         )
                     self._delete_rows(cur, str(old[0]))
+                if _one(cur.execute("SELECT 1 FROM datasets WHERE dataset_id = ?", [name])):
+                    raise StoreError(
+                        f"{name!r} is the id of another dataset: a name cannot equal an id"
+                    )
+                dataset_id = self._new_id(cur)
                 cur.execute(
                     "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
@@ -477,7 +526,18 @@ class Store:
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-        return self.get_dataset(dataset_id)
+        return self.get_dataset_by_id(dataset_id)
+
+    @staticmethod
+    def _new_id(cur: duckdb.DuckDBPyConnection) -> str:
+        """A fresh dataset id, equal to no existing id or name."""
+        while True:
+            dataset_id = uuid.uuid4().hex[:12]
+            taken = cur.execute(
+                "SELECT 1 FROM datasets WHERE dataset_id = ? OR name = ?", [dataset_id, dataset_id]
+            )
+            if _one(taken) is None:
+                return dataset_id
 
     def _insert_table(
         self, cur: duckdb.DuckDBPyConnection, table: str, dataset_id: str, arrow: pa.Table

@@ -258,7 +258,7 @@ def import_path(
             )
     else:
         files = [p]
-    ds_name = name or p.stem
+    ds_name = name if name is not None else p.stem
     if not replace and store.has_dataset(ds_name):
         raise ImportValidationError(
             [

@@ -116,7 +116,7 @@ if info is not None:
             y, n, _ = st.columns([1, 1, 3])
             if y.button("Yes, delete it", key="delete_yes", type="primary"):
                 try:
-                    store.delete_dataset(info.dataset_id)
+                    store.delete_dataset(info)
                 except TTSLabError as exc:
                     st.error(str(exc))
                 else:
