@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -14,6 +13,13 @@ from typing import Any
 
 from tqdm import tqdm
 
+from core.access import (
+    EDITORS_ENV,
+    READ_ONLY_ENV,
+    USER_HEADER_ENV,
+    add_editor,
+    read_editors,
+)
 from core.evaluation import EvalConfig, fit_pair, pair_curves
 from core.importers import (
     FORMAT_HELP,
@@ -201,12 +207,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def serve_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """The Streamlit command line and environment of `ttslab serve`."""
     env = dict(os.environ)
-    if args.plugins:
+    if getattr(args, "plugins", None):
         env[PLUGINS_ENV_VAR] = ",".join(args.plugins)  # the dashboard loads the same
     if args.db:
         env[DB_ENV_VAR] = str(Path(args.db).resolve())
+    env.pop(READ_ONLY_ENV, None)
+    env.pop(EDITORS_ENV, None)
+    env.pop(USER_HEADER_ENV, None)
+    if args.read_only:
+        env[READ_ONLY_ENV] = "1"
+    if args.editors_file:
+        editors = Path(args.editors_file).resolve()
+        read_editors(editors)  # a clear error now rather than in the first visitor's page
+        env[EDITORS_ENV] = str(editors)
+    if args.user_header:
+        env[USER_HEADER_ENV] = args.user_header
     app = PROJECT_ROOT / "dashboard" / "app.py"
     cmd = [
         sys.executable,
@@ -214,16 +232,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "streamlit",
         "run",
         str(app),
+        "--server.address",
+        args.address,
         "--server.port",
         str(args.port),
         "--server.headless",
         "true",
+        "--server.maxUploadSize",
+        str(args.max_upload_mb),
         "--browser.gatherUsageStats",
         "false",
     ]
+    return cmd, env
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    cmd, env = serve_command(args)
     db = env.get(DB_ENV_VAR) or default_db_path()
-    print(f"dashboard on http://localhost:{args.port}  (database {db})")
-    return subprocess.call(cmd, env=env)
+    mode = (
+        "read-only"
+        if args.read_only
+        else "editors only"
+        if args.editors_file or args.user_header
+        else "anyone can edit"
+    )
+    host = "localhost" if args.address in ("127.0.0.1", "localhost") else args.address
+    print(f"dashboard on http://{host}:{args.port}  (database {db}; {mode})", flush=True)
+    # the server replaces this process, so SIGTERM / SIGINT from a service manager reach it
+    # directly and nothing is left serving the port
+    os.execve(sys.executable, cmd, env)
+    return 0  # not reached
+
+
+def cmd_add_editor(args: argparse.Namespace) -> int:
+    token = add_editor(args.file, args.name)
+    print(f"added editor {args.name!r} to {args.file}; their token (shown once):\n{token}")
+    return 0
 
 
 def _pairs(info: DatasetInfo, args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -713,7 +757,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="start the dashboard")
     s.add_argument("--port", type=int, default=8501)
+    s.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for all)",
+    )
+    s.add_argument(
+        "--read-only",
+        action="store_true",
+        help="nobody can upload, replace or delete (the database is opened read-only)",
+    )
+    s.add_argument(
+        "--editors-file",
+        help="only the editors in this file (NAME SHA256 lines, see add-editor) can change "
+        "datasets; everyone else views",
+    )
+    s.add_argument(
+        "--user-header",
+        help="behind an authenticating reverse proxy: the request header naming the user "
+        "(e.g. X-Forwarded-User); with --editors-file only the names listed there edit",
+    )
+    s.add_argument("--max-upload-mb", type=int, default=1024, help="largest upload accepted, in MB")
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("add-editor", help="add an editor to an editors file, print the token")
+    s.add_argument("file")
+    s.add_argument("name")
+    s.set_defaults(func=cmd_add_editor)
 
     s = sub.add_parser("calibrate", help="fit weighting functions per pair and describe them")
     _analysis_args(s)

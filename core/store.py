@@ -43,7 +43,7 @@ import pyarrow.compute as pc
 
 from core.types import FloatArray, IntArray, PairData, TTSLabError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_ENV_VAR = "TTSLAB_DB"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,6 +59,16 @@ ID_PREFIX: Final = "id:"
 _ID_PATTERN: Final = re.compile(r"[0-9a-f]{12}")
 #: Longest dataset name accepted.
 MAX_NAME_LENGTH: Final = 200
+
+
+def default_actor() -> str:
+    """Who acts when nobody says: the operating-system user of this process."""
+    import getpass
+
+    try:
+        return f"local:{getpass.getuser()}"
+    except Exception:  # no user name in this environment (some containers)
+        return "local:unknown"
 
 
 def check_name(name: str) -> None:
@@ -156,6 +166,17 @@ _SCHEMA_V1 = [
 MIGRATIONS: dict[int, list[str]] = {
     # v2: per-dataset metadata as JSON (declared signal directions, simulator parameters)
     1: ["ALTER TABLE datasets ADD COLUMN meta VARCHAR"],
+    # v3: who imported, replaced or deleted which dataset, and when
+    2: [
+        """CREATE TABLE IF NOT EXISTS audit (
+            happened_at TIMESTAMP NOT NULL,
+            actor VARCHAR NOT NULL,
+            action VARCHAR NOT NULL,
+            dataset VARCHAR NOT NULL,
+            dataset_id VARCHAR NOT NULL,
+            detail VARCHAR
+        )"""
+    ],
 }
 
 # Column order of the canonical tables (without dataset_id), used by ingest.
@@ -421,8 +442,9 @@ class Store:
         got = _one(row)
         return bool(got and got[0])
 
-    def delete_dataset(self, dataset: DatasetInfo | str) -> DatasetInfo:
-        """Delete a dataset (its info, its name, or "id:X")."""
+    def delete_dataset(self, dataset: DatasetInfo | str, *, actor: str = "") -> DatasetInfo:
+        """Delete a dataset (its info, its name, or "id:X"), recorded in the audit table
+        under `actor` in the same transaction."""
         info = self.resolve(dataset)
         self._check_writable()
         with self._write_lock:
@@ -430,11 +452,41 @@ class Store:
             cur.execute("BEGIN TRANSACTION")
             try:
                 self._delete_rows(cur, info.dataset_id)
+                self._audit(cur, actor, "delete", info.name, info.dataset_id, None)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
         return info
+
+    @staticmethod
+    def _audit(
+        cur: duckdb.DuckDBPyConnection,
+        actor: str,
+        action: str,
+        name: str,
+        dataset_id: str,
+        detail: str | None,
+    ) -> None:
+        cur.execute(
+            "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                datetime.now(UTC).replace(tzinfo=None),
+                actor or default_actor(),
+                action,
+                name,
+                dataset_id,
+                detail,
+            ],
+        )
+
+    def audit_log(self, limit: int = 200) -> pd.DataFrame:
+        """The latest imports, replaces and deletes: when, who, what, which dataset."""
+        return self._fetch_df(
+            'SELECT happened_at AS "when", actor AS who, action AS what, dataset, '
+            "dataset_id, detail FROM audit ORDER BY happened_at DESC LIMIT ?",
+            [int(limit)],
+        )
 
     @staticmethod
     def _delete_rows(cur: duckdb.DuckDBPyConnection, dataset_id: str) -> None:
@@ -460,11 +512,14 @@ class Store:
         notes: str | None = None,
         meta: Mapping[str, Any] | None = None,
         progress: Callable[[str, int, int], None] | None = None,
+        actor: str = "",
     ) -> DatasetInfo:
         """Write one dataset in a single transaction; on any error nothing changes.
 
         Importing under an existing name raises unless `replace` is true, in which case the
-        old dataset is removed in the same transaction as the new one is written.
+        old dataset is removed in the same transaction as the new one is written. The
+        import (or replace) is recorded in the audit table under `actor` (default: the
+        operating-system user) in the same transaction.
         """
         self._check_writable()
         check_name(name)
@@ -483,7 +538,9 @@ class Store:
             cur.execute("BEGIN TRANSACTION")
             try:
                 old = _one(cur.execute("SELECT dataset_id FROM datasets WHERE name = ?", [name]))
+                action = "import"
                 if old is not None:
+                    action = "replace"
                     if not replace:
                         raise StoreError(
                             f"a dataset named {name!r} exists; pass replace=True "
@@ -520,6 +577,8 @@ class Store:
                     if progress is not None:
                         progress(label, i, len(steps))
                     self._insert_table(cur, table, dataset_id, arrow)
+                detail = f"{responses.num_rows} responses from {source_path or source_format}"
+                self._audit(cur, actor, action, name, dataset_id, detail)
                 if progress is not None:
                     progress("commit", len(steps), len(steps))
                 cur.execute("COMMIT")

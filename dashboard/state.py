@@ -17,13 +17,14 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import streamlit as st
 
+from core.access import AccessPolicy
 from core.evaluation import EvalConfig, default_budgets
 from core.importers import (
     SUPPORTED_SUFFIXES,
@@ -33,27 +34,32 @@ from core.importers import (
 )
 from core.importers.uploads import parquet_bytes, save_upload, save_upload_folder
 from core.info import dataset_label
-from core.store import DatasetInfo, Store, default_db_path
+from core.store import ID_PREFIX, DatasetInfo, Store, default_db_path
 from core.types import ORDERS, ORIENTATIONS, REDUCTIONS, TIE_BREAKS, TRANSFORMS, TTSLabError
 
 T = TypeVar("T")
 ProgressFn = Callable[[str, int, int], None]
 
 __all__ = [
+    "ID_PREFIX",
     "SUPPORTED_SUFFIXES",
     "Context",
     "ImportValidationError",
     "ProgressBar",
     "TTSLabError",
+    "access",
     "approx_budgets",
     "compute",
     "current_dataset",
     "dataset_picker",
+    "delete_dataset",
+    "editor",
     "get_store",
     "import_upload",
     "multiselect",
     "page_context",
     "parquet_bytes",
+    "plain",
     "remembered",
     "reset_on_dataset_change",
     "save_upload",
@@ -88,21 +94,64 @@ def warm_up_in_background() -> threading.Thread:
     return thread
 
 
+def access() -> AccessPolicy:
+    """Who may change the store (from `ttslab serve --read-only / --editors-file /
+    --user-header`, passed in the environment)."""
+    return AccessPolicy.from_env()
+
+
 @st.cache_resource
-def _store_for(path: str) -> Store:
-    return Store(path)
+def _store_for(path: str, read_only: bool) -> Store:
+    return Store(path, read_only=read_only)
 
 
 def get_store() -> Store:
-    """One Store per database file and server process."""
-    return _store_for(str(default_db_path()))
+    """One Store per database file and server process (opened read-only when the
+    dashboard is served read-only, so that no change can get through)."""
+    return _store_for(str(default_db_path()), access().read_only)
+
+
+def editor() -> str | None:
+    """Who the visitor edits as, or None when they may only view. When editors need a
+    token, the sidebar asks for it."""
+    policy = access()
+    token = None
+    if policy.asks_for_token:
+        token = st.sidebar.text_input(
+            "Editor token",
+            type="password",
+            key="editor_token",
+            help="Uploading, replacing and deleting datasets needs an editor's token "
+            "(`ttslab add-editor`).",
+        )
+    try:
+        headers: Mapping[str, str] = dict(st.context.headers)
+    except Exception:  # no request context (scripts, AppTest)
+        headers = {}
+    return policy.editor(token, headers)
 
 
 def import_upload(
-    store: Store, path: Path, name: str, replace: bool, progress: ProgressFn
+    store: Store, path: Path, name: str, replace: bool, progress: ProgressFn, actor: str | None
 ) -> ImportResult:
-    """Import a persisted upload (a file or a folder) as one dataset."""
-    return import_path(store, path, name=name, replace=replace, progress=progress)
+    """Import a persisted upload (a file or a folder) as one dataset, if `actor` may."""
+    who = access().require(actor)
+    return import_path(store, path, name=name, replace=replace, progress=progress, actor=who)
+
+
+def delete_dataset(store: Store, info: DatasetInfo, actor: str | None) -> DatasetInfo:
+    """Delete a dataset, if `actor` may."""
+    return store.delete_dataset(info, actor=access().require(actor))
+
+
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:=")
+
+
+def plain(text: object) -> str:
+    """`text` escaped for Streamlit markdown, so that a user's string (a dataset name, a
+    file name, an error quoting either) is shown as written, never rendered: no links,
+    images, emphasis, colour directives or LaTeX."""
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in str(text)).replace("\n", "  \n")
 
 
 # --------------------------------------------------------------------------------------
@@ -454,7 +503,7 @@ def reset_on_dataset_change(page: str, keys: Sequence[str], info: DatasetInfo) -
 def simulated_banner(ctx: Context) -> None:
     if ctx.info.simulated:
         st.warning(
-            f"**{ctx.label}** is a simulated benchmark: synthetic data with known "
+            f"**{plain(ctx.label)}** is a simulated benchmark: synthetic data with known "
             "likelihood ratios, parameters fitted to real outputs (data/sim_params.json).",
             icon=":material/science:",
         )

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -43,14 +43,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def dashboard_server(db: Path, timeout: float = 60.0) -> Iterator[str]:
+def dashboard_server(
+    db: Path, timeout: float = 60.0, serve_args: Sequence[str] = ()
+) -> Iterator[str]:
+    """`ttslab serve` (with `serve_args`) on `db` in its own process group; its URL."""
     port = free_port()
     env = dict(os.environ, TTSLAB_DB=str(db))
     log = ARTIFACTS / f"server-{port}.log"
     ARTIFACTS.mkdir(exist_ok=True)
     with log.open("w") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "core.cli", "serve", "--port", str(port), *serve_args],
             cwd=ROOT,
             env=env,
             stdout=fh,

@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "core.info": 7,
     "core.reports": 8,
     "core.apply": 8,
+    "core.access": 1,
     "core.cli": 9,
     "dashboard.figures": 10,
     "dashboard.state": 10,

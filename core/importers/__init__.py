@@ -210,8 +210,10 @@ def import_path(
     include: str | None = None,
     lower_is_better: Sequence[str] = (),
     higher_is_better: Sequence[str] = (),
+    actor: str = "",
 ) -> ImportResult:
-    """Read, grade (where needed), validate and store one file or folder as one dataset.
+    """Read, grade (where needed), validate and store one file or folder as one dataset
+    (recorded in the store's audit table under `actor`; default the OS user).
 
     ``include``: for a folder, import only the files whose name matches this glob
     pattern (e.g. ``analysis_aime2024_*``).
@@ -385,6 +387,7 @@ def import_path(
     )
     info = store.ingest(
         data,
+        actor=actor,
         name=ds_name,
         source_format="+".join(fmts),
         content_sha256=sha,

@@ -9,19 +9,26 @@ import streamlit as st
 from core.info import dataset_label
 from dashboard.figures import dataset_overview_figure
 from dashboard.state import (
+    ID_PREFIX,
     SUPPORTED_SUFFIXES,
     ImportValidationError,
     TTSLabError,
+    access,
     current_dataset,
+    delete_dataset,
+    editor,
     get_store,
     import_upload,
     parquet_bytes,
+    plain,
     save_upload,
     save_upload_folder,
 )
 
 st.title("Datasets")
 store = get_store()
+who = editor()
+policy = access()
 
 # ---- what is stored ----------------------------------------------------------------------
 frame = store.datasets_frame()
@@ -43,15 +50,15 @@ else:
 
 done = st.session_state.pop("import_done", None)
 if done:
-    st.success(done.replace("\n", "  \n"), icon=":material/check_circle:")
+    st.success(plain(done), icon=":material/check_circle:")
 deleted = st.session_state.pop("delete_done", None)
 if deleted:
-    st.success(deleted)
+    st.success(plain(deleted))
 
 # ---- the selected dataset ------------------------------------------------------------
 info = current_dataset()
 if info is not None:
-    st.subheader(f"Selected: {dataset_label(info.name, info.simulated)}")
+    st.subheader(f"Selected: {plain(dataset_label(info.name, info.simulated))}")
     st.caption("Choose the dataset in the sidebar; every page works on it.")
     if info.simulated:
         st.warning(
@@ -62,11 +69,12 @@ if info is not None:
     st.caption(
         f"{info.n_problems} problems · {info.n_responses:,} responses · "
         f"{len(info.llms)} LLMs × {len(info.verifiers)} verifiers · source: "
-        f"{info.source_format} · samples {'independent' if info.iid else 'ordered (not iid)'}"
-        f" · correctness: {info.grader or '-'}"
+        f"{plain(info.source_format)} · samples "
+        f"{'independent' if info.iid else 'ordered (not iid)'}"
+        f" · correctness: {plain(info.grader or '-')} · id: {ID_PREFIX}{info.dataset_id}"
     )
     if info.notes:
-        st.caption(f"Notes: {info.notes}")
+        st.caption(f"Notes: {plain(info.notes)}")
     summary = store.pair_summary(info)
     st.plotly_chart(
         dataset_overview_figure(summary, f"{dataset_label(info.name, info.simulated)}: pairs"),
@@ -105,20 +113,20 @@ if info is not None:
         icon=":material/download:",
         help="The dataset in the long import format (one row per response and verifier).",
     )
-    if c2.button("Delete…", key="delete_ask", icon=":material/delete:"):
+    if who is not None and c2.button("Delete…", key="delete_ask", icon=":material/delete:"):
         st.session_state["confirm_delete"] = info.dataset_id
-    if st.session_state.get("confirm_delete") == info.dataset_id:
+    if who is not None and st.session_state.get("confirm_delete") == info.dataset_id:
         with st.container(border=True):
             st.error(
-                f"Delete **{info.name}** ({info.n_responses:,} responses) from the store? "
-                "This cannot be undone."
+                f"Delete **{plain(info.name)}** ({info.n_responses:,} responses) from the "
+                "store? This cannot be undone."
             )
             y, n, _ = st.columns([1, 1, 3])
             if y.button("Yes, delete it", key="delete_yes", type="primary"):
                 try:
-                    store.delete_dataset(info)
+                    delete_dataset(store, info, who)
                 except TTSLabError as exc:
-                    st.error(str(exc))
+                    st.error(plain(exc))
                 else:
                     st.session_state.pop("confirm_delete", None)
                     st.session_state["delete_done"] = f"Deleted {info.name!r}."
@@ -127,7 +135,32 @@ if info is not None:
                 st.session_state.pop("confirm_delete", None)
                 st.rerun()
 
+# ---- who changed what --------------------------------------------------------------
+log = store.audit_log()
+with st.expander(f"Changes: {len(log)} imports, replaces and deletes (audit log)"):
+    if log.empty:
+        st.caption("Nothing imported, replaced or deleted yet (or before the log existed).")
+    else:
+        st.dataframe(
+            log,
+            hide_index=True,
+            width="stretch",
+            column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
+        )
+
 # ---- upload ------------------------------------------------------------------------
+if who is None:
+    st.info(
+        "This dashboard is read-only: datasets can be viewed and downloaded, not uploaded, "
+        "replaced or deleted."
+        if policy.read_only
+        else "Uploading, replacing and deleting datasets is for editors: enter an editor's "
+        "token in the sidebar."
+        if policy.asks_for_token
+        else "Uploading, replacing and deleting datasets is for editors.",
+        icon=":material/lock:",
+    )
+    st.stop()
 st.subheader("Add a dataset")
 st.caption(
     "Long format (CSV, JSON Lines, Parquet: one row per response and verifier), wide JSON "
@@ -180,26 +213,30 @@ if saved is not None:
         key="upload_replace",
     )
     if exists and not replace:
-        st.caption(f":orange[A dataset named {name!r} exists: choose another name or replace it.]")
+        st.caption(
+            f":orange[A dataset named {plain(repr(name))} exists: choose another name or "
+            "replace it.]"
+        )
     if st.button("Import", type="primary", key="upload_import", disabled=not name.strip()):
         try:
-            with st.status(f"Importing {upload_label}…", expanded=False) as status:
+            with st.status(f"Importing {plain(upload_label)}…", expanded=False) as status:
                 bar = st.progress(0.0)
 
                 def progress(stage: str, done: int, total: int) -> None:
                     bar.progress(min(done / max(total, 1), 1.0), text=stage)
 
-                res = import_upload(store, saved, name.strip(), replace, progress)
+                res = import_upload(store, saved, name.strip(), replace, progress, who)
                 status.update(label="Imported", state="complete")
         except ImportValidationError as exc:
             n_issues = len(exc.issues)
             st.error(
-                f"{n_issues} problem{'s' if n_issues != 1 else ''} found in {upload_label}; "
+                f"{n_issues} problem{'s' if n_issues != 1 else ''} found in "
+                f"{plain(upload_label)}; "
                 "nothing was imported. Each row names the file, the line or row, and the column:"
             )
             st.dataframe(exc.to_frame(), hide_index=True, width="stretch")
         except TTSLabError as exc:
-            st.error(f"Import failed: {exc}")
+            st.error(f"Import failed: {plain(exc)}")
         else:
             st.session_state["import_done"] = res.summary()
             st.session_state["select_dataset_next"] = res.info.name

@@ -1,0 +1,268 @@
+"""Shared deployment: read-only viewers, editors (tokens or a proxy's user header), the
+audit log, plain-text names, and `ttslab serve`'s address and signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.access import AccessError, AccessPolicy, add_editor, hash_token, read_editors
+from core.cli import build_parser, serve_command
+from core.cli import main as cli_main
+from core.importers import import_path
+from core.importers.writers import WRITERS
+from core.store import Store, StoreError
+from core.synth.demo import DEMO_NAME, build_demo
+from tests.browser_util import (
+    ARTIFACTS,
+    CHROMIUM_ARGS,
+    chromium_path,
+    dashboard_server,
+    free_port,
+    full_page_screenshot,
+    wait_until_idle,
+)
+from tests.conftest import make_long_frame
+
+ROOT = Path(__file__).resolve().parents[1]
+MARKDOWN_NAME = "**bold** ![pixel](http://127.0.0.1:9/pixel.png) :red[x] $y$"
+
+
+def _csv(tmp_path: Path, tag: str) -> Path:
+    return WRITERS["long-csv"][0](make_long_frame(n_problems=3), tmp_path / f"{tag}.csv")
+
+
+# --------------------------------------------------------------------------------------
+# the policy
+# --------------------------------------------------------------------------------------
+
+
+def test_policy_roles(tmp_path: Path) -> None:
+    editors = tmp_path / "editors.txt"
+    token = add_editor(editors, "alice")
+    assert token not in editors.read_text()  # only the hash is stored
+    assert read_editors(editors) == {"alice": hash_token(token)}
+    with pytest.raises(AccessError, match="already"):
+        add_editor(editors, "alice")
+    open_policy = AccessPolicy()
+    assert open_policy.editor(None) == "dashboard"
+    ro = AccessPolicy(read_only=True)
+    assert ro.editor("anything") is None
+    with pytest.raises(AccessError, match="read-only"):
+        ro.require("dashboard")
+    tok = AccessPolicy.from_env({"TTSLAB_EDITORS_FILE": str(editors)})
+    assert tok.asks_for_token
+    assert tok.editor(None) is None and tok.editor("wrong") is None
+    assert tok.editor(token) == "editor:alice"
+    with pytest.raises(AccessError, match="only editors"):
+        tok.require(tok.editor("wrong"))
+    proxy = AccessPolicy.from_env(
+        {"TTSLAB_EDITORS_FILE": str(editors), "TTSLAB_USER_HEADER": "X-Forwarded-User"}
+    )
+    assert proxy.editor(None, {"x-forwarded-user": "alice"}) == "proxy:alice"
+    assert proxy.editor(None, {"X-Forwarded-User": "mallory"}) is None
+    assert proxy.editor(token, {}) is None  # behind a proxy, the header decides
+    (tmp_path / "bad.txt").write_text("alice not-a-hash\n")
+    with pytest.raises(AccessError, match=r"bad\.txt, line 1"):
+        read_editors(tmp_path / "bad.txt")
+
+
+def test_audit_log_records_who_changed_what(store: Store, tmp_path: Path) -> None:
+    import_path(store, _csv(tmp_path, "a"), name="A", actor="editor:alice")
+    import_path(store, _csv(tmp_path, "b"), name="A", replace=True, actor="editor:bob")
+    store.delete_dataset("A", actor="proxy:carol")
+    log = store.audit_log()
+    assert list(log["what"]) == ["delete", "replace", "import"]
+    assert list(log["who"]) == ["proxy:carol", "editor:bob", "editor:alice"]
+    assert set(log["dataset"]) == {"A"}
+    # a failed import changes nothing, the log included
+    with pytest.raises(StoreError):
+        import_path(store, _csv(tmp_path, "c"), name="id:nope")
+    assert len(store.audit_log()) == 3
+    # the CLI records the operating-system user
+    import_path(store, _csv(tmp_path, "d"), name="D")
+    assert store.audit_log()["who"].iloc[0].startswith("local:")
+
+
+def test_a_read_only_store_refuses_every_change(tmp_path: Path) -> None:
+    db = tmp_path / "ro.duckdb"
+    with Store(db) as s:
+        import_path(s, _csv(tmp_path, "a"), name="A")
+    with Store(db, read_only=True) as s:
+        with pytest.raises(StoreError, match="read-only"):
+            s.delete_dataset("A")
+        with pytest.raises(StoreError, match="read-only"):
+            import_path(s, _csv(tmp_path, "b"), name="B")
+        assert [i.name for i in s.list_datasets()] == ["A"]
+
+
+def test_serve_listens_locally_unless_told(tmp_path: Path) -> None:
+    parser = build_parser()
+    cmd, env = serve_command(parser.parse_args(["serve", "--port", "9"]))
+    assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
+    assert "TTSLAB_READ_ONLY" not in env
+    editors = tmp_path / "e.txt"
+    add_editor(editors, "alice")
+    args = ["serve", "--address", "0.0.0.0", "--read-only", "--editors-file", str(editors)]
+    cmd, env = serve_command(parser.parse_args(args))
+    assert cmd[cmd.index("--server.address") + 1] == "0.0.0.0"
+    assert env["TTSLAB_READ_ONLY"] == "1" and env["TTSLAB_EDITORS_FILE"] == str(editors)
+    assert cli_main(["serve", "--editors-file", str(tmp_path / "missing.txt")]) != 0
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.browser
+def test_sigterm_stops_everything_serve_started(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    with Store(db) as s:
+        build_demo(s, n_problems=10, n_samples=4)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=dict(os.environ, TTSLAB_DB=str(db)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)  # as a service manager does: to this pid only
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while _port_open(port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _port_open(port), "something still serves the port after SIGTERM"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+# --------------------------------------------------------------------------------------
+# in a real browser
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def access_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("access")
+    db = tmp / "a.duckdb"
+    with Store(db) as s:
+        build_demo(s, n_problems=20, n_samples=8)
+        import_path(s, _csv(tmp, "md"), name=MARKDOWN_NAME)
+    return db
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _choose(page: Any, name: str) -> None:
+    box = page.get_by_role("combobox", name="Dataset")
+    box.click()
+    page.get_by_role("option", name=name, exact=True).click()
+    wait_until_idle(page)
+
+
+@pytest.mark.browser
+def test_read_only_viewer_cannot_change_anything(access_db: Path, browser: Any) -> None:
+    with dashboard_server(access_db, serve_args=["--read-only"]) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        requested: list[str] = []
+        page.on("request", lambda r: requested.append(r.url))
+        try:
+            page.goto(url, wait_until="domcontentloaded")
+            wait_until_idle(page)
+            page.get_by_text("This dashboard is read-only").wait_for(timeout=30_000)
+            assert page.get_by_test_id("stFileUploaderDropzone").count() == 0
+            assert page.get_by_role("button", name="Delete…").count() == 0
+            # the markdown name is shown as written: no image fetched, no bold
+            _choose(page, MARKDOWN_NAME)
+            page.get_by_text(f"Selected: {MARKDOWN_NAME}", exact=True).wait_for(timeout=30_000)
+            assert not any("pixel.png" in u for u in requested)
+            assert page.locator("img[src*='pixel.png']").count() == 0
+            full_page_screenshot(page, ARTIFACTS / "datasets_read_only.png")
+        finally:
+            page.close()
+    with Store(access_db, read_only=True) as s:
+        assert {i.name for i in s.list_datasets()} == {DEMO_NAME, MARKDOWN_NAME}
+
+
+@pytest.mark.browser
+def test_an_editor_uploads_and_deletes_and_the_log_says_so(
+    access_db: Path, browser: Any, tmp_path: Path
+) -> None:
+    editors = tmp_path / "editors.txt"
+    token = add_editor(editors, "alice")
+    upload = _csv(tmp_path, "up")
+    with dashboard_server(access_db, serve_args=["--editors-file", str(editors)]) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        try:
+            page.goto(url, wait_until="domcontentloaded")
+            wait_until_idle(page)
+            page.get_by_text("is for editors").wait_for(timeout=30_000)
+            assert page.get_by_test_id("stFileUploaderDropzone").count() == 0
+            box = page.get_by_label("Editor token", exact=True)
+            box.fill("wrong token")
+            box.press("Enter")
+            wait_until_idle(page)
+            assert page.get_by_test_id("stFileUploaderDropzone").count() == 0
+            box.fill(token)
+            box.press("Enter")
+            wait_until_idle(page)
+            with page.expect_file_chooser() as chooser:
+                page.get_by_test_id("stFileUploaderDropzone").get_by_test_id(
+                    "stBaseButton-secondary"
+                ).click()
+            chooser.value.set_files(str(upload))
+            name = page.get_by_label("Dataset name")
+            name.wait_for(timeout=30_000)
+            name.fill("by alice")
+            name.press("Enter")
+            wait_until_idle(page)
+            page.get_by_role("button", name="Import").click()
+            page.get_by_text("imported 'by alice'").wait_for(timeout=60_000)
+            wait_until_idle(page)
+            page.get_by_role("button", name="Delete…").click()
+            wait_until_idle(page)
+            page.get_by_role("button", name="Yes, delete it").click()
+            page.get_by_text("Deleted 'by alice'").wait_for(timeout=30_000)
+            page.get_by_text("audit log").click()
+            wait_until_idle(page)
+            full_page_screenshot(page, ARTIFACTS / "datasets_editor_audit.png")
+        finally:
+            page.close()
+    with Store(access_db, read_only=True) as s:
+        log = s.audit_log()
+    mine = log[log["dataset"] == "by alice"]
+    assert list(mine["what"]) == ["delete", "import"]
+    assert set(mine["who"]) == {"editor:alice"}
