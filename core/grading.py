@@ -112,28 +112,28 @@ def extract_boxed(text: str) -> str | None:
     Returns None when there is no box, or when the last box is never closed (cut-off text).
     ``\\boxed 5`` (no braces) yields ``"5"``.
     """
-    last: str | None = None
-    found = False
-    for m in _BOX_RE.finditer(text):
-        found = True
-        depth = 1
-        i = m.end()
-        start = i
-        while i < len(text) and depth:
-            c = text[i]
-            if c == "\\":  # skip escaped characters such as \{ and \}
-                i += 2
-                continue
-            if c == "{":
-                depth += 1
-            elif c == "}":
-                depth -= 1
-            i += 1
-        last = text[start : i - 1] if depth == 0 else None
-    if not found:
+    last_match = None
+    for last_match in _BOX_RE.finditer(text):  # noqa: B007 - only the last one is used
+        pass
+    if last_match is None:
         bare = re.findall(r"\\boxed\s+([^\s$]+)", text)
         return bare[-1] if bare else None
-    return last
+    # one brace-balanced scan from the last box (scanning from every box, as before, was
+    # quadratic in the number of boxes: hours for a megabyte of "\boxed{")
+    depth = 1
+    i = start = last_match.end()
+    n = len(text)
+    while i < n and depth:
+        c = text[i]
+        if c == "\\":  # skip escaped characters such as \{ and \}
+            i += 2
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+        i += 1
+    return text[start : i - 1] if depth == 0 else None
 
 
 _WRAPPERS = ("text", "textbf", "textit", "textrm", "mbox", "mathrm", "mathbf", "mathit")

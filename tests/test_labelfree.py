@@ -404,3 +404,35 @@ def test_transfer_and_exported_fits_follow_the_calibration_setting() -> None:
     assert not np.allclose(
         lab.weight, transfer_inputs(source, target, "kde_wv", EvalConfig()).weight
     )
+
+
+def test_when_label_free_calibration_is_refused_nothing_reads_the_labels() -> None:
+    """One response per problem: EM refuses, and the strategies that need no labels must
+    not estimate their direction from the labels instead."""
+    base = make_pair(n_problems=40, n=1, seed=31)
+    cfg = EvalConfig(calibration="none", budgets=(1,), n_subsets=5)
+    names = ["majority", "best_of_n", "vanilla_wv", "kde_wv"]
+    a = crossfit_strategies(base, names, cfg)
+    b = crossfit_strategies(_scrambled(base), names, cfg)
+    assert "kde_wv" in a.skipped and "two or more responses" in a.skipped["kde_wv"]
+    for name in ("best_of_n", "vanilla_wv"):
+        np.testing.assert_array_equal(a.inputs[name].weight, b.inputs[name].weight)
+
+
+def test_semi_supervised_with_few_unlabelled_problems_still_fits() -> None:
+    pair = make_pair(n_problems=60, seed=32)
+    cfg = EvalConfig(calibration="semi:40", budgets=(4,), n_subsets=10)  # 8 unlabelled
+    cf = crossfit_strategies(pair, ["kde_wv", "posterior_vote"], cfg)
+    assert not cf.skipped, cf.skipped
+
+
+def test_weak_supervision_reads_reversed_signals_the_right_way(sim_store: Store) -> None:
+    from core.cli import DEMO_NAME
+    from core.studies.combine import load_multi, weak_inputs
+
+    info = sim_store.get_dataset(DEMO_NAME)
+    mp = load_multi(sim_store, info, "sim-llm-D", ["sim-grm-orm", "sim-internlm2-orm"])
+    flipped = MultiPair(mp.base, mp.verifiers, 1.0 - mp.scores)  # lower is now better
+    for m in (mp, flipped):
+        w = weak_inputs(m, StrategyParams()).weight
+        assert np.corrcoef(w, m.base.correct.astype(float))[0, 1] > 0.2

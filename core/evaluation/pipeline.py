@@ -176,6 +176,14 @@ def calibration_labels(
     return label_free_pair(calib, params, mask, scores)
 
 
+def _declared_or_higher(params: StrategyParams, pair: PairData) -> str:
+    """The signal's direction without reading any label: as set, else as declared at
+    import, else "higher"."""
+    if params.orientation != "auto":
+        return params.orientation
+    return pair.orientation if pair.orientation in ("higher", "lower") else "higher"
+
+
 def calibration_folds(n_problems: int, config: EvalConfig) -> tuple[Fold, ...]:
     """K folds over problems; one fold holding every problem out and fitting on all of
     them for label-free calibration (no label is read, so nothing can leak)."""
@@ -233,7 +241,13 @@ def crossfit_strategies(
         calib, why = calibration(fold)
         held = pair.select(fold.test)
         plain = calib if calib is not None else pair.select(fold.train)
-        fold_params = oriented_params(params, plain)
+        if calib is None and n_labelled is not None:
+            # label-free calibration failed: the strategies that need no labels still run,
+            # and their direction must not be estimated from the labels either
+            direction = _declared_or_higher(params, pair)
+            fold_params = replace(params, orientation=direction)  # type: ignore[arg-type]
+        else:
+            fold_params = oriented_params(params, plain)
         tuner = shared_tuner
         if tuner is None and calib is not None and n_labelled == 0:
             tuner = OffsetTuner(calib)  # one fold over every problem: the tuner's pair

@@ -51,6 +51,7 @@ fitted on every signal from those labels, as from true labels.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -393,11 +394,13 @@ def check_identifiable(pair: PairData, labelled: BoolArray) -> None:
     """Refuse data from which the latent model cannot be fitted (see module doc)."""
     sizes = pair.sizes()
     free = ~labelled
-    multi = int(np.sum(free & (sizes >= 2)))
+    # labelled problems anchor the densities; unlabelled ones need two responses to say
+    # anything through their answers
+    multi = int(np.sum(free & (sizes >= 2))) + int(np.sum(labelled & (sizes >= 1)))
     if multi < MIN_PROBLEMS:
         raise CalibrationError(
-            f"label-free calibration needs at least {MIN_PROBLEMS} unlabelled problems with "
-            f"two or more responses each (this pair has {multi}): with one sample per "
+            f"label-free calibration needs at least {MIN_PROBLEMS} problems that are labelled "
+            f"or have two or more responses (this pair has {multi}): with one sample per "
             "problem nothing tells correct answers from wrong ones"
         )
     lay = _Layout.of(pair)
@@ -422,6 +425,8 @@ def fit_latent(
 
     `x` holds the (transformed) scores: one column per verifier, or a 1-D array for one.
     The labels of unlabelled problems are never read."""
+    if max_iter < 1:
+        raise CalibrationError(f"EM needs at least one iteration, got max_iter={max_iter}")
     xs = np.asarray(x, dtype=np.float64)
     if xs.ndim == 1:
         xs = xs[:, None]
@@ -484,11 +489,11 @@ def fit_latent(
     np.maximum.at(top, lay.g_prob, r_g)
     is_top = (r_g >= top[lay.g_prob]) & (r_g > r_none[lay.g_prob])
     # one answer per problem even when two tie exactly
-    first = np.full(pair.n_problems, -1, dtype=np.int64)
+    first = np.full(pair.n_problems, lay.n_g.size, dtype=np.int64)
     cand = np.flatnonzero(is_top)
-    first[lay.g_prob[cand[::-1]]] = cand[::-1]
+    np.minimum.at(first, lay.g_prob[cand], cand)  # the first of tied answers
     chosen = np.zeros(lay.n_g.size, dtype=bool)
-    chosen[first[first >= 0]] = True
+    chosen[first[first < lay.n_g.size]] = True
     hard = np.where(lab_r, model.truth, chosen[lay.g_of])
     if float(soft.sum()) < 2.0 or float((1.0 - soft).sum()) < 2.0:
         raise CalibrationError(
@@ -541,9 +546,23 @@ def label_free_pair(
     )
     if lab.size and lab.all():
         return pair, None
-    x = latent_scores(pair, params) if scores is None else scores
-    fit = fit_latent(pair, x, lab)
+    x = np.asarray(latent_scores(pair, params) if scores is None else scores, dtype=np.float64)
+    # the same calibration problems recur (a transfer source against every target, the
+    # weight page after the curves): remember the last few fits
+    parts = [pair.offsets.tobytes(), pair.cluster.tobytes(), x.tobytes(), lab.tobytes()]
+    parts.append(np.asarray(pair.correct, dtype=bool)[np.repeat(lab, pair.sizes())].tobytes())
+    digest = hashlib.blake2b(b"|".join(parts), digest_size=16).digest()
+    fit = _FIT_MEMO.get(digest)
+    if fit is None:
+        fit = fit_latent(pair, x, lab)
+        _FIT_MEMO[digest] = fit
+        while len(_FIT_MEMO) > _FIT_MEMO_SIZE:
+            _FIT_MEMO.pop(next(iter(_FIT_MEMO)))
     return pseudo_labelled(pair, fit), fit
+
+
+_FIT_MEMO: dict[bytes, LatentFit] = {}
+_FIT_MEMO_SIZE = 32
 
 
 __all__ = [

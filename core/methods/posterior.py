@@ -302,9 +302,10 @@ def fit_pitman_yor_stats(
     k_max = int(stats.blocks.max())
     # blocks i = 1..K-1 of every partition: the weight of partitions that have block i
     i_val = np.arange(1, k_max, dtype=np.float64)
-    i_cnt = np.asarray(
-        [float(stats.block_w[stats.blocks > i].sum()) for i in range(1, k_max)], dtype=np.float64
-    )
+    # weight of the partitions with more than i blocks, i = 1..K-1 (a reverse cumulative sum
+    # of the weight per block count: linear in the partitions)
+    per_k = np.bincount(stats.blocks.astype(np.int64), weights=stats.block_w, minlength=k_max + 1)
+    i_cnt = np.asarray(np.cumsum(per_k[::-1])[::-1][2 : k_max + 1], dtype=np.float64)
     n_prob, n_blocks = float(stats.total_w.sum()), float(s_cnt_f.sum())
     lo_a, hi_a = (math.log(v) for v in CONCENTRATION_BOUNDS)
 

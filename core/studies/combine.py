@@ -272,8 +272,28 @@ def weak_inputs(mp: MultiPair, params: StrategyParams) -> VoteInputs:
     votes fitted without labels, weight = the votes' log likelihood ratio."""
     x = _logits(mp, params)
     votes = x > np.median(x, axis=0)[None, :]
-    llr, _, _, _ = weak_supervision_weights(votes)
+    llr, _, _, pi = weak_supervision_weights(votes)
+    # the latent classes are named only by EM's start ("every signal better than chance"):
+    # call correct the class whose responses more often give their problem's most common
+    # answer, so that signals read the wrong way round cannot invert the vote
+    p = special.expit(llr + math.log(pi / (1.0 - pi)))
+    plural = _in_plurality(mp.base)
+    if float(p @ plural) / max(float(p.sum()), 1e-12) < float((1.0 - p) @ plural) / max(
+        float((1.0 - p).sum()), 1e-12
+    ):
+        llr = -llr
     return VoteInputs(weight=llr)
+
+
+def _in_plurality(pair: PairData) -> FloatArray:
+    """1.0 for responses in their problem's largest answer (ties: all of them), else 0."""
+    prob = pair.problem_index()
+    k = int(pair.cluster.max()) + 1 if pair.n_responses else 1
+    key = prob * k + pair.cluster
+    size = np.bincount(key, minlength=pair.n_problems * k)[key]
+    top = np.zeros(pair.n_problems)
+    np.maximum.at(top, prob, size)
+    return np.asarray(size == top[prob], dtype=np.float64)
 
 
 @dataclass(frozen=True, eq=False)
