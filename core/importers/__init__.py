@@ -18,6 +18,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from core.importers import boinf, openr, prm800k, qwen_rm, rewardmath, sal
-from core.importers.errors import ImportValidationError, Issue, IssueList
+from core.importers.errors import ImportValidationError, Issue, IssueList, loads
 from core.importers.generic import (
     SUPPORTED_SUFFIXES,
     RawRead,
@@ -170,15 +171,19 @@ def _first_json_record(path: Path) -> object:
     if first_line is None:
         return None
     try:
-        obj = json.loads(first_line)
+        obj = loads(first_line)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         if first_line.strip()[:1] not in (b"[", b"{"):
             return None
         try:  # one JSON document over many lines
-            obj = json.loads(decode_utf8(data, path.name))
+            obj = loads(decode_utf8(data, path.name))
         except json.JSONDecodeError:
             truncated = first_line is data.split(b"\n")[-1] or b"\n" not in data.strip()
-            why = "the file ends inside it (truncated)" if truncated else str(exc)[:120]
+            why = (
+                "the file ends inside it (truncated)"
+                if truncated
+                else getattr(exc, "msg", str(exc))[:160]
+            )
             raise ImportValidationError(
                 [
                     Issue(
@@ -343,6 +348,13 @@ def import_path(
         ).hexdigest()
     )
     all_notes = [*extra_notes]
+    if len(fmts) > 1:
+        per = Counter(r.fmt for r in reads)
+        all_notes.append(
+            "the folder mixes formats ("
+            + ", ".join(f"{k}: {v} file{'s' if v != 1 else ''}" for k, v in sorted(per.items()))
+            + "); their records were merged into one dataset"
+        )
     for r in reads:
         all_notes.extend(r.notes)
     all_notes.extend(val_notes)

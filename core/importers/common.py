@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.importers.errors import ImportValidationError, Issue, IssueList
+from core.importers.errors import ImportValidationError, Issue, IssueList, loads
 from core.importers.generic import (
     ReadOptions,
     decode_utf8,
@@ -76,7 +76,7 @@ def json_records(path: Path, opts: ReadOptions) -> Records:
     first_line = head.split("\n", 1)[0].strip()
     if head.startswith("[") or (head.startswith("{") and not _parses(first_line)):
         try:
-            doc = json.loads(text)
+            doc = loads(text)
         except json.JSONDecodeError as exc:
             if head.startswith("["):
                 raise ImportValidationError(
@@ -99,7 +99,7 @@ def json_records(path: Path, opts: ReadOptions) -> Records:
 
 def _parses(line: str) -> bool:
     try:
-        json.loads(line)
+        loads(line)
     except json.JSONDecodeError:
         return False
     return True

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -85,3 +88,63 @@ class ImportValidationError(TTSLabError):
                 "problem": [i.message for i in self.issues],
             }
         )
+
+
+# --------------------------------------------------------------------------------------
+# strict JSON decoding (every reader uses it)
+# --------------------------------------------------------------------------------------
+
+#: A UTF-16 surrogate escape in JSON text; a lone one decodes to a string no UTF-8 writer
+#: accepts.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF][0-9a-fA-F]{2}")
+
+
+_CONSTANT = re.compile(r"(?<![\w\"])-?(?:NaN|Infinity)(?![\w\"])")
+_LAST_KEY = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:[^:]*$')
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a number (JSON has no NaN or Infinity)")
+
+
+def _lone_surrogate(obj: Any) -> bool:
+    stack = [obj]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if any(0xD800 <= ord(c) <= 0xDFFF for c in v):
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
+
+
+def loads(text: str | bytes) -> Any:
+    """`json.loads` that rejects what no importer can store, always as a
+    `json.JSONDecodeError` naming the problem: NaN / Infinity, nesting deeper than Python's
+    recursion limit (about 1,000 levels), integers of more than 4,300 digits, and lone UTF-16
+    surrogates (``"\\ud800"``)."""
+    s = text.decode("utf-8") if isinstance(text, bytes) else text
+    try:
+        obj = json.loads(s, parse_constant=_no_constants)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply (about 1,000 levels or more)", s, 0) from None
+    except ValueError as exc:  # NaN / Infinity, or an integer over 4,300 digits
+        msg = str(exc)
+        pos = 0
+        if "digits" in msg:
+            msg = "an integer with more than 4,300 digits"
+        elif (m := _CONSTANT.search(s)) is not None:
+            pos = m.start()
+            key = _LAST_KEY.search(s[:pos])
+            if key is not None:
+                msg = f"{m.group(0)} in field {key.group(1)!r} is not a number (JSON has no NaN)"
+        raise json.JSONDecodeError(msg, s, pos) from None
+    if _SURROGATE_ESCAPE.search(s) and _lone_surrogate(obj):
+        raise json.JSONDecodeError("a string holds a lone UTF-16 surrogate (e.g. \\ud800)", s, 0)
+    return obj

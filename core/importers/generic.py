@@ -11,6 +11,8 @@ import csv
 import hashlib
 import json
 import os
+import stat
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from core.importers.errors import ImportValidationError, Issue, IssueList
+from core.importers.errors import ImportValidationError, Issue, IssueList, loads
 
 WIDE_LIST_FIELDS = ("answers", "is_correct", "n_tokens")
 SUPPORTED_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".pq")
@@ -101,7 +104,23 @@ def display_name(path: Path) -> str:
     return path.name
 
 
+#: Limits on what a file may hold (each a clear error when exceeded).
+MAX_COLUMNS = 1000  # columns of a CSV header
+
+
 def read_bytes(path: Path) -> bytes:
+    """The file's bytes; a named error for anything that is not a readable regular file
+    (a FIFO or device would block the import forever)."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ImportValidationError(
+            [Issue(display_name(path), f"cannot read file: {exc.strerror or exc}")]
+        ) from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise ImportValidationError(
+            [Issue(display_name(path), "not a regular file (a pipe, device or socket?)")]
+        )
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -147,7 +166,7 @@ def iter_json_lines(
         if not line.strip():
             continue
         try:
-            yield i + 1, json.loads(line)
+            yield i + 1, loads(line)
         except json.JSONDecodeError as exc:
             if i == last_content and not ends_with_newline:
                 msg = (
@@ -166,13 +185,31 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def check_line_endings(data: bytes, file: str) -> None:
+    """Refuse text whose lines end in a bare CR (classic Mac): every reader would see one
+    giant line."""
+    if b"\r" in data and b"\n" not in data.rstrip(b"\r"):
+        raise ImportValidationError(
+            [Issue(file, "lines end in a bare CR (old Mac line endings); convert to LF or CRLF")]
+        )
+
+
 def read_long_csv(path: Path, opts: ReadOptions | None = None) -> RawRead:
     file = display_name(path)
     data = read_bytes(path)
     decode_utf8(data, file)
+    check_line_endings(data, file)
     first_line = data.split(b"\n", 1)[0].decode("utf-8-sig").strip("\r")
-    names = next(csv.reader([first_line]))
-    dup_names = sorted({c for c in names if names.count(c) > 1})
+    if first_line.count(",") >= MAX_COLUMNS:
+        raise ImportValidationError(
+            [Issue(file, f"the header has more than {MAX_COLUMNS} columns", line=1)]
+        )
+    try:
+        names = next(csv.reader([first_line]))
+    except csv.Error as exc:
+        raise ImportValidationError([Issue(file, f"unreadable header: {exc}", line=1)]) from exc
+    counts = Counter(names)
+    dup_names = sorted(c for c, k in counts.items() if k > 1)
     if dup_names:
         raise ImportValidationError(
             [Issue(file, "column name appears more than once", line=1, column=c) for c in dup_names]
@@ -191,6 +228,32 @@ def read_long_csv(path: Path, opts: ReadOptions | None = None) -> RawRead:
         raise ImportValidationError([Issue(file, f"CSV parse error: {_csv_msg(exc)}")]) from exc
     if table.num_rows == 0:
         raise ImportValidationError([Issue(file, "the file has a header but no data rows")])
+    last = data.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
+    if not data.endswith(b"\n") and last.count(b'"') % 2 == 1:
+        raise ImportValidationError(
+            [
+                Issue(
+                    file,
+                    "the file ends inside a quoted field (cut off?): the last row is incomplete",
+                    line=data.count(b"\n") + 1,
+                )
+            ]
+        )
+    # one row per non-blank line after the header (values hold no newlines here): fewer
+    # rows means the parser swallowed lines, as a file cut off inside a quoted field does
+    lines = [ln for ln in data.split(b"\n")[1:] if ln.strip(b"\r \t")]
+    if len(lines) != table.num_rows:
+        cut = "" if data.endswith(b"\n") else " (the file does not end with a newline: cut off?)"
+        raise ImportValidationError(
+            [
+                Issue(
+                    file,
+                    f"{len(lines)} data lines but {table.num_rows} rows could be read: a "
+                    f"quoted field is never closed{cut}",
+                    line=table.num_rows + 2,
+                )
+            ]
+        )
     frame = table.to_pandas(types_mapper=None)
     frame = frame.astype(object).where(frame.notna(), None)
     # header is line 1; data row i (0-based) is line i + 2 (no embedded newlines)
@@ -207,6 +270,7 @@ def read_long_jsonl(path: Path, opts: ReadOptions | None = None) -> RawRead:
     file = display_name(path)
     data = read_bytes(path)
     text = decode_utf8(data, file)
+    check_line_endings(data, file)
     issues = IssueList()
     records: list[dict[str, Any]] = []
     locs: list[int] = []
@@ -240,9 +304,27 @@ def read_long_parquet(path: Path, opts: ReadOptions | None = None) -> RawRead:
         ) from exc
     if table.num_rows == 0:
         raise ImportValidationError([Issue(file, "the file has no rows")])
+    _check_parquet_nan(table, file)
     frame = pd.DataFrame({name: _arrow_column(table.column(name)) for name in table.column_names})
     frame["_loc"] = np.arange(1, table.num_rows + 1, dtype=np.int64)
     return RawRead(frame, "long-parquet", "row", sha256_of(data))
+
+
+def _check_parquet_nan(table: pa.Table, file: str) -> None:
+    """NaN in a float column is an error (missing values are nulls), named by row."""
+    issues = IssueList()
+    for name in table.column_names:
+        col = table.column(name)
+        if not pa.types.is_floating(col.type):
+            continue
+        nan = np.flatnonzero(
+            np.asarray(pc.fill_null(pc.is_nan(col), False).to_numpy(zero_copy_only=False))
+        )
+        for j in nan[:20]:
+            issues.add(
+                Issue(file, "value is NaN", line=int(j) + 1, column=name, location_kind="row")
+            )
+    issues.raise_if_any()
 
 
 def _arrow_column(col: pa.ChunkedArray) -> Any:

@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.importers.errors import ImportValidationError, Issue, IssueList
+from core.importers.errors import ImportValidationError, Issue, IssueList, loads
 from core.store import CanonicalData
 
 # name -> description (the README's column table is written from this)
@@ -48,6 +48,8 @@ REQUIRED = ("problem_id", "sample_idx")
 DEFAULT_LLM = "model"
 DEFAULT_VERIFIER = "score"
 MAX_ISSUES_PER_CHECK = 1000  # keep memory bounded on hopeless files
+MAX_SAMPLE_IDX = 2**31 - 1  # sample indices are stored as 32-bit integers
+MAX_TOKENS = 2**53  # token counts are exact as doubles below this
 
 _TRUE = {"true", "1", "yes", "y", "t", "correct"}
 _FALSE = {"false", "0", "no", "n", "f", "incorrect"}
@@ -144,10 +146,39 @@ def map_unique(series: pd.Series, fn: Callable[[Any], Any]) -> np.ndarray:
     return np.asarray(mapped[codes], dtype=object)  # code -1 (missing) -> last slot
 
 
-def _as_text(series: pd.Series) -> pd.Series:
-    """Strings with missing values as None; numbers become their text ('1', not '1.0')."""
-    if len(series) and isinstance(series.iloc[0], list | np.ndarray | dict):
-        return series.map(_conv_text).astype(object)
+#: inferred kinds of an object column that hold only scalars
+_SCALAR_KINDS = frozenset(
+    {"string", "empty", "integer", "floating", "mixed-integer-float", "boolean", "decimal"}
+)
+
+
+def _as_text(
+    series: pd.Series,
+    ctx: ValidationContext | None = None,
+    locs: np.ndarray | None = None,
+    column: str = "",
+    issues: IssueList | None = None,
+) -> pd.Series:
+    """Strings with missing values as None; numbers become their text ('1', not '1.0').
+    A list or object where text is expected is an error per row (with `issues`), never
+    turned into its text."""
+    if series.dtype == object and len(series):
+        kind = pd.api.types.infer_dtype(series, skipna=True)
+        if kind not in _SCALAR_KINDS:
+            nested = series.map(lambda v: isinstance(v, list | tuple | dict | np.ndarray))
+            bad = nested.to_numpy(dtype=bool)
+            if bad.any():
+                if issues is not None and ctx is not None and locs is not None:
+                    vals = series.to_numpy(dtype=object)
+                    _bad(
+                        issues,
+                        ctx,
+                        locs,
+                        bad,
+                        column,
+                        lambda j: f"expected text, got a {type(vals[j]).__name__}",
+                    )
+                series = series.where(~nested, None)
     return pd.Series(map_unique(series, _conv_text), index=series.index, dtype=object)
 
 
@@ -162,8 +193,11 @@ def _parse_numbers(
     integer: bool,
     finite: bool,
     nonneg: bool,
+    upper: float | None = None,
 ) -> np.ndarray:
-    """Numeric parse with per-row errors; returns float64 (NaN where empty and optional)."""
+    """Numeric parse with per-row errors; returns float64 (NaN where empty and optional).
+    `upper`: largest value stored exactly (sample indices fit 32 bits, token counts are
+    exact below 2^53)."""
     if pd.api.types.is_bool_dtype(series.dtype):
         raw = series.astype(np.float64)
         values = raw.to_numpy(dtype=np.float64)
@@ -213,7 +247,27 @@ def _parse_numbers(
     if nonneg:
         neg = ok & (values < 0)
         _bad(issues, ctx, locs, neg, column, lambda j: f"must be >= 0, got {values[j]!r}")
+    if upper is not None:
+        big = ok & (np.abs(values) > upper)
+        _bad(
+            issues,
+            ctx,
+            locs,
+            big,
+            column,
+            lambda j: f"must be at most {upper:.0f}, got {values[j]:.0f}",
+        )
+        values = np.where(big, np.nan, values)
     return np.asarray(values, dtype=np.float64)
+
+
+def _level_of(v: str | None) -> int | str | None:
+    """A level number from text such as "Level 3"; "bad" when there is none or it is not a
+    plausible level (more than six digits)."""
+    if v is None:
+        return None
+    m = re.search(r"-?\d+", v)
+    return int(m.group(0)) if m and len(m.group(0).lstrip("-")) <= 6 else "bad"
 
 
 def _bool_of(v: Any) -> bool | None:
@@ -343,7 +397,7 @@ def _parse_steps_slow(
                 out.append(None)
                 continue
             try:
-                v = json.loads(txt)
+                v = loads(txt)
             except json.JSONDecodeError:
                 problem = f"expected a JSON list of numbers, got {txt[:40]!r}"
         if problem is None:
@@ -407,7 +461,7 @@ def to_canonical(
     if "_file" in raw.columns and ctx.files is None:
         ctx = ValidationContext(ctx.file, ctx.loc_kind, raw["_file"].to_numpy(dtype=object))
 
-    problem_id = _as_text(raw["problem_id"])
+    problem_id = _as_text(raw["problem_id"], ctx, locs, "problem_id", issues)
     _bad(issues, ctx, locs, problem_id.isna().to_numpy(), "problem_id", lambda j: "missing value")
     sample_idx = _parse_numbers(
         raw["sample_idx"],
@@ -419,15 +473,16 @@ def to_canonical(
         integer=True,
         finite=True,
         nonneg=True,
+        upper=MAX_SAMPLE_IDX,
     )
     if "llm" in raw.columns:
-        llm = _as_text(raw["llm"])
+        llm = _as_text(raw["llm"], ctx, locs, "llm", issues)
         _bad(issues, ctx, locs, llm.isna().to_numpy(), "llm", lambda j: "missing value")
     else:
         llm = pd.Series([DEFAULT_LLM] * n, dtype=object)
         notes.append(f"no 'llm' column: all responses attributed to LLM {DEFAULT_LLM!r}")
     if "verifier" in raw.columns:
-        verifier = _as_text(raw["verifier"])
+        verifier = _as_text(raw["verifier"], ctx, locs, "verifier", issues)
         _bad(issues, ctx, locs, verifier.isna().to_numpy(), "verifier", lambda j: "missing value")
     else:
         verifier = pd.Series([DEFAULT_VERIFIER] * n, dtype=object)
@@ -470,8 +525,14 @@ def to_canonical(
         notes.append("no 'score' column: score = last step score")
         _bad(issues, ctx, locs, steps_missing, "step_scores", lambda j: "missing value")
 
-    answer = _as_text(raw["answer"]) if "answer" in raw.columns else None
-    gold = _as_text(raw["gold_answer"]) if "gold_answer" in raw.columns else None
+    answer = (
+        _as_text(raw["answer"], ctx, locs, "answer", issues) if "answer" in raw.columns else None
+    )
+    gold = (
+        _as_text(raw["gold_answer"], ctx, locs, "gold_answer", issues)
+        if "gold_answer" in raw.columns
+        else None
+    )
     if "is_correct" in raw.columns:
         is_correct = _parse_bools(raw["is_correct"], ctx, locs, "is_correct", issues)
         grader = "labels from file"
@@ -491,7 +552,7 @@ def to_canonical(
         is_correct = (a_key == g_key).fillna(False).to_numpy(dtype=bool)
         grader = "normalised string match"
     if "answer_key" in raw.columns:
-        answer_key = _as_text(raw["answer_key"])
+        answer_key = _as_text(raw["answer_key"], ctx, locs, "answer_key", issues)
         _bad(
             issues, ctx, locs, answer_key.isna().to_numpy(), "answer_key", lambda j: "missing value"
         )
@@ -519,13 +580,20 @@ def to_canonical(
             integer=True,
             finite=True,
             nonneg=True,
+            upper=MAX_TOKENS,
         )
     level = None
     if "level" in raw.columns:
-        level_text = _as_text(raw["level"])
+        level_text = _as_text(raw["level"], ctx, locs, "level", issues)
         parsed = level_text.map(
             lambda v: (
-                None if v is None else (int(m.group(0)) if (m := re.search(r"-?\d+", v)) else "bad")
+                None
+                if v is None
+                else (
+                    int(m.group(0))
+                    if (m := re.search(r"-?\d+", v)) and len(m.group(0)) <= 6
+                    else "bad"
+                )
             )
         )
         bad_level = (parsed == "bad").to_numpy()
@@ -562,8 +630,12 @@ def to_canonical(
         problem_id,
         gold,
         level,
-        _as_text(raw["subject"]) if "subject" in raw.columns else None,
-        _as_text(raw["problem_text"]) if "problem_text" in raw.columns else None,
+        _as_text(raw["subject"], ctx, locs, "subject", issues)
+        if "subject" in raw.columns
+        else None,
+        _as_text(raw["problem_text"], ctx, locs, "problem_text", issues)
+        if "problem_text" in raw.columns
+        else None,
         locs,
         ctx,
         issues,
