@@ -228,17 +228,27 @@ def read_long_csv(path: Path, opts: ReadOptions | None = None) -> RawRead:
         raise ImportValidationError([Issue(file, f"CSV parse error: {_csv_msg(exc)}")]) from exc
     if table.num_rows == 0:
         raise ImportValidationError([Issue(file, "the file has a header but no data rows")])
-    last = data.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
-    if not data.endswith(b"\n") and last.count(b'"') % 2 == 1:
-        raise ImportValidationError(
-            [
-                Issue(
-                    file,
-                    "the file ends inside a quoted field (cut off?): the last row is incomplete",
-                    line=data.count(b"\n") + 1,
-                )
-            ]
-        )
+    notes: list[str] = []
+    if not data.endswith(b"\n"):
+        # a file that stops without a newline may have been cut off in its last row
+        # (inside a quoted field, or inside the last value): never store that row as if
+        # it were complete
+        last = data.rsplit(b"\n", 1)[-1]
+        where = "inside a quoted field" if last.count(b'"') % 2 == 1 else "without a final newline"
+        if opts is None or not opts.complete_records_only or table.num_rows < 2:
+            raise ImportValidationError(
+                [
+                    Issue(
+                        file,
+                        f"the file ends {where}: its last row may be cut off (add a final "
+                        "newline if it is complete, or import the complete records only)",
+                        line=data.count(b"\n") + 1,
+                    )
+                ]
+            )
+        table = table.slice(0, table.num_rows - 1)
+        data = data[: data.rfind(b"\n") + 1]
+        notes.append(f"{file}: skipped the last line, which ends {where} (complete records only)")
     # one row per non-blank line after the header (values hold no newlines here): fewer
     # rows means the parser swallowed lines, as a file cut off inside a quoted field does
     lines = [ln for ln in data.split(b"\n")[1:] if ln.strip(b"\r \t")]
@@ -258,7 +268,7 @@ def read_long_csv(path: Path, opts: ReadOptions | None = None) -> RawRead:
     frame = frame.astype(object).where(frame.notna(), None)
     # header is line 1; data row i (0-based) is line i + 2 (no embedded newlines)
     frame["_loc"] = np.arange(2, table.num_rows + 2, dtype=np.int64)
-    return RawRead(frame, "long-csv", "line", sha256_of(data))
+    return RawRead(frame, "long-csv", "line", sha256_of(data), notes)
 
 
 def _csv_msg(exc: Exception) -> str:

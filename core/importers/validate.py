@@ -138,8 +138,14 @@ def _conv_text(v: Any) -> Any:
 
 
 def map_unique(series: pd.Series, fn: Callable[[Any], Any]) -> np.ndarray:
-    """fn applied once per distinct value (None for missing): fast on repetitive columns."""
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    """fn applied once per distinct value (None for missing): fast on repetitive columns.
+    A column holding unhashable values (lists, objects) is mapped value by value."""
+    try:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    except TypeError:
+        return np.asarray(
+            [None if v is None else fn(v) for v in series.to_numpy(dtype=object)], dtype=object
+        )
     mapped = np.empty(len(uniques) + 1, dtype=object)
     mapped[:-1] = [fn(u) for u in uniques]
     mapped[-1] = None
