@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -13,7 +14,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from core.methods import load_plugins  # noqa: E402
-from dashboard.state import dataset_picker, get_store, warm_up_in_background  # noqa: E402
+from dashboard.state import (  # noqa: E402
+    StoreError,
+    dataset_picker,
+    get_store,
+    plain,
+    warm_up_in_background,
+)
 
 load_plugins()  # strategies registered by the user ($TTSLAB_PLUGINS, entry points)
 
@@ -46,5 +53,19 @@ pages = [
 ]
 page = st.navigation(pages)
 st.sidebar.title("TTS Aggregation Lab")
-st.session_state["_dataset_info"] = dataset_picker(get_store())
+try:
+    store = get_store()
+except StoreError as exc:
+    # another process holds the database (a long `ttslab import`): say so and try again,
+    # rather than greeting the visitor with a traceback
+    st.title("TTS Aggregation Lab")
+    st.info(
+        f"The database cannot be opened right now: {plain(exc)}  \nThis usually means "
+        "another program (such as a running `ttslab import`) is writing it. This page tries "
+        "again every 5 seconds.",
+        icon=":material/hourglass_top:",
+    )
+    time.sleep(5)
+    st.rerun()
+st.session_state["_dataset_info"] = dataset_picker(store)
 page.run()

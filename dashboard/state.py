@@ -32,9 +32,15 @@ from core.importers import (
     ImportValidationError,
     import_path,
 )
-from core.importers.uploads import parquet_bytes, save_upload, save_upload_folder
+from core.importers.uploads import (
+    UploadError,
+    discard_upload,
+    parquet_bytes,
+    save_upload,
+    save_upload_folder,
+)
 from core.info import dataset_label
-from core.store import ID_PREFIX, DatasetInfo, Store, default_db_path
+from core.store import ID_PREFIX, DatasetInfo, Store, StoreError, default_db_path
 from core.types import ORDERS, ORIENTATIONS, REDUCTIONS, TIE_BREAKS, TRANSFORMS, TTSLabError
 
 T = TypeVar("T")
@@ -46,7 +52,9 @@ __all__ = [
     "Context",
     "ImportValidationError",
     "ProgressBar",
+    "StoreError",
     "TTSLabError",
+    "UploadError",
     "access",
     "approx_budgets",
     "compute",
@@ -134,9 +142,14 @@ def editor() -> str | None:
 def import_upload(
     store: Store, path: Path, name: str, replace: bool, progress: ProgressFn, actor: str | None
 ) -> ImportResult:
-    """Import a persisted upload (a file or a folder) as one dataset, if `actor` may."""
+    """Import a persisted upload (a file or a folder) as one dataset, if `actor` may; the
+    persisted copy is removed afterwards, imported or refused (a retry saves it again from
+    the browser's copy)."""
     who = access().require(actor)
-    return import_path(store, path, name=name, replace=replace, progress=progress, actor=who)
+    try:
+        return import_path(store, path, name=name, replace=replace, progress=progress, actor=who)
+    finally:
+        discard_upload(store, path)
 
 
 def delete_dataset(store: Store, info: DatasetInfo, actor: str | None) -> DatasetInfo:

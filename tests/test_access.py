@@ -266,3 +266,43 @@ def test_an_editor_uploads_and_deletes_and_the_log_says_so(
     mine = log[log["dataset"] == "by alice"]
     assert list(mine["what"]) == ["delete", "import"]
     assert set(mine["who"]) == {"editor:alice"}
+
+
+@pytest.mark.browser
+def test_a_visitor_during_a_long_import_waits_then_gets_the_page(
+    tmp_path: Path, browser: Any
+) -> None:
+    """Another process holds the database (as a long `ttslab import` does): the first
+    visitor is told so, not shown a traceback, and gets the page once it is free."""
+    db = tmp_path / "busy.duckdb"
+    with Store(db) as s:
+        build_demo(s, n_problems=10, n_samples=4)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; sys.path.insert(0, sys.argv[2]); from core.store import Store; "
+            "s = Store(sys.argv[1]); print('held', flush=True); time.sleep(12); s.close()",
+            str(db),
+            str(ROOT),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with dashboard_server(db) as url:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            try:
+                page.goto(url, wait_until="domcontentloaded")
+                page.get_by_text("cannot be opened right now").wait_for(timeout=30_000)
+                assert page.get_by_test_id("stException").count() == 0
+                holder.wait(timeout=30)
+                # the page retries by itself and shows the datasets
+                page.get_by_role("heading", name="Datasets").wait_for(timeout=60_000)
+                assert page.get_by_test_id("stException").count() == 0
+            finally:
+                page.close()
+    finally:
+        if holder.poll() is None:
+            holder.kill()

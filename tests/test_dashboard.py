@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.cli import DEMO_NAME, build_demo
 from core.importers import import_path
-from core.importers.uploads import uploads_dir
+from core.importers.uploads import discard_upload, save_upload_folder, uploads_dir
 from core.methods import default_strategies
 from core.store import Store
 from core.synth.examples import EXAMPLE_FILES, EXAMPLES_DIR
@@ -121,9 +121,9 @@ def test_upload_a_good_file_imports_it_and_selects_it(db: Path) -> None:
     at = _app()
     data = (EXAMPLES_DIR / EXAMPLE_FILES["wide-jsonl"]).read_bytes()
     _upload(at, "my_wide.jsonl", data)
-    # the file is kept next to the database at once
-    kept = list((db.parent / "uploads").iterdir())
-    assert len(kept) == 1 and kept[0].name.endswith("my_wide.jsonl")
+    # the file is kept next to the database at once, under its own name
+    kept = list((db.parent / "uploads").rglob("*.jsonl"))
+    assert len(kept) == 1 and kept[0].name == "my_wide.jsonl"
     assert kept[0].read_bytes() == data
     assert at.text_input[0].value == "my_wide"
     at.text_input[0].set_value("uploaded wide")
@@ -133,8 +133,9 @@ def test_upload_a_good_file_imports_it_and_selects_it(db: Path) -> None:
     names = set(at.dataframe[0].value["name"])
     assert "uploaded wide" in names
     assert at.sidebar.selectbox(key="w_dataset").value == "uploaded wide"
-    # the uploader was reset: no name field left over
+    # the uploader was reset: no name field left over, and the kept copy is gone
     assert not at.text_input
+    assert not list((db.parent / "uploads").rglob("*.jsonl"))
 
 
 def test_upload_a_bad_file_shows_rows_and_columns(db: Path) -> None:
@@ -153,7 +154,11 @@ def test_upload_a_bad_file_shows_rows_and_columns(db: Path) -> None:
     first = issues.iloc[0]
     assert first["where"] == "line 4" and first["column"] == "is_correct"
     assert "maybe" in first["problem"]
+    # the error names the user's file, not an internal copy
+    assert first["file"] == "bad.csv"
     assert set(at.dataframe[0].value["name"]) == {DEMO_NAME, "example csv"}
+    # nothing refused is kept on disk
+    assert not list((db.parent / "uploads").rglob("*.csv"))
 
 
 def test_delete_needs_confirmation(db: Path) -> None:
@@ -180,7 +185,18 @@ def test_parquet_download_and_upload_persistence(db: Path) -> None:
         assert {"problem_id", "sample_idx", "llm", "verifier", "score"} <= set(table.column_names)
         p1 = save_upload(s, "../../evil name.csv", b"a,b\n")
         p2 = save_upload(s, "../../evil name.csv", b"a,b\n")
-        assert p1 == p2 and p1.parent == uploads_dir(s) and p1.name.endswith("evil_name.csv")
+        # the user's own (sanitised) file name, in a folder named by the content hash
+        assert p1 == p2 and p1.parent.parent == uploads_dir(s) and p1.name == "evil_name.csv"
+        # a 300-character name is shortened, keeping its suffix
+        long = save_upload(s, "x" * 300 + ".jsonl", b"{}\n")
+        assert long.suffix == ".jsonl" and len(long.name) <= 120 and long.exists()
+        discard_upload(s, long)
+        assert not long.exists() and not long.parent.exists()
+        # names that sanitise alike in one folder upload: both files are kept
+        root = save_upload_folder(s, [("d/a b.csv", b"1\n"), ("d/a_b.csv", b"2\n")])
+        assert sorted(p.read_bytes() for p in root.rglob("*.csv")) == [b"1\n", b"2\n"]
+        discard_upload(s, root)
+        assert not root.exists()
 
 
 # ---- analysis pages ------------------------------------------------------------------
@@ -401,13 +417,16 @@ def test_every_page_works_on_a_small_real_format_import(db: Path, page: str) -> 
 
 def test_combine_page_explains_a_signal_that_cannot_be_fitted(db: Path) -> None:
     """Every response of some cross-fitting fold of the example file is correct: the
-    per-signal KDE cannot be fitted there, and the page says so."""
+    per-signal KDE cannot be fitted there, and the page says so before computing."""
     at = _app()
     at.sidebar.selectbox(key="w_dataset").select("example csv").run()
     at.switch_page("views/combine.py").run()
     assert not at.exception
-    assert at.error and "cannot combine" in at.error[0].value
-    assert "correct" in at.error[0].value
+    # said before computing, as information rather than an error on every visit
+    assert not at.error
+    assert at.info and "Cannot combine" in at.info[0].value
+    assert "incorrect" in at.info[0].value and "fold" in at.info[0].value
+    assert not at.get("plotly_chart")
 
 
 def test_a_reduction_without_step_scores_is_explained(

@@ -4,7 +4,7 @@ arrays, computed from the evaluation and study layers (which cache) with no pros
 from core.info.allocation import AllocationView, allocation_view
 from core.info.budget import BudgetCurve, BudgetView, Efficiency, budget_view
 from core.info.calibrate import WeightSummary, calibrate_table, weight_summary
-from core.info.combine import CombineView, combine_view
+from core.info.combine import CombineView, combine_obstacle, combine_view
 from core.info.common import (
     Issue,
     ViewError,
@@ -54,6 +54,7 @@ __all__ = [
     "budget_view",
     "calibrate_table",
     "check_pair",
+    "combine_obstacle",
     "combine_view",
     "compare_view",
     "curve_strategies",

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 
 from core.evaluation.config import EvalConfig
+from core.evaluation.crossfit import kfold
+from core.evaluation.pipeline import load_pair
 from core.evaluation.stats import curve_cis, paired_difference_cis
 from core.info.common import Issue, ViewError, check_pair
 from core.store import DatasetInfo, Store
@@ -91,6 +93,40 @@ class CombineView:
         return str(self.to_frame().to_csv(index=False, float_format="%.6g"))
 
 
+def combine_obstacle(
+    store: Store, info: DatasetInfo, llm: str, verifiers: Sequence[str], config: EvalConfig
+) -> str | None:
+    """Why combining these signals of `llm` cannot be computed, said before computing it
+    (None when it can): fewer than two signals, or some cross-fitting fold whose
+    calibration problems lack two correct and two incorrect responses (every labelled
+    combiner fits a density per class there)."""
+    vs = tuple(dict.fromkeys(verifiers))
+    if len(vs) < 2:
+        return "Choose at least two signals to combine."
+    for v in vs:
+        check_pair(info, llm, v)
+    if config.labelled_per_fold is not None:
+        return None  # labels are inferred; EM says itself when it cannot
+    pair = load_pair(store, info, llm, vs[0], config.reduction)
+    if pair.n_problems < config.folds:
+        return (
+            f"{llm} has {pair.n_problems} problems, fewer than the {config.folds} "
+            "cross-fitting folds: choose another LLM or fewer folds."
+        )
+    n_correct = pair.n_correct()
+    n_wrong = pair.sizes() - n_correct
+    for fold in kfold(pair.n_problems, config.folds, config.fold_seed):
+        c, w = int(n_correct[fold.train].sum()), int(n_wrong[fold.train].sum())
+        if c < 2 or w < 2:
+            return (
+                f"Cannot combine signals for {llm} here: in cross-fitting fold "
+                f"{fold.index + 1} of {config.folds} the calibration problems hold {c} correct "
+                f"and {w} incorrect responses, and every labelled combiner needs at least 2 "
+                "of each. Choose another LLM, fewer folds, or label-free calibration."
+            )
+    return None
+
+
 def combine_view(
     store: Store,
     info: DatasetInfo,
@@ -162,4 +198,8 @@ def combine_view(
     )
 
 
-__all__ = ["CombineView", "combine_view"]
+__all__ = [
+    "CombineView",
+    "combine_obstacle",
+    "combine_view",
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.info import combine_view
+from core.info import combine_obstacle, combine_view
 from dashboard import state
 from dashboard.figures import combine_figure, issue_lines
 
@@ -29,8 +29,9 @@ verifiers = state.multiselect(
     max_selections=7,
     help="Each verifier of the dataset is one signal; all must score the same responses.",
 )
-if len(verifiers) < 2:
-    st.info("Choose at least two signals to combine.")
+obstacle = combine_obstacle(ctx.store, ctx.info, ctx.llm, verifiers, ctx.config)
+if obstacle is not None:
+    st.info(obstacle, icon=":material/info:")
     st.stop()
 
 view = state.compute(

@@ -13,6 +13,7 @@ from dashboard.state import (
     SUPPORTED_SUFFIXES,
     ImportValidationError,
     TTSLabError,
+    UploadError,
     access,
     current_dataset,
     delete_dataset,
@@ -187,9 +188,12 @@ if mode == "a file":
         key=f"upload_{st.session_state.get('upload_round', 0)}",
     )
     if upload is not None:
-        saved = save_upload(store, upload.name, upload.getvalue())
+        try:
+            saved = save_upload(store, upload.name, upload.getvalue())
+        except UploadError as exc:
+            st.error(plain(exc))
         upload_label = upload.name
-        default_name = Path(upload.name).stem
+        default_name = Path(upload.name).stem[:100]
 else:
     folder = st.file_uploader(
         "Folder of scored responses",
@@ -198,9 +202,13 @@ else:
         key=f"upload_dir_{st.session_state.get('upload_round', 0)}",
     )
     if folder:
-        saved = save_upload_folder(store, [(f.name, f.getvalue()) for f in folder])
-        upload_label = f"{len(folder)} files"
-        default_name = saved.name if not saved.name.startswith("folder-") else "uploaded folder"
+        try:
+            saved = save_upload_folder(store, [(f.name, f.getvalue()) for f in folder])
+        except UploadError as exc:
+            st.error(plain(exc))
+        else:
+            upload_label = f"{len(folder)} files"
+            default_name = saved.name if not saved.name.startswith("folder-") else "uploaded folder"
 if saved is not None:
     c1, c2 = st.columns([3, 1])
     name = c1.text_input("Dataset name", value=default_name, key=f"upload_name_{saved.name}")
@@ -225,7 +233,15 @@ if saved is not None:
                 def progress(stage: str, done: int, total: int) -> None:
                     bar.progress(min(done / max(total, 1), 1.0), text=stage)
 
-                res = import_upload(store, saved, name.strip(), replace, progress, who)
+                try:
+                    res = import_upload(store, saved, name.strip(), replace, progress, who)
+                except Exception:
+                    # no "Importing..." box left spinning above the error
+                    status.update(label="Not imported", state="error")
+                    # a refused file is dropped from the uploader (and from memory); choose
+                    # it again to retry after fixing it
+                    st.session_state["upload_round"] = st.session_state.get("upload_round", 0) + 1
+                    raise
                 status.update(label="Imported", state="complete")
         except ImportValidationError as exc:
             n_issues = len(exc.issues)
