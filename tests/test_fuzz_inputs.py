@@ -378,3 +378,16 @@ def test_record_the_counts() -> None:
     print("fuzz counts:", dict(COUNTS))
     assert COUNTS["traceback"] == COUNTS["hang"] == COUNTS["db_changed"] == 0
     assert COUNTS["silent_partial"] == 0
+
+
+def test_error_texts_show_plain_numbers(fuzz_store: Store, tmp_path: Path) -> None:
+    lines = (EXAMPLES / "example_long.csv").read_text().splitlines()[:5]
+    header = lines[0].split(",")
+    row = lines[2].split(",")
+    row[header.index("sample_idx")] = "-5"
+    lines[2] = ",".join(row)
+    path = tmp_path / "neg.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(TTSLabError) as err:
+        import_path(fuzz_store, path, name="neg")
+    assert "got -5.0" in str(err.value) and "np.float64" not in str(err.value)

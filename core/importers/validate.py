@@ -249,10 +249,17 @@ def _parse_numbers(
     ok = checked & np.isfinite(values)
     if integer:
         frac = ok & (np.floor(values) != values)
-        _bad(issues, ctx, locs, frac, column, lambda j: f"expected an integer, got {values[j]!r}")
+        _bad(
+            issues,
+            ctx,
+            locs,
+            frac,
+            column,
+            lambda j: f"expected an integer, got {float(values[j])!r}",
+        )
     if nonneg:
         neg = ok & (values < 0)
-        _bad(issues, ctx, locs, neg, column, lambda j: f"must be >= 0, got {values[j]!r}")
+        _bad(issues, ctx, locs, neg, column, lambda j: f"must be >= 0, got {float(values[j])!r}")
     if upper is not None:
         big = ok & (np.abs(values) > upper)
         _bad(
