@@ -149,3 +149,16 @@ def full_page_screenshot(page: object, path: Path, width: int = 1400) -> None:
     pg.screenshot(path=str(path), full_page=True)
     if old:
         pg.set_viewport_size(old)
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's chromium, headless, driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()

@@ -25,8 +25,7 @@ from core.store import Store, StoreError
 from core.synth.demo import DEMO_NAME, build_demo
 from tests.browser_util import (
     ARTIFACTS,
-    CHROMIUM_ARGS,
-    chromium_path,
+    chromium,
     dashboard_server,
     free_port,
     full_page_screenshot,
@@ -176,14 +175,8 @@ def access_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def _choose(page: Any, name: str) -> None:

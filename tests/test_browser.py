@@ -20,8 +20,7 @@ from core.store import Store
 from core.synth.examples import EXAMPLE_FILES, EXAMPLES_DIR
 from tests.browser_util import (
     ARTIFACTS,
-    CHROMIUM_ARGS,
-    chromium_path,
+    chromium,
     dashboard_server,
     full_page_screenshot,
     wait_until_idle,
@@ -53,14 +52,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def _open(browser: Any, url: str, path: str = "") -> Any:

@@ -112,16 +112,10 @@ def read_bytes(path: Path) -> bytes:
     """The file's bytes; a named error for anything that is not a readable regular file
     (a FIFO or device would block the import forever)."""
     try:
-        st = path.stat()
-    except OSError as exc:
-        raise ImportValidationError(
-            [Issue(display_name(path), f"cannot read file: {exc.strerror or exc}")]
-        ) from exc
-    if not stat.S_ISREG(st.st_mode):
-        raise ImportValidationError(
-            [Issue(display_name(path), "not a regular file (a pipe, device or socket?)")]
-        )
-    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise ImportValidationError(
+                [Issue(display_name(path), "not a regular file (a pipe, device or socket?)")]
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise ImportValidationError(
