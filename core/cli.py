@@ -93,7 +93,9 @@ class _Bar:
 
 
 def _store(args: argparse.Namespace, read_only: bool = False) -> Store:
-    return Store(args.db, read_only=read_only)
+    """The database, held only while used: a running dashboard (or another command) can
+    read and write between uses, and a use waits for another process's transaction."""
+    return Store(args.db, read_only=read_only, shared=True)
 
 
 def cmd_import(args: argparse.Namespace) -> int:

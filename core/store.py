@@ -20,12 +20,14 @@ decoded payloads in front of it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
 import os
 import re
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -52,6 +54,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: cached payload holds or means (4: orientation, rank transform for wide scores, KDE
 #: tails, exact N = 1; it continues the evaluation config's former engine version, 3).
 CACHE_VERSION = 5
+#: A shared store waits this long for another process's transaction before giving up.
+LOCK_TIMEOUT_S: Final = 60.0
+#: A shared store lets go of the file this long after its last use...
+IDLE_RELEASE_S: Final = 0.5
+#: ...or as soon as it is idle, once it has held the file this long.
+MAX_HOLD_S: Final = 1.0
 #: A dataset is addressed by name, or by id as "id:<id>" (never by a bare id).
 ID_PREFIX: Final = "id:"
 #: Dataset ids: 12 lowercase hex digits. A name of this form is refused, so that a name can
@@ -293,33 +301,115 @@ def _to_arrow(table: pd.DataFrame | pa.Table, columns: Sequence[str]) -> pa.Tabl
 class Store:
     """The project's DuckDB database. Use as a context manager or call `close()`."""
 
-    def __init__(self, path: str | Path | None = None, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        read_only: bool = False,
+        shared: bool = False,
+        lock_timeout: float = LOCK_TIMEOUT_S,
+    ) -> None:
+        """Open the database.
+
+        `shared`: hold the file only while it is being used (and for `IDLE_RELEASE_S`
+        after), so that other processes (the CLI beside a dashboard, a second dashboard)
+        can read and write between uses; every use waits up to `lock_timeout` seconds for
+        another process's transaction to finish. Without it the file is held until
+        `close()`."""
         self.path = Path(path) if path is not None else default_db_path()
         self.read_only = read_only
+        self.shared = shared
+        self.lock_timeout = float(lock_timeout)
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         elif not self.path.exists():
             raise StoreError(f"database {self.path} does not exist (cannot open read-only)")
-        try:
-            self._con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.IOException as exc:  # most often: locked by another process
-            raise StoreError(f"cannot open database {self.path}: {exc}") from exc
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._users = 0
+        self._gen = 0
+        self._conn_lock = threading.RLock()
+        self._release_token = 0
+        self._opened_at = 0.0
+        self._closed = False
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._memory: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._memory_lock = threading.Lock()
-        self._ensure_schema()
+        with self._use():
+            self._ensure_schema()
 
     # -- connection handling -------------------------------------------------------------
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        """A connection to the file, waiting (with backoff) while another process holds it."""
+        deadline = time.monotonic() + self.lock_timeout
+        pause = 0.02
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=self.read_only)
+            except duckdb.IOException as exc:
+                busy = "lock" in str(exc).lower()
+                if not busy or time.monotonic() + pause > deadline:
+                    why = (
+                        f"another process has held it for more than {self.lock_timeout:g} s"
+                        if busy
+                        else "it cannot be read"
+                    )
+                    raise StoreError(f"cannot open database {self.path} ({why}): {exc}") from exc
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
+
+    @contextmanager
+    def _use(self) -> Iterator[None]:
+        """Hold the connection for the duration of one use (nested uses share it)."""
+        with self._conn_lock:
+            if self._closed:
+                raise StoreError(f"database {self.path} is closed")
+            if self._con is None:
+                self._con = self._open()
+                self._gen += 1
+                self._opened_at = time.monotonic()
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._conn_lock:
+                self._users -= 1
+                if self._users == 0 and self.shared and self._con is not None:
+                    self._release_token += 1
+                    if time.monotonic() - self._opened_at > MAX_HOLD_S:
+                        # busy for a while: let go at once, so that another process
+                        # waiting for the file gets a turn
+                        self._con.close()
+                        self._con = None
+                    else:
+                        timer = threading.Timer(
+                            IDLE_RELEASE_S, self._release_if_idle, args=(self._release_token,)
+                        )
+                        timer.daemon = True
+                        timer.start()
+
+    def _release_if_idle(self, token: int) -> None:
+        with self._conn_lock:
+            if token == self._release_token and self._users == 0 and self._con is not None:
+                self._con.close()
+                self._con = None
+
     def _cur(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            raise StoreError("internal: the database is used outside Store._use()")
         cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cur", None)
-        if cur is None:
+        if cur is None or getattr(self._local, "gen", -1) != self._gen:
             cur = self._con.cursor()
             self._local.cur = cur
+            self._local.gen = self._gen
         return cur
 
     def close(self) -> None:
-        self._con.close()
+        with self._conn_lock:
+            self._closed = True
+            if self._con is not None:
+                self._con.close()
+                self._con = None
 
     def __enter__(self) -> Store:
         return self
@@ -733,8 +823,10 @@ class Store:
             if hit is not None:
                 self._memory.move_to_end(key)
                 return hit, True
-        row = self._cur().execute("SELECT payload FROM results WHERE cache_key = ?", [key])
-        got = _one(row)
+        with self._use():
+            got = _one(
+                self._cur().execute("SELECT payload FROM results WHERE cache_key = ?", [key])
+            )
         if got is not None:
             payload = decode_payload(bytes(got[0]))
             self._remember(key, payload)
@@ -742,7 +834,7 @@ class Store:
         payload = dict(compute())
         blob = encode_payload(payload)
         if not self.read_only:  # a read-only store caches in memory only
-            with self._write_lock:
+            with self._write_lock, self._use():
                 self._cur().execute(
                     "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
                     [
@@ -795,6 +887,39 @@ class Store:
         out = Path(path)
         pq.write_table(pa.Table.from_pandas(df, preserve_index=False), out)
         return out
+
+
+def _holding(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
+        with self._use():
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+# every public query and change holds the connection while it runs (`cached` holds it only
+# around its reads and writes, not while it computes)
+for _name in (
+    "schema_version",
+    "list_datasets",
+    "datasets_frame",
+    "get_dataset",
+    "get_dataset_by_id",
+    "has_dataset",
+    "delete_dataset",
+    "audit_log",
+    "ingest",
+    "problems",
+    "responses",
+    "scores",
+    "pair_summary",
+    "load_pair",
+    "load_steps",
+    "cache_kinds",
+    "export_long",
+):
+    setattr(Store, _name, _holding(getattr(Store, _name)))
 
 
 def pair_from_arrow(table: pa.Table, dataset_id: str, llm: str, verifier: str) -> PairData:

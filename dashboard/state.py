@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -110,7 +111,14 @@ def access() -> AccessPolicy:
 
 @st.cache_resource
 def _store_for(path: str, read_only: bool) -> Store:
-    return Store(path, read_only=read_only)
+    # held only while a page reads or writes it, so the CLI (or a second dashboard) can
+    # list, analyse, import, replace and delete while this one serves
+    return Store(path, read_only=read_only, shared=True, lock_timeout=STORE_WAIT_S)
+
+
+#: How long a page waits for another process's import or delete to commit (then it says
+#: so and retries); TTSLAB_STORE_WAIT_S overrides it.
+STORE_WAIT_S = float(os.environ.get("TTSLAB_STORE_WAIT_S", "30"))
 
 
 def get_store() -> Store:

@@ -263,10 +263,11 @@ def test_an_editor_uploads_and_deletes_and_the_log_says_so(
 
 @pytest.mark.browser
 def test_a_visitor_during_a_long_import_waits_then_gets_the_page(
-    tmp_path: Path, browser: Any
+    tmp_path: Path, browser: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Another process holds the database (as a long `ttslab import` does): the first
-    visitor is told so, not shown a traceback, and gets the page once it is free."""
+    """Another process holds the database longer than a page waits: the first visitor is
+    told so, not shown a traceback, and gets the page once it is free."""
+    monkeypatch.setenv("TTSLAB_STORE_WAIT_S", "2")
     db = tmp_path / "busy.duckdb"
     with Store(db) as s:
         build_demo(s, n_problems=10, n_samples=4)
@@ -299,3 +300,108 @@ def test_a_visitor_during_a_long_import_waits_then_gets_the_page(
     finally:
         if holder.poll() is None:
             holder.kill()
+
+
+WRITER = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from core.cli import main
+db, a, b, seconds = sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+ops = fails = 0
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    for args in (
+        ["import", a, "--name", "churn", "--quiet"],
+        ["import", b, "--name", "churn", "--replace", "--quiet"],
+        ["delete", "churn", "--yes"],
+    ):
+        rc = main(["--db", db, *args])
+        ops += 1
+        fails += rc != 0
+print(f"ops {ops} fails {fails}", flush=True)
+"""
+
+READER = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from core.store import Store
+db, seconds = sys.argv[2], float(sys.argv[3])
+checks = bad = seen = 0
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    store = Store(db, read_only=True, shared=True)  # closed after each look
+    with store._use():
+        cur = store._cur()
+        for dataset_id, name, n_scores in cur.execute(
+            "SELECT dataset_id, name, n_scores FROM datasets"
+        ).fetchall():
+            got = cur.execute(
+                "SELECT count(*) FROM scores WHERE dataset_id = ?", [dataset_id]
+            ).fetchone()[0]
+            checks += 1
+            seen += name == "churn"
+            bad += got != n_scores
+    store.close()
+    time.sleep(0.2)
+print(f"checks {checks} bad {bad} seen {seen}", flush=True)
+"""
+
+
+@pytest.mark.browser
+def test_changes_from_another_process_while_eight_sessions_read(
+    tmp_path: Path, browser: Any
+) -> None:
+    """A second process imports, replaces and deletes for a minute while 8 browser
+    sessions read the dashboard and a third process checks every dataset it sees:
+    no exception anywhere, and every dataset is seen complete or not at all."""
+    db = tmp_path / "live.duckdb"
+    with Store(db) as s:
+        build_demo(s, n_problems=20, n_samples=8)
+    a = WRITERS["long-csv"][0](make_long_frame(n_problems=3), tmp_path / "a.csv")
+    b = WRITERS["long-csv"][0](make_long_frame(n_problems=6), tmp_path / "b.csv")
+    seconds = 65.0
+    with dashboard_server(db) as url:
+        pages = [browser.new_page(viewport={"width": 1200, "height": 800}) for _ in range(8)]
+        for i, page in enumerate(pages):
+            page.goto(url + ("/budget" if i % 2 else ""), wait_until="domcontentloaded")
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(ROOT), str(db), str(a), str(b), str(seconds)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        reader = subprocess.Popen(
+            [sys.executable, "-c", READER, str(ROOT), str(db), str(seconds)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        loads = 0
+        exceptions: list[str] = []
+        try:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                for page in pages:
+                    page.reload(wait_until="domcontentloaded")
+                    wait_until_idle(page, timeout_ms=120_000)
+                    loads += 1
+                    if page.get_by_test_id("stException").count():
+                        exceptions.append(page.get_by_test_id("stException").first.inner_text())
+            w_out, w_err = writer.communicate(timeout=180)
+            r_out, r_err = reader.communicate(timeout=180)
+        finally:
+            for p in (writer, reader):
+                if p.poll() is None:
+                    p.kill()
+            for page in pages:
+                page.close()
+    assert not exceptions, exceptions[:3]
+    assert "Traceback" not in w_err + r_err, (w_err + r_err)[-2000:]
+    w_last = w_out.strip().splitlines()[-1]
+    r_last = r_out.strip().splitlines()[-1]
+    ops, fails = (int(v) for v in w_last.split()[1::2])
+    checks, bad, seen = (int(v) for v in r_last.split()[1::2])
+    print(f"page loads {loads}; writer: {w_last}; reader: {r_last}")
+    assert fails == 0 and ops >= 9, w_out
+    assert bad == 0 and checks > 100 and seen > 0, r_out
+    assert loads >= 16
