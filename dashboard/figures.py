@@ -33,6 +33,7 @@ from core.info import (
 from core.methods import color as strategy_color
 from core.methods import short_name
 from core.reports import compare_latex, efficiency_sentence, issue_text, weight_facts
+from dashboard.text import plain
 
 CORRECT = "#1b9e77"  # teal green
 INCORRECT = "#d95f02"  # orange
@@ -1374,5 +1375,6 @@ def combine_figure(view: CombineView) -> go.Figure:
 
 
 def issue_lines(issues: tuple[Issue, ...]) -> list[str]:
-    """The sentences for a result's issues (shown under its chart)."""
-    return [issue_text(i) for i in issues]
+    """The sentences for a result's issues (shown under its chart, as markdown: the pair
+    names and error texts in them are escaped)."""
+    return [plain(issue_text(i)) for i in issues]

@@ -43,6 +43,7 @@ from core.importers.uploads import (
 from core.info import dataset_label
 from core.store import ID_PREFIX, DatasetInfo, Store, StoreError, default_db_path
 from core.types import ORDERS, ORIENTATIONS, REDUCTIONS, TIE_BREAKS, TRANSFORMS, TTSLabError
+from dashboard.text import plain
 
 T = TypeVar("T")
 ProgressFn = Callable[[str, int, int], None]
@@ -163,16 +164,6 @@ def import_upload(
 def delete_dataset(store: Store, info: DatasetInfo, actor: str | None) -> DatasetInfo:
     """Delete a dataset, if `actor` may."""
     return store.delete_dataset(info, actor=access().require(actor))
-
-
-_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:=")
-
-
-def plain(text: object) -> str:
-    """`text` escaped for Streamlit markdown, so that a user's string (a dataset name, a
-    file name, an error quoting either) is shown as written, never rendered: no links,
-    images, emphasis, colour directives or LaTeX."""
-    return "".join("\\" + c if c in _MD_SPECIAL else c for c in str(text)).replace("\n", "  \n")
 
 
 # --------------------------------------------------------------------------------------
@@ -560,7 +551,7 @@ class ProgressBar:
         if now - self._last < self.every:  # at most two redraws a second
             return
         self._last = now
-        text = f"{self.label}: {stage}"
+        text = plain(f"{self.label}: {stage}")
         if self._bar is None:
             self._bar = st.progress(frac, text=text)
         else:
@@ -577,7 +568,7 @@ def compute(label: str, fn: Callable[[ProgressFn], T]) -> T:
     try:
         return fn(bar)
     except TTSLabError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         st.stop()
         raise  # unreachable: st.stop() raises
     finally:

@@ -385,3 +385,15 @@ def test_dataset_overview_is_the_pair_summary() -> None:
     assert heat.text[1][0] == "–" and heat.text[0][1] == "-0.40"
     # a diverging scale centred on 0: negative separation (lower is better) reads blue/red
     assert heat.zmid == 0.0 and heat.zmin == -1.2 and heat.zmax == 1.2
+
+
+def test_issue_lines_show_user_strings_as_written() -> None:
+    from core.info import Issue
+    from dashboard.text import plain
+
+    hostile = "![x](http://127.0.0.1:9/x.png) **b** :red[c] $d$"
+    line = F.issue_lines((Issue("unfittable", f"{hostile} × v", "kde_wv", "why"),))[0]
+    # every markdown-active character is escaped, so nothing renders or is fetched
+    for raw in ("![", "](", "**", ":red[", "$d$"):
+        assert raw not in line
+    assert plain("a_b*c") == "a\\_b\\*c" and plain("plain text") == "plain text"

@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "core.cli": 9,
     "dashboard.figures": 10,
     "dashboard.state": 10,
+    "dashboard.text": 9,
     "dashboard.app": 11,
     "dashboard.views": 11,
 }

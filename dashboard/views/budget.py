@@ -8,6 +8,7 @@ from core.info import budget_view
 from core.methods import get_strategy, strategy_names
 from dashboard import state
 from dashboard.figures import budget_figure, efficiency_sentence, issue_lines
+from dashboard.text import plain
 
 DEFAULT = [
     "majority",
@@ -89,6 +90,6 @@ st.plotly_chart(budget_figure(view), key="budget_chart", width="stretch")
 for note in issue_lines(view.issues):
     st.warning(note, icon=":material/warning:")
 for e in view.efficiencies:
-    st.caption(f"{e.llm} × {e.verifier}: {efficiency_sentence(e)} ({e.result.reason}).")
+    st.caption(plain(f"{e.llm} × {e.verifier}: {efficiency_sentence(e)} ({e.result.reason})."))
 if all(view.from_cache):
     st.caption("Curves from the result cache.")

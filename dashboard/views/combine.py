@@ -7,6 +7,7 @@ import streamlit as st
 from core.info import combine_obstacle, combine_view
 from dashboard import state
 from dashboard.figures import combine_figure, issue_lines
+from dashboard.text import plain
 
 st.title("Combine signals")
 st.caption(
@@ -22,7 +23,7 @@ state.simulated_banner(ctx)
 state.reset_on_dataset_change("combine", ["m_verifiers"], ctx.info)
 others = [v for v in ctx.info.verifiers if v != ctx.verifier]
 verifiers = state.multiselect(
-    f"Signals of {ctx.llm} (at least two)",
+    f"Signals of {plain(ctx.llm)} (at least two)",
     ctx.info.verifiers,
     "m_verifiers",
     default=[ctx.verifier, *others[:1]],
@@ -31,7 +32,7 @@ verifiers = state.multiselect(
 )
 obstacle = combine_obstacle(ctx.store, ctx.info, ctx.llm, verifiers, ctx.config)
 if obstacle is not None:
-    st.info(obstacle, icon=":material/info:")
+    st.info(plain(obstacle), icon=":material/info:")
     st.stop()
 
 view = state.compute(

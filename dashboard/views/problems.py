@@ -9,6 +9,7 @@ from core.info import disagreement_problems, explorer_strategies, problem_view
 from core.methods import get_strategy, short_name
 from dashboard import state
 from dashboard.figures import problem_figure
+from dashboard.text import plain
 
 DEFAULT = ["majority", "best_of_n", "vanilla_wv", "logit_wv", "kde_wv"]
 
@@ -59,7 +60,9 @@ view = state.compute(
     ),
 )
 for name, why in view.skipped.items():
-    st.warning(f"{get_strategy(name).label} could not be fitted: {why}", icon=":material/warning:")
+    st.warning(
+        plain(f"{get_strategy(name).label} could not be fitted: {why}"), icon=":material/warning:"
+    )
 st.plotly_chart(problem_figure(view), key="problem_chart", width="stretch")
 
 picks = pd.DataFrame(

@@ -10,6 +10,7 @@ from core.info import PairRef, pair_ref_label, transfer_view
 from core.methods import calibrated_strategies, get_strategy, strategy_names
 from dashboard import state
 from dashboard.figures import issue_lines, transfer_heatmap
+from dashboard.text import plain
 
 st.title("Calibration transfer")
 st.caption(
@@ -123,7 +124,7 @@ for note in issue_lines(view.issues):
 
 table = view.display_frame()
 if view.source_common and view.source_common == view.target_common:
-    st.caption(f"Shared by every row and column: {view.source_common}.")
+    st.caption(plain(f"Shared by every row and column: {view.source_common}."))
 else:
     shared = [
         f"every row: {view.source_common}" if view.source_common else "",
