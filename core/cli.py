@@ -116,7 +116,12 @@ def cmd_import(args: argparse.Namespace) -> int:
                 include=args.include,
                 lower_is_better=args.lower_is_better or (),
                 higher_is_better=args.higher_is_better or (),
+                time_limit_s=args.time_limit,
             )
+        except KeyboardInterrupt:
+            bar.close()
+            print("interrupted: nothing was imported", file=sys.stderr)
+            return 130
         finally:
             bar.close()
     print(res.summary())
@@ -683,6 +688,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("import", help="import a file or folder as one dataset")
     s.add_argument("path")
     s.add_argument("--name", help="dataset name (default: the file name without suffix)")
+    s.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="SECONDS",
+        help="stop the import (nothing stored) when reading, grading and writing take longer",
+    )
     s.add_argument(
         "--format",
         default="auto",

@@ -841,14 +841,24 @@ def grade_problems(
                 pending: dict[Future[list[ProblemGrading]], int] = {
                     pool.submit(_grade_chunk, chunks[i], timeout_s): i for i in order
                 }
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    i = pending.pop(fut)
-                    results[i] = fut.result()
-                    done += len(chunks[i])
-                    if progress is not None:
-                        progress(done, total)
+            try:
+                while pending:
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        i = pending.pop(fut)
+                        results[i] = fut.result()
+                        done += len(chunks[i])
+                        if progress is not None:
+                            progress(done, total)  # may raise: a time limit, a cancel
+            except BaseException:
+                # stopped (Ctrl-C, a time limit, a cancelled page): do not wait for the
+                # chunks still queued or running
+                for fut in pending:
+                    fut.cancel()
+                for proc in list(getattr(pool, "_processes", {}).values()):
+                    proc.terminate()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     except BrokenProcessPool as e:
         raise GradingError(
             "a grading worker process died (out of memory, or killed); nothing was graded"

@@ -156,9 +156,22 @@ def import_upload(
     the browser's copy)."""
     who = access().require(actor)
     try:
-        return import_path(store, path, name=name, replace=replace, progress=progress, actor=who)
+        return import_path(
+            store,
+            path,
+            name=name,
+            replace=replace,
+            progress=progress,
+            actor=who,
+            time_limit_s=IMPORT_TIME_LIMIT_S,
+        )
     finally:
         discard_upload(store, path)
+
+
+#: An upload's import (reading, grading, writing) stops after this long, storing nothing;
+#: TTSLAB_IMPORT_TIME_LIMIT_S overrides it.
+IMPORT_TIME_LIMIT_S = float(os.environ.get("TTSLAB_IMPORT_TIME_LIMIT_S", "1800"))
 
 
 def delete_dataset(store: Store, info: DatasetInfo, actor: str | None) -> DatasetInfo:

@@ -31,7 +31,7 @@ from tests.browser_util import (
     full_page_screenshot,
     wait_until_idle,
 )
-from tests.conftest import make_long_frame
+from tests.conftest import SHARED_DATA, make_long_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKDOWN_NAME = "**bold** ![pixel](http://127.0.0.1:9/pixel.png) :red[x] $y$"
@@ -405,3 +405,75 @@ def test_changes_from_another_process_while_eight_sessions_read(
     assert fails == 0 and ops >= 9, w_out
     assert bad == 0 and checks > 100 and seen > 0, r_out
     assert loads >= 16
+
+
+# --------------------------------------------------------------------------------------
+# stopping an import: a time limit, a cancel, Ctrl-C
+# --------------------------------------------------------------------------------------
+
+SAL = SHARED_DATA / "sal_best_of_n"
+
+
+def test_an_import_past_its_time_limit_or_cancelled_stores_nothing(
+    store: Store, tmp_path: Path
+) -> None:
+    import threading
+
+    from core.importers import ImportStopped
+
+    src = tmp_path / "sal.jsonl"
+    lines = (SAL / "llama32_1b_math500_n4.jsonl").read_bytes().splitlines(keepends=True)[:20]
+    src.write_bytes(b"".join(lines))
+    with pytest.raises(ImportStopped, match="time limit"):
+        import_path(store, src, name="late", time_limit_s=0.0)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(ImportStopped, match="cancelled"):
+        import_path(store, src, name="late", cancel=stop)
+    assert store.list_datasets() == [] and store.audit_log().empty
+    # with time enough, the same file imports whole (4 samples per problem line)
+    assert import_path(store, src, name="in time", time_limit_s=600).info.n_responses == 4 * len(
+        lines
+    )
+
+
+@pytest.mark.browser
+def test_ctrl_c_stops_an_import_and_its_graders(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the terminal's process group) in the middle of grading: the
+    command ends at once with nothing stored, and no grading worker is left behind."""
+    src = tmp_path / "sal256.jsonl"
+    src.write_bytes(
+        b"".join((SAL / "llama32_1b_math500_n256_truncated.jsonl").open("rb").readlines()[:3])
+    )
+    db = tmp_path / "c.duckdb"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "--db", str(db), "import", str(src), "--name", "x"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        time.sleep(6.0)  # reading done, grading 768 answers (about 40 s) under way
+        assert proc.poll() is None, proc.communicate()
+        os.killpg(proc.pid, signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0
+    assert "Traceback" not in err, err[-2000:]
+    assert "interrupted" in err or "nothing was imported" in err
+    deadline = time.monotonic() + 10
+    alive = True
+    while alive and time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+            time.sleep(0.2)
+        except ProcessLookupError:
+            alive = False
+    assert not alive, "grading workers outlived the command"
+    if db.exists():
+        with Store(db, read_only=True) as s:
+            assert s.list_datasets() == []

@@ -18,6 +18,8 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +46,7 @@ from core.importers.generic import (
 from core.importers.grade import GradeSummary, grade_frame
 from core.importers.validate import LONG_COLUMNS, ValidationContext, to_canonical
 from core.store import DatasetInfo, Store
+from core.types import TTSLabError
 
 Reader = Callable[[Path, ReadOptions], RawRead]
 
@@ -85,6 +88,10 @@ DETECTION_RULES = (
 )
 
 ProgressFn = Callable[[str, int, int], None]
+
+
+class ImportStopped(TTSLabError):
+    """An import stopped by its time limit or a cancel (nothing was stored)."""
 
 
 @dataclass(frozen=True)
@@ -216,9 +223,16 @@ def import_path(
     lower_is_better: Sequence[str] = (),
     higher_is_better: Sequence[str] = (),
     actor: str = "",
+    time_limit_s: float | None = None,
+    cancel: threading.Event | None = None,
 ) -> ImportResult:
     """Read, grade (where needed), validate and store one file or folder as one dataset
     (recorded in the store's audit table under `actor`; default the OS user).
+
+    ``time_limit_s`` / ``cancel``: an overall budget of wall-clock time for reading,
+    grading, validating and writing, and an event that stops the import when set; either
+    ends it with `ImportStopped` at the next progress step (grading workers are
+    stopped), and nothing is stored.
 
     ``include``: for a folder, import only the files whose name matches this glob
     pattern (e.g. ``analysis_aime2024_*``).
@@ -232,6 +246,22 @@ def import_path(
     format may declare one, e.g. BoInf's length; what is given here wins); the others'
     direction is estimated on calibration problems by every analysis.
     """
+    started = time.monotonic()
+    user_progress = progress
+
+    def guarded(stage: str, done: int, total: int) -> None:
+        if cancel is not None and cancel.is_set():
+            raise ImportStopped("the import was cancelled: nothing was imported")
+        if time_limit_s is not None and time.monotonic() - started > time_limit_s:
+            raise ImportStopped(
+                f"the import took longer than its {time_limit_s:g} s time limit (at: "
+                f"{stage}): nothing was imported"
+            )
+        if user_progress is not None:
+            user_progress(stage, done, total)
+
+    progress = guarded
+
     p = Path(path)
     if not p.exists():
         raise ImportValidationError([Issue(str(p), "no such file or folder")])
@@ -458,6 +488,7 @@ __all__ = [
     "READERS",
     "SUPPORTED_SUFFIXES",
     "ImportResult",
+    "ImportStopped",
     "ImportValidationError",
     "Issue",
     "ReadOptions",

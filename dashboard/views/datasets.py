@@ -229,6 +229,8 @@ if saved is not None:
         try:
             with st.status(f"Importing {plain(upload_label)}…", expanded=False) as status:
                 bar = st.progress(0.0)
+                # any click stops this run, and with it the import (nothing is stored)
+                st.button("Stop the import", key="upload_stop", icon=":material/stop:")
 
                 def progress(stage: str, done: int, total: int) -> None:
                     bar.progress(min(done / max(total, 1), 1.0), text=stage)
