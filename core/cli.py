@@ -21,6 +21,7 @@ from core.access import (
     read_editors,
 )
 from core.evaluation import EvalConfig, fit_pair, pair_curves
+from core.grading import GRADE_WORKERS_ENV
 from core.importers import (
     FORMAT_HELP,
     LONG_COLUMNS,
@@ -232,6 +233,8 @@ def serve_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
         env[EDITORS_ENV] = str(editors)
     if args.user_header:
         env[USER_HEADER_ENV] = args.user_header
+    # grading an upload leaves a core for serving the other visitors
+    env.setdefault(GRADE_WORKERS_ENV, str(max(1, (os.cpu_count() or 2) - 1)))
     app = PROJECT_ROOT / "dashboard" / "app.py"
     cmd = [
         sys.executable,

@@ -775,11 +775,20 @@ def _pool_context() -> mp.context.BaseContext:
     return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
+#: Caps the grading worker processes (`ttslab serve` sets it to leave a core for serving).
+GRADE_WORKERS_ENV = "TTSLAB_GRADE_WORKERS"
+
+
 def default_workers() -> int:
+    """Grading processes: the CPUs this process may run on, at most $TTSLAB_GRADE_WORKERS."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        n = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+        n = max(1, os.cpu_count() or 1)
+    cap = os.environ.get(GRADE_WORKERS_ENV, "").strip()
+    if cap.isdigit() and int(cap) >= 1:
+        n = min(n, int(cap))
+    return n
 
 
 def grade_problems(
@@ -788,6 +797,7 @@ def grade_problems(
     timeout_s: float = 5.0,
     progress: Callable[[int, int], None] | None = None,
     chunk_answers: int = 2000,
+    processes: bool = False,
 ) -> list[ProblemGrading]:
     """Grade ``(gold, answers)`` per problem; result order equals input order.
 
@@ -795,6 +805,7 @@ def grade_problems(
     grading runs in this process, which must then be its main thread. ``progress(done,
     total)`` is called in the calling thread after each chunk (counted in problems).
     ``chunk_answers``: about how many answers each task sent to a worker holds.
+    ``processes``: grade in worker processes even with one worker (never in this thread).
     """
     total = len(problems)
     n_workers = default_workers() if workers is None else workers
@@ -815,7 +826,7 @@ def grade_problems(
     requested = n_workers
     n_workers = min(n_workers, len(chunks))
     off_main = threading.current_thread() is not threading.main_thread()
-    if requested > 1 and off_main and timeout_s > 0 and chunks:
+    if (processes or (requested > 1 and off_main and timeout_s > 0)) and chunks:
         # time limits need a main thread: one chunk still goes to a worker process
         n_workers = max(n_workers, 1)
         in_process = False

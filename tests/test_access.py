@@ -477,3 +477,13 @@ def test_ctrl_c_stops_an_import_and_its_graders(tmp_path: Path) -> None:
     if db.exists():
         with Store(db, read_only=True) as s:
             assert s.list_datasets() == []
+
+
+def test_serve_leaves_a_core_for_serving_while_grading(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.grading import GRADE_WORKERS_ENV, default_workers
+
+    monkeypatch.delenv(GRADE_WORKERS_ENV, raising=False)
+    _, env = serve_command(build_parser().parse_args(["serve"]))
+    assert int(env[GRADE_WORKERS_ENV]) == max(1, (os.cpu_count() or 2) - 1)
+    monkeypatch.setenv(GRADE_WORKERS_ENV, "1")
+    assert default_workers() == 1

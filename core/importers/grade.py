@@ -101,45 +101,28 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _n_chunks(sizes: list[int], chunk_answers: int) -> int:
-    """How many tasks `grade_problems` makes of problems of these sizes (its chunking rule:
-    close a chunk once it holds at least ``chunk_answers`` answers)."""
-    n, size = 0, 0
-    for s in sizes:
-        size += s
-        if size >= chunk_answers:
-            n, size = n + 1, 0
-    return n + (1 if size else 0)
-
-
 def grade_in_workers(
     problems: list[tuple[str | None, list[str | None]]],
     timeout_s: float = TIMEOUT_S,
     progress: ProgressFn | None = None,
 ) -> list[ProblemGrading]:
-    """`grade_problems` made to use worker processes always: at least two workers and two
-    chunks (a single problem is graded twice in parallel), so that nothing is graded in the
-    calling thread."""
+    """`grade_problems` made to use worker processes always (as many as `default_workers`,
+    which $TTSLAB_GRADE_WORKERS caps), so that nothing is graded in the calling thread."""
     if not problems:
         return []
     items = list(problems)
-    single = len(items) == 1
-    if single:
-        items = items * 2
-    workers = max(2, default_workers())
+    workers = default_workers()
     sizes = [max(1, len(a)) for _, a in items]
     chunk = max(1, min(2000, sum(sizes) // (8 * workers)))
-    if _n_chunks(sizes, chunk) < 2:
-        chunk = 1
     # grade_problems types gold as str; None (no gold: cluster only) is handled by it
-    out = grade_problems(
+    return grade_problems(
         items,  # type: ignore[arg-type]
         workers=workers,
         timeout_s=timeout_s,
         progress=progress,
         chunk_answers=chunk,
+        processes=True,
     )
-    return out[:1] if single else out
 
 
 def grade_frame(
