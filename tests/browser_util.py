@@ -162,3 +162,21 @@ def chromium() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+def upload_through_the_page(page: Any, path: Path, name: str) -> None:
+    """On the Datasets page: choose `path` in the file chooser, name it, import it, and
+    wait for the success message."""
+    with page.expect_file_chooser() as chooser:
+        page.get_by_test_id("stFileUploaderDropzone").get_by_test_id(
+            "stBaseButton-secondary"
+        ).click()
+    chooser.value.set_files(str(path))
+    box = page.get_by_label("Dataset name")
+    box.wait_for(timeout=30_000)
+    box.fill(name)
+    box.press("Enter")
+    wait_until_idle(page)
+    page.get_by_role("button", name="Import").click()
+    page.get_by_text(f"imported '{name}'").wait_for(timeout=60_000)
+    wait_until_idle(page)

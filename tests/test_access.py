@@ -29,6 +29,7 @@ from tests.browser_util import (
     dashboard_server,
     free_port,
     full_page_screenshot,
+    upload_through_the_page,
     wait_until_idle,
 )
 from tests.conftest import SHARED_DATA, make_long_frame
@@ -232,19 +233,7 @@ def test_an_editor_uploads_and_deletes_and_the_log_says_so(
             box.fill(token)
             box.press("Enter")
             wait_until_idle(page)
-            with page.expect_file_chooser() as chooser:
-                page.get_by_test_id("stFileUploaderDropzone").get_by_test_id(
-                    "stBaseButton-secondary"
-                ).click()
-            chooser.value.set_files(str(upload))
-            name = page.get_by_label("Dataset name")
-            name.wait_for(timeout=30_000)
-            name.fill("by alice")
-            name.press("Enter")
-            wait_until_idle(page)
-            page.get_by_role("button", name="Import").click()
-            page.get_by_text("imported 'by alice'").wait_for(timeout=60_000)
-            wait_until_idle(page)
+            upload_through_the_page(page, upload, "by alice")
             page.get_by_role("button", name="Delete…").click()
             wait_until_idle(page)
             page.get_by_role("button", name="Yes, delete it").click()

@@ -23,6 +23,7 @@ from tests.browser_util import (
     chromium,
     dashboard_server,
     full_page_screenshot,
+    upload_through_the_page,
     wait_until_idle,
 )
 
@@ -143,19 +144,7 @@ def _plot_layout_title(page: Any) -> str:
 def test_upload_through_the_file_chooser(server: str, browser: Any) -> None:
     page = _open(browser, server)
     try:
-        with page.expect_file_chooser() as chooser:
-            page.get_by_test_id("stFileUploaderDropzone").get_by_test_id(
-                "stBaseButton-secondary"
-            ).click()
-        chooser.value.set_files(str(EXAMPLES_DIR / EXAMPLE_FILES["long-jsonl"]))
-        name = page.get_by_label("Dataset name")
-        name.wait_for(timeout=30_000)
-        name.fill("browser upload")
-        name.press("Enter")
-        wait_until_idle(page)
-        page.get_by_role("button", name="Import").click()
-        page.get_by_text("imported 'browser upload'").wait_for(timeout=60_000)
-        wait_until_idle(page)
+        upload_through_the_page(page, EXAMPLES_DIR / EXAMPLE_FILES["long-jsonl"], "browser upload")
         _no_exception(page)
         assert page.get_by_role("combobox", name="Dataset").input_value() == "browser upload"
         full_page_screenshot(page, ARTIFACTS / "datasets_after_upload.png")

@@ -176,6 +176,17 @@ def calibration_labels(
     return label_free_pair(calib, params, mask, scores)
 
 
+def whole_pair_calibration(
+    loaded: PairData, config: EvalConfig
+) -> tuple[PairData, StrategyParams, LatentFit | None]:
+    """For fits on every problem of a pair (plots, export, the calibrate table): the pair
+    with its labels as `config.calibration` says, the parameters with "auto" transform and
+    direction settled on it, and how EM went (None with labels)."""
+    params = auto_once(config.params, loaded)
+    pair, latent = calibration_labels(loaded, params, config)
+    return pair, oriented_params(params, pair), latent
+
+
 def _declared_or_higher(params: StrategyParams, pair: PairData) -> str:
     """The signal's direction without reading any label: as set, else as declared at
     import, else "higher"."""
@@ -489,9 +500,9 @@ def fit_pair(
     strat = get_strategy(strategy)
     if strat.oracle:
         raise AnalysisError(f"{strategy} is an oracle: it has no weights to export")
-    loaded = load_pair(store, info, llm, verifier, config.reduction)
-    params = auto_once(config.params, loaded)
-    pair, _ = calibration_labels(loaded, params, config)
+    pair, params, _ = whole_pair_calibration(
+        load_pair(store, info, llm, verifier, config.reduction), config
+    )
     return fit_strategy(strat, pair, params, reduction=config.reduction)
 
 
@@ -515,4 +526,5 @@ __all__ = [
     "pair_curves",
     "pair_inputs",
     "response_weights",
+    "whole_pair_calibration",
 ]

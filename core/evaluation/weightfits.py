@@ -23,10 +23,10 @@ from scipy import special
 from core.evaluation.config import EvalConfig
 from core.evaluation.offsets import OffsetTuner
 from core.evaluation.pipeline import (
-    calibration_labels,
     fit_strategy,
     load_pair,
     oriented_params,
+    whole_pair_calibration,
 )
 from core.evaluation.stats import bootstrap_means
 from core.methods.fitted import FittedWeights
@@ -140,12 +140,10 @@ def weight_fit(
         if progress is not None:
             progress("fitting the weights and their bootstrap band", 0, 1)
         loaded = load_pair(store, info, llm, verifier, config.reduction)
-        params = auto_once(config.params, loaded)
         # labels as config.calibration says (inferred once; the band refits on resamples
-        # of the inferred labels, so it omits EM's own uncertainty)
-        pair, latent = calibration_labels(loaded, params, config)
-        # the direction is settled once here, so that no bootstrap refit flips it
-        params = oriented_params(params, pair)
+        # of the inferred labels, so it omits EM's own uncertainty), and the direction
+        # settled once here, so that no bootstrap refit flips it
+        pair, params, latent = whole_pair_calibration(loaded, config)
         tuner = OffsetTuner(pair)
         fitted = fit_strategy(strat, pair, params, reduction=config.reduction, tuner=tuner)
         t = fitted.transformed(pair)
@@ -247,8 +245,7 @@ def weight_curve(
 
     def compute() -> dict[str, Any]:
         loaded = load_pair(store, info, llm, verifier, config.reduction)
-        pair, _ = calibration_labels(loaded, auto_once(config.params, loaded), config)
-        params = oriented_params(auto_once(config.params, pair), pair)
+        pair, params, _ = whole_pair_calibration(loaded, config)
         fitted = fit_strategy(strat, pair, params, reduction=config.reduction)
         w_resp = strat.weights(fitted, fitted.transformed(pair))
         return {

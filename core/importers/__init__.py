@@ -311,14 +311,12 @@ def import_path(
     read_files: list[Path] = []
     issues = IssueList()
     if run_folder:
-        if progress is not None:
-            progress(f"reading {len(files)} OpenR records", 0, total)
+        progress(f"reading {len(files)} OpenR records", 0, total)
         reads.append(openr.read_openr_files(p, files, opts))
         read_files = [p]  # one read of the whole run
     else:
         for k, f in enumerate(files):
-            if progress is not None:
-                progress(f"reading {f.name}", k, total)
+            progress(f"reading {f.name}", k, total)
             try:
                 reader = READERS[detect_format(f) if fmt == "auto" else fmt]
                 reads.append(reader(f, opts))
@@ -351,12 +349,10 @@ def import_path(
     summary: GradeSummary | None = None
     if "_grade" in raw.columns:
         n_graded = int(raw["_grade"].sum())
-        if progress is not None:
-            progress(f"grading {n_graded} answers", len(files), total)
+        progress(f"grading {n_graded} answers", len(files), total)
 
         def grade_progress(done: int, n: int) -> None:
-            if progress is not None:
-                progress(f"grading answers: {done} of {n} problems", len(files), total)
+            progress(f"grading answers: {done} of {n} problems", len(files), total)
 
         raw, summary = grade_frame(
             raw,
@@ -365,8 +361,7 @@ def import_path(
             loc_kind,
             progress=grade_progress,
         )
-    if progress is not None:
-        progress("validating", len(files) + 1, total)
+    progress("validating", len(files) + 1, total)
     data, val_notes = to_canonical(raw, ValidationContext(files[0].name, loc_kind))
     sha = (
         reads[0].sha256
@@ -419,8 +414,7 @@ def import_path(
         meta["higher_is_better"] = sorted(declared_high)
 
     def ingest_progress(stage: str, i: int, n: int) -> None:
-        if progress is not None:
-            progress(f"writing {stage}", len(files) + 2 + i, total)
+        progress(f"writing {stage}", len(files) + 2 + i, total)
 
     grader = (
         summary.grader
@@ -448,8 +442,7 @@ def import_path(
         meta=meta,
         progress=ingest_progress,
     )
-    if progress is not None:
-        progress("done", total, total)
+    progress("done", total, total)
     shown_files = reads[0].files if run_folder and reads[0].files is not None else read_files
     return ImportResult(
         info=info,

@@ -11,16 +11,14 @@ import pandas as pd
 
 from core.evaluation.config import EvalConfig
 from core.evaluation.pipeline import (
-    calibration_labels,
     fit_strategy,
     load_pair,
-    oriented_params,
     response_weights,
+    whole_pair_calibration,
 )
 from core.info.common import check_pair, negative_intervals
 from core.methods.fitted import FittedWeights
 from core.methods.registry import get_strategy
-from core.methods.transforms import auto_once
 from core.store import DatasetInfo, Store
 from core.types import PairData
 
@@ -72,10 +70,9 @@ def calibrate_table(
     """One row per (non-oracle) strategy: fitted parameters and where its weights are
     negative (intervals of the transformed score), fitted on all the pair's problems."""
     check_pair(info, llm, verifier)
-    loaded = load_pair(store, info, llm, verifier, config.reduction)
-    params = auto_once(config.params, loaded)
-    pair, _ = calibration_labels(loaded, params, config)
-    params = oriented_params(params, pair)
+    pair, params, _ = whole_pair_calibration(
+        load_pair(store, info, llm, verifier, config.reduction), config
+    )
     rows = []
     for name in strategies:
         strat = get_strategy(name)
