@@ -44,7 +44,12 @@ from core.importers.generic import (
     read_wide_jsonl,
 )
 from core.importers.grade import GradeSummary, grade_frame
-from core.importers.validate import LONG_COLUMNS, ValidationContext, to_canonical
+from core.importers.validate import (
+    LONG_COLUMNS,
+    ValidationContext,
+    check_answer_lengths,
+    to_canonical,
+)
 from core.store import DatasetInfo, Store
 from core.types import TTSLabError
 
@@ -346,6 +351,7 @@ def import_path(
     raw = _rename(raw, "llm", llm, p)
     raw = _rename(raw, "verifier", verifier, p)
     loc_kind = reads[0].loc_kind if len({r.loc_kind for r in reads}) == 1 else "line/row"
+    check_answer_lengths(raw, ValidationContext(files[0].name, loc_kind))
     summary: GradeSummary | None = None
     if "_grade" in raw.columns:
         n_graded = int(raw["_grade"].sum())

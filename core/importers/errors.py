@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.importers.limits import MAX_DEPTH, depth_over
 from core.types import TTSLabError
 
 MAX_SHOWN = 20
@@ -124,8 +125,8 @@ def _lone_surrogate(obj: Any) -> bool:
 
 def loads(text: str | bytes) -> Any:
     """`json.loads` that rejects what no importer can store, always as a
-    `json.JSONDecodeError` naming the problem: NaN / Infinity, nesting deeper than Python's
-    recursion limit (about 1,000 levels), integers of more than 4,300 digits, and lone UTF-16
+    `json.JSONDecodeError` naming the problem: NaN / Infinity, nesting deeper than
+    MAX_DEPTH levels, integers of more than 4,300 digits, and lone UTF-16
     surrogates (``"\\ud800"``)."""
     s = text.decode("utf-8") if isinstance(text, bytes) else text
     try:
@@ -133,7 +134,7 @@ def loads(text: str | bytes) -> Any:
     except json.JSONDecodeError:
         raise
     except RecursionError:
-        raise json.JSONDecodeError("nested too deeply (about 1,000 levels or more)", s, 0) from None
+        raise json.JSONDecodeError(f"nested more than {MAX_DEPTH} levels deep", s, 0) from None
     except ValueError as exc:  # NaN / Infinity, or an integer over 4,300 digits
         msg = str(exc)
         pos = 0
@@ -145,6 +146,8 @@ def loads(text: str | bytes) -> Any:
             if key is not None:
                 msg = f"{m.group(0)} in field {key.group(1)!r} is not a number (JSON has no NaN)"
         raise json.JSONDecodeError(msg, s, pos) from None
+    if s.count("[") + s.count("{") > MAX_DEPTH and depth_over(obj):
+        raise json.JSONDecodeError(f"nested more than {MAX_DEPTH} levels deep", s, 0)
     if _SURROGATE_ESCAPE.search(s) and _lone_surrogate(obj):
         raise json.JSONDecodeError("a string holds a lone UTF-16 surrogate (e.g. \\ud800)", s, 0)
     return obj

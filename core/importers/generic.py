@@ -26,6 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from core.importers.errors import ImportValidationError, Issue, IssueList, loads
+from core.importers.limits import MAX_COLUMNS, MAX_LINE_CHARS
 
 WIDE_LIST_FIELDS = ("answers", "is_correct", "n_tokens")
 SUPPORTED_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".pq")
@@ -104,10 +105,6 @@ def display_name(path: Path) -> str:
     return path.name
 
 
-#: Limits on what a file may hold (each a clear error when exceeded).
-MAX_COLUMNS = 1000  # columns of a CSV header
-
-
 def read_bytes(path: Path) -> bytes:
     """The file's bytes; a named error for anything that is not a readable regular file
     (a FIFO or device would block the import forever)."""
@@ -159,6 +156,13 @@ def iter_json_lines(
     for i, line in enumerate(lines):
         if not line.strip():
             continue
+        if len(line) > MAX_LINE_CHARS:
+            msg = f"the line has {len(line):,} characters; the limit is {MAX_LINE_CHARS:,}"
+            if skipped is not None:
+                skipped.append((i + 1, msg))
+            else:
+                issues.add(Issue(file, msg, line=i + 1))
+            continue
         try:
             yield i + 1, loads(line)
         except json.JSONDecodeError as exc:
@@ -188,11 +192,33 @@ def check_line_endings(data: bytes, file: str) -> None:
         )
 
 
+def check_line_lengths(data: bytes, file: str) -> None:
+    """Refuse a file with a line of more than MAX_LINE_CHARS bytes (found with one vectorised
+    pass over the newlines; UTF-8 text has at least as many bytes as characters)."""
+    if len(data) <= MAX_LINE_CHARS:
+        return
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    bounds = np.concatenate(([-1], ends, [len(data)]))
+    lengths = np.diff(bounds) - 1
+    worst = int(np.argmax(lengths))
+    if lengths[worst] > MAX_LINE_CHARS:
+        raise ImportValidationError(
+            [
+                Issue(
+                    file,
+                    f"the line has {int(lengths[worst]):,} bytes; the limit is {MAX_LINE_CHARS:,}",
+                    line=worst + 1,
+                )
+            ]
+        )
+
+
 def read_long_csv(path: Path, opts: ReadOptions | None = None) -> RawRead:
     file = display_name(path)
     data = read_bytes(path)
     decode_utf8(data, file)
     check_line_endings(data, file)
+    check_line_lengths(data, file)
     first_line = data.split(b"\n", 1)[0].decode("utf-8-sig").strip("\r")
     if first_line.count(",") >= MAX_COLUMNS:
         raise ImportValidationError(

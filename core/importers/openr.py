@@ -36,6 +36,7 @@ from core.importers.common import (
 )
 from core.importers.errors import ImportValidationError, Issue, IssueList
 from core.importers.generic import RawRead, ReadOptions, collect_files, sha256_of
+from core.importers.limits import too_many_boxes
 
 FMT = "openr"
 HELP = (
@@ -162,6 +163,10 @@ def read_openr_files(root: Path, files: list[Path], opts: ReadOptions | None = N
         for loc, rec in recs.items:
             if not isinstance(rec, dict) or not isinstance(rec.get("output"), list):
                 issues.add(bad_record(rel, loc, "line", "expected an object with an 'output' list"))
+                continue
+            gt = rec.get("groundtruth")
+            if isinstance(gt, str) and (msg := too_many_boxes(gt)) is not None:
+                issues.add(bad_record(rel, loc, "line", msg, "groundtruth"))
                 continue
             groups[(llm, prm, k)].append((j, rel, loc, rec))
     issues.raise_if_any()

@@ -29,6 +29,7 @@ from core.importers.common import (
 )
 from core.importers.errors import IssueList
 from core.importers.generic import RawRead, ReadOptions, display_name
+from core.importers.limits import too_many_boxes
 
 FMT = "sal"
 VERIFIER = "prm"
@@ -134,6 +135,11 @@ def _one(
     if n == 0:
         issues.add(bad_record(file, loc, "line", "no completions on this line", "completions"))
         return None
+    for i, text in enumerate(completions):
+        boxes = too_many_boxes(text) if isinstance(text, str) else None
+        if boxes is not None:
+            issues.add(bad_record(file, loc, "line", f"completion {i}: {boxes}", "completions"))
+            return None
     kinds = {"last", "min", "prod"}
     for i in range(n):
         text = completions[i]

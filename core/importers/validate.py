@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.importers.errors import ImportValidationError, Issue, IssueList, loads
+from core.importers.limits import MAX_ANSWER_CHARS
 from core.store import CanonicalData
 
 # name -> description (the README's column table is written from this)
@@ -127,6 +128,32 @@ def _bad(
                 location_kind=ctx.loc_kind,
             )
         )
+
+
+#: columns whose text is an answer (their length is limited: MAX_ANSWER_CHARS)
+ANSWER_COLUMNS = ("answer", "gold_answer", "answer_key")
+
+
+def _too_long_message(lengths: np.ndarray) -> Callable[[int], str]:
+    return lambda j: (
+        f"{int(lengths[j]):,} characters; an answer may have at most " + (f"{MAX_ANSWER_CHARS:,}")
+    )
+
+
+def check_answer_lengths(raw: pd.DataFrame, ctx: ValidationContext) -> None:
+    """Refuse answers longer than MAX_ANSWER_CHARS before anything parses or grades them."""
+    issues = IssueList()
+    locs = raw["_loc"].to_numpy() if "_loc" in raw.columns else np.arange(1, len(raw) + 1)
+    if "_file" in raw.columns:
+        ctx = ValidationContext(ctx.file, ctx.loc_kind, raw["_file"].to_numpy(dtype=object))
+    for col in ANSWER_COLUMNS:
+        if col not in raw.columns or pd.api.types.is_numeric_dtype(raw[col]):
+            continue
+        lengths = raw[col].map(lambda v: len(v) if isinstance(v, str) else 0).to_numpy()
+        too_long = lengths > MAX_ANSWER_CHARS
+        if too_long.any():
+            _bad(issues, ctx, locs, too_long, col, _too_long_message(lengths))
+    issues.raise_if_any()
 
 
 def _conv_text(v: Any) -> Any:
