@@ -118,6 +118,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 lower_is_better=args.lower_is_better or (),
                 higher_is_better=args.higher_is_better or (),
                 time_limit_s=args.time_limit,
+                cpu_limit_s=args.cpu_limit,
             )
         except KeyboardInterrupt:
             bar.close()
@@ -696,6 +697,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="SECONDS",
         help="stop the import (nothing stored) when reading, grading and writing take longer",
+    )
+    s.add_argument(
+        "--cpu-limit",
+        type=float,
+        metavar="SECONDS",
+        help="stop the import (nothing stored) when it has used this much CPU time, its "
+        "grading workers included",
     )
     s.add_argument(
         "--format",

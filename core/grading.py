@@ -791,6 +791,10 @@ def default_workers() -> int:
     return n
 
 
+#: how often `grade_problems` calls its `on_wait` while workers grade
+WAIT_TICK_S = 0.25
+
+
 def grade_problems(
     problems: Sequence[ProblemInput],
     workers: int | None = None,
@@ -798,6 +802,7 @@ def grade_problems(
     progress: Callable[[int, int], None] | None = None,
     chunk_answers: int = 2000,
     processes: bool = False,
+    on_wait: Callable[[list[int]], None] | None = None,
 ) -> list[ProblemGrading]:
     """Grade ``(gold, answers)`` per problem; result order equals input order.
 
@@ -806,6 +811,9 @@ def grade_problems(
     total)`` is called in the calling thread after each chunk (counted in problems).
     ``chunk_answers``: about how many answers each task sent to a worker holds.
     ``processes``: grade in worker processes even with one worker (never in this thread).
+    ``on_wait(worker_pids)``: called in the calling thread about every WAIT_TICK_S seconds
+    while workers grade (and before each chunk in this process), so that a budget or a
+    cancel can stop grading without waiting for a chunk to finish (it raises to stop).
     """
     total = len(problems)
     n_workers = default_workers() if workers is None else workers
@@ -835,6 +843,8 @@ def grade_problems(
     if in_process:
         out: list[ProblemGrading] = []
         for chunk in chunks:
+            if on_wait is not None:
+                on_wait([])
             out.extend(_grade_chunk(chunk, timeout_s))
             if progress is not None:
                 progress(len(out), total)
@@ -854,7 +864,9 @@ def grade_problems(
                 }
             try:
                 while pending:
-                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    finished, _ = wait(pending, timeout=WAIT_TICK_S, return_when=FIRST_COMPLETED)
+                    if on_wait is not None:
+                        on_wait(list(getattr(pool, "_processes", None) or {}))
                     for fut in finished:
                         i = pending.pop(fut)
                         results[i] = fut.result()

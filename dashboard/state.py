@@ -164,6 +164,7 @@ def import_upload(
             progress=progress,
             actor=who,
             time_limit_s=IMPORT_TIME_LIMIT_S,
+            cpu_limit_s=IMPORT_CPU_LIMIT_S,
         )
     finally:
         discard_upload(store, path)
@@ -172,6 +173,9 @@ def import_upload(
 #: An upload's import (reading, grading, writing) stops after this long, storing nothing;
 #: TTSLAB_IMPORT_TIME_LIMIT_S overrides it.
 IMPORT_TIME_LIMIT_S = float(os.environ.get("TTSLAB_IMPORT_TIME_LIMIT_S", "1800"))
+#: ... and after this much CPU time (its grading workers included);
+#: TTSLAB_IMPORT_CPU_LIMIT_S overrides it.
+IMPORT_CPU_LIMIT_S = float(os.environ.get("TTSLAB_IMPORT_CPU_LIMIT_S", "3600"))
 
 
 def delete_dataset(store: Store, info: DatasetInfo, actor: str | None) -> DatasetInfo:

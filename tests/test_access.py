@@ -23,6 +23,7 @@ from core.importers import import_path
 from core.importers.writers import WRITERS
 from core.store import Store, StoreError
 from core.synth.demo import DEMO_NAME, build_demo
+from core.types import TTSLabError
 from tests.browser_util import (
     ARTIFACTS,
     chromium,
@@ -424,6 +425,36 @@ def test_an_import_past_its_time_limit_or_cancelled_stores_nothing(
     assert import_path(store, src, name="in time", time_limit_s=600).info.n_responses == 4 * len(
         lines
     )
+
+
+def test_cpu_and_time_limits_stop_grading_mid_chunk(store: Store, tmp_path: Path) -> None:
+    """768 answers take tens of seconds of grading: a 3 s CPU limit stops it while the
+    workers grade (this process only waits then, so only the workers' CPU can reach the
+    limit), and so does a wall-clock limit; nothing is stored."""
+    from core.importers import ImportStopped
+    from core.importers.budget import WorkBudget, process_cpu_s
+
+    src = tmp_path / "sal256.jsonl"
+    src.write_bytes(
+        b"".join((SAL / "llama32_1b_math500_n256_truncated.jsonl").open("rb").readlines()[:3])
+    )
+    seen: list[str] = []
+
+    def progress(stage: str, done: int, total: int) -> None:
+        seen.append(stage)
+
+    with pytest.raises(ImportStopped, match=r"more than its 3 s of CPU time \(at: grading") as ei:
+        import_path(store, src, name="x", cpu_limit_s=3.0, progress=progress)
+    assert "nothing was imported" in str(ei.value)
+    assert not any(s.startswith("validating") for s in seen)
+    with pytest.raises(ImportStopped, match=r"4 s time limit \(at: grading"):
+        import_path(store, src, name="x", time_limit_s=4.0)
+    assert store.list_datasets() == [] and store.audit_log().empty
+    # the CPU reader: this process's own CPU time, as the OS counts it
+    own = process_cpu_s(os.getpid())
+    assert own is not None and abs(own - time.process_time()) < 1.0
+    with pytest.raises(TTSLabError, match=">= 0"):
+        WorkBudget(cpu_s=-1.0)
 
 
 @pytest.mark.browser

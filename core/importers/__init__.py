@@ -19,7 +19,6 @@ import fnmatch
 import hashlib
 import json
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from core.importers import boinf, openr, prm800k, qwen_rm, rewardmath, sal
+from core.importers.budget import ImportStopped, WorkBudget
 from core.importers.errors import ImportValidationError, Issue, IssueList, loads
 from core.importers.generic import (
     SUPPORTED_SUFFIXES,
@@ -51,7 +51,6 @@ from core.importers.validate import (
     to_canonical,
 )
 from core.store import DatasetInfo, Store
-from core.types import TTSLabError
 
 Reader = Callable[[Path, ReadOptions], RawRead]
 
@@ -93,10 +92,6 @@ DETECTION_RULES = (
 )
 
 ProgressFn = Callable[[str, int, int], None]
-
-
-class ImportStopped(TTSLabError):
-    """An import stopped by its time limit or a cancel (nothing was stored)."""
 
 
 @dataclass(frozen=True)
@@ -230,14 +225,16 @@ def import_path(
     actor: str = "",
     time_limit_s: float | None = None,
     cancel: threading.Event | None = None,
+    cpu_limit_s: float | None = None,
 ) -> ImportResult:
     """Read, grade (where needed), validate and store one file or folder as one dataset
     (recorded in the store's audit table under `actor`; default the OS user).
 
-    ``time_limit_s`` / ``cancel``: an overall budget of wall-clock time for reading,
-    grading, validating and writing, and an event that stops the import when set; either
-    ends it with `ImportStopped` at the next progress step (grading workers are
-    stopped), and nothing is stored.
+    ``time_limit_s`` / ``cpu_limit_s`` / ``cancel``: an overall budget of wall-clock and
+    CPU time (grading workers included; see `WorkBudget`) for reading, grading,
+    validating and writing, and an event that stops the import when set; each ends it
+    with `ImportStopped` at the next progress step or within a quarter second while
+    grading (grading workers are stopped), and nothing is stored.
 
     ``include``: for a folder, import only the files whose name matches this glob
     pattern (e.g. ``analysis_aime2024_*``).
@@ -251,17 +248,11 @@ def import_path(
     format may declare one, e.g. BoInf's length; what is given here wins); the others'
     direction is estimated on calibration problems by every analysis.
     """
-    started = time.monotonic()
+    budget = WorkBudget(time_limit_s, cpu_limit_s, cancel)
     user_progress = progress
 
     def guarded(stage: str, done: int, total: int) -> None:
-        if cancel is not None and cancel.is_set():
-            raise ImportStopped("the import was cancelled: nothing was imported")
-        if time_limit_s is not None and time.monotonic() - started > time_limit_s:
-            raise ImportStopped(
-                f"the import took longer than its {time_limit_s:g} s time limit (at: "
-                f"{stage}): nothing was imported"
-            )
+        budget.check(stage)
         if user_progress is not None:
             user_progress(stage, done, total)
 
@@ -357,6 +348,10 @@ def import_path(
         n_graded = int(raw["_grade"].sum())
         progress(f"grading {n_graded} answers", len(files), total)
 
+        def grade_wait(worker_pids: list[int]) -> None:
+            budget.see_workers(worker_pids)
+            budget.check("grading answers")
+
         def grade_progress(done: int, n: int) -> None:
             progress(f"grading answers: {done} of {n} problems", len(files), total)
 
@@ -366,6 +361,7 @@ def import_path(
             files[0].name,
             loc_kind,
             progress=grade_progress,
+            on_wait=grade_wait,
         )
     progress("validating", len(files) + 1, total)
     data, val_notes = to_canonical(raw, ValidationContext(files[0].name, loc_kind))

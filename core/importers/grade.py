@@ -105,6 +105,7 @@ def grade_in_workers(
     problems: list[tuple[str | None, list[str | None]]],
     timeout_s: float = TIMEOUT_S,
     progress: ProgressFn | None = None,
+    on_wait: Callable[[list[int]], None] | None = None,
 ) -> list[ProblemGrading]:
     """`grade_problems` made to use worker processes always (as many as `default_workers`,
     which $TTSLAB_GRADE_WORKERS caps), so that nothing is graded in the calling thread."""
@@ -122,6 +123,7 @@ def grade_in_workers(
         progress=progress,
         chunk_answers=chunk,
         processes=True,
+        on_wait=on_wait,
     )
 
 
@@ -132,6 +134,7 @@ def grade_frame(
     loc_kind: str,
     progress: ProgressFn | None = None,
     timeout_s: float = TIMEOUT_S,
+    on_wait: Callable[[list[int]], None] | None = None,
 ) -> tuple[pd.DataFrame, GradeSummary]:
     """Fill ``answer_key`` and missing ``is_correct`` of the rows in ``mask``.
 
@@ -214,7 +217,7 @@ def grade_frame(
         )
         for g in range(n_groups)
     ]
-    gradings = grade_in_workers(inputs, timeout_s=timeout_s, progress=progress)
+    gradings = grade_in_workers(inputs, timeout_s=timeout_s, progress=progress, on_wait=on_wait)
 
     n_pairs = len(pair_uniques)
     key = np.empty(n_pairs, dtype=object)
