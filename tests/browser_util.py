@@ -164,9 +164,9 @@ def chromium() -> Iterator[Any]:
             b.close()
 
 
-def upload_through_the_page(page: Any, path: Path, name: str) -> None:
+def upload_through_the_page(page: Any, path: Path, name: str, wait: bool = True) -> None:
     """On the Datasets page: choose `path` in the file chooser, name it, import it, and
-    wait for the success message."""
+    (with `wait`) wait for the success message."""
     with page.expect_file_chooser() as chooser:
         page.get_by_test_id("stFileUploaderDropzone").get_by_test_id(
             "stBaseButton-secondary"
@@ -178,5 +178,7 @@ def upload_through_the_page(page: Any, path: Path, name: str) -> None:
     box.press("Enter")
     wait_until_idle(page)
     page.get_by_role("button", name="Import").click()
+    if not wait:
+        return
     page.get_by_text(f"imported '{name}'").wait_for(timeout=60_000)
     wait_until_idle(page)

@@ -4,6 +4,7 @@ audit log, plain-text names, and `ttslab serve`'s address and signals."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -455,6 +456,42 @@ def test_cpu_and_time_limits_stop_grading_mid_chunk(store: Store, tmp_path: Path
     assert own is not None and abs(own - time.process_time()) < 1.0
     with pytest.raises(TTSLabError, match=">= 0"):
         WorkBudget(cpu_s=-1.0)
+
+
+@pytest.mark.browser
+def test_the_stop_button_ends_an_upload_in_the_middle_of_grading(
+    tmp_path: Path, browser: Any
+) -> None:
+    """768 answers to grade (a minute or more with the one worker `ttslab serve` leaves):
+    "Stop the import" ends it within seconds, says so, and stores nothing."""
+    db = tmp_path / "stop.duckdb"
+    with Store(db) as s:
+        build_demo(s, n_problems=20, n_samples=8)
+    src = tmp_path / "sal256.jsonl"
+    src.write_bytes(
+        b"".join((SAL / "llama32_1b_math500_n256_truncated.jsonl").open("rb").readlines()[:3])
+    )
+    with dashboard_server(db) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        try:
+            page.goto(url, wait_until="domcontentloaded")
+            wait_until_idle(page)
+            upload_through_the_page(page, src, "never stored", wait=False)
+            page.get_by_text(re.compile(r"^grading")).first.wait_for(timeout=60_000)
+            clicked = time.monotonic()
+            page.get_by_role("button", name="Stop the import").click()
+            page.get_by_text("The import was stopped: nothing was imported").wait_for(
+                timeout=30_000
+            )
+            stopped_after = time.monotonic() - clicked
+            wait_until_idle(page)
+            full_page_screenshot(page, ARTIFACTS / "datasets_import_stopped.png")
+        finally:
+            page.close()
+    print(f"stopped {stopped_after:.1f} s after the click")
+    with Store(db, read_only=True) as s:
+        assert [i.name for i in s.list_datasets()] == [DEMO_NAME]
+        assert "never stored" not in set(s.audit_log()["dataset"])
 
 
 @pytest.mark.browser

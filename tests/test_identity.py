@@ -77,3 +77,52 @@ def test_cli_resolves_ids_only_with_the_prefix(
     assert "non-empty name" in "".join(capsys.readouterr())
     with Store(db, read_only=True) as s:
         assert [i.name for i in s.list_datasets()] == ["A"]
+
+
+@pytest.mark.browser
+def test_in_a_browser_an_id_like_name_deletes_only_itself_and_cannot_be_chosen(
+    tmp_path: Path,
+) -> None:
+    """The Datasets page of a store where B is named like A's id (written before names were
+    checked): deleting "that id" from the page removes B, never A; uploading under a name
+    that looks like an id is refused on the page, and nothing changes."""
+    from tests.browser_util import (
+        ARTIFACTS,
+        chromium,
+        dashboard_server,
+        full_page_screenshot,
+        upload_through_the_page,
+        wait_until_idle,
+    )
+
+    db = tmp_path / "legacy.duckdb"
+    with Store(db) as s:
+        a = import_path(s, _csv(tmp_path, "a"), name="A").info
+        b = import_path(s, _csv(tmp_path, "b"), name="B").info
+        s._cur().execute(
+            "UPDATE datasets SET name = ? WHERE dataset_id = ?", [a.dataset_id, b.dataset_id]
+        )
+    with chromium() as browser, dashboard_server(db) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        try:
+            page.goto(url, wait_until="domcontentloaded")
+            wait_until_idle(page)
+            box = page.get_by_role("combobox", name="Dataset")
+            box.click()
+            page.get_by_role("option", name=a.dataset_id, exact=True).click()
+            wait_until_idle(page)
+            page.get_by_text(f"Selected: {a.dataset_id}", exact=True).wait_for(timeout=30_000)
+            page.get_by_role("button", name="Delete…").click()
+            wait_until_idle(page)
+            page.get_by_role("button", name="Yes, delete it").click()
+            page.get_by_text(f"Deleted '{a.dataset_id}'").wait_for(timeout=30_000)
+            wait_until_idle(page)
+            upload_through_the_page(page, _csv(tmp_path, "c"), a.dataset_id, wait=False)
+            page.get_by_text("looks like a dataset id").first.wait_for(timeout=60_000)
+            wait_until_idle(page)
+            full_page_screenshot(page, ARTIFACTS / "datasets_id_like_name_refused.png")
+        finally:
+            page.close()
+    with Store(db, read_only=True) as s:
+        left = s.list_datasets()
+    assert [(i.dataset_id, i.name) for i in left] == [(a.dataset_id, "A")]

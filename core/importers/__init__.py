@@ -251,7 +251,10 @@ def import_path(
     budget = WorkBudget(time_limit_s, cpu_limit_s, cancel)
     user_progress = progress
 
+    last: list[tuple[str, int, int]] = [("starting", 0, 1)]
+
     def guarded(stage: str, done: int, total: int) -> None:
+        last[0] = (stage, done, total)
         budget.check(stage)
         if user_progress is not None:
             user_progress(stage, done, total)
@@ -349,8 +352,10 @@ def import_path(
         progress(f"grading {n_graded} answers", len(files), total)
 
         def grade_wait(worker_pids: list[int]) -> None:
+            # the last progress again, four times a second: limits are checked, and a
+            # caller (the dashboard) can stop the import from its progress callback
             budget.see_workers(worker_pids)
-            budget.check("grading answers")
+            guarded(*last[0])
 
         def grade_progress(done: int, n: int) -> None:
             progress(f"grading answers: {done} of {n} problems", len(files), total)

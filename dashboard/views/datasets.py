@@ -209,6 +209,8 @@ else:
         else:
             upload_label = f"{len(folder)} files"
             default_name = saved.name if not saved.name.startswith("folder-") else "uploaded folder"
+if st.session_state.get("upload_stop"):
+    st.warning("The import was stopped: nothing was imported.", icon=":material/stop:")
 if saved is not None:
     c1, c2 = st.columns([3, 1])
     name = c1.text_input("Dataset name", value=default_name, key=f"upload_name_{saved.name}")
@@ -227,7 +229,7 @@ if saved is not None:
         )
     if st.button("Import", type="primary", key="upload_import", disabled=not name.strip()):
         try:
-            with st.status(f"Importing {plain(upload_label)}…", expanded=False) as status:
+            with st.status(f"Importing {plain(upload_label)}…", expanded=True) as status:
                 bar = st.progress(0.0)
                 # any click stops this run, and with it the import (nothing is stored)
                 st.button("Stop the import", key="upload_stop", icon=":material/stop:")
