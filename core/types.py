@@ -189,6 +189,11 @@ class VoteInputs:
             prior over q and wrong-answer process); K covers the largest problem.
         size_index: with `size_tables`, which table each response's problem uses (int per
             response, the same within a problem).
+        none_tables: with `size_tables` (same shape and index), the posterior vote's
+            ``z[t, m, N]``: an answer's log posterior odds against "no answer of the
+            subset is correct" are ``S_a + h[t, n_a, N] - z[t, m, N]`` with m distinct
+            answers among N responses (used by the calibrated posterior stop; the vote
+            itself never needs it).
         ml_q: Theorem 3.2's q-term with q the subset's maximum-likelihood P(correct) (EM on
             the weights as log likelihood ratios) instead of the mean of `g`.
     """
@@ -199,6 +204,7 @@ class VoteInputs:
     size_tables: FloatArray | None = None
     size_index: IntArray | None = None
     ml_q: bool = False
+    none_tables: FloatArray | None = None
 
 
 __all__ = [

@@ -90,6 +90,8 @@ def stitch(target: PairData, parts: Sequence[tuple[IntArray, VoteInputs]]) -> Vo
     g = np.full(n, np.nan) if has_g else None
     hidx = np.zeros(n, dtype=np.int64) if has_h else None
     tables: list[FloatArray] = []
+    none_tables: list[FloatArray] = []
+    has_z = first.none_tables is not None
     for problems, vi in parts:
         rows = target.rows(problems)
         if (vi.size_tables is None) != (vi.size_index is None):
@@ -99,6 +101,7 @@ def stitch(target: PairData, parts: Sequence[tuple[IntArray, VoteInputs]]) -> Vo
             or vi.best_of != first.best_of
             or vi.ml_q != first.ml_q
             or (vi.size_tables is not None) != has_h
+            or (vi.none_tables is not None) != has_z
         ):
             raise CalibrationError("folds disagree on the vote type")
         weight[rows] = vi.weight
@@ -107,14 +110,12 @@ def stitch(target: PairData, parts: Sequence[tuple[IntArray, VoteInputs]]) -> Vo
         if hidx is not None and vi.size_tables is not None and vi.size_index is not None:
             hidx[rows] = np.asarray(vi.size_index, dtype=np.int64) + sum(t.shape[0] for t in tables)
             tables.append(np.asarray(vi.size_tables, dtype=np.float64))
+            if vi.none_tables is not None:
+                none_tables.append(np.asarray(vi.none_tables, dtype=np.float64))
     if np.isnan(weight).any():
         raise CalibrationError("some problems were not covered by any fold")
-    size_tables = None
-    if tables:
-        k = max(t.shape[1] for t in tables)
-        size_tables = np.concatenate(
-            [np.pad(t, ((0, 0), (0, k - t.shape[1]), (0, k - t.shape[2]))) for t in tables]
-        )
+    size_tables = _padded(tables)
+    z_tables = _padded(none_tables)
     return VoteInputs(
         weight=weight,
         g=g,
@@ -122,6 +123,17 @@ def stitch(target: PairData, parts: Sequence[tuple[IntArray, VoteInputs]]) -> Vo
         size_tables=size_tables,
         size_index=hidx,
         ml_q=first.ml_q,
+        none_tables=z_tables,
+    )
+
+
+def _padded(tables: Sequence[FloatArray]) -> FloatArray | None:
+    """The tables stacked, each padded with zeros to the largest."""
+    if not tables:
+        return None
+    k = max(t.shape[1] for t in tables)
+    return np.concatenate(
+        [np.pad(t, ((0, 0), (0, k - t.shape[1]), (0, k - t.shape[2]))) for t in tables]
     )
 
 

@@ -126,14 +126,48 @@ class AnswerPrior:
         )
         return np.asarray(np.where(valid, h, 0.0), dtype=np.float64)
 
+    def none_table(self, k_max: int) -> FloatArray:
+        """z[m, N] for 1 <= m <= N <= k_max: with S_a the summed log likelihood ratios of
+        answer a (n_a of N responses, m distinct answers), its log posterior odds against
+        "none of the subset's answers is correct" are S_a + h[n_a, N] - z[m, N]
+        (h: `size_table`, which is 0 at n_a = N; z[1, N] carries that case's terms).
+
+        Under the model: q ~ Beta(a, b); correct responses share one answer; wrong ones
+        follow a Pitman-Yor(d, alpha) partition. "a is correct" has probability
+        B(a + n_a, b + N - n_a) EPPF(other clusters) prod f1/f0, "none is" B(a, b + N)
+        EPPF(all clusters); their ratio is the formula above."""
+        n = np.arange(k_max + 1, dtype=np.float64)
+        m = n[:, None]
+        big_n = n[None, :]
+        valid = (m >= 1) & (m <= big_n) & (big_n >= 1)
+        nn = np.where(valid, big_n, 1.0)
+        mm = np.where(valid, m, 1.0)
+        d, alpha = self.discount, self.concentration
+        common = (
+            special.betaln(self.a, self.b + nn)
+            - special.gammaln(alpha + nn)
+            - special.gammaln(1.0 - d)
+        )
+        many = common + np.log(np.maximum(alpha + (mm - 1.0) * d, 1e-300))
+        # m = 1: the one cluster holds all N responses; h[N, N] is 0 in the size table
+        one = common - (
+            special.betaln(self.a + nn, self.b)
+            - special.gammaln(alpha + 1.0)
+            - special.gammaln(nn - d)
+        )
+        z = np.where(mm == 1.0, one, many)
+        return np.asarray(np.where(valid, z, 0.0), dtype=np.float64)
+
 
 def size_inputs(weight: FloatArray, prior: AnswerPrior, pair: PairData) -> VoteInputs:
-    """A summed vote of `weight` plus the prior's size term h[n_a, N]."""
+    """A summed vote of `weight` plus the prior's size term h[n_a, N] (and its "no answer
+    is correct" term z[m, N], for the posterior stop)."""
     k_max = int(pair.sizes().max()) if pair.n_problems else 0
     return VoteInputs(
         weight=weight,
         size_tables=prior.size_table(k_max)[None, :, :],
         size_index=np.zeros(pair.n_responses, dtype=np.int64),
+        none_tables=prior.none_table(k_max)[None, :, :],
     )
 
 

@@ -1,0 +1,566 @@
+"""Early-stopping replay: responses arrive one by one in the random orders the fixed-N
+curves use (`Subsets.permutations`), and a rule decides after each one, from the responses
+seen so far only, whether to stop (at the latest at a cap). Each rule traces accuracy
+against the mean samples (and tokens) it used as its threshold varies.
+
+Rules (`RULES`):
+
+- ``adaptive-consistency`` (Aggarwal et al., 2023): stop when the posterior probability
+  that the leading answer is more frequent than the runner-up, under a uniform Beta prior
+  on the two counts (P[X > 1/2], X ~ Beta(v1 + 1, v2 + 1)), reaches the threshold C;
+  answer: the majority.
+- ``esc`` (Early-Stopping Self-Consistency, Li et al., 2024): samples come in windows of w;
+  stop after the first window whose w answers all agree (answer: that one); at the cap,
+  the majority of all.
+- ``confidence`` (DeepConf's online mode, Fu et al., 2025, on a per-response signal): the
+  first ``WARMUP`` responses set a floor, the 10 % quantile of their confidences; responses
+  below it are left out; stop when the confidence-weighted share of the leading answer
+  among the kept responses reaches tau. Confidence: the verifier score's rank among all
+  of the pair's scores, oriented so that higher is better (no label is read).
+- ``posterior`` (beyond the papers): stop when the posterior probability that the leading
+  answer is correct, from the calibrated posterior vote (cross-fitted weights, Beta prior
+  over q, Pitman-Yor wrong answers; "none of them is correct" included), reaches 1 - delta.
+  The answer is the posterior vote's.
+
+Ties of the deciding statistic get fractional credit, as in the fixed-N curves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numba
+import numpy as np
+from scipy import special
+
+from core.evaluation.engine import Subsets
+from core.evaluation.stats import bootstrap_means
+from core.types import FloatArray, PairData, TTSLabError, VoteInputs
+
+#: responses the confidence rule sees before it may stop (its warm-up)
+WARMUP: Final = 4
+#: share of the warm-up's confidences below which a response is left out
+CONF_QUANTILE: Final = 0.10
+
+_AC, _ESC, _CONF, _POST = 0, 1, 2, 3
+
+
+class StoppingError(TTSLabError, ValueError):
+    """A stopping replay that cannot be run as asked."""
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """One early-stopping rule: its name, what it needs, and its default thresholds
+    (ordered from stopping earliest to latest)."""
+
+    name: str
+    label: str
+    code: int
+    needs: str  # "answers", "signal" or "calibration"
+    threshold_name: str
+    thresholds: tuple[float, ...]
+    reference: str
+
+
+RULES: Final[dict[str, StopRule]] = {
+    r.name: r
+    for r in (
+        StopRule(
+            "adaptive-consistency",
+            "Adaptive-Consistency",
+            _AC,
+            "answers",
+            "C",
+            (0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999),
+            "Aggarwal et al. 2023 (Beta stopping criterion)",
+        ),
+        StopRule(
+            "esc",
+            "ESC",
+            _ESC,
+            "answers",
+            "window w",
+            (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0),
+            "Li et al. 2024 (Escape Sky-high Cost)",
+        ),
+        StopRule(
+            "confidence",
+            "confidence stop",
+            _CONF,
+            "signal",
+            "tau",
+            (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99),
+            "DeepConf online (Fu et al. 2025), on the verifier score",
+        ),
+        StopRule(
+            "posterior",
+            "calibrated posterior stop",
+            _POST,
+            "calibration",
+            "1 - delta",
+            (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999),
+            "this tool: the posterior vote's P(leading answer is correct)",
+        ),
+    )
+}
+NO_VERIFIER_RULES: Final = tuple(n for n, r in RULES.items() if r.needs == "answers")
+
+
+def get_rule(name: str) -> StopRule:
+    try:
+        return RULES[name]
+    except KeyError:
+        raise StoppingError(f"unknown stopping rule {name!r}; known: {', '.join(RULES)}") from None
+
+
+@dataclass(frozen=True, eq=False)
+class StopCurve:
+    """A rule's replay over a pair: per threshold (rows) and problem (columns), the mean
+    credit, samples and tokens over the random orders."""
+
+    rule: str
+    thresholds: tuple[float, ...]
+    cap: int
+    credit: FloatArray  # (J, P)
+    samples: FloatArray  # (J, P)
+    tokens: FloatArray  # (J, P), NaN where token counts are missing
+
+    @property
+    def accuracy(self) -> FloatArray:
+        return np.asarray(self.credit.mean(axis=1), dtype=np.float64)
+
+    @property
+    def mean_samples(self) -> FloatArray:
+        return np.asarray(self.samples.mean(axis=1), dtype=np.float64)
+
+    @property
+    def mean_tokens(self) -> FloatArray:
+        return np.asarray(self.tokens.mean(axis=1), dtype=np.float64)
+
+
+def ac_table(cap: int) -> FloatArray:
+    """P[X > 1/2] for X ~ Beta(v1 + 1, v2 + 1), for 0 <= v1, v2 <= cap."""
+    v = np.arange(cap + 1, dtype=np.float64)
+    # betainc(a, b, x) is P[X <= x]; rows: v1, columns: v2
+    below = special.betainc(v[:, None] + 1.0, v[None, :] + 1.0, 0.5)
+    return np.asarray(1.0 - below, dtype=np.float64)
+
+
+def _confidence(pair: PairData) -> FloatArray:
+    """Each response's score rank among the pair's scores in (0, 1], higher = better."""
+    s = np.asarray(pair.score, dtype=np.float64)
+    if pair.orientation == "lower":
+        s = -s
+    order = np.argsort(s, kind="stable")
+    ranks = np.empty(len(s), dtype=np.float64)
+    ranks[order] = np.arange(1, len(s) + 1, dtype=np.float64)
+    # ties share their mean rank
+    _, inv, counts = np.unique(s, return_inverse=True, return_counts=True)
+    sums = np.bincount(inv, weights=ranks)
+    return np.asarray(sums[inv] / counts[inv] / max(len(s), 1), dtype=np.float64)
+
+
+@numba.njit(cache=True, nogil=True)  # type: ignore[misc]
+def _credit_of(stat: Any, seen: Any, n_seen: int, correct: Any, tol: float) -> float:
+    """Fractional credit of the argmax of `stat` over the seen clusters."""
+    best = -np.inf
+    for i in range(n_seen):
+        v = stat[seen[i]]
+        if v > best:
+            best = v
+    n_tied = 0
+    n_right = 0
+    for i in range(n_seen):
+        c = seen[i]
+        if stat[c] >= best - tol:
+            n_tied += 1
+            if correct[c]:
+                n_right += 1
+    return n_right / n_tied if n_tied > 0 else 0.0
+
+
+@numba.njit(cache=True, nogil=True)  # type: ignore[misc]
+def _replay(
+    code: int,
+    thresholds: Any,
+    perms: Any,
+    cluster: Any,
+    cluster_correct: Any,
+    tokens: Any,
+    weight: Any,
+    h: Any,
+    z: Any,
+    actab: Any,
+    warmup: int,
+    conf_quantile: float,
+    out_credit: Any,
+    out_samples: Any,
+    out_tokens: Any,
+) -> None:
+    """Replay one problem's orders (rows of `perms`) for every threshold."""
+    n_orders, k = perms.shape
+    n_thr = thresholds.shape[0]
+    n_clusters = cluster_correct.shape[0]
+    counts = np.zeros(n_clusters, dtype=np.float64)
+    wsum = np.zeros(n_clusters, dtype=np.float64)
+    stat = np.zeros(n_clusters, dtype=np.float64)
+    seen = np.zeros(n_clusters, dtype=np.int64)
+    done = np.zeros(n_thr, dtype=np.bool_)
+    n_warm = min(warmup, k)
+    warm = np.zeros(max(n_warm, 1), dtype=np.float64)
+    for t in range(n_orders):
+        for c in range(n_clusters):
+            counts[c] = 0.0
+            wsum[c] = 0.0
+        for j in range(n_thr):
+            done[j] = False
+        n_seen = 0
+        n_done = 0
+        tok = 0.0
+        floor = -np.inf
+        for i in range(k):
+            r = perms[t, i]
+            c = cluster[r]
+            if counts[c] == 0.0:
+                seen[n_seen] = c
+                n_seen += 1
+            counts[c] += 1.0
+            tok += tokens[r]
+            n = i + 1
+            if code != 2:
+                wsum[c] += weight[r]
+            elif n < n_warm:
+                warm[i] = weight[r]
+                wsum[c] += weight[r]
+            elif n == n_warm:
+                warm[i] = weight[r]
+                floor = np.percentile(warm[:n], 100.0 * conf_quantile)
+                # the warm-up's own responses below the floor are left out too
+                for q in range(n_seen):
+                    wsum[seen[q]] = 0.0
+                for i2 in range(n):
+                    r2 = perms[t, i2]
+                    if weight[r2] >= floor:
+                        wsum[cluster[r2]] += weight[r2]
+            elif weight[r] >= floor:
+                wsum[c] += weight[r]
+            last = n == k
+            # the deciding statistic and the stop test
+            if code == 0 or code == 1:
+                for q in range(n_seen):
+                    stat[seen[q]] = counts[seen[q]]
+                v1 = 0.0
+                v2 = 0.0
+                for q in range(n_seen):
+                    v = counts[seen[q]]
+                    if v > v1:
+                        v2 = v1
+                        v1 = v
+                    elif v > v2:
+                        v2 = v
+                p_lead = actab[int(v1), int(v2)]
+            elif code == 2:
+                total = 0.0
+                lead = 0.0
+                for q in range(n_seen):
+                    v = wsum[seen[q]]
+                    stat[seen[q]] = v
+                    total += v
+                    if v > lead:
+                        lead = v
+                p_lead = lead / total if total > 0.0 else 0.0
+            else:
+                m = n_seen
+                best = -np.inf
+                for q in range(n_seen):
+                    cc = seen[q]
+                    v = wsum[cc] + h[int(counts[cc]), n] - z[m, n]
+                    stat[cc] = v
+                    if v > best:
+                        best = v
+                # P(lead) = e^best / (1 + sum e^v), computed stably
+                norm = np.exp(-best) if best > -700.0 else np.inf
+                for q in range(n_seen):
+                    norm += np.exp(stat[seen[q]] - best)
+                p_lead = 1.0 / norm
+            for j in range(n_thr):
+                if done[j]:
+                    continue
+                thr = thresholds[j]
+                stop = last
+                credit = -1.0
+                if not stop:
+                    if code == 0:
+                        stop = p_lead >= thr
+                    elif code == 1:
+                        w = int(thr)
+                        if n % w == 0:
+                            a0 = cluster[perms[t, i]]
+                            agree = True
+                            for i2 in range(n - w, n):
+                                if cluster[perms[t, i2]] != a0:
+                                    agree = False
+                                    break
+                            if agree:
+                                stop = True
+                                credit = 1.0 if cluster_correct[a0] else 0.0
+                    elif code == 2:
+                        stop = n >= n_warm and p_lead >= thr
+                    else:
+                        stop = p_lead >= thr
+                if stop:
+                    if credit < 0.0:
+                        credit = _credit_of(stat, seen, n_seen, cluster_correct, 1e-9)
+                    out_credit[j] += credit
+                    out_samples[j] += n
+                    out_tokens[j] += tok
+                    done[j] = True
+                    n_done += 1
+            if n_done == n_thr:
+                break
+    for j in range(n_thr):
+        out_credit[j] /= n_orders
+        out_samples[j] /= n_orders
+        out_tokens[j] /= n_orders
+
+
+def replay(
+    pair: PairData,
+    rule: str,
+    subsets: Subsets,
+    *,
+    cap: int | None = None,
+    thresholds: Sequence[float] | None = None,
+    calibrated: VoteInputs | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> StopCurve:
+    """Replay `rule` on every problem of `pair` over the orders of `subsets`.
+
+    ``cap``: the most responses a replay may use (default: all of the problem's).
+    ``calibrated``: the cross-fitted posterior vote's inputs (``posterior`` rule only).
+    """
+    r = get_rule(rule)
+    if subsets.problem_ids is not None and tuple(subsets.problem_ids) != tuple(pair.problem_ids):
+        raise StoppingError("the subsets were drawn for other problems")
+    thr = np.asarray(r.thresholds if thresholds is None else thresholds, dtype=np.float64)
+    if thr.size == 0:
+        raise StoppingError("no thresholds to replay")
+    if r.code == _ESC and (np.any(thr < 1) or np.any(thr != np.round(thr))):
+        raise StoppingError("ESC windows must be whole numbers >= 1")
+    sizes = pair.sizes()
+    k_max = int(sizes.max()) if pair.n_problems else 1
+    cap_ = k_max if cap is None else int(cap)
+    if cap_ < 1:
+        raise StoppingError(f"the cap must be at least 1 response, got {cap_}")
+    weight = np.zeros(pair.n_responses, dtype=np.float64)
+    h_all = z_all = np.zeros((1, 2, 2))
+    h_idx = np.zeros(pair.n_responses, dtype=np.int64)
+    if r.code == _POST:
+        if calibrated is None or calibrated.size_tables is None or calibrated.none_tables is None:
+            raise StoppingError("the posterior stop needs the calibrated posterior vote's inputs")
+        weight = np.asarray(calibrated.weight, dtype=np.float64)
+        h_all = np.asarray(calibrated.size_tables, dtype=np.float64)
+        z_all = np.asarray(calibrated.none_tables, dtype=np.float64)
+        assert calibrated.size_index is not None
+        h_idx = np.asarray(calibrated.size_index, dtype=np.int64)
+        if h_all.shape[1] <= min(cap_, k_max):
+            raise StoppingError("the posterior tables do not cover the largest problem")
+    elif r.code == _CONF:
+        weight = _confidence(pair)
+    tokens = np.asarray(pair.n_tokens, dtype=np.float64)
+    actab = ac_table(min(cap_, k_max))
+    n_thr = thr.size
+    credit = np.zeros((n_thr, pair.n_problems))
+    samples = np.zeros((n_thr, pair.n_problems))
+    toks = np.zeros((n_thr, pair.n_problems))
+    offs = pair.offsets
+    for p in range(pair.n_problems):
+        lo, hi = int(offs[p]), int(offs[p + 1])
+        k = min(cap_, hi - lo)
+        perms = subsets.permutations(p, k)
+        cl = np.asarray(pair.cluster[lo:hi], dtype=np.int64)
+        n_cl = int(cl.max()) + 1
+        cc = np.zeros(n_cl, dtype=np.bool_)
+        np.logical_or.at(cc, cl, pair.correct[lo:hi])
+        t_idx = int(h_idx[lo]) if hi > lo else 0
+        c_out = np.zeros(n_thr)
+        s_out = np.zeros(n_thr)
+        k_out = np.zeros(n_thr)
+        _replay(
+            r.code,
+            thr,
+            perms,
+            cl,
+            cc,
+            tokens[lo:hi],
+            weight[lo:hi],
+            h_all[t_idx],
+            z_all[t_idx],
+            actab,
+            WARMUP,
+            CONF_QUANTILE,
+            c_out,
+            s_out,
+            k_out,
+        )
+        credit[:, p] = c_out
+        samples[:, p] = s_out
+        toks[:, p] = k_out
+        if progress is not None:
+            progress(p + 1, pair.n_problems)
+    return StopCurve(rule, tuple(float(x) for x in thr), cap_, credit, samples, toks)
+
+
+# --------------------------------------------------------------------------------------
+# compute of fixed-N curves, and savings at equal accuracy
+# --------------------------------------------------------------------------------------
+
+
+def fixed_cost(pair: PairData, budgets: Sequence[int], unit: str = "samples") -> FloatArray:
+    """Expected cost per problem (B, P) of a random size-N subset: min(N, n_p) samples, or
+    min(N, n_p) times the problem's mean token count (NaN where counts are missing)."""
+    sizes = pair.sizes().astype(np.float64)
+    b = np.asarray(budgets, dtype=np.float64)[:, None]
+    used = np.minimum(b, sizes[None, :])
+    if unit == "samples":
+        return np.asarray(used, dtype=np.float64)
+    if unit != "tokens":
+        raise StoppingError(f"unknown cost unit {unit!r}: samples or tokens")
+    tok = np.asarray(pair.n_tokens, dtype=np.float64)
+    sums = np.add.reduceat(np.nan_to_num(tok, nan=0.0), pair.offsets[:-1])
+    missing = np.add.reduceat(np.isnan(tok).astype(np.int64), pair.offsets[:-1]) > 0
+    mean = np.where(missing, np.nan, sums / np.maximum(sizes, 1.0))
+    return np.asarray(used * mean[None, :], dtype=np.float64)
+
+
+def has_tokens(pair: PairData) -> bool:
+    return bool(pair.n_responses) and not bool(np.isnan(pair.n_tokens).any())
+
+
+def cost_at_accuracy(acc: FloatArray, cost: FloatArray, target: float) -> float:
+    """The least cost at which a curve (points ordered by cost) reaches `target`,
+    interpolated linearly between its points; NaN when it never does."""
+    order = np.argsort(cost, kind="stable")
+    a = np.asarray(acc, dtype=np.float64)[order]
+    c = np.asarray(cost, dtype=np.float64)[order]
+    best_before = -np.inf
+    for i in range(len(a)):
+        if a[i] >= target:
+            if i == 0 or best_before == -np.inf:
+                return float(c[i])
+            j = i - 1
+            if a[i] == a[j]:
+                return float(c[i])
+            f = (target - a[j]) / (a[i] - a[j])
+            return float(c[j] + f * (c[i] - c[j]))
+        best_before = max(best_before, a[i])
+    return float("nan")
+
+
+@dataclass(frozen=True)
+class Saving:
+    """Samples (or tokens) a rule needs to reach a reference accuracy, and the saving
+    against the reference's cost, with paired bootstrap intervals over problems."""
+
+    rule: str
+    unit: str
+    reference: str
+    target_accuracy: float
+    reference_cost: float
+    cost: float
+    cost_low: float
+    cost_high: float
+    saved: float  # 1 - cost / reference_cost
+    saved_low: float
+    saved_high: float
+    unreached_share: float  # of bootstrap resamples in which the rule never reached it
+
+
+def saving(
+    curve: StopCurve,
+    ref_credit: FloatArray,
+    ref_cost: FloatArray,
+    *,
+    unit: str = "samples",
+    reference: str = "",
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Saving:
+    """What `curve` costs at the accuracy of a fixed-N reference (per-problem credit and
+    cost of that reference, same problems), with paired bootstrap intervals: each resample
+    of problems recomputes the reference's accuracy and the rule's curve."""
+    cost = curve.samples if unit == "samples" else curve.tokens
+    p = curve.credit.shape[1]
+    if ref_credit.shape != (p,) or ref_cost.shape != (p,):
+        raise StoppingError("the reference must give one credit and one cost per problem")
+    target = float(ref_credit.mean())
+    rc = float(ref_cost.mean())
+    c = cost_at_accuracy(curve.accuracy, cost.mean(axis=1), target)
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(p, np.full(p, 1.0 / p), size=n_boot).astype(np.float64)
+    # (B, P) @ (P, J): bootstrap means of every threshold's accuracy and cost
+    acc_b = counts @ curve.credit.T / p
+    cost_b = counts @ cost.T / p
+    tgt_b = counts @ ref_credit / p
+    rc_b = counts @ ref_cost / p
+    boot = np.array([cost_at_accuracy(acc_b[i], cost_b[i], float(tgt_b[i])) for i in range(n_boot)])
+    unreached = float(np.isnan(boot).mean())
+    alpha = (1.0 - level) / 2.0
+    # a resample in which the rule never reaches the target costs more than any cap
+    filled = np.where(np.isnan(boot), np.inf, boot)
+    lo, hi = (float(v) for v in np.quantile(filled, [alpha, 1.0 - alpha], method="inverted_cdf"))
+    ratio = np.where(np.isnan(boot), -np.inf, 1.0 - boot / rc_b)
+    s_lo, s_hi = (float(v) for v in np.quantile(ratio, [alpha, 1.0 - alpha], method="inverted_cdf"))
+    return Saving(
+        rule=curve.rule,
+        unit=unit,
+        reference=reference,
+        target_accuracy=target,
+        reference_cost=rc,
+        cost=c,
+        cost_low=lo,
+        cost_high=hi,
+        saved=1.0 - c / rc if np.isfinite(c) else float("-inf"),
+        saved_low=s_lo,
+        saved_high=s_hi,
+        unreached_share=unreached,
+    )
+
+
+def accuracy_ci(curve: StopCurve, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Any:
+    """Bootstrap interval of each threshold's accuracy, (J, 2)."""
+    boots = bootstrap_means(curve.credit, n_boot=n_boot, seed=seed)
+    alpha = (1.0 - level) / 2.0
+    return np.quantile(boots, [alpha, 1.0 - alpha], axis=0).T
+
+
+def rules_for(pair_has_signal: bool, calibrated: bool) -> tuple[str, ...]:
+    """The rules a pair can run: all need answers; confidence a signal; posterior a fit."""
+    out = list(NO_VERIFIER_RULES)
+    if pair_has_signal:
+        out.append("confidence")
+    if calibrated:
+        out.append("posterior")
+    return tuple(out)
+
+
+__all__ = [
+    "NO_VERIFIER_RULES",
+    "RULES",
+    "Saving",
+    "StopCurve",
+    "StopRule",
+    "StoppingError",
+    "ac_table",
+    "accuracy_ci",
+    "cost_at_accuracy",
+    "fixed_cost",
+    "get_rule",
+    "has_tokens",
+    "replay",
+    "saving",
+]

@@ -1,0 +1,153 @@
+"""Early-stopping replay (core.evaluation.stopping): hand-worked stops, the posterior
+stop's "none is correct" term against an independent formula, savings at equal accuracy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from core.evaluation import stopping as S
+from core.evaluation.engine import make_subsets
+from core.methods.posterior import AnswerPrior
+from core.types import PairData
+
+
+def one_problem(
+    answers: list[int],
+    correct_answer: int,
+    tokens: list[float] | None = None,
+    scores: list[float] | None = None,
+) -> PairData:
+    n = len(answers)
+    return PairData(
+        dataset_id="d",
+        llm="m",
+        verifier="v",
+        problem_ids=("p",),
+        offsets=np.array([0, n], dtype=np.int64),
+        cluster=np.array(answers, dtype=np.int64),
+        score=np.array(scores if scores is not None else [0.5] * n, dtype=np.float64),
+        correct=np.array([a == correct_answer for a in answers], dtype=bool),
+        sample_idx=np.arange(n, dtype=np.int64),
+        n_tokens=np.array(tokens if tokens is not None else [10.0] * n, dtype=np.float64),
+    )
+
+
+def in_order(pair: PairData):  # type: ignore[no-untyped-def]
+    return make_subsets(pair, order="sample")
+
+
+def test_adaptive_consistency_stops_where_the_beta_criterion_first_holds() -> None:
+    # counts (lead, second) after each response: (1,0) (2,0) (2,1) (3,1) (4,1) (5,1)
+    # P[Beta(v1+1, v2+1) > 1/2] = P[Bin(v1+v2+1, 1/2) <= v2]: .75 .875 .6875 .8125 .8906 .9375
+    pair = one_problem([0, 0, 1, 0, 0, 0, 0, 0], correct_answer=0, tokens=[1, 2, 3, 4, 5, 6, 7, 8])
+    c = S.replay(
+        pair, "adaptive-consistency", in_order(pair), thresholds=[0.7, 0.87, 0.88, 0.9, 0.95]
+    )
+    assert c.samples[:, 0].tolist() == [1, 2, 5, 6, 7]
+    assert c.tokens[:, 0].tolist() == [1, 3, 15, 21, 28]
+    assert c.credit[:, 0].tolist() == [1, 1, 1, 1, 1]
+    table = S.ac_table(8)
+    assert table[2, 1] == pytest.approx(0.6875) and table[5, 1] == pytest.approx(0.9375)
+    assert table[6, 1] == pytest.approx(1 - 9 / 256)  # P[Bin(8, 1/2) >= 7]
+
+
+def test_esc_stops_at_the_first_unanimous_window_and_answers_it() -> None:
+    # windows of 2: (1,0) (1,1) -> stops at 4 with answer 1, which is wrong
+    pair = one_problem([1, 0, 1, 1, 0, 0, 0, 0], correct_answer=0)
+    c = S.replay(pair, "esc", in_order(pair), thresholds=[1, 2, 3, 8])
+    assert c.samples[:, 0].tolist() == [1, 4, 8, 8]
+    # w=1: the first answer (wrong); w=2: the window's answer (wrong); w=3: no unanimous
+    # window, so the cap's majority (0: five of eight); w=8: the cap too
+    assert c.credit[:, 0].tolist() == [0, 0, 1, 1]
+
+
+def test_a_tie_at_the_cap_gets_fractional_credit() -> None:
+    pair = one_problem([0, 1, 0, 1], correct_answer=1)
+    c = S.replay(pair, "adaptive-consistency", in_order(pair), thresholds=[0.999])
+    assert c.samples[0, 0] == 4 and c.credit[0, 0] == pytest.approx(0.5)
+
+
+def test_confidence_stop_leaves_out_low_confidence_responses() -> None:
+    # warm-up of 4; scores rank the responses; the lowest-scored one (answer 1) falls
+    # below the warm-up's 10 % quantile and is left out, so answer 0 holds 100 %
+    pair = one_problem([1, 0, 0, 0, 2, 2], correct_answer=0, scores=[0.1, 0.5, 0.6, 0.7, 0.9, 0.95])
+    c = S.replay(pair, "confidence", in_order(pair), thresholds=[0.99])
+    assert c.samples[0, 0] == S.WARMUP and c.credit[0, 0] == 1.0
+
+
+def _log_eppf(sizes: list[int], d: float, alpha: float) -> float:
+    """Pitman-Yor EPPF of a partition, written out as the product it is."""
+    if not sizes:
+        return 0.0
+    k, m = len(sizes), sum(sizes)
+    out = sum(math.log(alpha + i * d) for i in range(1, k))
+    out -= sum(math.log(alpha + i) for i in range(1, m))
+    for n in sizes:
+        out += sum(math.log(j - d) for j in range(1, n))
+    return out
+
+
+def _log_beta(a: float, b: float) -> float:
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+
+@pytest.mark.parametrize("sizes", [[5], [3, 2], [4, 1, 1], [1, 1, 1, 1], [2, 2, 1, 3]])
+def test_posterior_odds_against_none_match_the_model(sizes: list[int]) -> None:
+    prior = AnswerPrior(a=1.7, b=2.3, discount=0.3, concentration=0.8)
+    n_total, m = sum(sizes), len(sizes)
+    h = prior.size_table(10)
+    z = prior.none_table(10)
+    none = _log_beta(prior.a, prior.b + n_total) + _log_eppf(sizes, 0.3, 0.8)
+    for c, n_c in enumerate(sizes):
+        others = sizes[:c] + sizes[c + 1 :]
+        a_correct = _log_beta(prior.a + n_c, prior.b + n_total - n_c) + _log_eppf(others, 0.3, 0.8)
+        assert h[n_c, n_total] - z[m, n_total] == pytest.approx(a_correct - none, abs=1e-9)
+
+
+def test_fixed_cost_in_tokens_is_the_expected_subset_total() -> None:
+    pair = one_problem([0, 1, 0], 0, tokens=[10, 20, 60])
+    assert S.fixed_cost(pair, [1, 2, 8], "tokens")[:, 0].tolist() == pytest.approx([30, 60, 90])
+    assert S.fixed_cost(pair, [1, 2, 8], "samples")[:, 0].tolist() == [1, 2, 3]
+
+
+def test_cost_at_accuracy_interpolates_and_says_when_never_reached() -> None:
+    acc = np.array([0.5, 0.6, 0.8])
+    cost = np.array([1.0, 2.0, 4.0])
+    assert S.cost_at_accuracy(acc, cost, 0.7) == pytest.approx(3.0)
+    assert S.cost_at_accuracy(acc, cost, 0.4) == pytest.approx(1.0)
+    assert math.isnan(S.cost_at_accuracy(acc, cost, 0.81))
+
+
+def test_saving_against_a_reference_with_paired_interval() -> None:
+    rng = np.random.default_rng(0)
+    p = 400
+    # two thresholds: the second reaches the reference's accuracy at 8 of its 32 samples
+    credit = np.vstack([rng.random(p) < 0.5, rng.random(p) < 0.8]).astype(float)
+    curve = S.StopCurve(
+        "esc",
+        (1.0, 2.0),
+        32,
+        credit,
+        np.vstack([np.full(p, 4.0), np.full(p, 8.0)]),
+        np.full((2, p), np.nan),
+    )
+    ref = credit[1].copy()  # the same problems right: same accuracy
+    sv = S.saving(curve, ref, np.full(p, 32.0), n_boot=300)
+    assert sv.cost == pytest.approx(8.0) and sv.saved == pytest.approx(0.75)
+    assert sv.cost_low <= 8.0 <= sv.cost_high and sv.saved_low <= 0.75 <= sv.saved_high
+    assert sv.unreached_share == 0.0
+    worse = S.saving(curve, np.ones(p), np.full(p, 32.0), n_boot=100)
+    assert math.isnan(worse.cost) and worse.unreached_share == 1.0
+
+
+def test_rules_reject_what_they_cannot_run() -> None:
+    pair = one_problem([0, 1], 0)
+    with pytest.raises(S.StoppingError, match="unknown stopping rule"):
+        S.replay(pair, "nope", in_order(pair))
+    with pytest.raises(S.StoppingError, match="posterior vote"):
+        S.replay(pair, "posterior", in_order(pair))
+    with pytest.raises(S.StoppingError, match="whole numbers"):
+        S.replay(pair, "esc", in_order(pair), thresholds=[1.5])
