@@ -53,6 +53,8 @@ from core.reports import (
     describe_intervals,
     efficiency_text,
     issue_text,
+    saving_text,
+    stopping_curves_frame,
 )
 from core.store import DB_ENV_VAR, PROJECT_ROOT, DatasetInfo, Store, StoreError, default_db_path
 from core.studies.allocation import pair_allocation
@@ -583,6 +585,71 @@ def cmd_combine(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stopping(args: argparse.Namespace) -> int:
+    from core.evaluation.stopping import RULES
+    from core.info.stopping import stopping_view
+
+    config = _config(args)
+    rules = args.rule or list(RULES)
+    frames = []
+    with _store(args, read_only=args.read_only) as store:
+        info = store.get_dataset(args.dataset)
+        pairs = _pairs(info, args)
+        for m, v in pairs:
+            with tqdm(total=1.0, desc=f"{m} x {v}", file=sys.stderr, disable=args.quiet) as bar:
+
+                def progress(
+                    stage: str, done: int, total: int, where: str = f"{m} x {v}", bar: Any = bar
+                ) -> None:
+                    bar.set_description_str(f"{where}: {stage}"[:70])
+                    bar.n = done / max(total, 1)
+                    bar.refresh()
+
+                view = stopping_view(
+                    store,
+                    info,
+                    m,
+                    v,
+                    rules,
+                    config,
+                    cap=args.cap,
+                    reference_budget=args.reference_budget,
+                    tolerance=args.tolerance / 100.0,
+                    progress=progress,
+                )
+            df = stopping_curves_frame(view)
+            frames.append(df)
+            shown = df.assign(
+                accuracy=[
+                    f"{a:.3f} [{lo:.3f}, {hi:.3f}]"
+                    for a, lo, hi in zip(df["accuracy"], df["low"], df["high"], strict=True)
+                ],
+                mean_samples=df["mean_samples"].map(lambda x: f"{x:.1f}"),
+                mean_tokens=df["mean_tokens"].map(
+                    lambda x: "-" if not math.isfinite(x) else f"{x:,.0f}"
+                ),
+            )
+            print(
+                f"\n== {m} x {v}: early stopping over {view.n_problems} problems (cap "
+                f"{view.cap} samples; accuracy with {round(100 * view.level)}% bootstrap CI; "
+                f"{calibration_text(config)})"
+            )
+            cols = ["method", "parameter", "mean_samples", "mean_tokens", "accuracy"]
+            print(shown[cols].to_string(index=False))
+            labels = {r.rule: r.label for r in view.rules}
+            print(
+                f"\nat the accuracy of fixed N = {view.reference_budget}, less "
+                f"{100 * view.tolerance:g} points (paired bootstrap CI):"
+            )
+            for sv in view.savings:
+                print("  " + saving_text(sv, view.reference_budget, labels[sv.rule]))
+            if not view.has_tokens:
+                print("note: token counts are missing: no tokens axis")
+            _issues(view.issues)
+    _write_csv(frames, args.csv)
+    return 0
+
+
 #: How a dataset is named on the command line.
 DATASET_HELP = "dataset name (or id:ID for its id, as `ttslab list` shows it)"
 
@@ -881,6 +948,37 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--verifier", action="append", required=True, help="signal (at least two)")
     _eval_args(s)
     s.set_defaults(func=cmd_combine)
+
+    s = sub.add_parser(
+        "stopping", help="early-stopping rules replayed against fixed-N curves (samples, tokens)"
+    )
+    s.add_argument("dataset", help=DATASET_HELP)
+    s.add_argument("--llm", required=True, help="the LLM")
+    s.add_argument("--verifier", help="the verifier (default: each in turn)")
+    s.add_argument(
+        "--rule",
+        action="append",
+        choices=["adaptive-consistency", "esc", "confidence", "posterior"],
+        help="stopping rule (repeatable; default: all)",
+    )
+    s.add_argument("--cap", type=int, help="most samples a replay may use (default: all)")
+    s.add_argument(
+        "--reference-budget",
+        type=int,
+        default=32,
+        help="fixed N whose accuracy the savings are read at (default 32)",
+    )
+    s.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.5,
+        help="savings are read where a rule comes within this many accuracy points of the "
+        "fixed-N reference (default 0.5)",
+    )
+    s.add_argument("--budgets", type=int, nargs="+", help="fixed-N budgets (default 1, 2, 4, ...)")
+    s.add_argument("--csv", help="also write the curves as a long CSV table")
+    _eval_args(s)
+    s.set_defaults(func=cmd_stopping)
 
     s = sub.add_parser("formats", help="describe the input formats and columns")
     s.set_defaults(func=cmd_formats)

@@ -19,10 +19,12 @@ import pandas as pd
 
 from core.evaluation.config import EvalConfig
 from core.evaluation.stats import EfficiencyResult
+from core.evaluation.stopping import Saving
 from core.importers import import_path
 from core.info.budget import Efficiency
 from core.info.common import Issue
 from core.info.compare import CompareView, compare_view
+from core.info.stopping import StoppingView
 from core.info.weights import WeightView
 from core.methods.registry import REGISTRY, display_label, short_name
 from core.store import Store
@@ -411,6 +413,175 @@ def label_free_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------------------
+# early stopping
+# --------------------------------------------------------------------------------------
+
+
+def _cost(x: float, unit: str) -> str:
+    if not math.isfinite(x):
+        return "never" if x > 0 or math.isnan(x) else "-"
+    return f"{x:.1f}" if unit == "samples" else f"{x:,.0f}"
+
+
+def saving_text(s: Saving, budget: int, label: str) -> str:
+    """One sentence: what rule `label` needs to reach a fixed-N reference's accuracy."""
+    ref = f"{_label(s.reference)} at N = {budget} ({100 * s.target_accuracy:.1f}%)"
+    if s.tolerance > 0:
+        ref += f" less {100 * s.tolerance:g} points"
+    unit = "samples" if s.unit == "samples" else "tokens"
+    if not math.isfinite(s.cost):
+        return (
+            f"{label}: never reaches the accuracy of {ref} within its cap "
+            f"(reached in {100 * (1 - s.unreached_share):.0f}% of bootstrap resamples)"
+        )
+    hi = "never" if not math.isfinite(s.cost_high) else _cost(s.cost_high, s.unit)
+    saved_lo = "-inf" if not math.isfinite(s.saved_low) else f"{100 * s.saved_low:.0f}%"
+    return (
+        f"{label}: {_cost(s.cost, s.unit)} {unit} [{_cost(s.cost_low, s.unit)}, {hi}] "
+        f"against {_cost(s.reference_cost, s.unit)} for {ref}: saves "
+        f"{100 * s.saved:.0f}% [{saved_lo}, {100 * s.saved_high:.0f}%]"
+    )
+
+
+def stopping_curves_frame(view: StoppingView) -> pd.DataFrame:
+    """Long table of the stopping curves and the fixed-N curves they are drawn with."""
+    rows = []
+    for r in view.rules:
+        for j, t in enumerate(r.thresholds):
+            rows.append(
+                {
+                    "llm": view.llm,
+                    "verifier": view.verifier,
+                    "method": r.label,
+                    "kind": "stopping rule",
+                    "parameter": f"{r.threshold_name} = {t:g}",
+                    "mean_samples": r.samples[j],
+                    "mean_tokens": r.tokens[j],
+                    "accuracy": r.accuracy[j],
+                    "low": r.low[j],
+                    "high": r.high[j],
+                }
+            )
+    for f in view.fixed:
+        for j, b in enumerate(f.budgets):
+            rows.append(
+                {
+                    "llm": view.llm,
+                    "verifier": view.verifier,
+                    "method": _label(f.strategy),
+                    "kind": "fixed N",
+                    "parameter": f"N = {b}",
+                    "mean_samples": f.samples[j],
+                    "mean_tokens": f.tokens[j],
+                    "accuracy": f.accuracy[j],
+                    "low": f.low[j],
+                    "high": f.high[j],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def savings_frame(view: StoppingView) -> pd.DataFrame:
+    """What each rule needs at each fixed-N reference's accuracy, with intervals."""
+    labels = {r.rule: r.label for r in view.rules}
+    return pd.DataFrame(
+        [
+            {
+                "llm": view.llm,
+                "verifier": view.verifier,
+                "rule": labels.get(s.rule, s.rule),
+                "reference": f"{_label(s.reference)} N={view.reference_budget}",
+                "unit": s.unit,
+                "target_accuracy": s.target_accuracy,
+                "reference_cost": s.reference_cost,
+                "cost": s.cost,
+                "cost_low": s.cost_low,
+                "cost_high": s.cost_high,
+                "saved": s.saved,
+                "saved_low": s.saved_low,
+                "saved_high": s.saved_high,
+                "unreached_share": s.unreached_share,
+            }
+            for s in view.savings
+        ]
+    )
+
+
+def _cell_cost(sv: Saving, top: float) -> str:
+    if not math.isfinite(sv.cost):
+        return f"never: at most {100 * top:.1f}%"
+    hi = "never" if not math.isfinite(sv.cost_high) else f"{sv.cost_high:.1f}"
+    return f"{sv.cost:.1f} [{sv.cost_low:.1f}, {hi}]"
+
+
+def _cell_saved(sv: Saving) -> str:
+    if not math.isfinite(sv.cost):
+        return "-"
+    lo = "-inf" if not math.isfinite(sv.saved_low) else f"{100 * sv.saved_low:.0f}"
+    return f"{100 * sv.saved:.0f}% [{lo}, {100 * sv.saved_high:.0f}]"
+
+
+def stopping_table(
+    store: Store,
+    dataset: str,
+    verifier: str,
+    rules: Sequence[str],
+    reference: str,
+    reference_budget: int,
+    config: EvalConfig | None = None,
+) -> str:
+    """Markdown: per LLM, what each rule needs (samples, and tokens saved) to reach the
+    accuracy of a fixed-N reference ("majority", or "best": the best calibrated strategy)
+    at `reference_budget`, with paired 95% bootstrap intervals over problems."""
+    from core.info.stopping import stopping_view
+
+    cfg = config or EvalConfig()
+    info = store.get_dataset(dataset)
+    head = [
+        "LLM",
+        f"target: N = {reference_budget}, less {100 * TOLERANCE:g} points",
+    ]
+    rows: list[list[str]] = []
+    for llm in info.llms:
+        view = stopping_view(
+            store,
+            info,
+            llm,
+            verifier,
+            rules,
+            cfg,
+            reference_budget=reference_budget,
+            tolerance=TOLERANCE,
+        )
+        tops = {r.rule: float(np.max(r.accuracy)) for r in view.rules}
+        labels = {r.rule: r.label for r in view.rules}
+        svs = [s for s in view.savings if (s.reference == "majority") == (reference == "majority")]
+        ref_name = svs[0].reference if svs else reference
+        cells = [llm, f"{_label(ref_name)} {100 * svs[0].target_accuracy:.1f}%"]
+        for rule in rules:
+            for unit in ("samples", "tokens"):
+                sv = next((s for s in svs if s.rule == rule and s.unit == unit), None)
+                if sv is None:
+                    continue
+                if not rows:
+                    head.append(f"{labels[rule]}: samples" if unit == "samples" else "tokens saved")
+                cells.append(_cell_cost(sv, tops[rule]) if unit == "samples" else _cell_saved(sv))
+        rows.append(cells)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+#: the stopping rules of the README's tables: those that need no verifier on BoInf, and the
+#: calibrated posterior stop against them on the simulator (with its strongest verifier)
+BOINF_RULES = ("adaptive-consistency", "esc")
+SIM_RULES = ("posterior", "adaptive-consistency", "esc")
+DEMO_VERIFIER = "sim-qwen-orm"
+#: how close to the reference's accuracy a rule must come (the CLI's default too)
+TOLERANCE = 0.005
+
+
 def build_boinf_aime(store: Store, boinf_dir: Path, name: str = "boinf-aime") -> None:
     if not store.has_dataset(name):
         import_path(store, boinf_dir, name=name, include="analysis_aime*")
@@ -418,7 +589,7 @@ def build_boinf_aime(store: Store, boinf_dir: Path, name: str = "boinf-aime") ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m core.reports")
-    ap.add_argument("report", choices=["boinf-length", "label-free"])
+    ap.add_argument("report", choices=["boinf-length", "label-free", "stopping"])
     ap.add_argument("--db", required=True)
     shared = Path(__file__).resolve().parents[2] / "shared" / "data"
     ap.add_argument("--boinf", default=str(shared / "boinf"))
@@ -430,6 +601,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(markdown_table(length_vs_majority(store, "boinf-aime")))
             return 0
         from core.synth.demo import DEMO_NAME, build_demo
+
+        if args.report == "stopping":
+            print(stopping_table(store, "boinf-aime", "length", BOINF_RULES, "majority", 32))
+            if not store.has_dataset(DEMO_NAME):
+                build_demo(store)
+            print()
+            print(stopping_table(store, DEMO_NAME, DEMO_VERIFIER, SIM_RULES, "best", 64))
+            return 0
 
         if not store.has_dataset(DEMO_NAME):
             build_demo(store)

@@ -468,7 +468,7 @@ class Saving:
     rule: str
     unit: str
     reference: str
-    target_accuracy: float
+    target_accuracy: float  # the reference's accuracy (the target is this less `tolerance`)
     reference_cost: float
     cost: float
     cost_low: float
@@ -477,6 +477,7 @@ class Saving:
     saved_low: float
     saved_high: float
     unreached_share: float  # of bootstrap resamples in which the rule never reached it
+    tolerance: float = 0.0  # the target is the reference's accuracy minus this
 
 
 def saving(
@@ -489,25 +490,34 @@ def saving(
     n_boot: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    tolerance: float = 0.0,
 ) -> Saving:
     """What `curve` costs at the accuracy of a fixed-N reference (per-problem credit and
-    cost of that reference, same problems), with paired bootstrap intervals: each resample
-    of problems recomputes the reference's accuracy and the rule's curve."""
+    cost of that reference, same problems), less `tolerance`, with paired bootstrap
+    intervals: each resample of problems recomputes the reference's accuracy and the
+    rule's curve.
+
+    A tolerance matters when a rule ends, at its cap, with the very vote it is compared
+    with: it can then equal the reference's accuracy but never pass it, so an exact
+    target is reached only by chance."""
+    if not 0.0 <= tolerance < 1.0:
+        raise StoppingError(f"the tolerance must lie in [0, 1), got {tolerance}")
     cost = curve.samples if unit == "samples" else curve.tokens
     p = curve.credit.shape[1]
     if ref_credit.shape != (p,) or ref_cost.shape != (p,):
         raise StoppingError("the reference must give one credit and one cost per problem")
-    target = float(ref_credit.mean())
+    ref_accuracy = float(ref_credit.mean())
+    target = ref_accuracy - tolerance
     rc = float(ref_cost.mean())
     c = cost_at_accuracy(curve.accuracy, cost.mean(axis=1), target)
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(p, np.full(p, 1.0 / p), size=n_boot).astype(np.float64)
-    # (B, P) @ (P, J): bootstrap means of every threshold's accuracy and cost
-    acc_b = counts @ curve.credit.T / p
-    cost_b = counts @ cost.T / p
-    tgt_b = counts @ ref_credit / p
-    rc_b = counts @ ref_cost / p
-    boot = np.array([cost_at_accuracy(acc_b[i], cost_b[i], float(tgt_b[i])) for i in range(n_boot)])
+    # the same resamples of problems (same seed) for the rule and the reference: paired
+    acc_b = bootstrap_means(curve.credit, n_boot=n_boot, seed=seed).T  # (B, J)
+    cost_b = bootstrap_means(cost, n_boot=n_boot, seed=seed).T
+    tgt_b = bootstrap_means(ref_credit, n_boot=n_boot, seed=seed)
+    rc_b = bootstrap_means(ref_cost, n_boot=n_boot, seed=seed)
+    boot = np.array(
+        [cost_at_accuracy(acc_b[i], cost_b[i], float(tgt_b[i]) - tolerance) for i in range(n_boot)]
+    )
     unreached = float(np.isnan(boot).mean())
     alpha = (1.0 - level) / 2.0
     # a resample in which the rule never reaches the target costs more than any cap
@@ -519,7 +529,7 @@ def saving(
         rule=curve.rule,
         unit=unit,
         reference=reference,
-        target_accuracy=target,
+        target_accuracy=ref_accuracy,
         reference_cost=rc,
         cost=c,
         cost_low=lo,
@@ -528,14 +538,8 @@ def saving(
         saved_low=s_lo,
         saved_high=s_hi,
         unreached_share=unreached,
+        tolerance=tolerance,
     )
-
-
-def accuracy_ci(curve: StopCurve, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Any:
-    """Bootstrap interval of each threshold's accuracy, (J, 2)."""
-    boots = bootstrap_means(curve.credit, n_boot=n_boot, seed=seed)
-    alpha = (1.0 - level) / 2.0
-    return np.quantile(boots, [alpha, 1.0 - alpha], axis=0).T
 
 
 def rules_for(pair_has_signal: bool, calibrated: bool) -> tuple[str, ...]:
@@ -556,7 +560,6 @@ __all__ = [
     "StopRule",
     "StoppingError",
     "ac_table",
-    "accuracy_ci",
     "cost_at_accuracy",
     "fixed_cost",
     "get_rule",

@@ -1,0 +1,134 @@
+"""Early stopping on one stored pair: every rule's replay next to the fixed-N curves of
+majority vote and the calibrated strategies, on the same problems and the same random
+orders (cached per dataset content, pair, rules, cap and config)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.evaluation.config import EvalConfig
+from core.evaluation.engine import CurveSet, make_subsets
+from core.evaluation.pipeline import _key, crossfit_strategies, evaluate, load_pair
+from core.evaluation.stopping import RULES, StopCurve, get_rule, replay
+from core.methods.params import CalibrationError
+from core.methods.registry import calibrated_strategies
+from core.store import DatasetInfo, Store
+from core.types import PairData
+
+ProgressFn = Callable[[str, int, int], None]
+
+#: the calibrated strategy whose cross-fitted inputs drive the posterior stop
+POSTERIOR_SOURCE = "posterior_vote"
+
+
+@dataclass(frozen=True, eq=False)
+class PairStopping:
+    """Replays of the rules and fixed-N curves of one pair (same problems, same orders)."""
+
+    pair: PairData
+    curves: tuple[StopCurve, ...]
+    fixed: CurveSet  # majority and the calibrated strategies that could be fitted
+    skipped: dict[str, str]  # rule or strategy -> why it was left out
+    notes: tuple[str, ...]
+    from_cache: bool
+
+
+def pair_stopping(
+    store: Store,
+    info: DatasetInfo,
+    llm: str,
+    verifier: str,
+    rules: Sequence[str],
+    config: EvalConfig,
+    *,
+    cap: int | None = None,
+    progress: ProgressFn | None = None,
+) -> PairStopping:
+    """Replay `rules` on one pair and evaluate majority vote and every calibrated strategy
+    at fixed N (cross-fitted as the budget curves are)."""
+    names = [get_rule(r).name for r in dict.fromkeys(rules)]
+    pair = load_pair(store, info, llm, verifier, config.reduction)
+    strategies = ["majority", *calibrated_strategies()]
+
+    def compute() -> dict[str, Any]:
+        skipped: dict[str, str] = {}
+        step = [0]
+        total = len(names) + 2
+
+        def note(stage: str) -> None:
+            if progress is not None:
+                progress(stage, step[0], total)
+            step[0] += 1
+
+        note("fitting the calibrated strategies")
+        try:
+            cf = crossfit_strategies(pair, strategies, config)
+            inputs = dict(cf.inputs)
+            skipped.update(cf.skipped)
+            notes = list(cf.notes)
+        except CalibrationError as exc:
+            cf = crossfit_strategies(pair, ["majority"], config)
+            inputs = dict(cf.inputs)
+            skipped.update({s: str(exc) for s in strategies[1:]})
+            notes = [str(exc)]
+        note("fixed-N curves")
+        fixed = evaluate(pair, inputs, config, iid=info.iid)
+        subsets = make_subsets(
+            pair,
+            config.budgets,
+            n_subsets=config.n_subsets,
+            seed=config.subset_seed,
+            order=config.resolved_order(info.iid),
+        )
+        out: dict[str, Any] = {"skipped": skipped, "notes": notes, "rules": []}
+        for name in names:
+            note(f"replaying {RULES[name].label}")
+            calibrated = inputs.get(POSTERIOR_SOURCE)
+            if name == "posterior" and calibrated is None:
+                skipped[name] = skipped.get(POSTERIOR_SOURCE, "the posterior vote was not fitted")
+                continue
+
+            def tick(done: int, n: int, label: str = RULES[name].label) -> None:
+                if progress is not None:
+                    progress(f"replaying {label}: {done} of {n} problems", step[0] - 1, total)
+
+            c = replay(pair, name, subsets, cap=cap, calibrated=calibrated, progress=tick)
+            out["rules"].append(name)
+            out[f"c:{name}"] = c.credit
+            out[f"s:{name}"] = c.samples
+            out[f"t:{name}"] = c.tokens
+            out[f"thr:{name}"] = np.asarray(c.thresholds)
+            out[f"cap:{name}"] = c.cap
+        out.update({f"fixed:{k}": v for k, v in fixed.to_payload().items()})
+        return out
+
+    key = _key(info, llm, verifier, strategies, config) | {"rules": names, "cap": cap}
+    payload, hit = store.cached(info, "stopping", key, compute)
+    curves = tuple(
+        StopCurve(
+            rule=str(n),
+            thresholds=tuple(float(x) for x in np.asarray(payload[f"thr:{n}"])),
+            cap=int(payload[f"cap:{n}"]),
+            credit=np.asarray(payload[f"c:{n}"], dtype=np.float64),
+            samples=np.asarray(payload[f"s:{n}"], dtype=np.float64),
+            tokens=np.asarray(payload[f"t:{n}"], dtype=np.float64),
+        )
+        for n in payload["rules"]
+    )
+    return PairStopping(
+        pair=pair,
+        curves=curves,
+        fixed=CurveSet.from_payload(
+            {k[6:]: v for k, v in payload.items() if k.startswith("fixed:")}
+        ),
+        skipped={str(k): str(v) for k, v in payload["skipped"].items()},
+        notes=tuple(str(n) for n in payload["notes"]),
+        from_cache=hit,
+    )
+
+
+__all__ = ["POSTERIOR_SOURCE", "PairStopping", "pair_stopping"]
