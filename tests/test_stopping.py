@@ -151,3 +151,110 @@ def test_rules_reject_what_they_cannot_run() -> None:
         S.replay(pair, "posterior", in_order(pair))
     with pytest.raises(S.StoppingError, match="whole numbers"):
         S.replay(pair, "esc", in_order(pair), thresholds=[1.5])
+
+
+# --------------------------------------------------------------------------------------
+# against the fixed-N engine, and on a stored pair
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_pair(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from core.evaluation.config import EvalConfig
+    from core.evaluation.pipeline import crossfit_strategies, load_pair
+    from core.store import Store
+    from core.synth.demo import DEMO_NAME, build_demo
+
+    with Store(tmp_path_factory.mktemp("stop") / "d.duckdb") as s:
+        build_demo(s, n_problems=80, n_samples=16, seed=3)
+        pair = load_pair(s, s.get_dataset(DEMO_NAME), "sim-llm-D", "sim-qwen-orm", "stored")
+    cf = crossfit_strategies(pair, ["majority", "posterior_vote"], EvalConfig(n_subsets=40))
+    return pair, cf.inputs
+
+
+def test_a_rule_that_never_stops_early_is_fixed_n_majority_at_its_cap(demo_pair) -> None:  # type: ignore[no-untyped-def]
+    """The replay walks the fixed-N curves' own orders: with a threshold no count can meet,
+    Adaptive-Consistency capped at N is majority vote at N, problem by problem, at every
+    budget up to the full one."""
+    from core.evaluation.engine import accuracy_curves
+
+    pair, inputs = demo_pair
+    budgets = (1, 2, 3, 4, 8, 16)
+    subsets = make_subsets(pair, budgets, n_subsets=40, seed=5)
+    fixed = accuracy_curves(pair, {"majority": inputs["majority"]}, subsets=subsets)
+    for b_i, cap in enumerate(budgets):
+        c = S.replay(pair, "adaptive-consistency", subsets, cap=cap, thresholds=[2.0])
+        np.testing.assert_allclose(c.samples[0], np.minimum(cap, pair.sizes()))
+        if cap == 1:
+            # the engine's N = 1 is exact (each problem's share of correct responses); the
+            # replay's is the mean over its 40 first draws
+            assert abs(c.accuracy[0] - fixed.per_problem[0, b_i].mean()) < 0.03
+        else:
+            np.testing.assert_allclose(c.credit[0], fixed.per_problem[0, b_i], atol=1e-12)
+
+
+def test_posterior_stop_at_its_cap_is_the_posterior_vote(demo_pair) -> None:  # type: ignore[no-untyped-def]
+    from core.evaluation.engine import accuracy_curves
+
+    pair, inputs = demo_pair
+    subsets = make_subsets(pair, (4, 16), n_subsets=40, seed=5)
+    fixed = accuracy_curves(pair, {"pv": inputs["posterior_vote"]}, subsets=subsets)
+    for b_i, cap in enumerate((4, 16)):
+        c = S.replay(
+            pair,
+            "posterior",
+            subsets,
+            cap=cap,
+            thresholds=[1.5],
+            calibrated=inputs["posterior_vote"],
+        )
+        np.testing.assert_allclose(c.credit[0], fixed.per_problem[0, b_i], atol=1e-9)
+    # a strict threshold saves samples at (nearly) the full vote's accuracy
+    c = S.replay(
+        pair, "posterior", subsets, thresholds=[0.999], calibrated=inputs["posterior_vote"]
+    )
+    assert c.mean_samples[0] < 16
+    assert c.accuracy[0] >= fixed.per_problem[0, 1].mean() - 0.03
+
+
+def test_cli_stopping_prints_curves_and_savings(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from core.cli import main
+    from core.store import Store
+    from core.synth.demo import DEMO_NAME, build_demo
+
+    db = tmp_path / "s.duckdb"
+    with Store(db) as s:
+        build_demo(s, n_problems=40, n_samples=16)
+    csv = tmp_path / "stop.csv"
+    rc = main(
+        [
+            "--db",
+            str(db),
+            "stopping",
+            DEMO_NAME,
+            "--llm",
+            "sim-llm-C",
+            "--verifier",
+            "sim-qwen-orm",
+            "--reference-budget",
+            "8",
+            "--csv",
+            str(csv),
+            "--quiet",
+            "--subsets",
+            "20",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0
+    for label in ("Adaptive-Consistency", "ESC", "confidence stop", "calibrated posterior stop"):
+        assert label in out
+    assert "at the accuracy of fixed N = 8, less 0.5 points" in out
+    assert "tokens" in out and "Majority vote at N = 8" in out
+    import pandas as pd
+
+    df = pd.read_csv(csv)
+    assert set(df["kind"]) == {"stopping rule", "fixed N"}
+    assert (df["low"] <= df["accuracy"] + 1e-12).all() and (
+        df["accuracy"] <= df["high"] + 1e-12
+    ).all()
