@@ -378,14 +378,18 @@ def cmd_curves(args: argparse.Namespace) -> int:
         for m, v in tqdm(pairs, desc="curves", file=sys.stderr, disable=args.quiet, leave=False):
             res = pair_curves(store, info, m, v, strategies, config)
             df = res.to_frame()
+            cost_note = ""
+            if args.x != "samples":
+                df, cost_note = _with_cost(store, info, m, v, config, df, args)
             frames.append(df)
             shown = [s for s in strategies if s in res.curves.strategies]
+            column = "budget" if cost_note or args.x == "samples" else "N (cost)"
             wide = df.assign(
                 cell=[
                     f"{a:.3f} [{lo:.3f}, {hi:.3f}]"
                     for a, lo, hi in zip(df["accuracy"], df["low"], df["high"], strict=True)
                 ]
-            ).pivot(index="label", columns="budget", values="cell")
+            ).pivot(index="label", columns=column, values="cell")
             wide = wide.loc[[display_label(s) for s in shown]]
             src = " (cached)" if res.from_cache else ""
             print(
@@ -393,6 +397,8 @@ def cmd_curves(args: argparse.Namespace) -> int:
                 f"over problems, {calibration_text(config)}{src}"
             )
             print(wide.to_string())
+            if cost_note:
+                print(f"note: {cost_note}")
             for name, why in res.skipped.items():
                 if name in strategies:
                     print(f"note: {display_label(name)} could not be fitted ({why})")
@@ -411,6 +417,57 @@ def cmd_curves(args: argparse.Namespace) -> int:
                 print(f"warning: {issue_text(issue)}")
     _write_csv(frames, args.csv)
     return 0
+
+
+def _llm_params(values: Sequence[str] | None) -> dict[str, float]:
+    """--params NAME=BILLIONS (repeatable) as parameters per LLM."""
+    out: dict[str, float] = {}
+    for item in values or ():
+        name, sep, num = item.rpartition("=")
+        try:
+            billions = float(num)
+        except ValueError:
+            billions = float("nan")
+        if not sep or not name or not math.isfinite(billions) or billions <= 0:
+            raise StoreError(f"--params expects LLM=BILLIONS (e.g. Qwen3-4B=4), got {item!r}")
+        out[name] = billions * 1e9
+    return out
+
+
+def _with_cost(
+    store: Store,
+    info: DatasetInfo,
+    llm: str,
+    verifier: str,
+    config: EvalConfig,
+    df: Any,
+    args: argparse.Namespace,
+) -> tuple[Any, str]:
+    """The curves' long table with the expected tokens (or FLOPs, 2 x parameters x
+    tokens) per problem at each budget, and a column naming each budget with its cost; or
+    a note saying why that axis is unavailable."""
+    from core.evaluation.pipeline import load_pair
+    from core.evaluation.stopping import fixed_cost, has_tokens
+
+    pair = load_pair(store, info, llm, verifier, config.reduction)
+    if not has_tokens(pair):
+        return df, f"{llm} has responses without token counts: no {args.x} axis"
+    budgets = sorted(set(int(b) for b in df["budget"]))
+    tokens = dict(zip(budgets, fixed_cost(pair, budgets, "tokens").mean(axis=1), strict=True))
+    df = df.assign(mean_tokens=df["budget"].map(tokens))
+    if args.x == "flops":
+        params = _llm_params(args.params)
+        if llm not in params:
+            return df, f"no parameter count for {llm}: give --params {llm}=BILLIONS for FLOPs"
+        df = df.assign(flops=2.0 * params[llm] * df["mean_tokens"])
+        name = {b: f"{b} ({2.0 * params[llm] * t:.2e} FLOPs)" for b, t in tokens.items()}
+    else:
+        name = {b: f"{b} ({t:,.0f} tok)" for b, t in tokens.items()}
+    cols = df["budget"].map(name)
+    order = [name[b] for b in budgets]
+    import pandas as pd
+
+    return df.assign(**{"N (cost)": pd.Categorical(cols, categories=order, ordered=True)}), ""
 
 
 def cmd_export_weights(args: argparse.Namespace) -> int:
@@ -886,6 +943,19 @@ def build_parser() -> argparse.ArgumentParser:
     _analysis_args(s)
     s.add_argument("--strategy", action="append", help="strategy (repeatable; default set)")
     s.add_argument("--budgets", type=int, nargs="+", help="budgets (default 1, 2, 4, ..., n)")
+    s.add_argument(
+        "--x",
+        default="samples",
+        choices=["samples", "tokens", "flops"],
+        help="cost of a budget: samples, expected generated tokens per problem, or FLOPs "
+        "(2 x parameters x tokens; needs --params)",
+    )
+    s.add_argument(
+        "--params",
+        action="append",
+        metavar="LLM=BILLIONS",
+        help="parameter count of an LLM in billions, for --x flops (repeatable)",
+    )
     s.add_argument("--csv", help="also write the long table to this CSV file")
     s.set_defaults(func=cmd_curves)
 

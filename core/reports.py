@@ -444,6 +444,35 @@ def saving_text(s: Saving, budget: int, label: str) -> str:
     )
 
 
+def savings_display(view: StoppingView) -> pd.DataFrame:
+    """The savings as a reader's table: rule, reference, what it needs, what it saves."""
+    labels = {r.rule: r.label for r in view.rules}
+    tops = {r.rule: float(np.max(r.accuracy)) for r in view.rules}
+    rows = []
+    for s in view.savings:
+        unit = s.unit
+        rows.append(
+            {
+                "rule": labels.get(s.rule, s.rule),
+                "reference": f"{_label(s.reference)} at N = {view.reference_budget} "
+                f"({100 * s.target_accuracy:.1f}%)",
+                "unit": unit,
+                "needs": _cell_cost(s, tops.get(s.rule, float("nan")))
+                if unit == "samples"
+                else (
+                    f"never: at most {100 * tops.get(s.rule, float('nan')):.1f}%"
+                    if not math.isfinite(s.cost)
+                    else f"{s.cost:,.0f} [{s.cost_low:,.0f}, "
+                    + ("never" if not math.isfinite(s.cost_high) else f"{s.cost_high:,.0f}")
+                    + "]"
+                ),
+                "instead of": _cost(s.reference_cost, unit),
+                "saves": _cell_saved(s),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def stopping_curves_frame(view: StoppingView) -> pd.DataFrame:
     """Long table of the stopping curves and the fixed-N curves they are drawn with."""
     rows = []

@@ -258,3 +258,50 @@ def test_cli_stopping_prints_curves_and_savings(tmp_path, capsys) -> None:  # ty
     assert (df["low"] <= df["accuracy"] + 1e-12).all() and (
         df["accuracy"] <= df["high"] + 1e-12
     ).all()
+
+
+def test_curves_against_tokens_and_flops(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    from core.cli import main
+    from core.evaluation.pipeline import load_pair
+    from core.store import Store
+    from core.synth.demo import DEMO_NAME, build_demo
+
+    db = tmp_path / "x.duckdb"
+    with Store(db) as s:
+        build_demo(s, n_problems=30, n_samples=8)
+        pair = load_pair(s, s.get_dataset(DEMO_NAME), "sim-llm-A", "sim-qwen-orm", "stored")
+    per_problem = [
+        pair.n_tokens[a:b].mean() for a, b in zip(pair.offsets[:-1], pair.offsets[1:], strict=True)
+    ]
+    base = [
+        "--db",
+        str(db),
+        "curves",
+        DEMO_NAME,
+        "--llm",
+        "sim-llm-A",
+        "--verifier",
+        "sim-qwen-orm",
+        "--strategy",
+        "majority",
+        "--quiet",
+        "--subsets",
+        "10",
+    ]
+    csv = tmp_path / "c.csv"
+    assert main([*base, "--x", "flops", "--params", "sim-llm-A=7", "--csv", str(csv)]) == 0
+    out = capsys.readouterr().out
+    assert "FLOPs)" in out
+    df = pd.read_csv(csv)
+    row = df[df["budget"] == 4].iloc[0]
+    # expected tokens of 4 responses: 4 x each problem's mean, averaged over problems
+    assert row["mean_tokens"] == pytest.approx(4 * float(np.mean(per_problem)), rel=1e-9)
+    assert row["flops"] == pytest.approx(2 * 7e9 * row["mean_tokens"], rel=1e-9)
+    assert main([*base, "--x", "flops"]) == 0
+    assert "give --params sim-llm-A=BILLIONS" in capsys.readouterr().out
+    assert main([*base, "--x", "tokens"]) == 0
+    assert " tok)" in capsys.readouterr().out
+    assert main([*base, "--x", "flops", "--params", "sim-llm-A=-1"]) != 0
+    assert "LLM=BILLIONS" in capsys.readouterr().err
