@@ -33,7 +33,7 @@ from core.info import (
 from core.methods import color as strategy_color
 from core.methods import short_name
 from core.reports import compare_latex, efficiency_sentence, issue_text, weight_facts
-from dashboard.text import plain
+from dashboard.text import plain, plotly_plain
 
 CORRECT = "#1b9e77"  # teal green
 INCORRECT = "#d95f02"  # orange
@@ -50,7 +50,9 @@ def _calibration_caption(k: int, calibration: str) -> str:
     if calibration == "none":
         return "label-free weights (EM, no labels read)"
     if calibration.startswith("semi:"):
-        return f"semi-supervised weights ({calibration[5:]} labels per fold, {k}-fold)"
+        return (
+            f"semi-supervised weights ({plotly_plain(calibration[5:])} labels per fold, {k}-fold)"
+        )
     return f"{k}-fold cross-fitted weights"
 
 
@@ -111,7 +113,13 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r}, {g}, {b}, {alpha})"
 
 
+def _pair(llm: str, verifier: str) -> str:
+    """A pair's name for a figure (the user's names escaped)."""
+    return f"{plotly_plain(llm)} × {plotly_plain(verifier)}"
+
+
 def _title(main: str, sub: str) -> dict[str, object]:
+    """A figure's title and subtitle: Plotly markup, user strings already escaped."""
     return {
         "text": f"{main}<br><sup style='color:#555'>{sub}</sup>",
         "x": 0.0,
@@ -234,9 +242,9 @@ def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
                 y=view.overlay,
                 mode="lines",
                 line={"color": OVERLAY, "width": 2.2, "dash": "dash"},
-                name=view.overlay_label,
+                name=plotly_plain(view.overlay_label),
                 hovertemplate="s = %{x:.3f}<br>w = %{y:.3f}<extra>"
-                + view.overlay_label
+                + plotly_plain(view.overlay_label)
                 + "</extra>",
             ),
             row=1,
@@ -337,12 +345,12 @@ def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
             col=1,
         )
     fig.update_layout(barmode="overlay", bargap=0)
-    tname = view.transform.split(":", 1)[0]
+    tname = plotly_plain(view.transform.split(":", 1)[0])
     lower = view.orientation == "lower"
     if axis == "logit":
         xtitle = "logit of the verifier score, log(s / (1 - s))"
     elif axis == "raw":
-        xtitle = f"raw {view.verifier} score as imported" + (
+        xtitle = f"raw {plotly_plain(view.verifier)} score as imported" + (
             " (lower is better: weights fall to the right)" if lower else ""
         )
     else:
@@ -361,13 +369,13 @@ def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
     fig.update_yaxes(title_text="density", rangemode="tozero", row=2, col=1)
     if axis == "score":
         fig.update_xaxes(range=[0.0, 1.0])
-    ds = dataset_label(view.dataset, view.simulated)
+    ds = plotly_plain(dataset_label(view.dataset, view.simulated))
     fig.update_layout(
         title=_title(
-            f"{view.label} weights · {view.llm} × {view.verifier}",
+            f"{plotly_plain(view.label)} weights · {_pair(view.llm, view.verifier)}",
             f"{ds} · fitted on all {view.n_problems} problems ({view.n_responses:,} responses, "
             f"{view.n_correct / max(view.n_responses, 1):.0%} correct) · step reduction: "
-            f"{view.reduction}",
+            f"{plotly_plain(view.reduction)}",
         ),
         legend={"orientation": "h", "x": 0.0, "y": -0.12, "font": {"size": 12}},
     )
@@ -440,7 +448,9 @@ def weight_grid_figure(view: WeightGridView) -> go.Figure:
     wcol = (1.0 - (cols - 1) * hgap) / cols
     hrow = (1.0 - (rows - 1) * vgap) / rows
     for c, v in enumerate(view.verifiers):
-        title = v.replace("-", "-<br>", 1) if len(v) > 16 else v
+        title = plotly_plain(v)
+        if len(v) > 16:
+            title = title.replace("-", "-<br>", 1)
         notes.append(
             {
                 "text": title,
@@ -457,7 +467,7 @@ def weight_grid_figure(view: WeightGridView) -> go.Figure:
     for r, m in enumerate(view.llms):
         notes.append(
             {
-                "text": m,
+                "text": plotly_plain(m),
                 "showarrow": False,
                 "xref": "paper",
                 "yref": "paper",
@@ -480,7 +490,7 @@ def weight_grid_figure(view: WeightGridView) -> go.Figure:
             notes.append(
                 {
                     "text": "cannot fit",
-                    "hovertext": p.error,
+                    "hovertext": plotly_plain(p.error),
                     "showarrow": False,
                     "x": 0.5,
                     "y": 0.5,
@@ -522,7 +532,7 @@ def weight_grid_figure(view: WeightGridView) -> go.Figure:
                 "legendgroup": "w",
                 "showlegend": k == 1,
                 "hovertemplate": (
-                    f"{p.llm} × {p.verifier}<br>s = %{{x:.3f}}<br>w = %{{y:.2f}}<extra></extra>"
+                    f"{_pair(p.llm, p.verifier)}<br>s = %{{x:.3f}}<br>w = %{{y:.2f}}<extra></extra>"
                 ),
             }
         )
@@ -542,14 +552,15 @@ def weight_grid_figure(view: WeightGridView) -> go.Figure:
     first_y = axes["yaxis"]
     assert isinstance(first_y, dict)
     first_y["range"] = [lo - pad, hi + pad]
-    ds = dataset_label(view.dataset, view.simulated)
+    ds = plotly_plain(dataset_label(view.dataset, view.simulated))
     layout: dict[str, object] = {
         **axes,
         "annotations": notes,
         "title": _title(
-            f"{view.label} weights of every pair (rows: LLMs, columns: verifiers)",
+            f"{plotly_plain(view.label)} weights of every pair (rows: LLMs, columns: verifiers)",
             f"{ds} · x: verifier score s in [0, 1], y: w(s), shared axes · each pair fitted on "
-            f"all its problems · step reduction: {view.reduction}<br>red: share of the pair's "
+            f"all its problems · step reduction: {plotly_plain(view.reduction)}<br>red: share "
+            "of the pair's "
             "responses whose weight is negative",
         ),
         "legend": {"orientation": "h", "x": 0.0, "y": -0.06 - 0.1 / rows},
@@ -577,7 +588,7 @@ def budget_figure(view: BudgetView) -> go.Figure:
     n = len(view.pairs)
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    titles = [f"<b>{m} × {v}</b>" for m, v in view.pairs]
+    titles = [f"<b>{_pair(m, v)}</b>" for m, v in view.pairs]
     fig = make_subplots(
         rows=rows,
         cols=cols,
@@ -593,12 +604,14 @@ def budget_figure(view: BudgetView) -> go.Figure:
             s = cur.strategy
             color = strategy_color(s)
             x = cur.budgets.astype(float)
+            group = plotly_plain(s)
+            cur_label = plotly_plain(cur.label)
             fig.add_trace(
-                _band(x, cur.low, cur.high, _rgba(color, 0.08), f"{cur.label} band", s),
+                _band(x, cur.low, cur.high, _rgba(color, 0.08), f"{cur_label} band", group),
                 row=r,
                 col=c,
             )
-            label = cur.label + (
+            label = cur_label + (
                 " [oracle]" if cur.oracle and "oracle" not in cur.label.lower() else ""
             )
             fig.add_trace(
@@ -609,11 +622,11 @@ def budget_figure(view: BudgetView) -> go.Figure:
                     line={"color": color, "width": 2.2, "dash": "dash" if cur.oracle else "solid"},
                     marker={"size": 6},
                     name=label,
-                    legendgroup=s,
+                    legendgroup=group,
                     showlegend=s not in seen,
                     customdata=np.stack([cur.low, cur.high], axis=1),
                     hovertemplate=(
-                        f"{cur.label}<br>N = %{{x}}<br>accuracy %{{y:.1%}} "
+                        f"{cur_label}<br>N = %{{x}}<br>accuracy %{{y:.1%}} "
                         "[%{customdata[0]:.1%}, %{customdata[1]:.1%}]<extra></extra>"
                     ),
                 ),
@@ -642,7 +655,7 @@ def budget_figure(view: BudgetView) -> go.Figure:
                 )
                 seen.add("eff")
             fig.add_annotation(
-                text=efficiency_sentence(eff),
+                text=plotly_plain(efficiency_sentence(eff)),
                 showarrow=False,
                 xref=_axis_ref(i + 1, "x"),
                 yref=_axis_ref(i + 1, "y"),
@@ -661,7 +674,7 @@ def budget_figure(view: BudgetView) -> go.Figure:
         showgrid=True,
     )
     fig.update_yaxes(tickformat=".0%", title_text="accuracy", showgrid=True)
-    ds = dataset_label(view.dataset, view.simulated)
+    ds = plotly_plain(dataset_label(view.dataset, view.simulated))
     fig.update_layout(
         title=_title(
             "Accuracy vs. samples per problem",
@@ -688,7 +701,8 @@ def budget_figure(view: BudgetView) -> go.Figure:
 
 
 def _wrap(label: str, width: int = 12) -> str:
-    """Break a label into lines of about `width` characters (for narrow columns)."""
+    """Break a (plain text, user) label into lines of about `width` characters (for
+    narrow columns), each escaped for Plotly."""
     words = label.replace(" (", " \x00(").split(" ")
     lines: list[str] = []
     cur = ""
@@ -701,7 +715,7 @@ def _wrap(label: str, width: int = 12) -> str:
             cur = f"{cur} {w}".strip()
     if cur:
         lines.append(cur)
-    return "<br>".join(lines)
+    return "<br>".join(plotly_plain(line) for line in lines)
 
 
 def dataset_overview_figure(summary: pd.DataFrame, title: str) -> go.Figure:
@@ -709,14 +723,14 @@ def dataset_overview_figure(summary: pd.DataFrame, title: str) -> go.Figure:
     separates correct from incorrect responses of each LLM (difference of the class means
     in score standard deviations; negative: lower scores go with correct answers), each
     LLM labelled with its share of correct responses (near 0 % or 100 % leaves little to
-    aggregate)."""
+    aggregate). `title` is plain text (it names the dataset)."""
     llms = list(dict.fromkeys(summary["llm"]))
     vers = list(dict.fromkeys(summary["verifier"]))
     z = np.full((len(llms), len(vers)), np.nan)
     for row in summary.itertuples(index=False):
         z[llms.index(str(row.llm)), vers.index(str(row.verifier))] = float(row.separation)
     share = summary.groupby("llm", sort=False)["accuracy"].first()
-    ylab = [f"{m} ({100 * float(share[m]):.0f}% correct)" for m in llms]
+    ylab = [f"{plotly_plain(m)} ({100 * float(share[m]):.0f}% correct)" for m in llms]
     text = [["–" if np.isnan(v) else f"{v:+.2f}" for v in r] for r in z]
     lim = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
     fig = go.Figure(
@@ -737,7 +751,7 @@ def dataset_overview_figure(summary: pd.DataFrame, title: str) -> go.Figure:
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(
         title=_title(
-            title,
+            plotly_plain(title),
             "separation: mean score of correct minus incorrect responses, in sds "
             "(negative: lower is better)",
         )
@@ -798,7 +812,7 @@ def compare_figure(view: CompareView, metric: str = "gain") -> go.Figure:
         go.Heatmap(
             z=z,
             x=x,
-            y=list(view.pair_labels),
+            y=[_pair(m, v) for m, v in view.pairs],
             text=text,
             texttemplate="%{text}",
             textfont={"size": 11},
@@ -814,8 +828,9 @@ def compare_figure(view: CompareView, metric: str = "gain") -> go.Figure:
     base = next(
         lb for s, lb in zip(view.strategies, view.labels, strict=True) if s == view.baseline
     )
+    base = plotly_plain(base)
     what = "Gain over" if metric == "gain" else "Accuracy, with the gain over"
-    ds = dataset_label(view.dataset, view.simulated)
+    ds = plotly_plain(dataset_label(view.dataset, view.simulated))
     fig.update_layout(
         title=_title(
             f"{what} {base} at N = {view.budget}",
@@ -845,7 +860,7 @@ def problem_figure(view: ProblemView) -> go.Figure:
     n_s = len(view.strategies)
     labels: list[str] = []
     for a, n, cc in zip(view.answers, view.count, view.cluster_correct, strict=True):
-        lab = f"{'✓' if cc >= 0.5 else '✗'} {_short(a)} ×{int(n)}"
+        lab = f"{'✓' if cc >= 0.5 else '✗'} {plotly_plain(_short(a))} ×{int(n)}"
         while lab in labels:  # answers that look alike after shortening stay apart
             lab += "\u200b"
         labels.append(lab)
@@ -855,7 +870,10 @@ def problem_figure(view: ProblemView) -> go.Figure:
         shared_yaxes=True,
         column_widths=[1.4] + [1.0] * n_s,
         horizontal_spacing=0.012,
-        subplot_titles=["response scores", *(short_name(s) for s in view.strategies)],
+        subplot_titles=[
+            "response scores",
+            *(plotly_plain(short_name(s)) for s in view.strategies),
+        ],
     )
     y_resp = [labels[int(c)] for c in view.response_cluster]
     for ok, color, what in ((True, CORRECT, "correct"), (False, INCORRECT, "incorrect")):
@@ -875,6 +893,7 @@ def problem_figure(view: ProblemView) -> go.Figure:
             col=1,
         )
     for j, s in enumerate(view.strategies):
+        sname = plotly_plain(short_name(s))
         picked = view.picked[j]
         colors = [
             (CORRECT if view.cluster_correct[c] >= 0.5 else INCORRECT) if picked[c] else "#d0d4d9"
@@ -888,9 +907,9 @@ def problem_figure(view: ProblemView) -> go.Figure:
                 marker={"color": colors},
                 text=[_fmt_total(t) for t in view.total[j]],
                 textposition="auto",
-                name=short_name(s),
+                name=sname,
                 showlegend=False,
-                hovertemplate="%{y}<br>total %{x:.3f}<extra>" + short_name(s) + "</extra>",
+                hovertemplate="%{y}<br>total %{x:.3f}<extra>" + sname + "</extra>",
             ),
             row=1,
             col=2 + j,
@@ -913,12 +932,12 @@ def problem_figure(view: ProblemView) -> go.Figure:
             row=1,
             col=2 + j,
         )
-    ds = dataset_label(view.dataset, view.simulated)
+    ds = plotly_plain(dataset_label(view.dataset, view.simulated))
     gold = view.gold if view.gold is not None else "unknown"
     fig.update_layout(
         title=_title(
-            f"Problem {view.problem_id} · gold answer {_short(gold, 40)} · "
-            f"{view.llm} × {view.verifier}",
+            f"Problem {plotly_plain(view.problem_id)} · gold answer "
+            f"{plotly_plain(_short(gold, 40))} · {_pair(view.llm, view.verifier)}",
             f"{ds} · weights from cross-fitting fold {view.fold + 1} of {view.k}, fitted on "
             f"{view.n_calib} other problems (never on this one) · coloured bar = the "
             "strategy's pick (green correct, orange wrong)",
@@ -969,7 +988,7 @@ def transfer_heatmap(view: TransferView) -> go.Figure:
         text.append(row)
     finite = np.abs(z[np.isfinite(z)])
     lim = max(float(finite.max()) if finite.size else 1.0, 1.0)
-    base = short_name(view.baseline)
+    base = plotly_plain(short_name(view.baseline))
     x = [
         _wrap(lb, 18)
         + (
@@ -988,7 +1007,7 @@ def transfer_heatmap(view: TransferView) -> go.Figure:
         ],
         axis=-1,
     )
-    strat = short_name(view.strategy)
+    strat = plotly_plain(short_name(view.strategy))
     fig = go.Figure(
         go.Heatmap(
             z=z,
@@ -1041,20 +1060,20 @@ def transfer_heatmap(view: TransferView) -> go.Figure:
     )
     common = []
     if view.source_common == view.target_common and view.source_common:
-        common.append(view.source_common)
+        common.append(plotly_plain(view.source_common))
     else:
         if view.source_common:
-            common.append(f"calibrated on: {view.source_common}")
+            common.append(f"calibrated on: {plotly_plain(view.source_common)}")
         if view.target_common:
-            common.append(f"evaluated on: {view.target_common}")
+            common.append(f"evaluated on: {plotly_plain(view.target_common)}")
     shown = " ".join([*common, *view.source_labels, *view.target_labels])
     sim = " · <b>simulated data</b>" if view.simulated and "simulated" not in shown else ""
     budgets = sorted({int(b) for b in view.target_budget})
     n_txt = f"N = {budgets[0]}" if len(budgets) == 1 else f"N = {view.budget} (clipped: {budgets})"
     fig.update_layout(
         title=_title(
-            f"{view.strategy_label} calibrated on one pair, evaluated on another: "
-            f"gain over {view.baseline_label} at {n_txt}",
+            f"{plotly_plain(view.strategy_label)} calibrated on one pair, evaluated on "
+            f"another: gain over {plotly_plain(view.baseline_label)} at {n_txt}",
             " · ".join(common)
             + sim
             + f"<br>cell: gain in points [paired {view.level:.0%} bootstrap interval over the "
@@ -1124,6 +1143,7 @@ def allocation_figure(view: AllocationView) -> go.Figure:
         row=1,
         col=1,
     )
+    labels = [plotly_plain(lb) for lb in view.labels]
     for s, name in enumerate(view.candidates):
         color = strategy_color(name)
         fig.add_trace(
@@ -1133,11 +1153,11 @@ def allocation_figure(view: AllocationView) -> go.Figure:
                 mode="lines+markers",
                 line={"color": color, "width": 1.8},
                 marker={"size": 5},
-                name=view.labels[s],
-                legendgroup=name,
+                name=labels[s],
+                legendgroup=plotly_plain(name),
                 customdata=np.stack([view.fixed_low[s], view.fixed_high[s]], axis=1),
                 hovertemplate=(
-                    f"{view.labels[s]}<br>N = %{{x}}<br>accuracy %{{y:.1%}} "
+                    f"{labels[s]}<br>N = %{{x}}<br>accuracy %{{y:.1%}} "
                     "[%{customdata[0]:.1%}, %{customdata[1]:.1%}]<extra></extra>"
                 ),
             ),
@@ -1163,7 +1183,7 @@ def allocation_figure(view: AllocationView) -> go.Figure:
         col=1,
     )
     last = len(view.budgets) - 1
-    best = view.labels[int(view.best_fixed[last])]
+    best = labels[int(view.best_fixed[last])]
     fig.add_annotation(
         text=(
             f"at N = {view.budgets[last]}: per-bin choice − best fixed ({best}) = "
@@ -1186,7 +1206,7 @@ def allocation_figure(view: AllocationView) -> go.Figure:
         for f in (0, 1):
             idx = [int(view.choice[f, b, k]) for b in range(len(view.budgets))]
             zrows.append(idx)
-            trows.append([short_name(view.candidates[i]) for i in idx])
+            trows.append([plotly_plain(short_name(view.candidates[i])) for i in idx])
             rng = (
                 f"{view.score_low[k]:.2f}–{view.score_high[k]:.2f}"
                 if math.isfinite(view.score_low[k])
@@ -1239,10 +1259,10 @@ def allocation_figure(view: AllocationView) -> go.Figure:
     fig.update_xaxes(title_text="samples per problem N (log2 scale)", showgrid=False, row=2, col=1)
     fig.update_xaxes(showticklabels=True, row=1, col=1)
     fig.update_yaxes(tickformat=".0%", title_text="accuracy", showgrid=True, row=1, col=1)
-    ds = dataset_label(view.dataset, view.simulated)
+    ds = plotly_plain(dataset_label(view.dataset, view.simulated))
     fig.update_layout(
         title=_title(
-            f"Choosing the strategy per difficulty bin · {view.llm} × {view.verifier}",
+            f"Choosing the strategy per difficulty bin · {_pair(view.llm, view.verifier)}",
             f"{ds} · {view.n_bins} quantile bins of the mean verifier score per problem (no "
             "labels; bin 1 = lowest) · choice per bin and budget by two-fold CV over "
             f"{view.n_problems} problems<br>{view.k}-fold cross-fitted weights · band: "
@@ -1290,6 +1310,8 @@ def combine_figure(view: CombineView) -> go.Figure:
             color = COMBINER_COLORS["majority"]
             style[s] = (color, {"color": color, "width": 2.0, "dash": "dash"})
     combined = [s for s, kd in enumerate(view.kinds) if kd == "combined"]
+    labels = [plotly_plain(lb) for lb in view.labels]
+    groups = [plotly_plain(name) for name in view.strategies]
     # bands of the combiners only (more would bury the curves; hover gives every interval)
     for s in combined:
         fig.add_trace(
@@ -1298,8 +1320,8 @@ def combine_figure(view: CombineView) -> go.Figure:
                 view.low[s],
                 view.high[s],
                 _rgba(style[s][0], 0.1),
-                f"{view.labels[s]} band",
-                view.strategies[s],
+                f"{labels[s]} band",
+                groups[s],
             )
         )
     # thick combiners first, thin curves on top of them (they may coincide)
@@ -1313,23 +1335,23 @@ def combine_figure(view: CombineView) -> go.Figure:
                 mode="lines+markers",
                 line=style[s][1],
                 marker={"size": 7 if kind == "combined" else 5},
-                name=view.labels[s],
-                legendgroup=view.strategies[s],
+                name=labels[s],
+                legendgroup=groups[s],
                 legendrank=100 + s,
                 customdata=np.stack([view.low[s], view.high[s]], axis=1),
                 hovertemplate=(
-                    f"{view.labels[s]}<br>N = %{{x}}<br>accuracy %{{y:.1%}} "
+                    f"{labels[s]}<br>N = %{{x}}<br>accuracy %{{y:.1%}} "
                     "[%{customdata[0]:.1%}, %{customdata[1]:.1%}]<extra></extra>"
                 ),
             )
         )
     last = len(view.budgets) - 1
-    best = view.labels[int(view.best_single[last])]
+    best = labels[int(view.best_single[last])]
     lines = [f"at N = {view.budgets[last]}, gain over the best single signal ({best}):"]
     for s, kind in enumerate(view.kinds):
         if kind == "combined":
             lines.append(
-                f"{view.labels[s]}: <b>{_points(view.gain[s, last])}</b> points "
+                f"{labels[s]}: <b>{_points(view.gain[s, last])}</b> points "
                 f"[{_points(view.gain_low[s, last])}, {_points(view.gain_high[s, last])}]"
             )
     # bottom right: accuracy curves rise to the top right, so the corner below them is
@@ -1355,14 +1377,14 @@ def combine_figure(view: CombineView) -> go.Figure:
         showgrid=True,
     )
     fig.update_yaxes(tickformat=".0%", title_text="accuracy", showgrid=True)
-    ds = dataset_label(view.dataset, view.simulated)
+    ds = plotly_plain(dataset_label(view.dataset, view.simulated))
     order = "" if view.order == "random" else " · prefixes in sampling order (samples not iid)"
     fig.update_layout(
         title=_title(
-            f"Combining {len(view.verifiers)} signals · {view.llm}",
-            f"{ds} · signals: {', '.join(view.verifiers)} · {view.k}-fold cross-fitted "
-            f"(label-free combiners: every problem, no label read), {view.n_subsets} common "
-            f"random subsets per budget{order}<br>bands: "
+            f"Combining {len(view.verifiers)} signals · {plotly_plain(view.llm)}",
+            f"{ds} · signals: {', '.join(map(plotly_plain, view.verifiers))} · "
+            f"{view.k}-fold cross-fitted (label-free combiners: every problem, no label "
+            f"read), {view.n_subsets} common random subsets per budget{order}<br>bands: "
             f"{view.level:.0%} bootstrap over {view.n_problems} problems, drawn for the "
             "combiners (hover any curve for its interval) · dotted: KDE WV on one signal "
             "alone · dashed: majority vote",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import pytest
 from scipy import special
@@ -397,3 +400,260 @@ def test_issue_lines_show_user_strings_as_written() -> None:
     for raw in ("![", "](", "**", ":red[", "$d$"):
         assert raw not in line
     assert plain("a_b*c") == "a\\_b\\*c" and plain("plain text") == "plain text"
+
+
+# ---- user strings are text, never Plotly markup ----------------------------------------
+
+EVIL_LLM = '<a href="http://evil.example/">m</a>'
+EVIL_VER = "<img src=x onerror=1>"
+EVIL_DS = "<b>bold</b>%{y}$x$"
+EVIL_ANSWER = "x<3 "  # prefixed to every answer (and the gold one): clusters stay apart
+
+#: what a hostile string looks like when Plotly would render it
+RAW = ("<a href", "<img", "<b>bold", "<i>", "</i>", "%{y}$", "$x$", "x<3")
+#: the escaped forms (Plotly draws them as the characters written)
+ESC_LLM, ESC_VER, ESC_DS = "&lt;a href=", "&lt;img src=x", "&lt;b&gt;bold&lt;/b&gt;&#37;{y}"
+ESC_STRATEGY, ESC_ANSWER = "&lt;i&gt;", "x&lt;3"
+
+
+def _evil(name: str) -> str:
+    """A hostile strategy name or label (a plugin's): markup and a template variable."""
+    return f"<i>{name}</i>%{{y}}"
+
+
+def _rename(name: str) -> str:
+    return {LLM: EVIL_LLM, VER: EVIL_VER}.get(name, name)
+
+
+def _strings(fig: go.Figure) -> list[str]:
+    """Every string of the figure as plotly.js receives it."""
+    out: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, str):
+            out.append(node)
+        elif isinstance(node, dict):
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(json.loads(fig.to_json()))
+    return out
+
+
+def _evil_weights(request: pytest.FixtureRequest) -> go.Figure:
+    v: V.WeightView = request.getfixturevalue("wview")
+    evil = replace(v, llm=EVIL_LLM, verifier=EVIL_VER, dataset=EVIL_DS, label=_evil("KDE"))
+    return F.weight_figure(evil, axis="raw")
+
+
+def _evil_grid(request: pytest.FixtureRequest) -> go.Figure:
+    demo: Store = request.getfixturevalue("demo")
+    g = V.weight_grid_view(demo, request.getfixturevalue("info"), "kde_wv", EvalConfig())
+    panels = tuple(replace(p, llm=_rename(p.llm), verifier=_rename(p.verifier)) for p in g.panels)
+    panels = (replace(panels[0], error=f"cannot fit {EVIL_LLM}"), *panels[1:])
+    evil = replace(
+        g,
+        llms=tuple(map(_rename, g.llms)),
+        verifiers=tuple(map(_rename, g.verifiers)),
+        panels=panels,
+        dataset=EVIL_DS,
+        label=_evil("KDE"),
+    )
+    return F.weight_grid_figure(evil)
+
+
+def _evil_budget(request: pytest.FixtureRequest) -> go.Figure:
+    v: V.BudgetView = request.getfixturevalue("bview")
+    evil = replace(
+        v,
+        dataset=EVIL_DS,
+        pairs=tuple((_rename(m), _rename(w)) for m, w in v.pairs),
+        strategies=tuple(map(_evil, v.strategies)),
+        curves=tuple(
+            replace(
+                c,
+                llm=_rename(c.llm),
+                verifier=_rename(c.verifier),
+                strategy=_evil(c.strategy),
+                label=_evil(c.label),
+            )
+            for c in v.curves
+        ),
+        efficiencies=tuple(
+            replace(e, llm=_rename(e.llm), verifier=_rename(e.verifier), a=_evil(e.a), b=_evil(e.b))
+            for e in v.efficiencies
+        ),
+    )
+    assert evil.efficiencies  # the efficiency sentence quotes the strategies' names
+    return F.budget_figure(evil)
+
+
+def _evil_compare(request: pytest.FixtureRequest) -> go.Figure:
+    v: V.CompareView = request.getfixturevalue("cview")
+    evil = replace(
+        v,
+        dataset=EVIL_DS,
+        pairs=tuple((_rename(m), _rename(w)) for m, w in v.pairs),
+        strategies=tuple(map(_evil, v.strategies)),
+        baseline=_evil(v.baseline),
+        labels=tuple(map(_evil, v.labels)),
+    )
+    return F.compare_figure(evil)
+
+
+def _evil_problem(request: pytest.FixtureRequest) -> go.Figure:
+    demo: Store = request.getfixturevalue("demo")
+    info: DatasetInfo = request.getfixturevalue("info")
+    strategies = ("majority", "best_of_n", "logit_wv", "kde_wv")
+    d = V.disagreement_problems(demo, info, LLM, VER, strategies, SETTINGS)
+    pid = d.problem_ids[0] if d.problem_ids else d.all_problem_ids[0]
+    v = V.problem_view(demo, info, LLM, VER, pid, strategies, SETTINGS)
+    evil = replace(
+        v,
+        dataset=EVIL_DS,
+        llm=EVIL_LLM,
+        verifier=EVIL_VER,
+        problem_id=EVIL_VER,
+        gold=EVIL_ANSWER + (v.gold or ""),
+        answers=tuple(EVIL_ANSWER + a for a in v.answers),
+        strategies=tuple(map(_evil, v.strategies)),
+        labels=tuple(map(_evil, v.labels)),
+    )
+    fig = F.problem_figure(evil)
+    # the answers are the y categories: the dots and bars use the same (escaped) ones
+    cats = list(fig.layout.yaxis.categoryarray)
+    assert all(ESC_ANSWER in c for c in cats)
+    assert {y for t in fig.data for y in t.y} <= set(cats)
+    return fig
+
+
+def _evil_transfer(request: pytest.FixtureRequest, same_common: bool = False) -> go.Figure:
+    v: V.TransferView = request.getfixturevalue("tview")
+    evil = replace(
+        v,
+        strategy=_evil(v.strategy),
+        strategy_label=_evil(v.strategy_label),
+        baseline=_evil(v.baseline),
+        baseline_label=_evil(v.baseline_label),
+        source_labels=tuple(f"{EVIL_LLM} {lb}" for lb in v.source_labels),
+        target_labels=tuple(f"{EVIL_VER} {lb}" for lb in v.target_labels),
+        source_common=EVIL_DS,
+        target_common=EVIL_DS if same_common else EVIL_DS + " ",
+    )
+    return F.transfer_heatmap(evil)
+
+
+def _evil_allocation(request: pytest.FixtureRequest) -> go.Figure:
+    v: V.AllocationView = request.getfixturevalue("aview")
+    evil = replace(
+        v,
+        dataset=EVIL_DS,
+        llm=EVIL_LLM,
+        verifier=EVIL_VER,
+        candidates=tuple(map(_evil, v.candidates)),
+        labels=tuple(map(_evil, v.labels)),
+    )
+    return F.allocation_figure(evil)
+
+
+def _evil_combine(request: pytest.FixtureRequest) -> go.Figure:
+    v: V.CombineView = request.getfixturevalue("mview")
+    evil = replace(
+        v,
+        dataset=EVIL_DS,
+        llm=EVIL_LLM,
+        verifiers=tuple(map(_rename, v.verifiers)),
+        strategies=tuple(map(_evil, v.strategies)),
+        labels=tuple(map(_evil, v.labels)),
+    )
+    return F.combine_figure(evil)
+
+
+def _evil_overview(request: pytest.FixtureRequest) -> go.Figure:
+    summary = pd.DataFrame(
+        {
+            "llm": [EVIL_LLM, EVIL_LLM, "b"],
+            "verifier": [EVIL_VER, _evil("v"), EVIL_VER],
+            "accuracy": [0.25, 0.25, 0.9],
+            "separation": [1.2, -0.4, 0.3],
+        }
+    )
+    return F.dataset_overview_figure(summary, f"{EVIL_DS}: pairs")
+
+
+EVIL_FIGURES = {
+    "weights": (_evil_weights, (ESC_LLM, ESC_VER, ESC_DS, ESC_STRATEGY)),
+    "weight grid": (_evil_grid, (ESC_LLM, ESC_VER, ESC_DS, ESC_STRATEGY)),
+    "budget": (_evil_budget, (ESC_LLM, ESC_VER, ESC_DS, ESC_STRATEGY)),
+    "compare": (_evil_compare, (ESC_LLM, ESC_VER, ESC_DS, ESC_STRATEGY)),
+    "problem": (_evil_problem, (ESC_LLM, ESC_VER, ESC_DS, ESC_STRATEGY, ESC_ANSWER)),
+    # the pair labels are wrapped into lines of 18 and 24 characters
+    "transfer": (_evil_transfer, ("&lt;a<br>href=", "&lt;img", ESC_DS, ESC_STRATEGY)),
+    "transfer, one common part": (
+        lambda r: _evil_transfer(r, same_common=True),
+        ("&lt;a<br>href=", "&lt;img", ESC_DS, ESC_STRATEGY),
+    ),
+    "allocation": (_evil_allocation, (ESC_LLM, ESC_VER, ESC_DS, ESC_STRATEGY)),
+    "combine": (_evil_combine, (ESC_LLM, ESC_VER, ESC_DS, ESC_STRATEGY)),
+    "dataset overview": (_evil_overview, (ESC_LLM, ESC_VER, ESC_DS, ESC_STRATEGY)),
+}
+
+
+@pytest.mark.parametrize("which", list(EVIL_FIGURES))
+def test_user_names_are_drawn_as_text_not_markup(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    build, escaped = EVIL_FIGURES[which]
+    strings = _strings(build(request))
+    for raw in RAW:
+        assert not [s for s in strings if raw in s], f"{raw!r} reaches plotly unescaped"
+    for esc in escaped:
+        assert any(esc in s for s in strings), f"{esc!r} (an escaped user name) is missing"
+    # every template variable left is the figure's own (none from a user string)
+    variables = {m for s in strings for m in re.findall(r"%\{([^}]*)\}", s)}
+    assert variables <= {
+        "x",
+        "y",
+        "z:.2f",
+        "text",
+        "x:.3f",
+        "y:.3f",
+        "y:.2f",
+        "y:.1%",
+        "customdata:.0f",
+        "customdata[0]",
+        "customdata[0]:.1%",
+        "customdata[1]:.1%",
+        "customdata[0]:.1f",
+        "customdata[1]:.1f",
+        "customdata[2]:.0f",
+    }, variables
+
+
+def _convert_entities(text: str) -> str:
+    """plotly.js `svg_text_utils.convertEntities`: what a drawn text shows."""
+    named = {"mu": "μ", "amp": "&", "lt": "<", "gt": ">", "nbsp": "\xa0", "times": "×"}
+
+    def one(m: re.Match[str]) -> str:
+        r = m.group(1)
+        if r.startswith("#"):
+            return chr(int(r[2:], 16) if r[1] == "x" else int(r[1:]))
+        return named.get(r, m.group(0))
+
+    return re.sub(r"&(#\d+|#x[\da-fA-F]+|[a-z]+);", one, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [EVIL_LLM, EVIL_VER, EVIL_DS, "a<b", "x &lt; 3 &amp; y", "50%{x}%", "$\\frac{1}{2}$", "ok"],
+)
+def test_plotly_plain_is_drawn_as_written(text: str) -> None:
+    from dashboard.text import plotly_plain
+
+    esc = plotly_plain(text)
+    assert not {"<", ">", "$"} & set(esc) and "%{" not in esc
+    assert _convert_entities(esc) == text
+    assert plotly_plain("plain text 50%") == "plain text 50%"
