@@ -454,8 +454,7 @@ def savings_display(view: StoppingView) -> pd.DataFrame:
         rows.append(
             {
                 "rule": labels.get(s.rule, s.rule),
-                "reference": f"{_label(s.reference)} at N = {view.reference_budget} "
-                f"({100 * s.target_accuracy:.1f}%)",
+                "reference": f"{short_name(s.reference)} ({100 * s.target_accuracy:.1f}%)",
                 "unit": unit,
                 "needs": _cell_cost(s, tops.get(s.rule, float("nan")))
                 if unit == "samples"

@@ -35,6 +35,7 @@ PAGES = [
     ("datasets", "Datasets", "database"),
     ("weights", "Weight functions", "show_chart"),
     ("budget", "Budget curves", "trending_up"),
+    ("adaptive", "Adaptive sampling", "speed"),
     ("compare", "Compare", "grid_on"),
     ("transfer", "Transfer", "swap_horiz"),
     ("allocation", "Allocation by difficulty", "stacked_bar_chart"),

@@ -30,8 +30,9 @@ from core.info import (
     WeightView,
     dataset_label,
 )
+from core.info.stopping import StoppingView
 from core.methods import color as strategy_color
-from core.methods import short_name
+from core.methods import display_label, short_name
 from core.reports import compare_latex, efficiency_sentence, issue_text, weight_facts
 from dashboard.text import plain, plotly_plain
 
@@ -1393,6 +1394,105 @@ def combine_figure(view: CombineView) -> go.Figure:
     )
     _base_layout(fig, 620)
     fig.update_layout(margin={"b": 140, "t": 130})
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# adaptive sampling
+# --------------------------------------------------------------------------------------
+
+#: one colour per stopping rule (the fixed-N strategies keep their registry colours)
+RULE_COLORS = {
+    "adaptive-consistency": "#e6550d",
+    "esc": "#756bb1",
+    "confidence": "#31a354",
+    "posterior": "#d6267f",
+}
+
+
+def stopping_figure(view: StoppingView, x: str = "samples") -> go.Figure:
+    """Accuracy against the mean samples (or tokens) used per problem on a log axis: each
+    stopping rule's curve over its thresholds (solid, with markers), the fixed-N curves of
+    majority vote and of the best calibrated strategy (dashed), bands for all of them, and
+    the savings' target: the reference's accuracy at the reference budget, less the
+    tolerance (dotted)."""
+    if x not in ("samples", "tokens"):
+        raise ValueError(f"x must be samples or tokens, got {x!r}")
+    fig = go.Figure()
+    unit = "samples" if x == "samples" else "tokens"
+    fmt = "%{x:.1f}" if x == "samples" else "%{x:,.0f}"
+    for f in view.fixed:
+        color = strategy_color(f.strategy)
+        xs = np.asarray(f.samples if x == "samples" else f.tokens, dtype=float)
+        label = plotly_plain(display_label(f.strategy))
+        fig.add_trace(_band(xs, f.low, f.high, _rgba(color, 0.05), f"{label} band", label))
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=f.accuracy,
+                mode="lines+markers",
+                line={"color": color, "width": 2, "dash": "dash"},
+                marker={"size": 5, "symbol": "square"},
+                name=f"{label}, fixed N",
+                legendgroup=label,
+                text=[f"N = {b}" for b in f.budgets],
+                customdata=np.stack([f.low, f.high], axis=1),
+                hovertemplate=f"{label}, %{{text}}<br>{fmt} {unit}<br>accuracy %{{y:.1%}} "
+                "[%{customdata[0]:.1%}, %{customdata[1]:.1%}]<extra></extra>",
+            )
+        )
+    for r in view.rules:
+        color = RULE_COLORS.get(r.rule, CURVE)
+        xs = np.asarray(r.samples if x == "samples" else r.tokens, dtype=float)
+        label = plotly_plain(r.label)
+        fig.add_trace(_band(xs, r.low, r.high, _rgba(color, 0.06), f"{label} band", label))
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=r.accuracy,
+                mode="lines+markers",
+                line={"color": color, "width": 2.4},
+                marker={"size": 7},
+                name=label,
+                legendgroup=label,
+                text=[f"{r.threshold_name} = {t:g}" for t in r.thresholds],
+                customdata=np.stack([r.low, r.high], axis=1),
+                hovertemplate=f"{label}, %{{text}}<br>{fmt} {unit} on average<br>accuracy "
+                "%{y:.1%} [%{customdata[0]:.1%}, %{customdata[1]:.1%}]<extra></extra>",
+            )
+        )
+    if view.fixed:
+        ref = view.fixed[0]
+        b = ref.budgets.index(view.reference_budget)
+        target = float(ref.accuracy[b]) - view.tolerance
+        fig.add_hline(
+            y=target,
+            line={"color": "#555", "width": 1, "dash": "dot"},
+            annotation_text=f"majority at N = {view.reference_budget} less "
+            f"{100 * view.tolerance:g} pt",
+            annotation_position="bottom right",
+            annotation_font={"size": 11, "color": "#444"},
+        )
+    _base_layout(fig, 560)
+    tok = "" if view.has_tokens else " · no token counts"
+    fig.update_layout(
+        title=_title(
+            f"Early stopping: {_pair(view.llm, view.verifier)}",
+            f"{view.n_problems} problems · cap {view.cap} samples · bands: "
+            f"{view.level:.0%} bootstrap over problems · dashed: fixed N{tok}",
+        ),
+        legend={"orientation": "h", "yanchor": "top", "y": -0.16, "x": 0.0},
+        margin={"l": 70, "r": 30, "t": 100, "b": 140},
+    )
+    ticks: dict[str, Any] = {}
+    if x == "samples":
+        top = max([view.cap, *(max(f.budgets) for f in view.fixed)])
+        vals = [2**k for k in range(int(math.log2(max(top, 1))) + 2) if 2**k <= 2 * top]
+        ticks = {"tickvals": vals, "ticktext": [str(v) for v in vals]}
+    fig.update_xaxes(
+        type="log", title=f"mean {unit} per problem (log scale)", showgrid=True, **ticks
+    )
+    fig.update_yaxes(title="accuracy", tickformat=".0%", showgrid=True)
     return fig
 
 

@@ -283,6 +283,34 @@ def test_budget_page(db: Path) -> None:
     assert not np.allclose(_values(_chart(at)["data"][0]["y"]), before)
 
 
+def test_adaptive_sampling_page(db: Path) -> None:
+    at = _page(_app(), "adaptive")
+    spec = _chart(at)
+    assert spec["layout"]["xaxis"]["type"] == "log"
+    names = {t.get("name") for t in spec["data"]}
+    assert {"Adaptive-Consistency", "ESC", "confidence stop", "calibrated posterior stop"} <= names
+    assert "Majority vote, fixed N" in names
+    samples_x = _values(_trace(spec, "ESC")["x"])
+    tables = at.dataframe
+    assert len(tables) == 2  # samples and tokens
+    assert set(tables[0].value["rule"]) == {
+        "Adaptive-Consistency",
+        "ESC",
+        "confidence stop",
+        "calibrated posterior stop",
+    }
+    at.selectbox(key="w_a_axis").select("tokens").run()
+    assert not at.exception
+    spec = _chart(at)
+    assert "tokens" in spec["layout"]["xaxis"]["title"]["text"]
+    assert _values(_trace(spec, "ESC")["x"]).min() > samples_x.max()  # tokens, not samples
+    box = at.multiselect(key="w_a_rules")
+    for r in list(box.value):
+        box.unselect(r)
+    at.run()
+    assert "at least one" in at.info[0].value and not at.get("plotly_chart")
+
+
 def test_compare_page_recomputes_on_controls(db: Path) -> None:
     at = _page(_app(), "compare")
     heat = _chart(at)["data"][0]
@@ -404,7 +432,7 @@ def test_combine_page(db: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "page", ["weights", "budget", "compare", "transfer", "allocation", "problems"]
+    "page", ["weights", "budget", "adaptive", "compare", "transfer", "allocation", "problems"]
 )
 def test_every_page_works_on_a_small_real_format_import(db: Path, page: str) -> None:
     """The example file (12 problems, 4 samples, 2 x 2 pairs) goes through every page."""

@@ -657,3 +657,66 @@ def test_plotly_plain_is_drawn_as_written(text: str) -> None:
     assert not {"<", ">", "$"} & set(esc) and "%{" not in esc
     assert _convert_entities(esc) == text
     assert plotly_plain("plain text 50%") == "plain text 50%"
+
+
+def _stopping_view(llm: str = "m", has_tokens: bool = True) -> Any:
+    from core.info.stopping import FixedCurve, RuleCurve, StoppingView
+
+    acc = np.array([0.5, 0.6, 0.7])
+    rule = RuleCurve(
+        rule="esc",
+        label="ESC",
+        threshold_name="window w",
+        thresholds=(2.0, 4.0, 8.0),
+        accuracy=acc,
+        low=acc - 0.05,
+        high=acc + 0.05,
+        samples=np.array([2.5, 5.0, 9.0]),
+        tokens=np.array([250.0, 500.0, 900.0]),
+    )
+    fixed = FixedCurve(
+        strategy="majority",
+        budgets=(1, 2, 4, 8, 16),
+        accuracy=np.array([0.4, 0.5, 0.6, 0.65, 0.7]),
+        low=np.full(5, 0.3),
+        high=np.full(5, 0.8),
+        samples=np.array([1.0, 2.0, 4.0, 8.0, 16.0]),
+        tokens=np.array([100.0, 200.0, 400.0, 800.0, 1600.0]),
+    )
+    return StoppingView(
+        dataset="d",
+        llm=llm,
+        verifier="v",
+        n_problems=40,
+        cap=16,
+        rules=(rule,),
+        fixed=(fixed,),
+        reference_budget=8,
+        savings=(),
+        has_tokens=has_tokens,
+        level=0.95,
+        tolerance=0.005,
+        issues=(),
+    )
+
+
+def test_stopping_figure_draws_rules_against_fixed_n_in_samples_or_tokens() -> None:
+    from dashboard.figures import stopping_figure
+
+    fig = stopping_figure(_stopping_view())
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert [t.name for t in lines] == ["Majority vote, fixed N", "ESC"]
+    assert lines[0].line.dash == "dash" and lines[1].line.dash is None
+    assert list(lines[1].x) == [2.5, 5.0, 9.0]
+    assert fig.layout.xaxis.type == "log" and 16 in fig.layout.xaxis.tickvals
+    # the savings' target: majority's accuracy at the reference N, less the tolerance
+    (target,) = [s for s in fig.layout.shapes if s.y0 == s.y1]
+    assert target.y0 == pytest.approx(0.65 - 0.005)
+    tok = stopping_figure(_stopping_view(), "tokens")
+    assert list(next(t for t in tok.data if t.name == "ESC").x) == [250.0, 500.0, 900.0]
+    assert "tokens" in tok.layout.xaxis.title.text
+    with pytest.raises(ValueError, match="samples or tokens"):
+        stopping_figure(_stopping_view(), "flops")
+    hostile = stopping_figure(_stopping_view(llm='<a href="http://evil.example/">m</a>'))
+    text = hostile.to_json()
+    assert "<a href" not in text and "&lt;a href" in text
