@@ -17,6 +17,7 @@ from core import info as V
 from core.cli import DEMO_NAME, build_demo
 from core.evaluation import EvalConfig
 from core.info import PairRef
+from core.info.stopping import StoppingView
 from core.methods import short_name
 from core.reports import efficiency_sentence
 from core.store import DatasetInfo, Store
@@ -659,7 +660,7 @@ def test_plotly_plain_is_drawn_as_written(text: str) -> None:
     assert plotly_plain("plain text 50%") == "plain text 50%"
 
 
-def _stopping_view(llm: str = "m", has_tokens: bool = True) -> Any:
+def _stopping_view(llm: str = "m", has_tokens: bool = True) -> StoppingView:
     from core.info.stopping import FixedCurve, RuleCurve, StoppingView
 
     acc = np.array([0.5, 0.6, 0.7])
