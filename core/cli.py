@@ -707,6 +707,65 @@ def cmd_stopping(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_frontier(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from core.info.frontier import DEFAULT_FRONTIER_STRATEGIES, frontier_view
+
+    _check_strategies(args.strategy)
+    config = _config(args)
+    params = _llm_params(args.params)
+    with _store(args, read_only=args.read_only) as store:
+        info = store.get_dataset(args.dataset)
+        verifier = args.verifier or info.verifiers[0]
+        view = frontier_view(
+            store,
+            info,
+            verifier,
+            config,
+            strategies=args.strategy or DEFAULT_FRONTIER_STRATEGIES,
+            unit=args.x,
+            params=params,
+            llms=args.llm,
+        )
+
+    def fmt(c: float) -> str:
+        return f"{c:.1f}" if view.unit == "samples" else f"{c:,.3g}"
+
+    table = pd.DataFrame(
+        [
+            {
+                f"{view.unit} per problem": fmt(p.cost),
+                "LLM": p.llm,
+                "strategy": display_label(p.strategy),
+                "N": p.budget,
+                "accuracy": f"{p.accuracy:.3f} [{p.low:.3f}, {p.high:.3f}]",
+            }
+            for p in view.frontier()
+        ]
+    )
+    print(
+        f"== {info.name}: compute frontier over {len(set(p.llm for p in view.points))} LLMs "
+        f"({verifier}; {view.n_problems} problems every LLM answered; accuracy with "
+        f"{round(100 * view.level)}% bootstrap CI; {calibration_text(config)})"
+    )
+    print(table.to_string(index=False))
+    for at in args.at or ():
+        best = view.best_at(at)
+        if best is None:
+            print(f"at {at:,.6g} {view.unit}: nothing fits")
+        else:
+            print(
+                f"at {at:,.6g} {view.unit} per problem: {best.llm} with "
+                f"{display_label(best.strategy)} at N = {best.budget} ({fmt(best.cost)}), "
+                f"accuracy {best.accuracy:.3f} [{best.low:.3f}, {best.high:.3f}]"
+            )
+    _issues(view.issues)
+    if args.csv:
+        _write_csv([pd.DataFrame([p.__dict__ for p in view.points])], args.csv)
+    return 0
+
+
 #: How a dataset is named on the command line.
 DATASET_HELP = "dataset name (or id:ID for its id, as `ttslab list` shows it)"
 
@@ -1049,6 +1108,41 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--csv", help="also write the curves as a long CSV table")
     _eval_args(s)
     s.set_defaults(func=cmd_stopping)
+
+    s = sub.add_parser(
+        "frontier", help="accuracy against cost of every (LLM, strategy, N), Pareto frontier"
+    )
+    s.add_argument("dataset", help=DATASET_HELP)
+    s.add_argument("--verifier", help="the verifier (default: the dataset's first)")
+    s.add_argument("--llm", action="append", help="LLM to include (repeatable; default: all)")
+    s.add_argument(
+        "--strategy",
+        action="append",
+        help="strategy (repeatable; default: majority, logit_wv, posterior_vote)",
+    )
+    s.add_argument(
+        "--x",
+        default="tokens",
+        choices=["samples", "tokens", "flops"],
+        help="cost: samples, expected generated tokens, or FLOPs (needs --params)",
+    )
+    s.add_argument(
+        "--params",
+        action="append",
+        metavar="LLM=BILLIONS",
+        help="parameter count of an LLM in billions, for --x flops (repeatable)",
+    )
+    s.add_argument(
+        "--at",
+        type=float,
+        action="append",
+        metavar="COST",
+        help="also say which point is best at this cost per problem (repeatable)",
+    )
+    s.add_argument("--budgets", type=int, nargs="+", help="budgets (default 1, 2, 4, ..., n)")
+    s.add_argument("--csv", help="write every point (frontier or not) as CSV")
+    _eval_args(s)
+    s.set_defaults(func=cmd_frontier)
 
     s = sub.add_parser("formats", help="describe the input formats and columns")
     s.set_defaults(func=cmd_formats)
