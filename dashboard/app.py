@@ -36,6 +36,7 @@ PAGES = [
     ("weights", "Weight functions", "show_chart"),
     ("budget", "Budget curves", "trending_up"),
     ("adaptive", "Adaptive sampling", "speed"),
+    ("frontier", "Compute frontier", "scatter_plot"),
     ("compare", "Compare", "grid_on"),
     ("transfer", "Transfer", "swap_horiz"),
     ("allocation", "Allocation by difficulty", "stacked_bar_chart"),

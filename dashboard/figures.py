@@ -30,6 +30,7 @@ from core.info import (
     WeightView,
     dataset_label,
 )
+from core.info.frontier import FrontierView
 from core.info.stopping import StoppingView
 from core.methods import color as strategy_color
 from core.methods import display_label, short_name
@@ -1492,6 +1493,114 @@ def stopping_figure(view: StoppingView, x: str = "samples") -> go.Figure:
     fig.update_xaxes(
         type="log", title=f"mean {unit} per problem (log scale)", showgrid=True, **ticks
     )
+    fig.update_yaxes(title="accuracy", tickformat=".0%", showgrid=True)
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# compute frontier
+# --------------------------------------------------------------------------------------
+
+#: one marker per strategy on the frontier chart (colour is the LLM's)
+_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star", "cross", "hexagon")
+_LLM_COLORS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#393b79",
+    "#637939",
+)
+
+
+def frontier_figure(view: FrontierView) -> go.Figure:
+    """Every (LLM, strategy, N) as a faint point (colour: LLM, marker: strategy) against
+    its cost per problem on a log axis, and the Pareto frontier as a step line through the
+    points no other beats, with their bootstrap intervals."""
+    fig = go.Figure()
+    llms = list(dict.fromkeys(p.llm for p in view.points))
+    strategies = list(dict.fromkeys(p.strategy for p in view.points))
+    unit = view.unit
+    cost_fmt = "%{x:.1f}" if unit == "samples" else "%{x:.3s}"
+    for i, llm in enumerate(llms):
+        color = _LLM_COLORS[i % len(_LLM_COLORS)]
+        for j, s in enumerate(strategies):
+            pts = sorted(
+                (p for p in view.points if p.llm == llm and p.strategy == s), key=lambda p: p.cost
+            )
+            if not pts:
+                continue
+            name = plotly_plain(llm)
+            fig.add_trace(
+                go.Scatter(
+                    x=[p.cost for p in pts],
+                    y=[p.accuracy for p in pts],
+                    mode="lines+markers",
+                    line={"color": _rgba(color, 0.35), "width": 1},
+                    marker={
+                        "symbol": _SYMBOLS[j % len(_SYMBOLS)],
+                        "size": 7,
+                        "color": color,
+                        "opacity": 0.55,
+                    },
+                    name=name,
+                    legendgroup=name,
+                    showlegend=j == 0,
+                    text=[f"N = {p.budget}" for p in pts],
+                    hovertemplate=f"{name}, {plotly_plain(display_label(s))}, %{{text}}<br>"
+                    f"{cost_fmt} {unit}<br>accuracy %{{y:.1%}}<extra></extra>",
+                )
+            )
+    front = view.frontier()
+    if front:
+        fig.add_trace(
+            go.Scatter(
+                x=[p.cost for p in front],
+                y=[p.accuracy for p in front],
+                mode="lines+markers",
+                line={"color": "#111", "width": 2.5, "shape": "hv"},
+                marker={"size": 10, "color": "#111", "symbol": "circle-open", "line": {"width": 2}},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [p.high - p.accuracy for p in front],
+                    "arrayminus": [p.accuracy - p.low for p in front],
+                    "color": "rgba(17,17,17,0.45)",
+                    "thickness": 1.2,
+                },
+                name="Pareto frontier",
+                text=[
+                    f"{plotly_plain(p.llm)}, {plotly_plain(display_label(p.strategy))}, "
+                    f"N = {p.budget}"
+                    for p in front
+                ],
+                customdata=np.array([[p.low, p.high] for p in front]),
+                hovertemplate="frontier: %{text}<br>" + cost_fmt + f" {unit}<br>accuracy "
+                "%{y:.1%} [%{customdata[0]:.1%}, %{customdata[1]:.1%}]<extra></extra>",
+            )
+        )
+    _base_layout(fig, 600)
+    shapes = ", ".join(
+        f"{_SYMBOLS[j % len(_SYMBOLS)].replace('-up', '')} {plotly_plain(short_name(s))}"
+        for j, s in enumerate(strategies)
+    )
+    fig.update_layout(
+        title=_title(
+            f"Compute frontier: {plotly_plain(view.dataset)}",
+            f"{len(llms)} LLMs · verifier {plotly_plain(view.verifier)} · "
+            f"{view.n_problems} problems all answered · markers: {shapes} · bars: "
+            f"{view.level:.0%} bootstrap",
+        ),
+        legend={"orientation": "v", "x": 1.02, "y": 1.0, "font": {"size": 11}},
+        margin={"l": 70, "r": 220, "t": 100, "b": 60},
+    )
+    fig.update_xaxes(type="log", title=f"mean {unit} per problem (log scale)", showgrid=True)
     fig.update_yaxes(title="accuracy", tickformat=".0%", showgrid=True)
     return fig
 

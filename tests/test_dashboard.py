@@ -311,6 +311,22 @@ def test_adaptive_sampling_page(db: Path) -> None:
     assert "at least one" in at.info[0].value and not at.get("plotly_chart")
 
 
+def test_compute_frontier_page(db: Path) -> None:
+    at = _page(_app(), "frontier")
+    spec = _chart(at)
+    assert spec["layout"]["xaxis"]["type"] == "log"
+    front = _trace(spec, "Pareto frontier")
+    assert len(_values(front["x"])) >= 2
+    assert "accuracy" in at.success[0].value
+    at.number_input(key="f_budget").set_value(0.0).run()
+    assert "Nothing fits" in at.info[0].value
+    box = at.multiselect(key="w_f_llms")
+    for m in list(box.value)[1:]:
+        box.unselect(m)
+    at.run()
+    assert "at least two LLMs" in at.info[0].value
+
+
 def test_compare_page_recomputes_on_controls(db: Path) -> None:
     at = _page(_app(), "compare")
     heat = _chart(at)["data"][0]
@@ -432,7 +448,8 @@ def test_combine_page(db: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "page", ["weights", "budget", "adaptive", "compare", "transfer", "allocation", "problems"]
+    "page",
+    ["weights", "budget", "adaptive", "frontier", "compare", "transfer", "allocation", "problems"],
 )
 def test_every_page_works_on_a_small_real_format_import(db: Path, page: str) -> None:
     """The example file (12 problems, 4 samples, 2 x 2 pairs) goes through every page."""

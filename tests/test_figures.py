@@ -721,3 +721,25 @@ def test_stopping_figure_draws_rules_against_fixed_n_in_samples_or_tokens() -> N
     hostile = stopping_figure(_stopping_view(llm='<a href="http://evil.example/">m</a>'))
     text = hostile.to_json()
     assert "<a href" not in text and "&lt;a href" in text
+
+
+def test_frontier_figure_marks_the_pareto_points() -> None:
+    from core.info.frontier import FrontierPoint, FrontierView
+    from dashboard.figures import frontier_figure
+
+    pts = (
+        FrontierPoint("a", "majority", 1, 100.0, 0.5, 0.4, 0.6, True),
+        FrontierPoint("a", "majority", 2, 200.0, 0.55, 0.45, 0.65, False),
+        FrontierPoint("<img src=x onerror=1>", "majority", 1, 150.0, 0.7, 0.6, 0.8, True),
+        FrontierPoint("<img src=x onerror=1>", "logit_wv", 2, 300.0, 0.8, 0.7, 0.9, True),
+    )
+    view = FrontierView("d", "v", "tokens", 30, pts, 0.95, ())
+    fig = frontier_figure(view)
+    front = next(t for t in fig.data if t.name == "Pareto frontier")
+    assert list(front.x) == [100.0, 150.0, 300.0] and list(front.y) == [0.5, 0.7, 0.8]
+    assert list(front.error_y.array) == pytest.approx([0.1, 0.1, 0.1])
+    # one legend entry per LLM; the LLM's strategies share its colour
+    shown = [t.name for t in fig.data if t.showlegend is not False and t.name != "Pareto frontier"]
+    assert shown == ["a", "&lt;img src=x onerror=1&gt;"]
+    assert fig.layout.xaxis.type == "log"
+    assert "<img" not in fig.to_json()

@@ -1,0 +1,79 @@
+"""Compute frontier: which LLM plus aggregation is best at a given compute budget."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.info.frontier import DEFAULT_FRONTIER_STRATEGIES, frontier_view
+from core.methods import get_strategy, strategy_names
+from dashboard import state
+from dashboard.figures import frontier_figure, issue_lines
+from dashboard.text import plain
+
+st.title("Compute frontier")
+st.caption(
+    "For a dataset where several LLMs answered the same problems: accuracy of every (LLM, "
+    "strategy, N) against its expected cost per problem, and the Pareto frontier of the "
+    "points no other beats (cheaper and at least as accurate). Measured on the problems "
+    "every LLM answered, weights cross-fitted. FLOPs (2 x parameters x tokens): "
+    "`ttslab frontier --x flops --params LLM=B`."
+)
+ctx = state.page_context(pair=False)
+state.simulated_banner(ctx)
+if len(ctx.info.llms) < 2:
+    st.info(
+        f"{plain(ctx.label)} has one LLM: a compute frontier compares several.",
+        icon=":material/info:",
+    )
+    st.stop()
+state.reset_on_dataset_change("frontier", ["f_llms", "f_verifier"], ctx.info)
+c1, c2, c3 = st.columns([1.4, 1.4, 0.8])
+llms = state.multiselect("LLMs", ctx.info.llms, "f_llms", default=list(ctx.info.llms), where=c1)
+names = [n for n in strategy_names(oracles=False, simulated=False)]
+strategies = state.multiselect(
+    "Strategies",
+    names,
+    "f_strategies",
+    default=list(DEFAULT_FRONTIER_STRATEGIES),
+    where=c2,
+    format_func=lambda s: get_strategy(s).label,
+)
+unit = state.select("Cost", ["tokens", "samples"], "f_unit", "tokens", where=c3)
+verifier = state.select("Verifier", ctx.info.verifiers, "f_verifier", ctx.info.verifiers[0])
+if len(llms) < 2 or not strategies:
+    st.info("Choose at least two LLMs and one strategy.", icon=":material/info:")
+    st.stop()
+view = state.compute(
+    f"Budget curves of {len(llms)} LLMs (once per LLM; cached afterwards)",
+    lambda p: frontier_view(
+        ctx.store,
+        ctx.info,
+        verifier,
+        ctx.config,
+        strategies=strategies,
+        unit=unit,
+        llms=llms,
+        progress=p,
+    ),
+)
+st.plotly_chart(frontier_figure(view), key="frontier_chart", width="stretch")
+for note in issue_lines(view.issues):
+    st.warning(note, icon=":material/warning:")
+front = view.frontier()
+default_budget = float(front[len(front) // 2].cost) if front else 1.0
+budget = st.number_input(
+    f"Best at a budget of ({unit} per problem)",
+    min_value=0.0,
+    value=default_budget,
+    key="f_budget",
+    format="%.1f" if unit == "samples" else "%.0f",
+)
+best = view.best_at(budget)
+if best is None:
+    st.info("Nothing fits that budget: even the cheapest point costs more.")
+else:
+    st.success(
+        f"**{plain(best.llm)}** with {plain(get_strategy(best.strategy).label)} at N = "
+        f"{best.budget}: accuracy {best.accuracy:.1%} [{best.low:.1%}, {best.high:.1%}] for "
+        f"{best.cost:,.1f} {unit} per problem."
+    )
