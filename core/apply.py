@@ -22,6 +22,7 @@ import pandas as pd
 
 from core.evaluation.engine import Q_EPS
 from core.methods import FittedWeights, get_strategy
+from core.methods.ranked import ranked_scores
 from core.types import PairData, TTSLabError
 
 
@@ -109,7 +110,11 @@ def choose_answer(
     wsum = np.bincount(cluster, weights=w, minlength=k)
     q: float | None = None
     c = 0.0
-    if vi.best_of:
+    if vi.ranked:
+        sc = ranked_scores(w, cluster, vi.ranked, vi.ranked_param)
+        totals = np.asarray([sc.get(i, 0.0) for i in range(k)], dtype=np.float64)
+        term = np.zeros(k)
+    elif vi.best_of:
         totals = np.full(k, -np.inf)
         np.maximum.at(totals, cluster, w)
         term = np.zeros(k)
@@ -122,14 +127,14 @@ def choose_answer(
         if vi.g is not None:
             q = float(np.clip(np.mean(vi.g), Q_EPS, 1 - Q_EPS))
         term = np.zeros(k)
-        totals = wsum
+        totals = np.asarray(wsum, dtype=np.float64)
     best = float(np.max(totals))
     if vi.best_of:
         # the engine's rule: the earliest response with the top score decides
         winner = int(cluster[int(np.flatnonzero(w == best)[0])])
         tied = [winner] + [i for i in range(k) if totals[i] == best and i != winner]
     else:
-        scale = float(np.sum(np.abs(w))) + n * abs(c)
+        scale = float(n) if vi.ranked else float(np.sum(np.abs(w))) + n * abs(c)
         tied = [i for i in range(k) if totals[i] >= best - 1e-12 * max(scale, 1.0)]
         winner = tied[0]
     order = np.argsort(-totals, kind="stable")

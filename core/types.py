@@ -40,7 +40,7 @@ Order = Literal["auto", "random", "sample"]
 #: Tie rule of the vote: mean correctness of the tied candidates, or the first in draw order.
 TieBreak = Literal["fractional", "first"]
 #: The two votes a strategy can cast.
-VoteKind = Literal["sum", "best_of"]
+VoteKind = Literal["sum", "best_of", "ranked"]
 
 ORIENTATIONS: tuple[str, ...] = get_args(Orientation)
 REDUCTIONS: tuple[str, ...] = get_args(Reduction)
@@ -194,6 +194,12 @@ class VoteInputs:
             subset is correct" are ``S_a + h[t, n_a, N] - z[t, m, N]`` with m distinct
             answers among N responses (used by the calibrated posterior stop; the vote
             itself never needs it).
+        ranked: a vote on the ranks of `weight` within the subset instead of its sum:
+            "mob" (Majority-of-the-Bests: each cluster's chance to hold the best of an
+            m-out-of-N bootstrap resample, m = round(N ** ranked_param), in the limit of
+            infinitely many resamples) or "top" (majority among the top ceil(ranked_param
+            x N) responses by weight); "" for the other votes. See
+            `core.methods.ranked.ranked_scores`.
         ml_q: Theorem 3.2's q-term with q the subset's maximum-likelihood P(correct) (EM on
             the weights as log likelihood ratios) instead of the mean of `g`.
     """
@@ -205,6 +211,8 @@ class VoteInputs:
     size_index: IntArray | None = None
     ml_q: bool = False
     none_tables: FloatArray | None = None
+    ranked: str = ""
+    ranked_param: float = 0.0
 
 
 __all__ = [

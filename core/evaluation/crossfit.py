@@ -99,6 +99,7 @@ def stitch(target: PairData, parts: Sequence[tuple[IntArray, VoteInputs]]) -> Vo
         if (
             (vi.g is not None) != has_g
             or vi.best_of != first.best_of
+            or (vi.ranked, vi.ranked_param) != (first.ranked, first.ranked_param)
             or vi.ml_q != first.ml_q
             or (vi.size_tables is not None) != has_h
             or (vi.none_tables is not None) != has_z
@@ -124,6 +125,8 @@ def stitch(target: PairData, parts: Sequence[tuple[IntArray, VoteInputs]]) -> Vo
         size_index=hidx,
         ml_q=first.ml_q,
         none_tables=z_tables,
+        ranked=first.ranked,
+        ranked_param=first.ranked_param,
     )
 
 

@@ -75,6 +75,11 @@ Q_EPS: float = 1e-6
 ML_Q_TOL: float = 1e-13
 ML_Q_ITER: int = 200
 ML_W_CLIP: float = 50.0
+#: Ranked votes (`VoteInputs.ranked`): Majority-of-the-Bests, and the vote among the top
+#: share of responses by weight.
+RANKED_MOB: int = 1
+RANKED_TOP: int = 2
+RANKED_KINDS: dict[str, int] = {"mob": RANKED_MOB, "top": RANKED_TOP}
 #: Largest stacked (strategies x responses) weight matrix handed to the kernel at once.
 _MAX_MATRIX_ENTRIES = 4_000_000
 #: Subset orders the engine itself knows ("auto" is resolved by the evaluation config).
@@ -1076,6 +1081,13 @@ def _check_inputs(
             raise BudgetError(f"strategy {name!r}: g must lie in [0, 1]")
     if vi.ml_q and (vi.g is not None or vi.best_of):
         raise BudgetError(f"strategy {name!r}: ml_q replaces g and needs a summed vote")
+    if vi.ranked:
+        if vi.ranked not in RANKED_KINDS:
+            raise BudgetError(f"strategy {name!r}: unknown ranked vote {vi.ranked!r}")
+        if vi.best_of or vi.g is not None or vi.ml_q or vi.size_tables is not None:
+            raise BudgetError(f"strategy {name!r}: a ranked vote takes only weights")
+        if not (0.0 < vi.ranked_param <= 1.0):
+            raise BudgetError(f"strategy {name!r}: ranked_param must lie in (0, 1]")
     if (vi.size_tables is None) != (vi.size_index is None):
         raise BudgetError(f"strategy {name!r}: size_tables and size_index go together")
     if vi.size_tables is not None and vi.size_index is not None:
@@ -1165,8 +1177,30 @@ def subset_credits(
     # strategies go to the kernel in blocks so the weight matrices stay small (each block
     # redraws the same permutations, which is cheap)
     block = max(1, _MAX_MATRIX_ENTRIES // max(n, 1))
-    for c0 in range(0, len(names), block):
-        part = list(range(c0, min(len(names), c0 + block)))
+    ranked = [s for s in range(len(names)) if inputs[names[s]].ranked]
+    if ranked:
+        out_r = np.zeros((len(ranked), len(budgets), len(idx), t_out), dtype=np.float64)
+        _ranked_kernel(
+            offsets,
+            cluster,
+            correct,
+            _columns([checked[s][0] for s in ranked], n),
+            np.array([RANKED_KINDS[inputs[names[s]].ranked] for s in ranked], dtype=np.int64),
+            np.array([inputs[names[s]].ranked_param for s in ranked], dtype=np.float64),
+            idx,
+            keys,
+            _seed_key(subsets.seed),
+            budgets,
+            subsets.n_subsets,
+            keep_subsets,
+            identity,
+            tie_first,
+            out_r,
+        )
+        out[ranked] = out_r
+    others = [s for s in range(len(names)) if not inputs[names[s]].ranked]
+    for c0 in range(0, len(others), block):
+        part = others[c0 : c0 + block]
         summed = [s for s in part if not inputs[names[s]].best_of]
         bests = [s for s in part if inputs[names[s]].best_of]
         gcol = np.full(len(summed), -1, dtype=np.int64)
@@ -1370,6 +1404,109 @@ def offset_credits(
 # --------------------------------------------------------------------------------------
 # exact estimators
 # --------------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True, inline="always")  # type: ignore[misc]
+def _rank_mass(kind: int, param: float, r: int, n: int) -> float:
+    """A ranked vote's mass for the response of rank r (1 = highest weight) among n."""
+    if kind == RANKED_MOB:
+        m = max(1, int(round(n**param)))  # noqa: RUF046 - numba's round gives a float
+        return ((n - r + 1) / n) ** m - ((n - r) / n) ** m
+    keep = max(1, int(math.ceil(param * n - 1e-9)))  # noqa: RUF046 - numba
+    return 1.0 if r <= keep else 0.0
+
+
+@numba.njit(cache=True, nogil=True)  # type: ignore[misc]
+def _ranked_kernel(
+    offsets: Any,
+    cluster: Any,
+    correct: Any,
+    wr: Any,
+    kinds: Any,
+    params: Any,
+    problems: Any,
+    keys: Any,
+    seed_key: Any,
+    budgets: Any,
+    n_subsets: int,
+    keep: bool,
+    identity: bool,
+    tie_first: bool,
+    out: Any,
+) -> None:
+    """Add each ranked vote's credit on each subset to ``out[s, b, q, t]``: the subset's
+    responses are ranked by weight (`wr` (n, R), highest first; tied weights share the
+    mean mass of their ranks), each rank gets its vote's mass (`_rank_mass`), a cluster's
+    score is its members' mass, and the top cluster is credited as in the summed votes
+    (fractional over ties, or the first in draw order). Same permutations as
+    `_credits_kernel`."""
+    n_r = wr.shape[1]
+    n_budget = budgets.shape[0]
+    top_budget = budgets[n_budget - 1]
+    nmax = _largest_problem(offsets, problems)
+    perm = np.arange(nmax)
+    swaps = np.empty(nmax, dtype=np.int64)
+    vals = np.empty(nmax)
+    mass = np.zeros(nmax)
+    ccor = np.zeros(nmax)
+    cnt = np.zeros(nmax, dtype=np.int64)
+    present = np.empty(nmax, dtype=np.int64)
+    for qi in range(problems.shape[0]):
+        p = problems[qi]
+        lo = offsets[p]
+        n = offsets[p + 1] - lo
+        kmax = min(top_budget, n)
+        for t in range(n_subsets):
+            if not identity:
+                _draw_into_identity(perm, n, kmax, _stream_state(seed_key, keys[p], t), swaps)
+            ti = t if keep else 0
+            for bi in range(n_budget):
+                size = min(budgets[bi], n)
+                m = 0
+                for i in range(size):
+                    a = cluster[lo + perm[i]]
+                    if cnt[a] == 0:
+                        present[m] = a
+                        m += 1
+                    cnt[a] += 1
+                    ccor[a] += correct[lo + perm[i]]
+                for s in range(n_r):
+                    for i in range(size):
+                        vals[i] = -wr[lo + perm[i], s]
+                    order = np.argsort(vals[:size], kind="mergesort")
+                    for jj in range(m):
+                        mass[present[jj]] = 0.0
+                    r0 = 0
+                    while r0 < size:
+                        r1 = r0 + 1
+                        while r1 < size and vals[order[r1]] == vals[order[r0]]:
+                            r1 += 1
+                        block = 0.0
+                        for r in range(r0, r1):
+                            block += _rank_mass(kinds[s], params[s], r + 1, size)
+                        block /= r1 - r0
+                        for r in range(r0, r1):
+                            mass[cluster[lo + perm[order[r]]]] += block
+                        r0 = r1
+                    best = -np.inf
+                    for jj in range(m):
+                        best = max(best, mass[present[jj]])
+                    thr = best - 1e-12 * size
+                    num = 0.0
+                    den = 0
+                    for jj in range(m):
+                        a1 = present[jj]
+                        if mass[a1] >= thr:
+                            num += ccor[a1] / cnt[a1]
+                            den += 1
+                            if tie_first:
+                                break
+                    out[s, bi, qi, ti] += num / den
+                for jj in range(m):
+                    cnt[present[jj]] = 0
+                    ccor[present[jj]] = 0.0
+            if not identity:
+                _restore_identity(perm, kmax, swaps)
 
 
 def exact_best_of_n(

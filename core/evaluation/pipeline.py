@@ -447,6 +447,7 @@ def pair_inputs(
             "skipped": dict(cf.skipped),
             "best_of": {n: bool(v.best_of) for n, v in cf.inputs.items()},
             "ml_q": {n: bool(v.ml_q) for n, v in cf.inputs.items()},
+            "ranked": {n: [v.ranked, v.ranked_param] for n, v in cf.inputs.items()},
         }
         for n, vi in cf.inputs.items():
             out[f"w:{n}"] = vi.weight
@@ -462,6 +463,7 @@ def pair_inputs(
     )
     best_of: dict[str, bool] = payload["best_of"]
     ml_q: dict[str, bool] = payload["ml_q"]
+    ranked: dict[str, list[Any]] = payload.get("ranked", {})
 
     def arr(key: str, dtype: type) -> Any:
         return np.asarray(payload[key], dtype=dtype) if key in payload else None
@@ -474,6 +476,8 @@ def pair_inputs(
             size_tables=arr(f"h:{n}", np.float64),
             size_index=arr(f"hi:{n}", np.int64),
             ml_q=bool(ml_q[n]),
+            ranked=str(ranked.get(n, ["", 0.0])[0]),
+            ranked_param=float(ranked.get(n, ["", 0.0])[1]),
         )
         for n, b in best_of.items()
     }

@@ -15,6 +15,7 @@ from core.evaluation.config import EvalConfig
 from core.evaluation.engine import Q_EPS, TIE_RTOL
 from core.evaluation.pipeline import PairInputs, pair_inputs
 from core.info.common import ViewError, check_pair
+from core.methods.ranked import ranked_scores
 from core.methods.registry import get_strategy, short_name, strategy_names
 from core.store import DatasetInfo, Store
 from core.types import BoolArray, FloatArray, IntArray, PairData, TTSLabError, VoteInputs
@@ -103,6 +104,21 @@ def _full_set_picks(
         vi = inputs[s]
         w = np.asarray(vi.weight, dtype=np.float64)
         weight_sum[j] = np.bincount(gid, weights=w, minlength=n_k)
+        if vi.ranked:
+            # ranked votes (Majority-of-the-Bests, top-share vote): per problem, as the
+            # engine's ranked kernel scores the full set
+            offs = pair.offsets
+            for pi in range(n_prob):
+                lo, hi = int(offs[pi]), int(offs[pi + 1])
+                sc = ranked_scores(w[lo:hi], pair.cluster[lo:hi], vi.ranked, vi.ranked_param)
+                for a, v in sc.items():
+                    total[j, cbase[pi] + a] = v
+            best_p = np.maximum.reduceat(total[j], starts)
+            pk = total[j] >= best_p[cprob] - 1e-12 * sizes[cprob]
+            picked[j] = pk
+            n_pk = np.bincount(cprob, weights=pk.astype(np.float64), minlength=n_prob)
+            credit[j] = np.bincount(cprob, weights=pk * frac, minlength=n_prob) / n_pk
+            continue
         if vi.best_of:
             top = np.full(n_k, -np.inf)
             np.maximum.at(top, gid, w)

@@ -111,6 +111,27 @@ class BestOfN(Strategy):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RankedVote(Strategy):
+    """A vote on the ranks of the raw score within the subset (`core.methods.ranked`):
+    Majority-of-the-Bests ("mob") or the majority among the top share ("top")."""
+
+    vote: VoteKind = "ranked"
+    uses: frozenset[str] = ORIENTATION_FIELDS
+    ranked: str = "mob"
+    ranked_param: float = 0.5
+
+    def weights(self, fitted: FittedWeights, t: FloatArray) -> FloatArray:
+        return np.asarray(t, dtype=np.float64).copy()
+
+    def vote_inputs(self, fitted: FittedWeights, pair: PairData) -> VoteInputs:
+        self.check(fitted)
+        score = np.asarray(pair.score, dtype=np.float64)
+        return VoteInputs(
+            weight=fitted.sign * score, ranked=self.ranked, ranked_param=self.ranked_param
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class Vanilla(Strategy):
     def weights(self, fitted: FittedWeights, t: FloatArray) -> FloatArray:
         return np.asarray(t, dtype=np.float64).copy()
@@ -342,6 +363,26 @@ BUILTIN: Final[tuple[Strategy, ...]] = (
         description="answer of the single highest-scored response",
         color="#8c564b",
         default=True,
+    ),
+    RankedVote(
+        name="majority_of_bests",
+        label="Majority-of-the-Bests",
+        short="MoB",
+        description="mode of best-of picks over m-out-of-N bootstrap resamples (m = "
+        "round(sqrt N), the limit of infinitely many resamples; Rakhsha et al. 2025)",
+        color="#a6761d",
+        ranked="mob",
+        ranked_param=0.5,
+    ),
+    RankedVote(
+        name="top_filtered_vote",
+        label="Top-50% vote",
+        short="top-50% vote",
+        description="majority vote among the half of the responses with the highest "
+        "scores (confidence-filtered voting, DeepConf offline style)",
+        color="#666666",
+        ranked="top",
+        ranked_param=0.5,
     ),
     Vanilla(
         name="vanilla_wv",
