@@ -34,7 +34,13 @@ from core.info.frontier import FrontierView
 from core.info.stopping import StoppingView
 from core.methods import color as strategy_color
 from core.methods import display_label, short_name
-from core.reports import compare_latex, efficiency_sentence, issue_text, weight_facts
+from core.reports import (
+    compare_latex,
+    efficiency_sentence,
+    issue_text,
+    savings_display,
+    weight_facts,
+)
 from dashboard.text import plain, plotly_plain
 
 CORRECT = "#1b9e77"  # teal green
@@ -72,8 +78,11 @@ __all__ = [
     "compare_latex",
     "dataset_overview_figure",
     "efficiency_sentence",
+    "frontier_figure",
     "issue_lines",
     "problem_figure",
+    "savings_display",
+    "stopping_figure",
     "transfer_heatmap",
     "weight_facts",
     "weight_figure",

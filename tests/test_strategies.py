@@ -74,6 +74,8 @@ def synth_pair(
 EXPECTED = {
     "majority",
     "best_of_n",
+    "majority_of_bests",
+    "top_filtered_vote",
     "vanilla_wv",
     "linear_wv",
     "logit_wv",

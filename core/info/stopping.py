@@ -19,6 +19,8 @@ from core.studies.stopping import pair_stopping
 from core.types import FloatArray
 
 ProgressFn = Callable[[str, int, int], None]
+#: every stopping rule's name and label, in the order the pages list them
+RULE_LABELS: dict[str, str] = {name: rule.label for name, rule in RULES.items()}
 
 
 @dataclass(frozen=True)
@@ -192,4 +194,4 @@ def stopping_view(
     )
 
 
-__all__ = ["FixedCurve", "RuleCurve", "StoppingView", "stopping_view"]
+__all__ = ["RULE_LABELS", "FixedCurve", "RuleCurve", "StoppingView", "stopping_view"]

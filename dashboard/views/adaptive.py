@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.evaluation.stopping import RULES
-from core.info.stopping import stopping_view
-from core.reports import savings_display
+from core.info.stopping import RULE_LABELS, stopping_view
 from dashboard import state
-from dashboard.figures import issue_lines, stopping_figure
+from dashboard.figures import issue_lines, savings_display, stopping_figure
 
 st.title("Adaptive sampling")
 st.caption(
@@ -25,11 +23,11 @@ state.simulated_banner(ctx)
 c1, c2, c3 = st.columns([2.2, 1, 1])
 rules = state.multiselect(
     "Stopping rules",
-    list(RULES),
+    list(RULE_LABELS),
     "a_rules",
-    default=list(RULES),
+    default=list(RULE_LABELS),
     where=c1,
-    format_func=lambda r: RULES[r].label,
+    format_func=lambda r: RULE_LABELS[r],
     help="Adaptive-Consistency and ESC read only the answers; the confidence stop reads "
     "the verifier's score; the calibrated posterior stop the cross-fitted posterior vote.",
 )
