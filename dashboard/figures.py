@@ -593,9 +593,13 @@ def _axis_ref(i: int, kind: str) -> str:
     return f"{kind} domain" if i == 1 else f"{kind}{i} domain"
 
 
-def budget_figure(view: BudgetView) -> go.Figure:
-    """Accuracy against N on a log2 axis, one panel per pair, with bootstrap bands; oracle
-    curves dashed; the efficiency ratio written on each panel."""
+def budget_figure(view: BudgetView, x_axis: str = "samples") -> go.Figure:
+    """Accuracy against N on a log2 axis (or against the expected generated tokens per
+    problem, `x_axis="tokens"`, for pairs with token counts), one panel per pair, with
+    bootstrap bands; oracle curves dashed; majority over all samples (the Best-of-infinity
+    asymptote) dotted; the efficiency ratio written on each panel."""
+    if x_axis not in ("samples", "tokens"):
+        raise ValueError(f"x_axis must be samples or tokens, got {x_axis!r}")
     n = len(view.pairs)
     cols = min(n, 3)
     rows = math.ceil(n / cols)
@@ -611,10 +615,22 @@ def budget_figure(view: BudgetView) -> go.Figure:
     budgets = list(view.budgets)
     for i, (m, v) in enumerate(view.pairs):
         r, c = i // cols + 1, i % cols + 1
+        tok = view.tokens[i] if i < len(view.tokens) else None
+        use_tokens = x_axis == "tokens" and tok is not None
+
+        def to_x(n: np.ndarray, tok: Any = tok, use_tokens: bool = use_tokens) -> np.ndarray:
+            """Budgets as positions on this panel's axis (tokens: interpolated in log2 N)."""
+            if not use_tokens:
+                return np.asarray(n, dtype=float)
+            return np.asarray(
+                np.interp(np.log2(n), np.log2(np.asarray(budgets, dtype=float)), tok),
+                dtype=float,
+            )
+
         for cur in view.curves_of(m, v):
             s = cur.strategy
             color = strategy_color(s)
-            x = cur.budgets.astype(float)
+            x = to_x(cur.budgets.astype(float))
             group = plotly_plain(s)
             cur_label = plotly_plain(cur.label)
             fig.add_trace(
@@ -636,8 +652,11 @@ def budget_figure(view: BudgetView) -> go.Figure:
                     legendgroup=group,
                     showlegend=s not in seen,
                     customdata=np.stack([cur.low, cur.high], axis=1),
+                    text=[f"N = {int(b)}" for b in cur.budgets],
                     hovertemplate=(
-                        f"{cur_label}<br>N = %{{x}}<br>accuracy %{{y:.1%}} "
+                        f"{cur_label}<br>%{{text}}"
+                        + (" · %{x:,.0f} tokens" if use_tokens else "")
+                        + "<br>accuracy %{y:.1%} "
                         "[%{customdata[0]:.1%}, %{customdata[1]:.1%}]<extra></extra>"
                     ),
                 ),
@@ -645,13 +664,30 @@ def budget_figure(view: BudgetView) -> go.Figure:
                 col=c,
             )
             seen.add(s)
+        if i < len(view.asymptote) and math.isfinite(view.asymptote[i]):
+            ends = to_x(np.asarray([budgets[0], budgets[-1]], dtype=float))
+            fig.add_trace(
+                go.Scatter(
+                    x=ends,
+                    y=[view.asymptote[i]] * 2,
+                    mode="lines",
+                    line={"color": "#777", "width": 1.2, "dash": "dot"},
+                    name="majority over all samples (Best-of-∞ asymptote)",
+                    legendgroup="asymptote",
+                    showlegend="asymptote" not in seen,
+                    hovertemplate="majority over all samples: %{y:.1%}<extra></extra>",
+                ),
+                row=r,
+                col=c,
+            )
+            seen.add("asymptote")
         eff = next((e for e in view.efficiencies if (e.llm, e.verifier) == (m, v)), None)
         if eff is not None:
             res = eff.result
             if res.reached and res.budget is not None:
                 fig.add_trace(
                     go.Scatter(
-                        x=[res.budget, float(eff.ref_budget)],
+                        x=to_x(np.asarray([res.budget, float(eff.ref_budget)])),
                         y=[res.target, res.target],
                         mode="lines+markers",
                         line={"color": "black", "width": 1.2, "dash": "dot"},
@@ -677,13 +713,18 @@ def budget_figure(view: BudgetView) -> go.Figure:
                 align="left",
                 **NOTE_BOX,
             )
-    fig.update_xaxes(
-        type="log",
-        tickvals=budgets,
-        ticktext=[str(b) for b in budgets],
-        title_text="samples per problem N (log2 scale)",
-        showgrid=True,
-    )
+    if x_axis == "tokens" and any(t is not None for t in view.tokens):
+        fig.update_xaxes(
+            type="log", title_text="expected generated tokens per problem (log)", showgrid=True
+        )
+    else:
+        fig.update_xaxes(
+            type="log",
+            tickvals=budgets,
+            ticktext=[str(b) for b in budgets],
+            title_text="samples per problem N (log2 scale)",
+            showgrid=True,
+        )
     fig.update_yaxes(tickformat=".0%", title_text="accuracy", showgrid=True)
     ds = plotly_plain(dataset_label(view.dataset, view.simulated))
     fig.update_layout(

@@ -275,6 +275,15 @@ def test_budget_page(db: Path) -> None:
     pairs.select(pairs.options[-1]).run()
     assert not at.exception
     assert len(_chart(at)["layout"]["annotations"]) > len(spec["layout"]["annotations"])
+    asym = _trace(spec, "majority over all samples")
+    assert len(set(_values(asym["y"]))) == 1  # a horizontal reference line
+    at.selectbox(key="w_b_axis").select("tokens").run()
+    assert not at.exception
+    tok = _chart(at)
+    assert "tokens" in tok["layout"]["xaxis"]["title"]["text"]
+    maj = _trace(tok, "Majority vote")
+    assert _values(maj["x"]).min() > max(_values(_trace(spec, "Majority vote")["x"]))
+    at.selectbox(key="w_b_axis").select("samples").run()
     # rm_maj_eval-style numbers: the first N samples in sampling order, first tied answer
     before = _values(_chart(at)["data"][0]["y"])
     at.selectbox(key="w_order").select("sample").run()

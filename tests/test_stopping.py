@@ -305,3 +305,22 @@ def test_curves_against_tokens_and_flops(tmp_path, capsys) -> None:  # type: ign
     assert " tok)" in capsys.readouterr().out
     assert main([*base, "--x", "flops", "--params", "sim-llm-A=-1"]) != 0
     assert "LLM=BILLIONS" in capsys.readouterr().err
+
+
+def test_full_majority_is_the_vote_over_every_sample() -> None:
+    from core.info.budget import full_majority
+
+    # problem 1: answer 0 (right) wins 3-2; problem 2: a 2-2 tie between right and wrong
+    pair = PairData(
+        "d",
+        "m",
+        "v",
+        ("a", "b"),
+        np.array([0, 5, 9], dtype=np.int64),
+        np.array([0, 0, 0, 1, 1, 0, 0, 1, 1], dtype=np.int64),
+        np.zeros(9),
+        np.array([1, 1, 1, 0, 0, 1, 1, 0, 0], dtype=bool),
+        np.array([0, 1, 2, 3, 4, 0, 1, 2, 3], dtype=np.int64),
+        np.full(9, np.nan),
+    )
+    assert full_majority(pair) == pytest.approx((1.0 + 0.5) / 2)

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.evaluation.config import EvalConfig
-from core.evaluation.pipeline import PairCurves, pair_curves
+from core.evaluation.pipeline import PairCurves, load_pair, pair_curves
 from core.evaluation.stats import EfficiencyResult
+from core.evaluation.stopping import fixed_cost, has_tokens
 from core.info.common import (
     Issue,
     ViewError,
@@ -25,7 +26,7 @@ from core.info.common import (
 )
 from core.methods.registry import get_strategy
 from core.store import DatasetInfo, Store
-from core.types import FloatArray, IntArray, TTSLabError
+from core.types import FloatArray, IntArray, PairData, TTSLabError
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -148,6 +149,11 @@ class BudgetView:
     from_cache: tuple[bool, ...]
     issues: tuple[Issue, ...] = ()
     calibration: str = "labels"
+    #: per pair: expected generated tokens per problem at each budget (None: no counts)
+    tokens: tuple[FloatArray | None, ...] = ()
+    #: per pair: majority vote over all of each problem's samples (the Best-of-infinity
+    #: asymptote that majority approaches as N grows)
+    asymptote: tuple[float, ...] = ()
 
     def curves_of(self, llm: str, verifier: str) -> tuple[BudgetCurve, ...]:
         """The pair's curves, in the order of `strategies` (unfittable ones missing)."""
@@ -214,6 +220,15 @@ def budget_view(
                 effs.append(Efficiency(m, v, a, b, ref, r, missing=missing[0]))
                 continue
             effs.append(Efficiency(m, v, a, b, ref, res.efficiency(a, b, ref)))
+    tokens: list[FloatArray | None] = []
+    asymptote: list[float] = []
+    for m, v in pairs:
+        pair = load_pair(store, info, m, v, config.reduction)
+        budgets = [int(b) for b in results[0].curves.budgets]
+        tokens.append(
+            fixed_cost(pair, budgets, "tokens").mean(axis=1) if has_tokens(pair) else None
+        )
+        asymptote.append(full_majority(pair))
     return BudgetView(
         dataset=info.name,
         simulated=info.simulated,
@@ -230,7 +245,23 @@ def budget_view(
         from_cache=tuple(r.from_cache for r in results),
         issues=tuple(issues),
         calibration=config.calibration,
+        tokens=tuple(tokens),
+        asymptote=tuple(asymptote),
     )
+
+
+def full_majority(pair: PairData) -> float:
+    """Accuracy of majority vote over all of each problem's responses (ties: the mean
+    correctness of the tied answers)."""
+    credit = np.zeros(pair.n_problems)
+    for p in range(pair.n_problems):
+        lo, hi = int(pair.offsets[p]), int(pair.offsets[p + 1])
+        cl = pair.cluster[lo:hi]
+        counts = np.bincount(cl)
+        right = np.bincount(cl, weights=pair.correct[lo:hi].astype(np.float64))
+        top = counts == counts.max()
+        credit[p] = float(np.mean(right[top] / counts[top]))
+    return float(credit.mean()) if pair.n_problems else float("nan")
 
 
 __all__ = [
@@ -238,6 +269,7 @@ __all__ = [
     "BudgetView",
     "Efficiency",
     "budget_view",
+    "full_majority",
     "many_curves",
     "pair_issues",
 ]

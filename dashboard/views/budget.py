@@ -49,7 +49,7 @@ strategies = state.multiselect(
     where=c2,
     format_func=lambda s: get_strategy(s).label,
 )
-c3, c4, c5 = st.columns(3)
+c3, c4, c5, c6 = st.columns([1, 1, 1, 0.8])
 eff_a = state.select(
     "Efficiency of",
     names,
@@ -68,6 +68,15 @@ eff_b = state.select(
 )
 budgets = state.approx_budgets(ctx.info)
 ref = state.select("at the reference budget N", budgets, "b_ref", budgets[-1], where=c5)
+x_axis = state.select(
+    "x-axis",
+    ["samples", "tokens"],
+    "b_axis",
+    "samples",
+    where=c6,
+    help="tokens: the expected generated tokens per problem of N responses (pairs without "
+    "token counts stay in samples)",
+)
 
 if not chosen or not strategies:
     st.info("Choose at least one pair and one strategy.")
@@ -86,7 +95,9 @@ view = state.compute(
         progress=p,
     ),
 )
-st.plotly_chart(budget_figure(view), key="budget_chart", width="stretch")
+st.plotly_chart(budget_figure(view, x_axis), key="budget_chart", width="stretch")
+if x_axis == "tokens" and any(t is None for t in view.tokens):
+    st.info("Some pairs have no token counts: their panels stay in samples.")
 for note in issue_lines(view.issues):
     st.warning(note, icon=":material/warning:")
 for e in view.efficiencies:
