@@ -766,6 +766,62 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from core.studies.ensemble import ensemble_study
+
+    config = _config(args)
+    with _store(args, read_only=args.read_only) as store:
+        info = store.get_dataset(args.dataset)
+        verifier = args.verifier or info.verifiers[0]
+        with tqdm(total=1.0, desc="ensemble", file=sys.stderr, disable=args.quiet) as bar:
+
+            def progress(stage: str, done: int, total: int) -> None:
+                bar.set_description_str(f"ensemble: {stage}"[:60])
+                bar.n = done / max(total, 1)
+                bar.refresh()
+
+            res = ensemble_study(
+                store, info, args.llm, verifier, config, budgets=args.budgets, progress=progress
+            )
+    df = res.table()
+
+    def cells(col: str) -> list[str]:
+        return [
+            f"{a:.3f} [{lo:.3f}, {hi:.3f}]"
+            for a, lo, hi in zip(df[col], df[f"{col}_low"], df[f"{col}_high"], strict=True)
+        ]
+
+    shown = pd.DataFrame(
+        {
+            "total N": df["total_budget"],
+            "per LLM": df["per_llm"],
+            "ensemble": cells("ensemble"),
+            "best single LLM": df["best_single"],
+            "alone at total N": cells("single"),
+            "gain (points)": [
+                f"{100 * g:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+                for g, lo, hi in zip(df["gain"], df["gain_low"], df["gain_high"], strict=True)
+            ],
+        }
+    )
+    k = len(res.llms)
+    print(
+        f"== {info.name}: ensemble of {', '.join(res.llms)} ({k} x N/{k} samples, votes "
+        f"weighted by each LLM's calibration accuracy, {config.folds}-fold cross-fitted) "
+        f"against the best single LLM at the same total N; {res.n_problems} problems all "
+        f"answered; {round(100 * res.level)}% bootstrap CI (gain: paired)"
+    )
+    print(shown.to_string(index=False))
+    print(
+        "note: the best single LLM is picked on these problems (in its favour); alone, an "
+        "LLM with fewer samples than the total N uses all of them"
+    )
+    _write_csv([df], args.csv)
+    return 0
+
+
 #: How a dataset is named on the command line.
 DATASET_HELP = "dataset name (or id:ID for its id, as `ttslab list` shows it)"
 
@@ -1143,6 +1199,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--csv", help="write every point (frontier or not) as CSV")
     _eval_args(s)
     s.set_defaults(func=cmd_frontier)
+
+    s = sub.add_parser(
+        "ensemble", help="vote over answers pooled from several LLMs at a fixed total budget"
+    )
+    s.add_argument("dataset", help=DATASET_HELP)
+    s.add_argument("--llm", action="append", required=True, help="an LLM (at least two)")
+    s.add_argument("--verifier", help="verifier whose pairs are loaded (default: the first)")
+    s.add_argument("--budgets", type=int, nargs="+", help="total budgets (multiples of the LLMs)")
+    s.add_argument("--csv", help="write the table as CSV")
+    _eval_args(s)
+    s.set_defaults(func=cmd_ensemble)
 
     s = sub.add_parser("formats", help="describe the input formats and columns")
     s.set_defaults(func=cmd_formats)
