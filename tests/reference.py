@@ -234,3 +234,148 @@ def brute_force_pass_at_n(correct: Sequence[bool], size: int) -> float:
         if any(correct[i] for i in combo):
             hit += 1
     return hit / count
+
+
+# --------------------------------------------------------------------------------------
+# early-stopping replay (mirrors core.evaluation.stopping's definitions, not its kernel)
+# --------------------------------------------------------------------------------------
+
+
+def _p_lead_beta(v1: int, v2: int) -> float:
+    """P[X > 1/2], X ~ Beta(v1 + 1, v2 + 1), as a binomial tail: P[Bin(v1 + v2 + 1, 1/2) <=
+    v1] (for integer a, b: P[X <= x] = P[Bin(a + b - 1, x) >= a])."""
+    n = v1 + v2 + 1
+    return sum(math.comb(n, j) for j in range(0, v1 + 1)) / 2.0**n
+
+
+def _percentile_linear(xs: Sequence[float], pct: float) -> float:
+    s = sorted(xs)
+    pos = (len(s) - 1) * pct / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def replay_one(
+    rule: str,
+    threshold: float,
+    rows: Sequence[int],
+    pair: PairData,
+    weight: Sequence[float],
+    h: Sequence[Sequence[float]] | None = None,
+    z: Sequence[Sequence[float]] | None = None,
+    warmup: int = 4,
+    conf_quantile: float = 0.10,
+) -> tuple[float, int, float]:
+    """(credit, samples, tokens) of one rule and threshold on one order `rows` (global
+    response indices, in arrival order)."""
+    counts: dict[int, int] = {}
+    kept: dict[int, float] = {}
+    right: dict[int, bool] = {}
+    for r in rows:
+        right[int(pair.cluster[r])] = right.get(int(pair.cluster[r]), False) or bool(
+            pair.correct[r]
+        )
+    seen: list[int] = []
+    tokens = 0.0
+    n_warm = min(warmup, len(rows))
+    floor = -math.inf
+    k = len(rows)
+
+    def credit_of(stat: dict[int, float]) -> float:
+        best = max(stat[a] for a in seen)
+        tied = [a for a in seen if stat[a] >= best - 1e-9]
+        return sum(1.0 for a in tied if right[a]) / len(tied)
+
+    for i, r in enumerate(rows):
+        a = int(pair.cluster[r])
+        if a not in counts:
+            seen.append(a)
+            counts[a] = 0
+            kept[a] = 0.0
+        counts[a] += 1
+        tokens += float(pair.n_tokens[r])
+        n = i + 1
+        if rule == "confidence":
+            if n < n_warm:
+                kept[a] += weight[r]
+            elif n == n_warm:
+                floor = _percentile_linear([weight[x] for x in rows[:n]], 100 * conf_quantile)
+                kept = {b: 0.0 for b in seen}
+                for x in rows[:n]:
+                    if weight[x] >= floor:
+                        kept[int(pair.cluster[x])] += weight[x]
+            elif weight[r] >= floor:
+                kept[a] += weight[r]
+        else:
+            kept[a] += weight[r]
+        last = n == k
+        if rule in ("adaptive-consistency", "esc"):
+            stat = {b: float(counts[b]) for b in seen}
+            top = [*sorted((counts[b] for b in seen), reverse=True), 0]
+            if rule == "adaptive-consistency" and (
+                last or _p_lead_beta(top[0], top[1]) >= threshold
+            ):
+                return credit_of(stat), n, tokens
+            if rule == "esc":
+                w = int(threshold)
+                if not last and n % w == 0:
+                    window = [int(pair.cluster[x]) for x in rows[n - w : n]]
+                    if len(set(window)) == 1:
+                        return (1.0 if right[window[0]] else 0.0), n, tokens
+                if last:
+                    return credit_of(stat), n, tokens
+        elif rule == "confidence":
+            stat = {b: kept[b] for b in seen}
+            total = sum(stat.values())
+            share = max(stat.values()) / total if total > 0 else 0.0
+            if last or (n >= n_warm and share >= threshold):
+                return credit_of(stat), n, tokens
+        else:  # posterior
+            assert h is not None and z is not None
+            m = len(seen)
+            stat = {b: kept[b] + h[counts[b]][n] - z[m][n] for b in seen}
+            odds = sum(math.exp(v) for v in stat.values())
+            p_lead = max(math.exp(v) for v in stat.values()) / (1.0 + odds)
+            if last or p_lead >= threshold:
+                return credit_of(stat), n, tokens
+    raise AssertionError("unreachable: the last response always stops")
+
+
+def stopping_replay(
+    pair: PairData,
+    rule: str,
+    subsets: Subsets,
+    thresholds: Sequence[float],
+    weight: Sequence[float],
+    cap: int,
+    problems: Sequence[int] | None = None,
+    h: Sequence[Sequence[Sequence[float]]] | None = None,
+    z: Sequence[Sequence[Sequence[float]]] | None = None,
+) -> list[list[tuple[float, float, float]]]:
+    """Per problem and threshold: mean (credit, samples, tokens) over the subsets' orders,
+    each threshold replayed on its own (`h`, `z`: the posterior's tables per problem)."""
+    out = []
+    for p in problems if problems is not None else range(pair.n_problems):
+        lo = int(pair.offsets[p])
+        perms = subsets.permutations(p, min(cap, int(pair.offsets[p + 1]) - lo))
+        row = []
+        for thr in thresholds:
+            c = s = t = 0.0
+            for perm in perms:
+                cr, n, tok = replay_one(
+                    rule,
+                    thr,
+                    [lo + int(x) for x in perm],
+                    pair,
+                    weight,
+                    h[p] if h is not None else None,
+                    z[p] if z is not None else None,
+                )
+                c += cr
+                s += n
+                t += tok
+            k = len(perms)
+            row.append((c / k, s / k, t / k))
+        out.append(row)
+    return out

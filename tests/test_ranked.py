@@ -75,3 +75,22 @@ def test_kernel_equals_the_plain_definition_on_every_subset(kind: str, param: fl
                 tied = [a for a, v in sc.items() if v >= best - 1e-12 * len(rows)]
                 frac = [pair.correct[rows][pair.cluster[rows] == a].mean() for a in tied]
                 assert got[b, p, t] == pytest.approx(np.mean(frac), abs=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_mob_equals_brute_force_over_every_bootstrap_resample(n: int) -> None:
+    """Enumerate all n^m ordered resamples with replacement (m = round(sqrt n)), take each
+    one's best response, and count the picks per cluster: the shares are the MoB scores."""
+    import itertools
+
+    rng = np.random.default_rng(n)
+    weight = rng.permutation(n).astype(float)  # distinct: one best per resample
+    cluster = rng.integers(0, 3, size=n)
+    m = max(1, round(n**0.5))
+    picks: dict[int, int] = {}
+    for resample in itertools.product(range(n), repeat=m):
+        best = max(resample, key=lambda i: weight[i])
+        picks[int(cluster[best])] = picks.get(int(cluster[best]), 0) + 1
+    scores = ranked_scores(weight, cluster, "mob", 0.5)
+    for a, v in scores.items():
+        assert v == pytest.approx(picks.get(a, 0) / n**m, abs=1e-12)

@@ -11,7 +11,7 @@ import pytest
 from core.evaluation import stopping as S
 from core.evaluation.engine import make_subsets
 from core.methods.posterior import AnswerPrior
-from core.types import PairData
+from core.types import PairData, VoteInputs
 
 
 def one_problem(
@@ -70,10 +70,41 @@ def test_a_tie_at_the_cap_gets_fractional_credit() -> None:
     assert c.samples[0, 0] == 4 and c.credit[0, 0] == pytest.approx(0.5)
 
 
+def two_problems(
+    answers: list[int], correct_answer: int, scores: list[float], reference: list[float]
+) -> PairData:
+    """Problem "p" as given, and a reference problem "r" whose scores set the confidence
+    scale (a response's confidence is its score's rank among the other problems')."""
+    n, m = len(answers), len(reference)
+    return PairData(
+        dataset_id="d",
+        llm="m",
+        verifier="v",
+        problem_ids=("p", "r"),
+        offsets=np.array([0, n, n + m], dtype=np.int64),
+        cluster=np.array([*answers, *([0] * m)], dtype=np.int64),
+        score=np.array([*scores, *reference], dtype=np.float64),
+        correct=np.array([a == correct_answer for a in answers] + [True] * m, dtype=bool),
+        sample_idx=np.concatenate([np.arange(n), np.arange(m)]).astype(np.int64),
+        n_tokens=np.full(n + m, 10.0),
+    )
+
+
+def test_confidence_is_the_rank_among_other_problems_only() -> None:
+    pair = two_problems([0, 1, 0], 0, [0.2, 0.6, 0.9], reference=[0.1, 0.5, 0.5, 0.8])
+    conf = S._confidence(pair)
+    # 0.2: above 1 of the 4 reference scores -> (1 + 0.5) / 5; 0.6: above 3 -> 3.5 / 5;
+    # 0.9: above all 4 -> 4.5 / 5. The reference: ranked among problem p's 3 scores.
+    np.testing.assert_allclose(conf[:3], [1.5 / 5, 3.5 / 5, 4.5 / 5])
+    np.testing.assert_allclose(conf[3:], [0.5 / 4, 1.5 / 4, 1.5 / 4, 2.5 / 4])
+
+
 def test_confidence_stop_leaves_out_low_confidence_responses() -> None:
-    # warm-up of 4; scores rank the responses; the lowest-scored one (answer 1) falls
-    # below the warm-up's 10 % quantile and is left out, so answer 0 holds 100 %
-    pair = one_problem([1, 0, 0, 0, 2, 2], correct_answer=0, scores=[0.1, 0.5, 0.6, 0.7, 0.9, 0.95])
+    # warm-up of 4; the lowest-scored response (answer 1) falls below the warm-up's 10 %
+    # quantile and is left out, so answer 0 holds 100 % after the warm-up
+    pair = two_problems(
+        [1, 0, 0, 0, 2, 2], 0, [0.1, 0.5, 0.6, 0.7, 0.9, 0.95], reference=[0.05, 0.3, 0.65, 0.8]
+    )
     c = S.replay(pair, "confidence", in_order(pair), thresholds=[0.99])
     assert c.samples[0, 0] == S.WARMUP and c.credit[0, 0] == 1.0
 
@@ -324,3 +355,151 @@ def test_full_majority_is_the_vote_over_every_sample() -> None:
         np.full(9, np.nan),
     )
     assert full_majority(pair) == pytest.approx((1.0 + 0.5) / 2)
+
+
+# --------------------------------------------------------------------------------------
+# no rule peeks at responses it has not drawn; thresholds that never fire
+# --------------------------------------------------------------------------------------
+
+
+def _random_problem(rng: np.random.Generator, n: int) -> tuple[list[int], list[float], list[float]]:
+    answers = [int(a) for a in rng.choice(4, size=n, p=[0.55, 0.25, 0.15, 0.05])]
+    scores = [float(x) for x in np.round(rng.random(n), 2)]
+    tokens = [float(x) for x in rng.integers(50, 500, size=n)]
+    return answers, scores, tokens
+
+
+def _pair_with(answers: list[int], scores: list[float], tokens: list[float]) -> PairData:
+    n = len(answers)
+    ref = [0.1, 0.3, 0.5, 0.7, 0.9]
+    uniq = {a: i for i, a in enumerate(dict.fromkeys(answers))}  # dense cluster ids
+    return PairData(
+        "d",
+        "m",
+        "v",
+        ("p", "r"),
+        np.array([0, n, n + len(ref)], dtype=np.int64),
+        np.array([uniq[a] for a in answers] + [0] * len(ref), dtype=np.int64),
+        np.array(scores + ref, dtype=np.float64),
+        np.array([a == 0 for a in answers] + [True] * len(ref), dtype=bool),
+        np.concatenate([np.arange(n), np.arange(len(ref))]).astype(np.int64),
+        np.array(tokens + [1.0] * len(ref), dtype=np.float64),
+    )
+
+
+def _calibrated(pair: PairData, rng: np.random.Generator) -> VoteInputs:
+    from core.methods.posterior import AnswerPrior, size_inputs
+
+    return size_inputs(
+        rng.normal(0.0, 1.5, pair.n_responses), AnswerPrior(1.5, 1.0, 0.3, 1.0), pair
+    )
+
+
+@pytest.mark.parametrize("rule", list(S.RULES))
+def test_no_rule_reads_a_response_after_it_stopped(rule: str) -> None:
+    """Replay, then change everything about the responses after the stop (answers,
+    correctness, scores, weights, tokens): the decision, samples and tokens stay put."""
+    rng = np.random.default_rng(11)
+    stops_seen = set()
+    for _ in range(30):
+        n = 12
+        answers, scores, tokens = _random_problem(rng, n)
+        pair = _pair_with(answers, scores, tokens)
+        cal = _calibrated(pair, rng)
+        thresholds = list(S.RULES[rule].thresholds)
+        c = S.replay(pair, rule, in_order(pair), calibrated=cal, thresholds=thresholds)
+        for j, stop in enumerate(c.samples[:, 0].astype(int)):
+            if stop >= n:
+                continue
+            stops_seen.add(stop)
+            later = n - stop
+            new_answers = answers[:stop] + [9] * later  # a new wrong answer
+            new_scores = scores[:stop] + [float(x) for x in rng.random(later)]
+            new_tokens = tokens[:stop] + [1e6] * later
+            changed = _pair_with(new_answers, new_scores, new_tokens)
+            w = np.asarray(cal.weight).copy()
+            w[stop:n] = rng.normal(0.0, 5.0, later)
+            cal2 = VoteInputs(
+                weight=w,
+                size_tables=cal.size_tables,
+                size_index=cal.size_index,
+                none_tables=cal.none_tables,
+            )
+            c2 = S.replay(
+                changed, rule, in_order(changed), calibrated=cal2, thresholds=[thresholds[j]]
+            )
+            assert c2.samples[0, 0] == stop
+            assert c2.credit[0, 0] == pytest.approx(c.credit[j, 0])
+            assert c2.tokens[0, 0] == pytest.approx(c.tokens[j, 0])
+    assert len(stops_seen) >= 2  # the check covered stops at several points
+
+
+def test_thresholds_that_never_fire_end_on_the_full_vote_at_the_cap(demo_pair) -> None:  # type: ignore[no-untyped-def]
+    """ESC with a window longer than the cap, and the confidence stop with tau > 1, replay
+    to the cap: ESC ends on majority vote (the engine's, on the same subsets), and the
+    confidence stop on its filtered, confidence-weighted vote over the first `cap`
+    responses (computed here from the definition)."""
+    from core.evaluation.engine import accuracy_curves
+
+    pair, inputs = demo_pair
+    subsets = make_subsets(pair, (4, 8), n_subsets=10, seed=1)
+    fixed = accuracy_curves(pair, {"majority": inputs["majority"]}, subsets=subsets)
+    conf = S._confidence(pair)
+    for b_i, cap in enumerate((4, 8)):
+        esc = S.replay(pair, "esc", subsets, cap=cap, thresholds=[float(cap + 1)])
+        np.testing.assert_allclose(esc.credit[0], fixed.per_problem[0, b_i], atol=1e-12)
+        cf = S.replay(pair, "confidence", subsets, cap=cap, thresholds=[1.5])
+        expected = np.zeros(pair.n_problems)
+        for p in range(pair.n_problems):
+            lo = int(pair.offsets[p])
+            for perm in subsets.permutations(p, cap):
+                rows = lo + perm
+                c = conf[rows]
+                floor = np.percentile(c[: min(S.WARMUP, len(c))], 100 * S.CONF_QUANTILE)
+                keep = c >= floor
+                tot: dict[int, float] = {}
+                for r, k in zip(rows, keep, strict=True):
+                    tot.setdefault(int(pair.cluster[r]), 0.0)
+                    if k:
+                        tot[int(pair.cluster[r])] += conf[r]
+                best = max(tot.values())
+                tied = [a for a, v in tot.items() if v >= best - 1e-9]
+                right = [bool(pair.correct[rows][pair.cluster[rows] == a].any()) for a in tied]
+                expected[p] += np.mean(right) / subsets.n_subsets
+        np.testing.assert_allclose(cf.credit[0], expected, atol=1e-9)
+        np.testing.assert_allclose(cf.samples[0], np.minimum(cap, pair.sizes()))
+
+
+@pytest.mark.parametrize("rule", list(S.RULES))
+def test_replay_kernel_equals_the_plain_python_reference(rule: str, demo_pair) -> None:  # type: ignore[no-untyped-def]
+    from tests import reference
+
+    pair, inputs = demo_pair
+    problems = list(range(12))
+    sub = pair.select(problems)
+    subsets = make_subsets(sub, n_subsets=8, seed=4)
+    cal = inputs["posterior_vote"]
+    rows = pair.rows(problems)
+    cal_sub = VoteInputs(
+        weight=np.asarray(cal.weight)[rows],
+        size_tables=cal.size_tables,
+        size_index=np.asarray(cal.size_index)[rows],
+        none_tables=cal.none_tables,
+    )
+    thresholds = list(S.RULES[rule].thresholds)
+    got = S.replay(sub, rule, subsets, thresholds=thresholds, calibrated=cal_sub)
+    if rule == "posterior":
+        weight = list(np.asarray(cal_sub.weight))
+        fold = [int(np.asarray(cal_sub.size_index)[sub.offsets[p]]) for p in range(sub.n_problems)]
+        h = [np.asarray(cal_sub.size_tables)[t].tolist() for t in fold]
+        z = [np.asarray(cal_sub.none_tables)[t].tolist() for t in fold]
+    else:
+        weight = list(S._confidence(sub)) if rule == "confidence" else [0.0] * sub.n_responses
+        h = z = None
+    ref = reference.stopping_replay(sub, rule, subsets, thresholds, weight, 16, h=h, z=z)
+    for p in range(sub.n_problems):
+        for j in range(len(thresholds)):
+            c, s, tok = ref[p][j]
+            assert got.credit[j, p] == pytest.approx(c, abs=1e-9), (p, j)
+            assert got.samples[j, p] == pytest.approx(s, abs=1e-9), (p, j)
+            assert got.tokens[j, p] == pytest.approx(tok, rel=1e-9), (p, j)

@@ -416,14 +416,14 @@ def _mix(z: Any) -> Any:
     return z ^ (z >> _SH31)
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, nogil=True)  # type: ignore[misc]
 def _stream_state(seed_key: Any, pkey: Any, t: int) -> Any:
     s = _mix(seed_key * _GOLDEN + _M2)
     s = _mix(s ^ pkey)
     return _mix(s ^ (np.uint64(t) * _C_T + _GOLDEN))
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, nogil=True)  # type: ignore[misc]
 def _draw_prefix(perm: Any, n: int, k: int, state: Any) -> None:
     """Partial Fisher-Yates: perm[:k] becomes a uniform random ordered k-subset of 0..n-1.
 
@@ -434,7 +434,7 @@ def _draw_prefix(perm: Any, n: int, k: int, state: Any) -> None:
     _draw_into_identity(perm, n, k, state, np.empty(max(k, 1), dtype=np.int64))
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, nogil=True)  # type: ignore[misc]
 def _fill_permutations(n: int, k: int, pkey: Any, seed_key: Any, out: Any) -> None:
     perm = np.empty(n, dtype=np.int64)
     for t in range(out.shape[0]):
@@ -448,7 +448,7 @@ def _fill_permutations(n: int, k: int, pkey: Any, seed_key: Any, out: Any) -> No
 # --------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, nogil=True)  # type: ignore[misc]
 def _draw_into_identity(perm: Any, n: int, k: int, state: Any, swaps: Any) -> None:
     """`_draw_prefix` for a `perm` that is the identity on entry: the same draws (so the
     same prefix), recording each swap partner in `swaps` so `_restore_identity` can undo

@@ -15,8 +15,9 @@ Rules (`RULES`):
 - ``confidence`` (DeepConf's online mode, Fu et al., 2025, on a per-response signal): the
   first ``WARMUP`` responses set a floor, the 10 % quantile of their confidences; responses
   below it are left out; stop when the confidence-weighted share of the leading answer
-  among the kept responses reaches tau. Confidence: the verifier score's rank among all
-  of the pair's scores, oriented so that higher is better (no label is read).
+  among the kept responses reaches tau. Confidence: the verifier score's mid-rank among
+  the scores of the pair's other problems, oriented so that higher is better (no label
+  is read, and nothing of the problem's own undrawn responses).
 - ``posterior`` (beyond the papers): stop when the posterior probability that the leading
   answer is correct, from the calibrated posterior vote (cross-fitted weights, Beta prior
   over q, Pitman-Yor wrong answers; "none of them is correct" included), reaches 1 - delta.
@@ -27,7 +28,9 @@ Ties of the deciding statistic get fractional credit, as in the fixed-N curves.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -150,17 +153,27 @@ def ac_table(cap: int) -> FloatArray:
 
 
 def _confidence(pair: PairData) -> FloatArray:
-    """Each response's score rank among the pair's scores in (0, 1], higher = better."""
+    """Each response's confidence in (0, 1): the mid-rank of its score (higher = better)
+    among the scores of the pair's *other* problems, so that a response's confidence never
+    depends on the responses of its own problem (the replay would otherwise peek at the
+    responses it has not drawn yet)."""
     s = np.asarray(pair.score, dtype=np.float64)
     if pair.orientation == "lower":
         s = -s
-    order = np.argsort(s, kind="stable")
-    ranks = np.empty(len(s), dtype=np.float64)
-    ranks[order] = np.arange(1, len(s) + 1, dtype=np.float64)
-    # ties share their mean rank
-    _, inv, counts = np.unique(s, return_inverse=True, return_counts=True)
-    sums = np.bincount(inv, weights=ranks)
-    return np.asarray(sums[inv] / counts[inv] / max(len(s), 1), dtype=np.float64)
+    everything = np.sort(s)
+    less = np.searchsorted(everything, s, side="left").astype(np.float64)
+    leq = np.searchsorted(everything, s, side="right").astype(np.float64)
+    out = np.empty(len(s), dtype=np.float64)
+    for p in range(pair.n_problems):
+        lo, hi = int(pair.offsets[p]), int(pair.offsets[p + 1])
+        own = np.sort(s[lo:hi])
+        own_less = np.searchsorted(own, s[lo:hi], side="left")
+        own_leq = np.searchsorted(own, s[lo:hi], side="right")
+        below = less[lo:hi] - own_less
+        ties = (leq[lo:hi] - less[lo:hi]) - (own_leq - own_less)
+        others = len(s) - (hi - lo)
+        out[lo:hi] = (below + 0.5 * ties + 0.5) / (others + 1.0)
+    return out
 
 
 @numba.njit(cache=True, nogil=True)  # type: ignore[misc]
@@ -200,10 +213,17 @@ def _replay(
     out_samples: Any,
     out_tokens: Any,
 ) -> None:
-    """Replay one problem's orders (rows of `perms`) for every threshold."""
+    """Replay one problem's orders (rows of `perms`) for every threshold.
+
+    The statistics are kept incrementally (counts only grow, so the leader and runner-up
+    counts, ESC's run of equal answers, and the confidence rule's kept total and leader
+    are updated in O(1) per response). For the rules that stop once a statistic reaches
+    the threshold (all but ESC), thresholds are visited in increasing order: those that
+    stop at a response are the next ones up to the statistic."""
     n_orders, k = perms.shape
     n_thr = thresholds.shape[0]
     n_clusters = cluster_correct.shape[0]
+    order = np.argsort(thresholds, kind="mergesort")
     counts = np.zeros(n_clusters, dtype=np.float64)
     wsum = np.zeros(n_clusters, dtype=np.float64)
     stat = np.zeros(n_clusters, dtype=np.float64)
@@ -219,8 +239,17 @@ def _replay(
             done[j] = False
         n_seen = 0
         n_done = 0
+        nxt = 0  # next threshold (in increasing order) not yet stopped
         tok = 0.0
         floor = -np.inf
+        v1 = 0.0  # leader's count, runner-up's count
+        v2 = 0.0
+        lead_c = -1
+        run = 0  # responses in a row with the same answer (ESC)
+        prev = -1
+        total = 0.0  # kept confidence and its leader (confidence rule)
+        lead = 0.0
+        wmin = thresholds[order[0]]  # ESC: the smallest window still open
         for i in range(k):
             r = perms[t, i]
             c = cluster[r]
@@ -230,95 +259,98 @@ def _replay(
             counts[c] += 1.0
             tok += tokens[r]
             n = i + 1
-            if code != 2:
-                wsum[c] += weight[r]
-            elif n < n_warm:
-                warm[i] = weight[r]
-                wsum[c] += weight[r]
-            elif n == n_warm:
-                warm[i] = weight[r]
-                floor = np.percentile(warm[:n], 100.0 * conf_quantile)
-                # the warm-up's own responses below the floor are left out too
-                for q in range(n_seen):
-                    wsum[seen[q]] = 0.0
-                for i2 in range(n):
-                    r2 = perms[t, i2]
-                    if weight[r2] >= floor:
-                        wsum[cluster[r2]] += weight[r2]
-            elif weight[r] >= floor:
+            run = run + 1 if c == prev else 1
+            prev = c
+            if c == lead_c:
+                v1 = counts[c]
+            elif counts[c] > v1:
+                v2 = v1
+                v1 = counts[c]
+                lead_c = c
+            elif counts[c] > v2:
+                v2 = counts[c]
+            if code == 2:
+                if n < n_warm:
+                    warm[i] = weight[r]
+                    wsum[c] += weight[r]
+                elif n == n_warm:
+                    warm[i] = weight[r]
+                    floor = np.percentile(warm[:n], 100.0 * conf_quantile)
+                    # the warm-up's own responses below the floor are left out too
+                    for q in range(n_seen):
+                        wsum[seen[q]] = 0.0
+                    for i2 in range(n):
+                        r2 = perms[t, i2]
+                        if weight[r2] >= floor:
+                            wsum[cluster[r2]] += weight[r2]
+                    total = 0.0
+                    lead = 0.0
+                    for q in range(n_seen):
+                        total += wsum[seen[q]]
+                        lead = max(lead, wsum[seen[q]])
+                elif weight[r] >= floor:
+                    wsum[c] += weight[r]
+                    total += weight[r]
+                    lead = max(lead, wsum[c])
+            elif code == 3:
                 wsum[c] += weight[r]
             last = n == k
-            # the deciding statistic and the stop test
-            if code == 0 or code == 1:
-                for q in range(n_seen):
-                    stat[seen[q]] = counts[seen[q]]
-                v1 = 0.0
-                v2 = 0.0
-                for q in range(n_seen):
-                    v = counts[seen[q]]
-                    if v > v1:
-                        v2 = v1
-                        v1 = v
-                    elif v > v2:
-                        v2 = v
-                p_lead = actab[int(v1), int(v2)]
-            elif code == 2:
-                total = 0.0
-                lead = 0.0
-                for q in range(n_seen):
-                    v = wsum[seen[q]]
-                    stat[seen[q]] = v
-                    total += v
-                    if v > lead:
-                        lead = v
-                p_lead = lead / total if total > 0.0 else 0.0
+            if code == 1:
+                if not last and run < wmin:
+                    continue  # no window still open can be complete yet
+                for j in range(n_thr):
+                    if done[j]:
+                        continue
+                    w = int(thresholds[j])
+                    credit = -1.0
+                    if not last and n % w == 0 and run >= w:
+                        credit = 1.0 if cluster_correct[c] else 0.0
+                    elif last:
+                        credit = _credit_of(counts, seen, n_seen, cluster_correct, 1e-9)
+                    if credit >= 0.0:
+                        out_credit[j] += credit
+                        out_samples[j] += n
+                        out_tokens[j] += tok
+                        done[j] = True
+                        n_done += 1
+                wmin = np.inf
+                for j in range(n_thr):
+                    if not done[j]:
+                        wmin = min(wmin, thresholds[j])
             else:
-                m = n_seen
-                best = -np.inf
-                for q in range(n_seen):
-                    cc = seen[q]
-                    v = wsum[cc] + h[int(counts[cc]), n] - z[m, n]
-                    stat[cc] = v
-                    if v > best:
-                        best = v
-                # P(lead) = e^best / (1 + sum e^v), computed stably
-                norm = np.exp(-best) if best > -700.0 else np.inf
-                for q in range(n_seen):
-                    norm += np.exp(stat[seen[q]] - best)
-                p_lead = 1.0 / norm
-            for j in range(n_thr):
-                if done[j]:
-                    continue
-                thr = thresholds[j]
-                stop = last
-                credit = -1.0
-                if not stop:
+                if code == 0:
+                    p_lead = actab[int(v1), int(v2)]
+                elif code == 2:
+                    p_lead = lead / total if total > 0.0 and n >= n_warm else -1.0
+                else:
+                    m = n_seen
+                    best = -np.inf
+                    for q in range(n_seen):
+                        cc = seen[q]
+                        v = wsum[cc] + h[int(counts[cc]), n] - z[m, n]
+                        stat[cc] = v
+                        if v > best:
+                            best = v
+                    # P(lead) = e^best / (1 + sum e^v), computed stably
+                    norm = np.exp(-best) if best > -700.0 else np.inf
+                    for q in range(n_seen):
+                        norm += np.exp(stat[seen[q]] - best)
+                    p_lead = 1.0 / norm
+                if nxt < n_thr and (last or thresholds[order[nxt]] <= p_lead):
                     if code == 0:
-                        stop = p_lead >= thr
-                    elif code == 1:
-                        w = int(thr)
-                        if n % w == 0:
-                            a0 = cluster[perms[t, i]]
-                            agree = True
-                            for i2 in range(n - w, n):
-                                if cluster[perms[t, i2]] != a0:
-                                    agree = False
-                                    break
-                            if agree:
-                                stop = True
-                                credit = 1.0 if cluster_correct[a0] else 0.0
+                        credit = _credit_of(counts, seen, n_seen, cluster_correct, 1e-9)
                     elif code == 2:
-                        stop = n >= n_warm and p_lead >= thr
+                        credit = _credit_of(wsum, seen, n_seen, cluster_correct, 1e-9)
                     else:
-                        stop = p_lead >= thr
-                if stop:
-                    if credit < 0.0:
                         credit = _credit_of(stat, seen, n_seen, cluster_correct, 1e-9)
-                    out_credit[j] += credit
-                    out_samples[j] += n
-                    out_tokens[j] += tok
-                    done[j] = True
-                    n_done += 1
+                    while nxt < n_thr and (last or thresholds[order[nxt]] <= p_lead):
+                        j = order[nxt]
+                        out_credit[j] += credit
+                        out_samples[j] += n
+                        out_tokens[j] += tok
+                        done[j] = True
+                        n_done += 1
+                        nxt += 1
             if n_done == n_thr:
                 break
     for j in range(n_thr):
@@ -336,11 +368,13 @@ def replay(
     thresholds: Sequence[float] | None = None,
     calibrated: VoteInputs | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> StopCurve:
     """Replay `rule` on every problem of `pair` over the orders of `subsets`.
 
     ``cap``: the most responses a replay may use (default: all of the problem's).
     ``calibrated``: the cross-fitted posterior vote's inputs (``posterior`` rule only).
+    ``workers``: threads replaying problems side by side (default: the CPUs).
     """
     r = get_rule(rule)
     if subsets.problem_ids is not None and tuple(subsets.problem_ids) != tuple(pair.problem_ids):
@@ -377,7 +411,8 @@ def replay(
     samples = np.zeros((n_thr, pair.n_problems))
     toks = np.zeros((n_thr, pair.n_problems))
     offs = pair.offsets
-    for p in range(pair.n_problems):
+
+    def one(p: int) -> None:
         lo, hi = int(offs[p]), int(offs[p + 1])
         k = min(cap_, hi - lo)
         perms = subsets.permutations(p, k)
@@ -409,8 +444,22 @@ def replay(
         credit[:, p] = c_out
         samples[:, p] = s_out
         toks[:, p] = k_out
-        if progress is not None:
-            progress(p + 1, pair.n_problems)
+
+    # the kernel runs without the GIL: problems are replayed on `workers` threads, each
+    # writing its own columns (results do not depend on the number of threads)
+    n_workers = max(1, min(workers or os.cpu_count() or 1, pair.n_problems))
+    if n_workers == 1:
+        for p in range(pair.n_problems):
+            one(p)
+            if progress is not None:
+                progress(p + 1, pair.n_problems)
+    else:
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+            futures = [pool.submit(one, p) for p in range(pair.n_problems)]
+            for done, fut in enumerate(as_completed(futures), start=1):
+                fut.result()
+                if progress is not None:
+                    progress(done, pair.n_problems)
     return StopCurve(rule, tuple(float(x) for x in thr), cap_, credit, samples, toks)
 
 
