@@ -155,7 +155,11 @@ def efficiency_sentence(e: Efficiency) -> str:
             f"{short_name(e.a)} vs {short_name(e.b)}@{e.ref_budget}: "
             f"{short_name(e.missing)} could not be fitted on this pair"
         )
-    return efficiency_text(e.a, e.b, e.result)
+    text = efficiency_text(e.a, e.b, e.result)
+    if e.tokens is not None:
+        used, ref = e.tokens
+        text += f"; in tokens, {used:,.0f} instead of {ref:,.0f} per problem"
+    return text
 
 
 def describe_intervals(intervals: Sequence[tuple[float, float]]) -> str:

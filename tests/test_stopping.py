@@ -503,3 +503,33 @@ def test_replay_kernel_equals_the_plain_python_reference(rule: str, demo_pair) -
             assert got.credit[j, p] == pytest.approx(c, abs=1e-9), (p, j)
             assert got.samples[j, p] == pytest.approx(s, abs=1e-9), (p, j)
             assert got.tokens[j, p] == pytest.approx(tok, rel=1e-9), (p, j)
+
+
+def test_efficiency_is_also_stated_in_tokens(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from core.evaluation.config import EvalConfig
+    from core.info.budget import budget_view
+    from core.reports import efficiency_sentence
+    from core.store import Store
+    from core.synth.demo import DEMO_NAME, build_demo
+
+    with Store(tmp_path / "e.duckdb") as s:
+        build_demo(s, n_problems=40, n_samples=16)
+        info = s.get_dataset(DEMO_NAME)
+        view = budget_view(
+            s,
+            info,
+            [("sim-llm-C", "sim-qwen-orm")],
+            ["majority", "logit_wv"],
+            EvalConfig(n_subsets=20, n_boot=100),
+            efficiency=("logit_wv", "majority"),
+        )
+    (e,) = view.efficiencies
+    assert e.result.reached and e.tokens is not None
+    tok = view.tokens[0]
+    assert tok is not None
+    budgets = np.log2(np.asarray(view.budgets, dtype=float))
+    used, ref = e.tokens
+    assert ref == pytest.approx(float(np.interp(np.log2(e.ref_budget), budgets, tok)))
+    assert used == pytest.approx(float(np.interp(np.log2(e.result.budget), budgets, tok)))
+    assert used < ref
+    assert f"in tokens, {used:,.0f} instead of {ref:,.0f} per problem" in efficiency_sentence(e)

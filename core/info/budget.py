@@ -8,7 +8,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -130,6 +130,9 @@ class Efficiency:
     ref_budget: int
     result: EfficiencyResult
     missing: str = ""  # a strategy that could not be fitted on the pair
+    #: expected generated tokens per problem at A's budget and at the reference budget
+    #: (interpolated on log2 N like the budget itself; None without token counts)
+    tokens: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,6 +232,10 @@ def budget_view(
             fixed_cost(pair, budgets, "tokens").mean(axis=1) if has_tokens(pair) else None
         )
         asymptote.append(full_majority(pair))
+    if any(t is not None for t in tokens):
+        by_pair = {(m, v): t for (m, v), t in zip(pairs, tokens, strict=True)}
+        all_budgets = [int(b) for b in results[0].curves.budgets]
+        effs = [_with_tokens(e, by_pair[(e.llm, e.verifier)], all_budgets) for e in effs]
     return BudgetView(
         dataset=info.name,
         simulated=info.simulated,
@@ -248,6 +255,19 @@ def budget_view(
         tokens=tuple(tokens),
         asymptote=tuple(asymptote),
     )
+
+
+def _with_tokens(e: Efficiency, tok: FloatArray | None, budgets: Sequence[int]) -> Efficiency:
+    """`e` with the tokens at its budgets, interpolated on log2 N."""
+    res = e.result
+    if tok is None or e.missing or not res.reached or res.budget is None:
+        return e
+    logs = np.log2(np.asarray(budgets, dtype=np.float64))
+
+    def at(n: float) -> float:
+        return float(np.interp(np.log2(n), logs, tok))
+
+    return replace(e, tokens=(at(float(res.budget)), at(float(e.ref_budget))))
 
 
 def full_majority(pair: PairData) -> float:
