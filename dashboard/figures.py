@@ -1635,7 +1635,7 @@ def frontier_figure(view: FrontierView) -> go.Figure:
                 "%{y:.1%} [%{customdata[0]:.1%}, %{customdata[1]:.1%}]<extra></extra>",
             )
         )
-    _base_layout(fig, 600)
+    _base_layout(fig, 660)
     shapes = ", ".join(
         f"{_SYMBOLS[j % len(_SYMBOLS)].replace('-up', '')} {plotly_plain(short_name(s))}"
         for j, s in enumerate(strategies)
@@ -1644,11 +1644,11 @@ def frontier_figure(view: FrontierView) -> go.Figure:
         title=_title(
             f"Compute frontier: {plotly_plain(view.dataset)}",
             f"{len(llms)} LLMs · verifier {plotly_plain(view.verifier)} · "
-            f"{view.n_problems} problems all answered · markers: {shapes} · bars: "
-            f"{view.level:.0%} bootstrap",
+            f"{view.n_problems} problems all answered · bars: {view.level:.0%} bootstrap"
+            f"<br>markers: {shapes}",
         ),
-        legend={"orientation": "v", "x": 1.02, "y": 1.0, "font": {"size": 11}},
-        margin={"l": 70, "r": 220, "t": 100, "b": 60},
+        legend={"orientation": "h", "x": 0.0, "y": -0.2, "font": {"size": 11}},
+        margin={"l": 70, "r": 30, "t": 120, "b": 170},
     )
     fig.update_xaxes(type="log", title=f"mean {unit} per problem (log scale)", showgrid=True)
     fig.update_yaxes(title="accuracy", tickformat=".0%", showgrid=True)
