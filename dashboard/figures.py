@@ -23,6 +23,7 @@ from core.info import (
     BudgetView,
     CombineView,
     CompareView,
+    Efficiency,
     Issue,
     ProblemView,
     TransferView,
@@ -593,6 +594,17 @@ def _axis_ref(i: int, kind: str) -> str:
     return f"{kind} domain" if i == 1 else f"{kind}{i} domain"
 
 
+def _efficiency_box(eff: Efficiency, tokens: bool) -> str:
+    """The efficiency sentence for a chart's note box: its interval on a second line, and
+    the token counts on a third when the axis is tokens."""
+    text, _, tok = efficiency_sentence(eff).partition("; in tokens, ")
+    head, sep, ci = text.partition(" (")
+    out = plotly_plain(head) + ("<br>(" + plotly_plain(ci) if sep else "")
+    if tokens and tok:
+        out += "<br>in tokens: " + plotly_plain(tok)
+    return out
+
+
 def budget_figure(view: BudgetView, x_axis: str = "samples") -> go.Figure:
     """Accuracy against N on a log2 axis (or against the expected generated tokens per
     problem, `x_axis="tokens"`, for pairs with token counts), one panel per pair, with
@@ -702,7 +714,7 @@ def budget_figure(view: BudgetView, x_axis: str = "samples") -> go.Figure:
                 )
                 seen.add("eff")
             fig.add_annotation(
-                text=plotly_plain(efficiency_sentence(eff)),
+                text=_efficiency_box(eff, use_tokens),
                 showarrow=False,
                 xref=_axis_ref(i + 1, "x"),
                 yref=_axis_ref(i + 1, "y"),
