@@ -421,17 +421,9 @@ def cmd_curves(args: argparse.Namespace) -> int:
 
 def _llm_params(values: Sequence[str] | None) -> dict[str, float]:
     """--params NAME=BILLIONS (repeatable) as parameters per LLM."""
-    out: dict[str, float] = {}
-    for item in values or ():
-        name, sep, num = item.rpartition("=")
-        try:
-            billions = float(num)
-        except ValueError:
-            billions = float("nan")
-        if not sep or not name or not math.isfinite(billions) or billions <= 0:
-            raise StoreError(f"--params expects LLM=BILLIONS (e.g. Qwen3-4B=4), got {item!r}")
-        out[name] = billions * 1e9
-    return out
+    from core.info.common import parse_llm_params
+
+    return parse_llm_params(values or ())
 
 
 def _with_cost(

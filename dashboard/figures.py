@@ -10,6 +10,7 @@ sentences come from `core.reports` (the CLI says the same things).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -605,13 +606,16 @@ def _efficiency_box(eff: Efficiency, tokens: bool) -> str:
     return out
 
 
-def budget_figure(view: BudgetView, x_axis: str = "samples") -> go.Figure:
+def budget_figure(
+    view: BudgetView, x_axis: str = "samples", params: Mapping[str, float] | None = None
+) -> go.Figure:
     """Accuracy against N on a log2 axis (or against the expected generated tokens per
-    problem, `x_axis="tokens"`, for pairs with token counts), one panel per pair, with
-    bootstrap bands; oracle curves dashed; majority over all samples (the Best-of-infinity
-    asymptote) dotted; the efficiency ratio written on each panel."""
-    if x_axis not in ("samples", "tokens"):
-        raise ValueError(f"x_axis must be samples or tokens, got {x_axis!r}")
+    problem, `x_axis="tokens"`, or FLOPs = 2 x parameters x tokens with `params` per LLM,
+    `x_axis="flops"`; pairs without token counts or parameters stay in samples), one panel
+    per pair, with bootstrap bands; oracle curves dashed; majority over all samples (the
+    Best-of-infinity asymptote) dotted; the efficiency ratio written on each panel."""
+    if x_axis not in ("samples", "tokens", "flops"):
+        raise ValueError(f"x_axis must be samples, tokens or flops, got {x_axis!r}")
     n = len(view.pairs)
     cols = min(n, 3)
     rows = math.ceil(n / cols)
@@ -628,7 +632,10 @@ def budget_figure(view: BudgetView, x_axis: str = "samples") -> go.Figure:
     for i, (m, v) in enumerate(view.pairs):
         r, c = i // cols + 1, i % cols + 1
         tok = view.tokens[i] if i < len(view.tokens) else None
-        use_tokens = x_axis == "tokens" and tok is not None
+        if x_axis == "flops" and tok is not None:
+            tok = 2.0 * params[m] * tok if params is not None and m in params else None
+        use_tokens = x_axis != "samples" and tok is not None
+        unit = "FLOPs" if x_axis == "flops" else "tokens"
 
         def to_x(n: np.ndarray, tok: Any = tok, use_tokens: bool = use_tokens) -> np.ndarray:
             """Budgets as positions on this panel's axis (tokens: interpolated in log2 N)."""
@@ -667,7 +674,7 @@ def budget_figure(view: BudgetView, x_axis: str = "samples") -> go.Figure:
                     text=[f"N = {int(b)}" for b in cur.budgets],
                     hovertemplate=(
                         f"{cur_label}<br>%{{text}}"
-                        + (" · %{x:,.0f} tokens" if use_tokens else "")
+                        + (f" · %{{x:,.3s}} {unit}" if use_tokens else "")
                         + "<br>accuracy %{y:.1%} "
                         "[%{customdata[0]:.1%}, %{customdata[1]:.1%}]<extra></extra>"
                     ),
@@ -714,7 +721,7 @@ def budget_figure(view: BudgetView, x_axis: str = "samples") -> go.Figure:
                 )
                 seen.add("eff")
             fig.add_annotation(
-                text=_efficiency_box(eff, use_tokens),
+                text=_efficiency_box(eff, use_tokens and x_axis == "tokens"),
                 showarrow=False,
                 xref=_axis_ref(i + 1, "x"),
                 yref=_axis_ref(i + 1, "y"),
@@ -725,10 +732,9 @@ def budget_figure(view: BudgetView, x_axis: str = "samples") -> go.Figure:
                 align="left",
                 **NOTE_BOX,
             )
-    if x_axis == "tokens" and any(t is not None for t in view.tokens):
-        fig.update_xaxes(
-            type="log", title_text="expected generated tokens per problem (log)", showgrid=True
-        )
+    if x_axis != "samples" and any(t is not None for t in view.tokens):
+        what = "FLOPs (2 x parameters x tokens)" if x_axis == "flops" else "generated tokens"
+        fig.update_xaxes(type="log", title_text=f"expected {what} per problem (log)", showgrid=True)
     else:
         fig.update_xaxes(
             type="log",

@@ -40,7 +40,7 @@ from core.importers.uploads import (
     save_upload,
     save_upload_folder,
 )
-from core.info import dataset_label
+from core.info import dataset_label, parse_llm_params
 from core.store import ID_PREFIX, DatasetInfo, Store, StoreError, default_db_path
 from core.types import ORDERS, ORIENTATIONS, REDUCTIONS, TIE_BREAKS, TRANSFORMS, TTSLabError
 from dashboard.text import plain
@@ -536,6 +536,25 @@ def simulated_banner(ctx: Context) -> None:
             "likelihood ratios, parameters fitted to real outputs (data/sim_params.json).",
             icon=":material/science:",
         )
+
+
+def llm_params(llms: Sequence[str]) -> dict[str, float]:
+    """A remembered text box of parameter counts per LLM (for FLOPs); an unreadable entry
+    is explained and ignored."""
+    text = remembered(
+        st.text_input,
+        "Parameters per LLM, in billions (LLM=B, comma-separated)",
+        "llm_params",
+        "",
+        valid=lambda v: isinstance(v, str),
+        placeholder=", ".join(f"{m}=7" for m in list(llms)[:2]),
+        help="FLOPs = 2 x parameters x generated tokens.",
+    )
+    try:
+        return parse_llm_params([text])
+    except TTSLabError as exc:
+        st.warning(plain(exc), icon=":material/warning:")
+        return {}
 
 
 def approx_budgets(info: DatasetInfo) -> tuple[int, ...]:

@@ -283,6 +283,16 @@ def test_budget_page(db: Path) -> None:
     assert "tokens" in tok["layout"]["xaxis"]["title"]["text"]
     maj = _trace(tok, "Majority vote")
     assert _values(maj["x"]).min() > max(_values(_trace(spec, "Majority vote")["x"]))
+    at.selectbox(key="w_b_axis").select("flops").run()
+    assert "parameter count" in at.info[-1].value  # none given yet: panels stay in samples
+    at.text_input(key="w_llm_params").input(", ".join(f"sim-llm-{m}=7" for m in "ABCDE")).run()
+    assert not at.exception
+    fl = _chart(at)
+    assert "FLOPs" in fl["layout"]["xaxis"]["title"]["text"]
+    x_flops = _values(_trace(fl, "Majority vote")["x"])
+    np.testing.assert_allclose(x_flops, 2 * 7e9 * _values(maj["x"]), rtol=1e-9)
+    at.text_input(key="w_llm_params").input("sim-llm-E=seven").run()
+    assert "BILLIONS" in at.warning[0].value and "seven" in at.warning[0].value
     at.selectbox(key="w_b_axis").select("samples").run()
     # rm_maj_eval-style numbers: the first N samples in sampling order, first tied answer
     before = _values(_chart(at)["data"][0]["y"])
@@ -329,6 +339,13 @@ def test_compute_frontier_page(db: Path) -> None:
     assert "accuracy" in at.success[0].value
     at.number_input(key="f_budget").set_value(0.0).run()
     assert "Nothing fits" in at.info[0].value
+    at.selectbox(key="w_f_unit").select("flops").run()
+    assert "parameter count for every chosen LLM" in at.info[-1].value
+    at.text_input(key="w_llm_params").input(", ".join(f"sim-llm-{m}=7" for m in "ABCDE")).run()
+    at.number_input(key="f_budget").set_value(1e30).run()
+    assert not at.exception
+    assert "FLOPs per problem" in at.success[0].value
+    at.selectbox(key="w_f_unit").select("tokens").run()
     box = at.multiselect(key="w_f_llms")
     for m in list(box.value)[1:]:
         box.unselect(m)

@@ -187,9 +187,15 @@ def test_efficiency_written_on_the_chart(bview: V.BudgetView) -> None:
     texts = [a.text for a in fig.layout.annotations]
     assert bview.efficiencies
     for e in bview.efficiencies:
-        text = efficiency_sentence(e)
-        assert text in texts
-        assert text.startswith("logit WV ")
+        # the box holds the sentence with its interval on a second line; the tokens part
+        # only when the axis is tokens
+        head, _, tok = efficiency_sentence(e).partition("; in tokens, ")
+        assert head.replace(" (95% CI", "<br>(95% CI") in texts
+        assert head.startswith("logit WV ")
+        assert tok.endswith(" per problem")
+    tok_fig = F.budget_figure(bview, "tokens")
+    boxes = [a.text for a in tok_fig.layout.annotations if "reaches" in a.text]
+    assert boxes and all("<br>in tokens: " in b for b in boxes)
 
 
 # ---- compare -------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from core.info.common import (
     dataset_label,
     negative_intervals,
     pair_name,
+    parse_llm_params,
     sample_issues,
 )
 from core.info.compare import CompareView, compare_view
@@ -64,6 +65,7 @@ __all__ = [
     "negative_intervals",
     "pair_name",
     "pair_ref_label",
+    "parse_llm_params",
     "problem_view",
     "sample_issues",
     "transfer_view",

@@ -10,6 +10,7 @@ result of plain arrays. It writes no cache and no prose: what a reader should be
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -59,6 +60,24 @@ class Issue:
 
 class ViewError(TTSLabError):
     """A view cannot be computed for these choices (unknown pair, unusable data...)."""
+
+
+def parse_llm_params(items: Sequence[str]) -> dict[str, float]:
+    """Parameter counts per LLM from "NAME=BILLIONS" items (a comma-separated line may hold
+    several), for FLOPs = 2 x parameters x tokens."""
+    out: dict[str, float] = {}
+    for part in (x.strip() for item in items for x in item.split(",")):
+        if not part:
+            continue
+        name, sep, num = part.rpartition("=")
+        try:
+            billions = float(num)
+        except ValueError:
+            billions = float("nan")
+        if not sep or not name.strip() or not math.isfinite(billions) or billions <= 0:
+            raise ViewError(f"parameter counts are LLM=BILLIONS (e.g. Qwen3-4B=4), got {part!r}")
+        out[name.strip()] = billions * 1e9
+    return out
 
 
 def sample_issues(
@@ -139,5 +158,6 @@ __all__ = [
     "dataset_label",
     "negative_intervals",
     "pair_name",
+    "parse_llm_params",
     "sample_issues",
 ]

@@ -70,13 +70,17 @@ budgets = state.approx_budgets(ctx.info)
 ref = state.select("at the reference budget N", budgets, "b_ref", budgets[-1], where=c5)
 x_axis = state.select(
     "x-axis",
-    ["samples", "tokens"],
+    ["samples", "tokens", "flops"],
     "b_axis",
     "samples",
     where=c6,
-    help="tokens: the expected generated tokens per problem of N responses (pairs without "
-    "token counts stay in samples)",
+    format_func=lambda x: "FLOPs" if x == "flops" else x,
+    help="tokens: the expected generated tokens per problem of N responses; FLOPs: 2 x "
+    "parameters x tokens (pairs without token counts or parameters stay in samples)",
 )
+params: dict[str, float] = {}
+if x_axis == "flops":
+    params = state.llm_params(ctx.info.llms)
 
 if not chosen or not strategies:
     st.info("Choose at least one pair and one strategy.")
@@ -95,9 +99,11 @@ view = state.compute(
         progress=p,
     ),
 )
-st.plotly_chart(budget_figure(view, x_axis), key="budget_chart", width="stretch")
-if x_axis == "tokens" and any(t is None for t in view.tokens):
+st.plotly_chart(budget_figure(view, x_axis, params), key="budget_chart", width="stretch")
+if x_axis != "samples" and any(t is None for t in view.tokens):
     st.info("Some pairs have no token counts: their panels stay in samples.")
+if x_axis == "flops" and any(m not in params for m, _ in view.pairs):
+    st.info("LLMs without a parameter count stay in samples.")
 for note in issue_lines(view.issues):
     st.warning(note, icon=":material/warning:")
 for e in view.efficiencies:

@@ -15,8 +15,7 @@ st.caption(
     "For a dataset where several LLMs answered the same problems: accuracy of every (LLM, "
     "strategy, N) against its expected cost per problem, and the Pareto frontier of the "
     "points no other beats (cheaper and at least as accurate). Measured on the problems "
-    "every LLM answered, weights cross-fitted. FLOPs (2 x parameters x tokens): "
-    "`ttslab frontier --x flops --params LLM=B`."
+    "every LLM answered, weights cross-fitted. FLOPs are 2 x parameters x tokens."
 )
 ctx = state.page_context(pair=False)
 state.simulated_banner(ctx)
@@ -38,8 +37,23 @@ strategies = state.multiselect(
     where=c2,
     format_func=lambda s: get_strategy(s).label,
 )
-unit = state.select("Cost", ["tokens", "samples"], "f_unit", "tokens", where=c3)
+unit = state.select(
+    "Cost",
+    ["tokens", "samples", "flops"],
+    "f_unit",
+    "tokens",
+    where=c3,
+    format_func=lambda x: "FLOPs" if x == "flops" else x,
+)
 verifier = state.select("Verifier", ctx.info.verifiers, "f_verifier", ctx.info.verifiers[0])
+params = state.llm_params(llms) if unit == "flops" else {}
+if unit == "flops" and any(m not in params for m in llms):
+    st.info(
+        "FLOPs need a parameter count for every chosen LLM: "
+        + ", ".join(plain(m) for m in llms if m not in params),
+        icon=":material/info:",
+    )
+    st.stop()
 if len(llms) < 2 or not strategies:
     st.info("Choose at least two LLMs and one strategy.", icon=":material/info:")
     st.stop()
@@ -52,6 +66,7 @@ view = state.compute(
         ctx.config,
         strategies=strategies,
         unit=unit,
+        params=params,
         llms=llms,
         progress=p,
     ),
@@ -66,7 +81,7 @@ budget = st.number_input(
     min_value=0.0,
     value=default_budget,
     key="f_budget",
-    format="%.1f" if unit == "samples" else "%.0f",
+    format="%.1f" if unit == "samples" else "%.4g" if unit == "flops" else "%.0f",
 )
 best = view.best_at(budget)
 if best is None:
@@ -75,5 +90,5 @@ else:
     st.success(
         f"**{plain(best.llm)}** with {plain(get_strategy(best.strategy).label)} at N = "
         f"{best.budget}: accuracy {best.accuracy:.1%} [{best.low:.1%}, {best.high:.1%}] for "
-        f"{best.cost:,.1f} {unit} per problem."
+        f"{best.cost:,.4g} {'FLOPs' if unit == 'flops' else unit} per problem."
     )
