@@ -142,7 +142,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if df.empty:
         print("the store is empty: run `ttslab demo` or `ttslab import FILE`")
     else:
-        print(df.to_string(index=False))
+        print(_render(df, args, index=False))
     return 0
 
 
@@ -165,7 +165,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if info.notes:
         print(f"  notes: {info.notes}")
     print()
-    print(pairs.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(_render(pairs, args, index=False, float_format=lambda x: f"{x:.3f}"))
     return 0
 
 
@@ -332,12 +332,55 @@ def _check_strategies(names: Sequence[str] | None) -> None:
         get_strategy(n)  # a clear error naming the registered strategies
 
 
+#: Tables fit this many columns unless --wide (pandas wraps the columns into blocks).
+TABLE_WIDTH = 100
+
+
+def _render(df: Any, args: argparse.Namespace, **kw: Any) -> str:
+    """A table as text, at most TABLE_WIDTH columns wide (unless --wide)."""
+    width = None if getattr(args, "wide", False) else TABLE_WIDTH
+    return str(df.to_string(line_width=width, **kw))
+
+
 def _write_csv(frames: list[Any], path: str | None) -> None:
     if path and frames:
         import pandas as pd
 
         pd.concat(frames, ignore_index=True).to_csv(path, index=False)
         print(f"wrote {path}")
+
+
+class _Wrapped:
+    """Standard output with prose lines longer than TABLE_WIDTH wrapped (tables are
+    rendered to fit already, so a longer line is a sentence); continuation lines are
+    indented under the first."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        import textwrap
+
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            if len(line) > TABLE_WIDTH:
+                lead = " " * (len(line) - len(line.lstrip()))
+                line = textwrap.fill(
+                    line, width=TABLE_WIDTH, subsequent_indent=lead + "  ", break_on_hyphens=False
+                )
+            self.stream.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self.stream.write(self._pending)
+            self._pending = ""
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
 
 
 def _issues(issues: Sequence[Issue]) -> None:
@@ -362,7 +405,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             frames.append(df)
             labels = "" if config.calibration == "labels" else f"; labels: {config.calibration}"
             print(f"\n== {m} x {v} (fitted on all problems; reduction {config.reduction}{labels})")
-            print(df.drop(columns=["llm", "verifier"]).to_string(index=False))
+            print(_render(df.drop(columns=["llm", "verifier"]), args, index=False))
     _write_csv(frames, args.csv)
     return 0
 
@@ -396,7 +439,7 @@ def cmd_curves(args: argparse.Namespace) -> int:
                 f"\n== {m} x {v}: accuracy at N with {round(100 * config.level)}% bootstrap CI "
                 f"over problems, {calibration_text(config)}{src}"
             )
-            print(wide.to_string())
+            print(_render(wide, args))
             if cost_note:
                 print(f"note: {cost_note}")
             for name, why in res.skipped.items():
@@ -475,12 +518,33 @@ def cmd_export_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_budget(
+    config: EvalConfig,
+    store: Store,
+    info: DatasetInfo,
+    pairs: Sequence[tuple[str, str]],
+    budget: int,
+) -> EvalConfig:
+    """The config with `budget` among the evaluated budgets (the usual 1, 2, 4, ... up to
+    the pairs' largest problem, plus it), so it is evaluated exactly, never replaced by a
+    neighbour. A budget above a problem's samples is evaluated on all of them (noted)."""
+    if budget < 1:
+        raise StoreError(f"a budget is at least 1 sample, got {budget}")
+    if config.budgets is not None:
+        return config.with_(budgets=tuple(sorted({*config.budgets, budget})))
+    from core.evaluation.engine import default_budgets
+
+    n_max = max(int(store.load_pair(info, m, v).sizes().max()) for m, v in pairs)
+    return config.with_(budgets=tuple(sorted({*default_budgets(n_max), budget})))
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     _check_strategies(args.strategy)
     strategies = args.strategy or ["vanilla_wv", "logit_wv", "kde_wv"]
     with _store(args, read_only=args.read_only) as store:
         info = store.get_dataset(args.dataset)
         pairs = _pairs(info, args)
+        config = _with_budget(_config(args), store, info, pairs, args.budget)
         bar = _Bar("curves", not args.quiet)
         try:
             cv = compare_view(
@@ -490,7 +554,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 strategies,
                 args.budget,
                 args.baseline,
-                _config(args),
+                config,
                 progress=bar,
             )
         finally:
@@ -500,7 +564,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         f"({round(100 * cv.level)}% paired interval over {cv.n_problems} problems)"
         + (" [SIMULATED]" if cv.simulated else "")
     )
-    print(cv.display_frame().to_string(index=False, float_format=lambda x: f"{x:.1f}"))
+    print(_render(cv.display_frame(), args, index=False, float_format=lambda x: f"{x:.1f}"))
     _issues(cv.issues)
     if args.csv:
         Path(args.csv).write_text(cv.to_csv())
@@ -545,7 +609,7 @@ def cmd_allocate(args: argparse.Namespace) -> int:
         f"difficulty bin ({args.bins} bins of the mean verifier score, two-fold CV over "
         "problems) vs each fixed strategy"
     )
-    print(curves.to_string(float_format=lambda x: f"{x:.3f}"))
+    print(_render(curves, args, float_format=lambda x: f"{x:.3f}"))
     table = alloc.table()
     print(
         "\nchosen strategy per budget and bin (bin 1 = lowest mean verifier score, for PRM "
@@ -630,7 +694,7 @@ def cmd_combine(args: argparse.Namespace) -> int:
         "cross-fitted; the label-free combiners read no label and are fitted on every "
         f"problem; {round(100 * config.level)}% CI over problems)"
     )
-    print(table.to_string())
+    print(_render(table, args))
     return 0
 
 
@@ -684,7 +748,7 @@ def cmd_stopping(args: argparse.Namespace) -> int:
                 f"{calibration_text(config)})"
             )
             cols = ["method", "parameter", "mean_samples", "mean_tokens", "accuracy"]
-            print(shown[cols].to_string(index=False))
+            print(_render(shown[cols], args, index=False))
             labels = {r.rule: r.label for r in view.rules}
             print(
                 f"\nat the accuracy of fixed N = {view.reference_budget}, less "
@@ -741,7 +805,7 @@ def cmd_frontier(args: argparse.Namespace) -> int:
         f"({verifier}; {view.n_problems} problems every LLM answered; accuracy with "
         f"{round(100 * view.level)}% bootstrap CI; {calibration_text(config)})"
     )
-    print(table.to_string(index=False))
+    print(_render(table, args, index=False))
     for at in args.at or ():
         best = view.best_at(at)
         if best is None:
@@ -805,7 +869,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
         f"against the best single LLM at the same total N; {res.n_problems} problems all "
         f"answered; {round(100 * res.level)}% bootstrap CI (gain: paired)"
     )
-    print(shown.to_string(index=False))
+    print(_render(shown, args, index=False))
     print(
         "note: the best single LLM is picked on these problems (in its favour); alone, an "
         "LLM with fewer samples than the total N uses all of them"
@@ -884,6 +948,7 @@ def _eval_args(s: argparse.ArgumentParser) -> None:
         help="open the database read-only (no result cache writes)",
     )
     s.add_argument("--quiet", action="store_true")
+    s.add_argument("--wide", action="store_true", help="print tables wider than 100 columns")
 
 
 def _analysis_args(s: argparse.ArgumentParser, *, pair_required: bool = False) -> None:
@@ -1237,7 +1302,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             *(str(Path(x).resolve()) if x.endswith(".py") else x for x in args.plugin or []),
         ]
         load_plugins(",".join(args.plugins))
-        code: int = args.func(args)
+        # machine output (JSON on standard output) and --wide are printed as they are
+        wrap = not getattr(args, "wide", False) and args.command not in ("export-weights",)
+        out = sys.stdout
+        if wrap:
+            sys.stdout = _Wrapped(out)  # type: ignore[assignment]
+        try:
+            code: int = args.func(args)
+        finally:
+            if wrap:
+                sys.stdout.flush()
+                sys.stdout = out
     except ImportValidationError as exc:
         print(exc.report(), file=sys.stderr)
         return 1

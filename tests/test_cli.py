@@ -144,3 +144,23 @@ def test_committed_examples_are_what_the_simulator_makes(tmp_path: Path) -> None
     fresh = write_examples(tmp_path)
     for p in fresh:
         _close(_records(p), _records(EXAMPLES_DIR / p.name), p.name)
+
+
+def test_output_fits_100_columns_unless_wide(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tables are rendered to fit 100 columns and prose wraps there; --wide prints them as
+    they are; a budget that is not a power of two is evaluated, not replaced."""
+    db = tmp_path / "w.duckdb"
+    assert main(["--db", str(db), "demo", "--problems", "40", "--samples", "16", "--quiet"]) == 0
+    capsys.readouterr()
+    base = ["--db", str(db), "compare", DEMO_NAME, "--budget", "3", "--quiet"]
+    assert main(base) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert "accuracy at N=3 " in out and "not among the evaluated budgets" not in out
+    assert main([*base, "--wide"]) == 0
+    wide = capsys.readouterr().out
+    assert max(len(line) for line in wide.splitlines()) > 100
+    # the same words and numbers either way (pandas marks a wrapped table row with "\\")
+    assert set(out.split()) - {"\\"} == set(wide.split())

@@ -321,7 +321,7 @@ def test_cli_label_free_curves(tmp_path: Path, capsys: pytest.CaptureFixture[str
     capsys.readouterr()
     args = ["--db", str(db), "curves", "d", "--llm", "sim-llm-C", "--verifier", "sim-grm-orm"]
     assert cli_main([*args, "--calibration", "none", "--strategy", "posterior_vote"]) == 0
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # prose wraps at 100 columns
     assert "label-free calibration" in out and "EM converged" in out
     assert cli_main([*args, "--calibration", "semi:bad"]) != 0
     err = capsys.readouterr()
