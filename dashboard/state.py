@@ -57,6 +57,7 @@ __all__ = [
     "StoreError",
     "TTSLabError",
     "UploadError",
+    "UploadOptions",
     "access",
     "approx_budgets",
     "compute",
@@ -148,13 +149,31 @@ def editor() -> str | None:
     return policy.editor(token, headers)
 
 
+@dataclass(frozen=True)
+class UploadOptions:
+    """What the upload form can say about the data, as `import_path` takes it."""
+
+    llm: str | None = None
+    verifier: str | None = None
+    lower_is_better: tuple[str, ...] = ()
+    iid: bool = True
+    complete_records_only: bool = False
+
+
 def import_upload(
-    store: Store, path: Path, name: str, replace: bool, progress: ProgressFn, actor: str | None
+    store: Store,
+    path: Path,
+    name: str,
+    replace: bool,
+    progress: ProgressFn,
+    actor: str | None,
+    options: UploadOptions | None = None,
 ) -> ImportResult:
     """Import a persisted upload (a file or a folder) as one dataset, if `actor` may; the
     persisted copy is removed afterwards, imported or refused (a retry saves it again from
     the browser's copy)."""
     who = access().require(actor)
+    opts = options or UploadOptions()
     try:
         return import_path(
             store,
@@ -165,6 +184,11 @@ def import_upload(
             actor=who,
             time_limit_s=IMPORT_TIME_LIMIT_S,
             cpu_limit_s=IMPORT_CPU_LIMIT_S,
+            llm=opts.llm,
+            verifier=opts.verifier,
+            lower_is_better=opts.lower_is_better,
+            iid=opts.iid,
+            complete_records_only=opts.complete_records_only,
         )
     finally:
         discard_upload(store, path)

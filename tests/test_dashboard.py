@@ -138,6 +138,41 @@ def test_upload_a_good_file_imports_it_and_selects_it(db: Path) -> None:
     assert not list((db.parent / "uploads").rglob("*.jsonl"))
 
 
+def test_upload_form_options_reach_the_stored_dataset(db: Path) -> None:
+    rows = ["problem_id,sample_idx,answer,gold_answer,is_correct,score"]
+    rows += [
+        f"p{p},{i},{i % 2},0,{str(i % 2 == 0).lower()},0.{i + 1}"
+        for p in range(6)
+        for i in range(4)
+    ]
+    at = _app()
+    _upload(at, "one_pair.csv", ("\n".join(rows) + "\n").encode())
+    at.text_input(key=next(k for k in _keys(at) if k.startswith("upload_name_"))).set_value(
+        "with options"
+    )
+    at.text_input(key="upload_llm").set_value("my-llm")
+    at.text_input(key="upload_verifier").set_value("my-prm")
+    at.text_input(key="upload_lower").set_value("my-prm")
+    at.checkbox(key="upload_not_iid").check()
+    at.button(key="upload_import").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    with Store(db) as s:  # the app holds the file read-write in this process
+        info = s.get_dataset("with options")
+    assert info.llms == ("my-llm",) and info.verifiers == ("my-prm",)
+    assert info.iid is False
+    assert info.lower_is_better == ("my-prm",)
+    # a file with several LLMs cannot take one name: the error names the user's file
+    _upload(at, "runs.jsonl", (EXAMPLES_DIR / EXAMPLE_FILES["wide-jsonl"]).read_bytes())
+    at.text_input(key="upload_llm").set_value("my-llm")
+    at.button(key="upload_import").click().run()
+    table = at.dataframe[-1].value
+    assert list(table["file"]) == ["runs.jsonl"] and "several" in table["problem"][0]
+
+
+def _keys(at: AppTest) -> list[str]:
+    return [w.key for w in at.text_input if w.key]
+
+
 def test_upload_a_bad_file_shows_rows_and_columns(db: Path) -> None:
     lines = (EXAMPLES_DIR / EXAMPLE_FILES["long-csv"]).read_text().splitlines()[:9]
     header = lines[0].split(",")

@@ -30,6 +30,7 @@ import pandas as pd
 
 from core.importers import boinf, openr, prm800k, qwen_rm, rewardmath, sal
 from core.importers.budget import ImportStopped, WorkBudget
+from core.importers.common import shown_path
 from core.importers.errors import ImportValidationError, Issue, IssueList, loads
 from core.importers.generic import (
     SUPPORTED_SUFFIXES,
@@ -263,10 +264,10 @@ def import_path(
 
     p = Path(path)
     if not p.exists():
-        raise ImportValidationError([Issue(str(p), "no such file or folder")])
+        raise ImportValidationError([Issue(shown_path(p), "no such file or folder")])
     if fmt != "auto" and fmt not in READERS:
         raise ImportValidationError(
-            [Issue(str(p), f"unknown format {fmt!r}; known: auto, {', '.join(READERS)}")]
+            [Issue(shown_path(p), f"unknown format {fmt!r}; known: auto, {', '.join(READERS)}")]
         )
     opts = ReadOptions(complete_records_only=complete_records_only)
     extra_notes: list[str] = []
@@ -290,7 +291,12 @@ def import_path(
             files = records
         if not files:
             raise ImportValidationError(
-                [Issue(str(p), f"the folder holds no data files ({', '.join(SUPPORTED_SUFFIXES)})")]
+                [
+                    Issue(
+                        shown_path(p),
+                        f"the folder holds no data files ({', '.join(SUPPORTED_SUFFIXES)})",
+                    )
+                ]
             )
     else:
         files = [p]
@@ -299,7 +305,7 @@ def import_path(
         raise ImportValidationError(
             [
                 Issue(
-                    str(p),
+                    shown_path(p),
                     f"a dataset named {ds_name!r} exists; choose another name or replace it "
                     "(CLI: --replace)",
                 )
@@ -408,7 +414,7 @@ def import_path(
         raise ImportValidationError(
             [
                 Issue(
-                    str(p),
+                    shown_path(p),
                     f"no verifier {sorted(unknown)[0]!r} to declare a direction for; the "
                     f"data has: {', '.join(sorted(stored_verifiers))}",
                 )
@@ -465,14 +471,14 @@ def _rename(raw: pd.DataFrame, column: str, new: str | None, p: Path) -> pd.Data
     if new is None:
         return raw
     if not new.strip():
-        raise ImportValidationError([Issue(str(p), f"the {column} name must not be empty")])
+        raise ImportValidationError([Issue(shown_path(p), f"the {column} name must not be empty")])
     if column in raw.columns:
         names = sorted({str(v) for v in raw[column].dropna().unique()})
         if len(names) > 1:
             raise ImportValidationError(
                 [
                     Issue(
-                        str(p),
+                        shown_path(p),
                         f"cannot name the {column} {new!r}: the input holds several "
                         f"({', '.join(names[:10])})",
                         column=column,

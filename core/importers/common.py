@@ -153,6 +153,17 @@ def finite_number(v: Any) -> float | None:
 
 
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{12}-")
+_UPLOAD_DIR = re.compile(r"^[0-9a-f]{12}$")
+
+
+def shown_path(path: Path) -> str:
+    """How an error names the input: the path as given, or for a dashboard upload (kept as
+    uploads/<content hash>/<name>) the user's own name."""
+    parts = path.parts
+    for i in range(len(parts) - 2, 0, -1):
+        if parts[i - 1] == "uploads" and _UPLOAD_DIR.match(parts[i]):
+            return str(Path(*parts[i + 1 :]))
+    return str(path)
 
 
 def base_name(path: Path, suffixes: tuple[str, ...] = (".jsonl", ".json")) -> str:

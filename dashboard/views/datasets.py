@@ -14,6 +14,7 @@ from dashboard.state import (
     ImportValidationError,
     TTSLabError,
     UploadError,
+    UploadOptions,
     access,
     current_dataset,
     delete_dataset,
@@ -227,6 +228,44 @@ if saved is not None:
             f":orange[A dataset named {plain(repr(name))} exists: choose another name or "
             "replace it.]"
         )
+    with st.expander("Import options", expanded=False):
+        o1, o2 = st.columns(2)
+        llm_name = o1.text_input(
+            "LLM name",
+            key="upload_llm",
+            help="Name of the LLM of every response, instead of the one the format gives "
+            "(often 'model'). Refused when the file holds several LLMs.",
+        )
+        verifier_name = o2.text_input(
+            "Verifier name",
+            key="upload_verifier",
+            help="Name of the verifier of every score, instead of the format's. Refused "
+            "when the file holds several verifiers.",
+        )
+        lower = st.text_input(
+            "Verifiers where lower is better (comma-separated)",
+            key="upload_lower",
+            help="E.g. a response length. Others are oriented on calibration problems.",
+        )
+        o3, o4 = st.columns(2)
+        not_iid = o3.checkbox(
+            "Samples are not independent draws (e.g. beam search)",
+            key="upload_not_iid",
+            help="Budgets then take the first N samples in sampling order.",
+        )
+        complete_only = o4.checkbox(
+            "Import the complete records only",
+            key="upload_complete_only",
+            help="Skip a cut-off last line or row (and lines that cannot be decoded), listed "
+            "in the dataset's notes, instead of refusing the file.",
+        )
+    options = UploadOptions(
+        llm=llm_name.strip() or None,
+        verifier=verifier_name.strip() or None,
+        lower_is_better=tuple(v.strip() for v in lower.split(",") if v.strip()),
+        iid=not not_iid,
+        complete_records_only=complete_only,
+    )
     if st.button("Import", type="primary", key="upload_import", disabled=not name.strip()):
         try:
             with st.status(f"Importing {plain(upload_label)}…", expanded=True) as status:
@@ -238,7 +277,7 @@ if saved is not None:
                     bar.progress(min(done / max(total, 1), 1.0), text=stage)
 
                 try:
-                    res = import_upload(store, saved, name.strip(), replace, progress, who)
+                    res = import_upload(store, saved, name.strip(), replace, progress, who, options)
                 except Exception:
                     # no "Importing..." box left spinning above the error
                     status.update(label="Not imported", state="error")
