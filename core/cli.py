@@ -34,6 +34,7 @@ from core.info import (
     calibrate_table,
     combine_view,
     compare_view,
+    parse_llm_params,
     sample_issues,
     transfer_view,
 )
@@ -462,13 +463,6 @@ def cmd_curves(args: argparse.Namespace) -> int:
     return 0
 
 
-def _llm_params(values: Sequence[str] | None) -> dict[str, float]:
-    """--params NAME=BILLIONS (repeatable) as parameters per LLM."""
-    from core.info.common import parse_llm_params
-
-    return parse_llm_params(values or ())
-
-
 def _with_cost(
     store: Store,
     info: DatasetInfo,
@@ -491,7 +485,7 @@ def _with_cost(
     tokens = dict(zip(budgets, fixed_cost(pair, budgets, "tokens").mean(axis=1), strict=True))
     df = df.assign(mean_tokens=df["budget"].map(tokens))
     if args.x == "flops":
-        params = _llm_params(args.params)
+        params = parse_llm_params(args.params or ())
         if llm not in params:
             return df, f"no parameter count for {llm}: give --params {llm}=BILLIONS for FLOPs"
         df = df.assign(flops=2.0 * params[llm] * df["mean_tokens"])
@@ -770,7 +764,7 @@ def cmd_frontier(args: argparse.Namespace) -> int:
 
     _check_strategies(args.strategy)
     config = _config(args)
-    params = _llm_params(args.params)
+    params = parse_llm_params(args.params or ())
     with _store(args, read_only=args.read_only) as store:
         info = store.get_dataset(args.dataset)
         verifier = args.verifier or info.verifiers[0]

@@ -439,10 +439,10 @@ def saving_text(s: Saving, budget: int, label: str) -> str:
             f"{label}: never reaches the accuracy of {ref} within its cap "
             f"(reached in {100 * (1 - s.unreached_share):.0f}% of bootstrap resamples)"
         )
-    hi = "never" if not math.isfinite(s.cost_high) else _cost(s.cost_high, s.unit)
     saved_lo = "-inf" if not math.isfinite(s.saved_low) else f"{100 * s.saved_low:.0f}%"
     return (
-        f"{label}: {_cost(s.cost, s.unit)} {unit} [{_cost(s.cost_low, s.unit)}, {hi}] "
+        f"{label}: {_cost(s.cost, s.unit)} {unit} [{_cost(s.cost_low, s.unit)}, "
+        f"{_cost(s.cost_high, s.unit)}] "
         f"against {_cost(s.reference_cost, s.unit)} for {ref}: saves "
         f"{100 * s.saved:.0f}% [{saved_lo}, {100 * s.saved_high:.0f}%]"
     )
@@ -460,15 +460,7 @@ def savings_display(view: StoppingView) -> pd.DataFrame:
                 "rule": labels.get(s.rule, s.rule),
                 "reference": f"{short_name(s.reference)} ({100 * s.target_accuracy:.1f}%)",
                 "unit": unit,
-                "needs": _cell_cost(s, tops.get(s.rule, float("nan")))
-                if unit == "samples"
-                else (
-                    f"never: at most {100 * tops.get(s.rule, float('nan')):.1f}%"
-                    if not math.isfinite(s.cost)
-                    else f"{s.cost:,.0f} [{s.cost_low:,.0f}, "
-                    + ("never" if not math.isfinite(s.cost_high) else f"{s.cost_high:,.0f}")
-                    + "]"
-                ),
+                "needs": _cell_cost(s, tops.get(s.rule, float("nan"))),
                 "instead of": _cost(s.reference_cost, unit),
                 "saves": _cell_saved(s),
             }
@@ -541,10 +533,11 @@ def savings_frame(view: StoppingView) -> pd.DataFrame:
 
 
 def _cell_cost(sv: Saving, top: float) -> str:
+    """What a rule needs, in its unit, with its interval ("never" past the cap)."""
     if not math.isfinite(sv.cost):
         return f"never: at most {100 * top:.1f}%"
-    hi = "never" if not math.isfinite(sv.cost_high) else f"{sv.cost_high:.1f}"
-    return f"{sv.cost:.1f} [{sv.cost_low:.1f}, {hi}]"
+    u = sv.unit
+    return f"{_cost(sv.cost, u)} [{_cost(sv.cost_low, u)}, {_cost(sv.cost_high, u)}]"
 
 
 def _cell_saved(sv: Saving) -> str:

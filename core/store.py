@@ -53,8 +53,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: Part of every result-cache key: bumped whenever a change in core would alter what a
 #: cached payload holds or means (4: orientation, rank transform for wide scores, KDE
 #: tails, exact N = 1; it continues the evaluation config's former engine version, 3; 6: the
-#: confidence stop ranks a score among the other problems' only).
-CACHE_VERSION = 6
+#: confidence stop ranks a score among the other problems' only; 7: pair curves carry
+#: their expected tokens and full-set majority).
+CACHE_VERSION = 7
 #: A shared store waits this long for another process's transaction before giving up.
 LOCK_TIMEOUT_S: Final = 60.0
 #: A shared store lets go of the file this long after its last use...

@@ -637,13 +637,18 @@ def budget_figure(
         use_tokens = x_axis != "samples" and tok is not None
         unit = "FLOPs" if x_axis == "flops" else "tokens"
 
-        def to_x(n: np.ndarray, tok: Any = tok, use_tokens: bool = use_tokens) -> np.ndarray:
-            """Budgets as positions on this panel's axis (tokens: interpolated in log2 N)."""
+        own = view.curves_of(m, v)
+        pair_budgets = own[0].budgets if own else np.asarray(budgets)
+
+        def to_x(
+            n: np.ndarray, tok: Any = tok, use_tokens: bool = use_tokens, at: Any = pair_budgets
+        ) -> np.ndarray:
+            """Budgets as positions on this panel's axis (tokens: interpolated in log2 N
+            over the pair's own budgets)."""
             if not use_tokens:
                 return np.asarray(n, dtype=float)
             return np.asarray(
-                np.interp(np.log2(n), np.log2(np.asarray(budgets, dtype=float)), tok),
-                dtype=float,
+                np.interp(np.log2(n), np.log2(np.asarray(at, dtype=float)), tok), dtype=float
             )
 
         for cur in view.curves_of(m, v):
@@ -684,7 +689,7 @@ def budget_figure(
             )
             seen.add(s)
         if i < len(view.asymptote) and math.isfinite(view.asymptote[i]):
-            ends = to_x(np.asarray([budgets[0], budgets[-1]], dtype=float))
+            ends = to_x(np.asarray([pair_budgets[0], pair_budgets[-1]], dtype=float))
             fig.add_trace(
                 go.Scatter(
                     x=ends,

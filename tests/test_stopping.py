@@ -339,7 +339,7 @@ def test_curves_against_tokens_and_flops(tmp_path, capsys) -> None:  # type: ign
 
 
 def test_full_majority_is_the_vote_over_every_sample() -> None:
-    from core.info.budget import full_majority
+    from core.evaluation.stopping import full_majority
 
     # problem 1: answer 0 (right) wins 3-2; problem 2: a 2-2 tie between right and wrong
     pair = PairData(

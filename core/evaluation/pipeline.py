@@ -27,6 +27,7 @@ from core.evaluation.stats import (
     curve_cis,
     efficiency_from_curves,
 )
+from core.evaluation.stopping import fixed_cost, full_majority, has_tokens
 from core.methods.fitted import FittedWeights
 from core.methods.latent import LatentFit, label_free_pair
 from core.methods.params import CalibrationError, StrategyParams
@@ -327,6 +328,10 @@ class PairCurves:
     from_cache: bool = False
     skipped: Mapping[str, str] = field(default_factory=dict)  # strategy -> why not fitted
     notes: tuple[str, ...] = ()  # label-free calibration: how EM went, per fold
+    #: expected generated tokens per problem at each budget (None: no token counts)
+    mean_tokens: FloatArray | None = None
+    #: majority vote over all of each problem's responses (the Best-of-infinity asymptote)
+    full_majority: float = float("nan")
 
     def to_frame(self) -> pd.DataFrame:
         """Long table: llm, verifier, strategy, label, oracle, exact, budget, accuracy,
@@ -391,7 +396,15 @@ def pair_curves(
             )
         _notify(progress, "evaluating on common subsets", 1, 1)
         curves = evaluate(pair, cf.inputs, config, info.iid)
-        return {**curves.to_payload(), "skipped": dict(cf.skipped), "notes": list(cf.notes)}
+        extra: dict[str, Any] = {"full_majority": full_majority(pair)}
+        if has_tokens(pair):
+            extra["mean_tokens"] = fixed_cost(pair, curves.budgets, "tokens").mean(axis=1)
+        return {
+            **curves.to_payload(),
+            "skipped": dict(cf.skipped),
+            "notes": list(cf.notes),
+            **extra,
+        }
 
     payload, hit = store.cached(
         info, "pair_curves", _key(info, llm, verifier, names, config), compute
@@ -409,6 +422,12 @@ def pair_curves(
         from_cache=hit,
         skipped={str(k): str(v) for k, v in payload["skipped"].items()},
         notes=tuple(str(n) for n in payload.get("notes", ())),
+        mean_tokens=(
+            np.asarray(payload["mean_tokens"], dtype=np.float64)
+            if "mean_tokens" in payload
+            else None
+        ),
+        full_majority=float(payload.get("full_majority", float("nan"))),
     )
 
 

@@ -485,6 +485,20 @@ def fixed_cost(pair: PairData, budgets: Sequence[int], unit: str = "samples") ->
     return np.asarray(used * mean[None, :], dtype=np.float64)
 
 
+def full_majority(pair: PairData) -> float:
+    """Accuracy of majority vote over all of each problem's responses (ties: the mean
+    correctness of the tied answers): the Best-of-infinity asymptote of majority vote."""
+    credit = np.zeros(pair.n_problems)
+    for p in range(pair.n_problems):
+        lo, hi = int(pair.offsets[p]), int(pair.offsets[p + 1])
+        cl = pair.cluster[lo:hi]
+        counts = np.bincount(cl)
+        right = np.bincount(cl, weights=pair.correct[lo:hi].astype(np.float64))
+        top = counts == counts.max()
+        credit[p] = float(np.mean(right[top] / counts[top]))
+    return float(credit.mean()) if pair.n_problems else float("nan")
+
+
 def has_tokens(pair: PairData) -> bool:
     return bool(pair.n_responses) and not bool(np.isnan(pair.n_tokens).any())
 
@@ -611,6 +625,7 @@ __all__ = [
     "ac_table",
     "cost_at_accuracy",
     "fixed_cost",
+    "full_majority",
     "get_rule",
     "has_tokens",
     "replay",

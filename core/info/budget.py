@@ -13,9 +13,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from core.evaluation.config import EvalConfig
-from core.evaluation.pipeline import PairCurves, load_pair, pair_curves
+from core.evaluation.pipeline import PairCurves, pair_curves
 from core.evaluation.stats import EfficiencyResult
-from core.evaluation.stopping import fixed_cost, has_tokens
 from core.info.common import (
     Issue,
     ViewError,
@@ -26,7 +25,7 @@ from core.info.common import (
 )
 from core.methods.registry import get_strategy
 from core.store import DatasetInfo, Store
-from core.types import FloatArray, IntArray, PairData, TTSLabError
+from core.types import FloatArray, IntArray, TTSLabError
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -152,7 +151,8 @@ class BudgetView:
     from_cache: tuple[bool, ...]
     issues: tuple[Issue, ...] = ()
     calibration: str = "labels"
-    #: per pair: expected generated tokens per problem at each budget (None: no counts)
+    #: per pair: expected generated tokens per problem at each of the pair's budgets (its
+    #: curves' `budgets`; None: no counts)
     tokens: tuple[FloatArray | None, ...] = ()
     #: per pair: majority vote over all of each problem's samples (the Best-of-infinity
     #: asymptote that majority approaches as N grows)
@@ -223,19 +223,19 @@ def budget_view(
                 effs.append(Efficiency(m, v, a, b, ref, r, missing=missing[0]))
                 continue
             effs.append(Efficiency(m, v, a, b, ref, res.efficiency(a, b, ref)))
-    tokens: list[FloatArray | None] = []
-    asymptote: list[float] = []
-    for m, v in pairs:
-        pair = load_pair(store, info, m, v, config.reduction)
-        budgets = [int(b) for b in results[0].curves.budgets]
-        tokens.append(
-            fixed_cost(pair, budgets, "tokens").mean(axis=1) if has_tokens(pair) else None
-        )
-        asymptote.append(full_majority(pair))
+    tokens = [res.mean_tokens for res in results]
+    asymptote = [res.full_majority for res in results]
     if any(t is not None for t in tokens):
-        by_pair = {(m, v): t for (m, v), t in zip(pairs, tokens, strict=True)}
-        all_budgets = [int(b) for b in results[0].curves.budgets]
-        effs = [_with_tokens(e, by_pair[(e.llm, e.verifier)], all_budgets) for e in effs]
+        # each pair's tokens follow its own budgets (a pair with fewer samples has fewer)
+        by_pair = {(m, v): res for (m, v), res in zip(pairs, results, strict=True)}
+        effs = [
+            _with_tokens(
+                e,
+                by_pair[(e.llm, e.verifier)].mean_tokens,
+                [int(b) for b in by_pair[(e.llm, e.verifier)].curves.budgets],
+            )
+            for e in effs
+        ]
     return BudgetView(
         dataset=info.name,
         simulated=info.simulated,
@@ -270,26 +270,11 @@ def _with_tokens(e: Efficiency, tok: FloatArray | None, budgets: Sequence[int]) 
     return replace(e, tokens=(at(float(res.budget)), at(float(e.ref_budget))))
 
 
-def full_majority(pair: PairData) -> float:
-    """Accuracy of majority vote over all of each problem's responses (ties: the mean
-    correctness of the tied answers)."""
-    credit = np.zeros(pair.n_problems)
-    for p in range(pair.n_problems):
-        lo, hi = int(pair.offsets[p]), int(pair.offsets[p + 1])
-        cl = pair.cluster[lo:hi]
-        counts = np.bincount(cl)
-        right = np.bincount(cl, weights=pair.correct[lo:hi].astype(np.float64))
-        top = counts == counts.max()
-        credit[p] = float(np.mean(right[top] / counts[top]))
-    return float(credit.mean()) if pair.n_problems else float("nan")
-
-
 __all__ = [
     "BudgetCurve",
     "BudgetView",
     "Efficiency",
     "budget_view",
-    "full_majority",
     "many_curves",
     "pair_issues",
 ]

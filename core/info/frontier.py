@@ -13,7 +13,7 @@ import numpy as np
 
 from core.evaluation.config import EvalConfig
 from core.evaluation.pipeline import load_pair, pair_curves
-from core.evaluation.stats import bootstrap_means
+from core.evaluation.stats import bootstrap_mean_ci
 from core.evaluation.stopping import fixed_cost, has_tokens
 from core.info.common import MIN_PROBLEMS, Issue, ViewError
 from core.store import DatasetInfo, Store
@@ -116,7 +116,6 @@ def frontier_view(
         )
     if len(ids) < MIN_PROBLEMS:
         issues.append(Issue("few_problems", value=float(len(ids))))
-    a = (1.0 - config.level) / 2.0
     rows: list[tuple[str, str, int, float, float, float, float]] = []
     for llm, pair, res in pairs:
         curves = res.curves
@@ -131,8 +130,7 @@ def frontier_view(
             assert params is not None
             cost = 2.0 * params[llm] * cost
         per = curves.per_problem[:, :, cols]  # (S, B, P common)
-        boots = bootstrap_means(per, n_boot=config.n_boot, seed=config.boot_seed)
-        lo, hi = np.quantile(boots, [a, 1.0 - a], axis=-1)
+        _, lo, hi = bootstrap_mean_ci(per, config.n_boot, config.level, config.boot_seed)
         for s, name in enumerate(curves.strategies):
             for b, n in enumerate(budgets):
                 rows.append(

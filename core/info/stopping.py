@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.evaluation.config import EvalConfig
-from core.evaluation.stats import bootstrap_means
+from core.evaluation.stats import bootstrap_mean_ci
 from core.evaluation.stopping import RULES, Saving, fixed_cost, has_tokens, saving
 from core.info.common import MIN_PROBLEMS, Issue
 from core.store import DatasetInfo, Store
@@ -68,14 +68,6 @@ class StoppingView:
     issues: tuple[Issue, ...]
 
 
-def _ci(per_problem: FloatArray, config: EvalConfig) -> tuple[FloatArray, FloatArray]:
-    """Bootstrap interval of each row's mean over problems (rows x problems)."""
-    boots = bootstrap_means(per_problem, n_boot=config.n_boot, seed=config.boot_seed)
-    a = (1.0 - config.level) / 2.0
-    lo, hi = np.quantile(boots, [a, 1.0 - a], axis=-1)
-    return np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
-
-
 def stopping_view(
     store: Store,
     info: DatasetInfo,
@@ -130,7 +122,9 @@ def stopping_view(
         picks.append(max(calibrated, key=lambda i: float(means[i, bi])))
     fixed_curves = []
     for i in picks:
-        lo, hi = _ci(fixed.per_problem[i], config)
+        _, lo, hi = bootstrap_mean_ci(
+            fixed.per_problem[i], config.n_boot, config.level, config.boot_seed
+        )
         fixed_curves.append(
             FixedCurve(
                 strategy=fixed.strategies[i],
@@ -145,7 +139,7 @@ def stopping_view(
     rule_curves = []
     savings: list[Saving] = []
     for c in res.curves:
-        lo, hi = _ci(c.credit, config)
+        _, lo, hi = bootstrap_mean_ci(c.credit, config.n_boot, config.level, config.boot_seed)
         rule = RULES[c.rule]
         rule_curves.append(
             RuleCurve(
