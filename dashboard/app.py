@@ -30,7 +30,7 @@ st.set_page_config(
 warm_up_in_background()
 
 PAGES_DIR = ROOT / "dashboard" / "views"  # not "pages/": Streamlit would run them alone
-# (file stem = url path, title, icon); the first page is the default
+# (file stem = url path, title, icon); the first page opens at the bare address
 PAGES = [
     ("datasets", "Datasets", "database"),
     ("weights", "Weight functions", "show_chart"),
@@ -43,17 +43,25 @@ PAGES = [
     ("combine", "Combine signals", "call_merge"),
     ("problems", "Problem explorer", "search"),
 ]
-pages = [
-    st.Page(
-        str(PAGES_DIR / f"{stem}.py"),
-        title=title,
-        icon=f":material/{icon}:",
-        url_path=stem,
-        default=i == 0,
+pages = {
+    stem: st.Page(
+        str(PAGES_DIR / f"{stem}.py"), title=title, icon=f":material/{icon}:", url_path=stem
     )
-    for i, (stem, title, icon) in enumerate(PAGES)
-]
-page = st.navigation(pages)
+    for stem, title, icon in PAGES
+}
+
+
+def _home() -> None:
+    """The bare address opens the first page under its own path (Streamlit serves its
+    default page only at "/", so "/datasets" would otherwise be "Page not found"),
+    keeping the query string."""
+    query = {k: st.query_params.get_all(k) for k in st.query_params}
+    st.switch_page(pages[PAGES[0][0]], query_params=query)
+
+
+page = st.navigation(
+    [st.Page(_home, title=PAGES[0][1], default=True, visibility="hidden"), *pages.values()]
+)
 st.sidebar.title("TTS Aggregation Lab")
 try:
     store = get_store()

@@ -5,7 +5,8 @@
   computed results (no Streamlit cache on top of it).
 * Remembered widgets: a page's controls keep their values when the user switches pages
   (Streamlit forgets the state of widgets that are not drawn, so the value is also kept
-  under a plain session-state key).
+  under a plain session-state key), and live in the URL's query string under the same
+  key, so a copied address reproduces the view.
 * `page_context`: the sidebar's dataset, pair and the one `EvalConfig`.
 * `compute`: runs one info-layer call with a progress bar that appears within a tenth
   of a second, and turns a core error into a readable message that stops the page.
@@ -216,9 +217,86 @@ def _keep(key: str) -> None:
     st.session_state[key] = st.session_state[f"w_{key}"]
 
 
-def _prepare(key: str, valid: Callable[[Any], bool], default: Any) -> None:
+# The URL: every remembered control's value is also written to the query string
+# (`?llm=...&c_budget=32&c_strategies=a&c_strategies=b`), so a copied address opened in a
+# fresh browser reproduces the view. A value in the URL wins only when this session did not
+# write it itself (a fresh session, or an edited address); after that the widget wins.
+_URL_WRITTEN = "_url_written"
+
+
+def _url_scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def url_encode(value: Any) -> list[str]:
+    """A control's value as query-string values (a list or tuple: one value per item;
+    an empty list as one empty value, so it differs from "not in the URL")."""
+    if isinstance(value, (list, tuple)):
+        return [_url_scalar(v) for v in value] or [""]
+    return [_url_scalar(value)]
+
+
+def _url_parse(raw: str, like: Any) -> Any:
+    if isinstance(like, bool):
+        if raw in ("true", "false"):
+            return raw == "true"
+        raise ValueError(raw)
+    if isinstance(like, int):
+        return int(raw)
+    if isinstance(like, float):
+        return float(raw)
+    return raw
+
+
+def url_decode(raw: Sequence[str], default: Any, options: Sequence[Any] | None = None) -> Any:
+    """The value `raw` (from `url_encode`) stands for, typed like `default` or matched
+    against `options` by text; None when it cannot be read (the caller then ignores it)."""
+    many = isinstance(default, (list, tuple))
+    items = [] if many and list(raw) == [""] else list(raw)
+    if options is not None:
+        by_text = {_url_scalar(o): o for o in options}
+        found = [by_text[r] for r in items if r in by_text]
+        if many:
+            return found
+        return found[0] if len(items) == 1 and found else None
+    try:
+        if many:
+            likes = list(default) or [""]
+            out = [_url_parse(r, likes[min(i, len(likes) - 1)]) for i, r in enumerate(items)]
+            return tuple(out) if isinstance(default, tuple) else out
+        return _url_parse(items[0], default) if len(items) == 1 else None
+    except ValueError:
+        return None
+
+
+def _from_url(key: str, default: Any, options: Sequence[Any] | None) -> Any:
+    """The URL's value for `key` if the URL holds one this session did not write."""
+    raw = st.query_params.get_all(key)
+    written: dict[str, list[str]] = st.session_state.setdefault(_URL_WRITTEN, {})
+    if not raw or raw == written.get(key):
+        return None
+    written[key] = raw  # read once: from now on the widget's value wins
+    return url_decode(raw, default, options)
+
+
+def _to_url(key: str, value: Any) -> None:
+    enc = url_encode(value)
+    written: dict[str, list[str]] = st.session_state.setdefault(_URL_WRITTEN, {})
+    written[key] = enc
+    if st.query_params.get_all(key) != enc:
+        st.query_params[key] = enc if len(enc) > 1 else enc[0]
+
+
+def _prepare(
+    key: str, valid: Callable[[Any], bool], default: Any, options: Sequence[Any] | None = None
+) -> None:
     wkey = f"w_{key}"
     value = st.session_state.get(key, default)
+    from_url = _from_url(key, default, options)
+    if from_url is not None and valid(from_url):
+        value = from_url
     if not valid(value):
         value = default
     st.session_state[key] = value
@@ -234,10 +312,13 @@ def remembered(
     **kwargs: Any,
 ) -> Any:
     """Draw `widget` (st.selectbox, st.slider, ..., or the same on st.sidebar) with a value
-    that survives page switches. The widget's own key is ``"w_" + key``."""
-    _prepare(key, valid or (lambda v: v is not None), default)
+    that survives page switches and lives in the URL's query string under `key`. The
+    widget's own key is ``"w_" + key``."""
+    options = kwargs.get("options")
+    _prepare(key, valid or (lambda v: v is not None), default, options)
     value = widget(label, key=f"w_{key}", on_change=_keep, args=(key,), **kwargs)
     st.session_state[key] = value
+    _to_url(key, value)
     return value
 
 
@@ -276,6 +357,9 @@ def multiselect(
     """A remembered multiselect (values not among `options` are dropped)."""
     opts = list(options)
     stored = st.session_state.get(key)
+    from_url = _from_url(key, [], opts)
+    if isinstance(from_url, list):
+        stored = from_url
     value = [v for v in (stored if isinstance(stored, list) else default) if v in opts]
     st.session_state[key] = value
     st.session_state[f"w_{key}"] = value
@@ -283,6 +367,7 @@ def multiselect(
         label, opts, key=f"w_{key}", on_change=_keep, args=(key,), **kwargs
     )
     st.session_state[key] = list(out)
+    _to_url(key, list(out))
     return list(out)
 
 

@@ -372,12 +372,12 @@ def test_compute_frontier_page(db: Path) -> None:
     front = _trace(spec, "Pareto frontier")
     assert len(_values(front["x"])) >= 2
     assert "accuracy" in at.success[0].value
-    at.number_input(key="f_budget").set_value(0.0).run()
+    at.number_input(key="w_f_budget_tokens").set_value(0.0).run()
     assert "Nothing fits" in at.info[0].value
     at.selectbox(key="w_f_unit").select("flops").run()
     assert "parameter count for every chosen LLM" in at.info[-1].value
     at.text_input(key="w_llm_params").input(", ".join(f"sim-llm-{m}=7" for m in "ABCDE")).run()
-    at.number_input(key="f_budget").set_value(1e30).run()
+    at.number_input(key="w_f_budget_flops").set_value(1e30).run()
     assert not at.exception
     assert "FLOPs per problem" in at.success[0].value
     at.selectbox(key="w_f_unit").select("tokens").run()

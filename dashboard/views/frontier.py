@@ -25,7 +25,11 @@ if len(ctx.info.llms) < 2:
         icon=":material/info:",
     )
     st.stop()
-state.reset_on_dataset_change("frontier", ["f_llms", "f_verifier"], ctx.info)
+state.reset_on_dataset_change(
+    "frontier",
+    ["f_llms", "f_verifier", "f_budget_tokens", "f_budget_samples", "f_budget_flops"],
+    ctx.info,
+)
 c1, c2, c3 = st.columns([1.4, 1.4, 0.8])
 llms = state.multiselect("LLMs", ctx.info.llms, "f_llms", default=list(ctx.info.llms), where=c1)
 names = [n for n in strategy_names(oracles=False, simulated=False)]
@@ -76,11 +80,13 @@ for note in issue_lines(view.issues):
     st.warning(note, icon=":material/warning:")
 front = view.frontier()
 default_budget = float(front[len(front) // 2].cost) if front else 1.0
-budget = st.number_input(
+budget = state.remembered(
+    st.number_input,
     f"Best at a budget of ({unit} per problem)",
+    f"f_budget_{unit}",
+    default_budget,
+    valid=lambda v: isinstance(v, float) and v >= 0,
     min_value=0.0,
-    value=default_budget,
-    key="f_budget",
     format="%.1f" if unit == "samples" else "%.4g" if unit == "flops" else "%.0f",
 )
 best = view.best_at(budget)
