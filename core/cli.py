@@ -757,6 +757,42 @@ def cmd_stopping(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    # The one command above core: the report is the dashboard's figures written to a file
+    # (dashboard.report and what it imports are plain Plotly, never Streamlit).
+    from dashboard.report import build_report
+
+    _check_strategies(args.strategy)
+    if args.baseline is not None:
+        _check_strategies([args.baseline])
+    config = _config(args)
+    out = Path(args.output)
+    with _store(args, read_only=args.read_only) as store:
+        info = store.get_dataset(args.dataset)
+        if args.budget is not None:
+            config = _with_budget(config, store, info, info.pairs, args.budget)
+        bar = _Bar("report", not args.quiet)
+        try:
+            page = build_report(
+                store,
+                info,
+                config,
+                strategies=args.strategy,
+                budget=args.budget,
+                baseline=args.baseline or "majority",
+                weight_kind=args.calibrator,
+                progress=bar,
+            )
+        finally:
+            bar.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out)
+    print(f"wrote {out} ({len(page.encode()) / 1e6:.1f} MB, self-contained HTML)")
+    return 0
+
+
 def cmd_frontier(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -1250,6 +1286,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--csv", help="write every point (frontier or not) as CSV")
     _eval_args(s)
     s.set_defaults(func=cmd_frontier)
+
+    s = sub.add_parser(
+        "report",
+        help="a dataset's self-contained HTML report: data and grading, weight functions, "
+        "budget curves, the compare table with intervals",
+    )
+    s.add_argument("dataset", help=DATASET_HELP)
+    s.add_argument("-o", "--output", required=True, help="the HTML file to write")
+    s.add_argument(
+        "--strategy", action="append", help="strategy (repeatable; default: the default set)"
+    )
+    s.add_argument(
+        "--budget",
+        type=int,
+        help="the compare table's N (default: the largest 1, 2, 4, ... up to the samples "
+        "per problem)",
+    )
+    s.add_argument("--baseline", help="the compare table's baseline (default: majority)")
+    s.add_argument(
+        "--calibrator", default="kde_wv", help="whose weight functions to draw (default kde_wv)"
+    )
+    _eval_args(s)
+    s.set_defaults(func=cmd_report)
 
     s = sub.add_parser(
         "ensemble", help="vote over answers pooled from several LLMs at a fixed total budget"

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -44,6 +45,8 @@ from core.importers.uploads import (
 from core.info import dataset_label, parse_llm_params
 from core.store import ID_PREFIX, DatasetInfo, Store, StoreError, default_db_path
 from core.types import ORDERS, ORIENTATIONS, REDUCTIONS, TIE_BREAKS, TRANSFORMS, TTSLabError
+from dashboard.export import IMAGE_FORMATS, MIME, figure_csv, figure_image, file_stem
+from dashboard.report import build_report
 from dashboard.text import plain
 
 T = TypeVar("T")
@@ -61,9 +64,11 @@ __all__ = [
     "UploadOptions",
     "access",
     "approx_budgets",
+    "chart",
     "compute",
     "current_dataset",
     "dataset_picker",
+    "dataset_report",
     "delete_dataset",
     "editor",
     "get_store",
@@ -718,3 +723,47 @@ def compute(label: str, fn: Callable[[ProgressFn], T]) -> T:
         raise  # unreachable: st.stop() raises
     finally:
         bar.close()
+
+
+# --------------------------------------------------------------------------------------
+# charts with their exports
+# --------------------------------------------------------------------------------------
+
+
+def chart(fig: Any, key: str, *names: object, **kwargs: Any) -> Any:
+    """Draw a Plotly figure full width, with a row of downloads under it: the picture as
+    SVG, PDF and PNG (rendered by the local Chromium only when clicked) and the numbers
+    drawn as CSV. The files are named from `names` (e.g. the page, dataset and pair).
+    `kwargs` go to st.plotly_chart (e.g. on_select); its return value is returned."""
+    out = st.plotly_chart(fig, key=key, width="stretch", **kwargs)
+    stem = file_stem(*names) if names else file_stem(key)
+    row = st.container(horizontal=True, gap="small")
+    row.caption("Download this chart:")
+    for fmt in IMAGE_FORMATS:
+        row.download_button(
+            fmt.upper(),
+            data=functools.partial(figure_image, fig, fmt),
+            file_name=f"{stem}.{fmt}",
+            mime=MIME[fmt],
+            key=f"{key}_dl_{fmt}",
+            on_click="ignore",
+            type="tertiary",
+            icon=":material/image:",
+        )
+    row.download_button(
+        "CSV (numbers)",
+        data=functools.partial(figure_csv, fig),
+        file_name=f"{stem}.csv",
+        mime=MIME["csv"],
+        key=f"{key}_dl_csv",
+        on_click="ignore",
+        type="tertiary",
+        icon=":material/table:",
+    )
+    return out
+
+
+def dataset_report(store: Store, info: DatasetInfo, progress: ProgressFn) -> bytes:
+    """A dataset's self-contained HTML report with the default evaluation settings (what
+    `ttslab report DATASET -o F` writes)."""
+    return build_report(store, info, EvalConfig(), progress=progress).encode("utf-8")

@@ -407,7 +407,8 @@ def test_compare_page_recomputes_on_controls(db: Path) -> None:
     col = heat_v["x"].index(next(x for x in heat_v["x"] if x.startswith("Weighted")))
     assert np.all(_values(heat_v["z"])[:, col] == 0)
     labels = [d.label for d in at.get("download_button")]
-    assert labels == ["Export CSV", "Export LaTeX"]
+    # the chart's own downloads, then the table's (with its intervals) as CSV and LaTeX
+    assert labels == ["SVG", "PDF", "PNG", "CSV (numbers)", "Table CSV", "Table LaTeX"]
 
 
 def test_problem_explorer(db: Path) -> None:
@@ -455,7 +456,13 @@ def test_transfer_page(db: Path) -> None:
     at.selectbox(key="w_t_strategy").select("kde_wv").run()
     assert not at.exception and not at.error
     assert "KDE WV" in _chart(at)["layout"]["title"]["text"]
-    assert [d.label for d in at.get("download_button")] == ["Export CSV"]
+    assert [d.label for d in at.get("download_button")] == [
+        "SVG",
+        "PDF",
+        "PNG",
+        "CSV (numbers)",
+        "Table CSV",
+    ]
 
 
 def test_allocation_page(db: Path) -> None:

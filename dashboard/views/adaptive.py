@@ -64,7 +64,9 @@ view = state.compute(
 if axis == "tokens" and not view.has_tokens:
     st.info("This pair has no token counts: drawn against samples.", icon=":material/info:")
     axis = "samples"
-st.plotly_chart(stopping_figure(view, axis), key="adaptive_chart", width="stretch")
+state.chart(
+    stopping_figure(view, axis), "adaptive_chart", "adaptive", ctx.dataset, ctx.llm, ctx.verifier
+)
 for note in issue_lines(view.issues):
     st.warning(note, icon=":material/warning:")
 st.subheader(f"At the accuracy of fixed N = {view.reference_budget}")

@@ -60,7 +60,9 @@ view = state.compute(
         progress=p,
     ),
 )
-st.plotly_chart(allocation_figure(view), key="allocation_chart", width="stretch")
+state.chart(
+    allocation_figure(view), "allocation_chart", "allocation", ctx.dataset, ctx.llm, ctx.verifier
+)
 for note in issue_lines(view.issues):
     st.warning(note, icon=":material/warning:")
 
@@ -98,5 +100,5 @@ with st.expander("Every budget, bin and fold (table)"):
     st.dataframe(full, hide_index=True, width="stretch")
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", f"allocation_{view.dataset}_{view.llm}_{view.verifier}")
     st.download_button(
-        "Export CSV", view.to_csv(), f"{stem}.csv", "text/csv", icon=":material/download:"
+        "Table CSV", view.to_csv(), f"{stem}.csv", "text/csv", icon=":material/download:"
     )

@@ -99,7 +99,7 @@ view = state.compute(
         progress=p,
     ),
 )
-st.plotly_chart(budget_figure(view, x_axis, params), key="budget_chart", width="stretch")
+state.chart(budget_figure(view, x_axis, params), "budget_chart", "budget", ctx.dataset)
 if x_axis != "samples" and any(t is None for t in view.tokens):
     st.info("Some pairs have no token counts: their panels stay in samples.")
 if x_axis == "flops" and any(m not in params for m, _ in view.pairs):

@@ -74,7 +74,9 @@ view = state.compute(
         ctx.store, ctx.info, pairs, strategies, int(budget), baseline, ctx.config, progress=p
     ),
 )
-st.plotly_chart(compare_figure(view, metric), key="compare_chart", width="stretch")
+state.chart(
+    compare_figure(view, metric), "compare_chart", "compare", ctx.dataset, f"N{view.budget}"
+)
 for note in issue_lines(view.issues):
     st.warning(note, icon=":material/warning:")
 
@@ -91,8 +93,8 @@ st.dataframe(
 stem = re.sub(r"[^A-Za-z0-9._-]+", "_", f"compare_{view.dataset}_N{view.budget}")
 d1, d2, _ = st.columns([1, 1, 3])
 d1.download_button(
-    "Export CSV", view.to_csv(), f"{stem}.csv", "text/csv", icon=":material/download:"
+    "Table CSV", view.to_csv(), f"{stem}.csv", "text/csv", icon=":material/download:"
 )
 d2.download_button(
-    "Export LaTeX", compare_latex(view), f"{stem}.tex", "text/x-tex", icon=":material/download:"
+    "Table LaTeX", compare_latex(view), f"{stem}.tex", "text/x-tex", icon=":material/download:"
 )

@@ -16,7 +16,10 @@ from dashboard.state import (
     UploadError,
     UploadOptions,
     access,
+    chart,
+    compute,
     current_dataset,
+    dataset_report,
     delete_dataset,
     editor,
     get_store,
@@ -78,10 +81,11 @@ if info is not None:
     if info.notes:
         st.caption(f"Notes: {plain(info.notes)}")
     summary = store.pair_summary(info)
-    st.plotly_chart(
+    chart(
         dataset_overview_figure(summary, f"{dataset_label(info.name, info.simulated)}: pairs"),
-        key="overview_chart",
-        width="stretch",
+        "overview_chart",
+        "pairs",
+        info.name,
     )
     st.dataframe(
         summary,
@@ -136,6 +140,31 @@ if info is not None:
             if n.button("Cancel", key="delete_no"):
                 st.session_state.pop("confirm_delete", None)
                 st.rerun()
+
+    # ---- the dataset's report -------------------------------------------------------
+    report_key = f"report_{info.dataset_id}"
+    r1, r2 = st.columns([1, 3])
+    if r1.button("Build an HTML report", key="report_build", icon=":material/description:"):
+        st.session_state[report_key] = compute(
+            "Building the report (curves already computed are reused)",
+            lambda p: dataset_report(store, selected, p),
+        )
+    r2.caption(
+        "One self-contained file to share: data and grading notes, the weight functions "
+        "of every pair, budget curves per LLM and the Compare table with paired 95% "
+        "intervals (default evaluation settings; `ttslab report` takes options)."
+    )
+    if report_key in st.session_state:
+        st.download_button(
+            "Download the report (HTML)",
+            st.session_state[report_key],
+            file_name=f"{safe}_report.html",
+            mime="text/html",
+            key="report_download",
+            type="primary",
+            icon=":material/download:",
+            on_click="ignore",
+        )
 
 # ---- who changed what --------------------------------------------------------------
 log = store.audit_log()

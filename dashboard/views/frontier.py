@@ -75,7 +75,7 @@ view = state.compute(
         progress=p,
     ),
 )
-st.plotly_chart(frontier_figure(view), key="frontier_chart", width="stretch")
+state.chart(frontier_figure(view), "frontier_chart", "frontier", ctx.dataset, verifier)
 for note in issue_lines(view.issues):
     st.warning(note, icon=":material/warning:")
 front = view.frontier()

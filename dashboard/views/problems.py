@@ -63,7 +63,9 @@ for name, why in view.skipped.items():
     st.warning(
         plain(f"{get_strategy(name).label} could not be fitted: {why}"), icon=":material/warning:"
     )
-st.plotly_chart(problem_figure(view), key="problem_chart", width="stretch")
+state.chart(
+    problem_figure(view), "problem_chart", "problem", ctx.dataset, ctx.llm, ctx.verifier, problem
+)
 
 picks = pd.DataFrame(
     {

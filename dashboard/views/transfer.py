@@ -118,7 +118,7 @@ if view.simulated:
         "ratios): their transfer says nothing about real LLMs.",
         icon=":material/science:",
     )
-st.plotly_chart(transfer_heatmap(view), key="transfer_chart", width="stretch")
+state.chart(transfer_heatmap(view), "transfer_chart", "transfer", ctx.dataset)
 for note in issue_lines(view.issues):
     st.warning(note, icon=":material/warning:")
 
@@ -144,5 +144,5 @@ st.dataframe(
 )
 stem = re.sub(r"[^A-Za-z0-9._-]+", "_", f"transfer_{view.strategy}_N{view.budget}")
 st.download_button(
-    "Export CSV", view.to_csv(), f"{stem}.csv", "text/csv", icon=":material/download:"
+    "Table CSV", view.to_csv(), f"{stem}.csv", "text/csv", icon=":material/download:"
 )

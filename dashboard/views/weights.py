@@ -81,7 +81,7 @@ if mode == "all pairs":
         f"Fitting {strategy.label} weights of every pair (once; cached afterwards)",
         lambda p: weight_grid_view(ctx.store, ctx.info, kind, config, progress=p),
     )
-    st.plotly_chart(weight_grid_figure(grid), key="weight_grid_chart", width="stretch")
+    state.chart(weight_grid_figure(grid), "weight_grid_chart", "weights", ctx.dataset, kind)
     failed = [p for p in grid.panels if p.error]
     if failed:
         st.caption(
@@ -131,7 +131,9 @@ if space is not None:
         )
         view = view.with_offset(b)
 
-st.plotly_chart(weight_figure(view, axis), key="weight_chart", width="stretch")
+state.chart(
+    weight_figure(view, axis), "weight_chart", "weights", ctx.dataset, ctx.llm, ctx.verifier, kind
+)
 st.caption(" · ".join(weight_facts(view)))
 for note in issue_lines(view.issues):
     st.caption(note)
