@@ -48,7 +48,7 @@ class ExportError(RuntimeError):
 def file_stem(*parts: object) -> str:
     """A file name from free text: letters, digits, '.', '_' and '-' only."""
     text = "_".join(str(p) for p in parts if str(p))
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "figure"
+    return re.sub(r"_{2,}", "_", re.sub(r"[^A-Za-z0-9._-]+", "_", text)).strip("_") or "figure"
 
 
 def _values(seq: Any) -> list[Any]:

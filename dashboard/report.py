@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.evaluation import EvalConfig, default_budgets
+from core.evaluation import EvalConfig
 from core.info import budget_view, compare_view, dataset_label, weight_grid_view
 from core.methods import default_strategies, get_strategy
 from core.reports import calibration_text, issue_text
@@ -46,10 +46,11 @@ dt { font-weight: 600; } dd { margin: 0; }
 
 
 def report_budget(info: DatasetInfo) -> int:
-    """The Compare section's budget: the largest evaluated N not above the typical number
-    of samples per problem and LLM (evaluated exactly, never rounded)."""
+    """The Compare section's budget: the largest power of two not above the typical number
+    of samples per problem and LLM (every pair with at least that many samples evaluates
+    it exactly; the section's heading names the N actually shown)."""
     per = info.n_responses / max(info.n_problems * max(len(info.llms), 1), 1)
-    return int(default_budgets(max(1, math.floor(per)))[-1])
+    return 1 << max(0, math.floor(math.log2(max(per, 1.0))))
 
 
 def _e(text: object) -> str:

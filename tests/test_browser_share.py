@@ -1,5 +1,6 @@
-"""Shareable views: every page has its own address, and its controls live in the query
-string, so a URL copied from one browser and opened in a fresh one draws the same chart.
+"""Sharing: every page has its own address and its controls live in the query string,
+so a URL copied from one browser and opened in a fresh one draws the same chart; every
+chart downloads as SVG, PDF, PNG and CSV; a dataset's HTML report downloads and opens.
 
 For every page: open it, change controls (the sidebar's dataset, and a page control where
 the page has one), take the address the app wrote, open it in a new browser context (no
@@ -10,10 +11,16 @@ fail.
 
 from __future__ import annotations
 
+import io
+import re
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from core.cli import DEMO_NAME, build_demo
@@ -131,5 +138,65 @@ def test_the_bare_address_opens_the_first_page_under_its_path(server: str, brows
     try:
         assert page.get_by_text("Page not found").count() == 0
         assert page.get_by_role("combobox", name="Dataset").first.input_value() == DEMO_NAME
+    finally:
+        ctx.close()
+
+
+def _download(page: Any, label: str) -> bytes:
+    with page.expect_download(timeout=120_000) as info:
+        page.get_by_role("button", name=label, exact=True).first.click()
+    path = info.value.path()
+    return Path(path).read_bytes()
+
+
+def test_every_chart_export_is_a_valid_file(server: str, browser: Any) -> None:
+    ctx, page = _fresh(browser, f"{server}/compare?c_budget=8")
+    try:
+        _plot(page)
+        svg = _download(page, "SVG")
+        assert ET.fromstring(svg).tag.endswith("svg")
+        assert b"Gain over" in svg  # the chart's own title
+        pdf = _download(page, "PDF")
+        assert pdf.startswith(b"%PDF-") and b"%%EOF" in pdf[-64:]
+        png = _download(page, "PNG")
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 20_000
+        numbers = pd.read_csv(io.BytesIO(_download(page, "CSV (numbers)")))
+        heat = numbers[numbers["type"] == "heatmap"]
+        z = heat["z"].astype(float).to_numpy()
+        drawn = page.evaluate(
+            "() => document.querySelector('.js-plotly-plot').calcdata[0][0].z"
+            ".map(r => Array.from(r).map(v => v === null ? NaN : v))"
+        )
+        want = np.asarray(drawn, dtype=float).ravel()
+        np.testing.assert_allclose(np.sort(z[np.isfinite(z)]), np.sort(want[np.isfinite(want)]))
+        assert page.locator("[data-testid='stException']").count() == 0
+    finally:
+        ctx.close()
+
+
+def test_the_report_downloads_and_opens_with_its_figures(
+    server: str, browser: Any, tmp_path: Path
+) -> None:
+    ctx, page = _fresh(browser, f"{server}/datasets")
+    try:
+        page.get_by_role("button", name="Build an HTML report").click()
+        page.get_by_role("button", name="Download the report (HTML)").wait_for(timeout=300_000)
+        html = _download(page, "Download the report (HTML)")
+    finally:
+        ctx.close()
+    out = tmp_path / "report.html"
+    out.write_bytes(html)
+    n_figs = html.count(b"Plotly.newPlot(")
+    assert n_figs >= 4
+    ctx = browser.new_context(viewport=VIEWPORT)
+    try:
+        tab = ctx.new_page()
+        tab.route(re.compile(r"^https?://"), lambda route: route.abort())  # self-contained
+        tab.goto(out.as_uri())
+        tab.wait_for_function(
+            f"() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n_figs}",
+            timeout=60_000,
+        )
+        assert tab.get_by_role("heading", name="Budget curves").count() == 1
     finally:
         ctx.close()
