@@ -883,21 +883,41 @@ def compare_figure(view: CompareView, metric: str = "gain") -> go.Figure:
             "zmax": float(zr.max()) if zr.size else 100.0,
         }
         ctitle = "accuracy (%)"
+    ys = [_pair(m, v) for m, v in view.pairs]
     fig = go.Figure(
         go.Heatmap(
             z=z,
             x=x,
-            y=[_pair(m, v) for m, v in view.pairs],
+            y=ys,
             text=text,
             texttemplate="%{text}",
             textfont={"size": 11},
-            hovertemplate="%{y}<br>%{x}<br>%{text}<extra></extra>",
+            hoverinfo="skip",
             colorbar={"title": {"text": ctitle}},
             xgap=2,
             ygap=2,
             **scale,
         )
     )
+    # one invisible marker per cell carries the hover text and, for a click (drill-down
+    # to the problems behind the cell), the cell's indices: Plotly reports no clicks on
+    # heatmaps to Streamlit
+    cells = [(i, j) for i in range(len(view.pairs)) for j in range(len(view.strategies))]
+    fig.add_trace(
+        go.Scatter(
+            x=[x[j] for _, j in cells],
+            y=[ys[i] for i, _ in cells],
+            mode="markers",
+            marker={"size": 30, "symbol": "square", "color": "rgba(0,0,0,0)"},
+            customdata=[[i, j] for i, j in cells],  # indices into view.pairs, strategies
+            text=[text[i][j] for i, j in cells],
+            hovertemplate="%{y}<br>%{x}<br>%{text}<br>(click: the problems behind this "
+            "cell)<extra></extra>",
+            showlegend=False,
+            name="cells",
+        )
+    )
+    fig.update_layout(hoverdistance=-1)
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(side="top", tickangle=0)
     base = next(

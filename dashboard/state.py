@@ -74,6 +74,7 @@ __all__ = [
     "get_store",
     "import_upload",
     "multiselect",
+    "open_in_explorer",
     "page_context",
     "parquet_bytes",
     "plain",
@@ -767,3 +768,48 @@ def dataset_report(store: Store, info: DatasetInfo, progress: ProgressFn) -> byt
     """A dataset's self-contained HTML report with the default evaluation settings (what
     `ttslab report DATASET -o F` writes)."""
     return build_report(store, info, EvalConfig(), progress=progress).encode("utf-8")
+
+
+EXPLORER_PAGE = Path(__file__).resolve().parent / "views" / "problems.py"
+
+
+def open_in_explorer(
+    event: Any,
+    *,
+    info: DatasetInfo,
+    pairs: Sequence[tuple[str, str]],
+    strategies: Sequence[str],
+    budget: int,
+    baseline: str,
+) -> None:
+    """After a click on a Compare cell (a point whose customdata is its [pair index,
+    strategy index]): open the problem explorer on that pair, listing the problems where
+    the strategy is right and `baseline` wrong at `budget`. Does nothing without a click."""
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        return
+    for point in points or ():
+        custom = point.get("customdata")
+        if not isinstance(custom, list) or len(custom) != 2:
+            continue
+        i, j = int(custom[0]), int(custom[1])
+        if not (0 <= i < len(pairs) and 0 <= j < len(strategies)):
+            continue
+        (llm, verifier), strategy = pairs[i], strategies[j]
+        if strategy == baseline:
+            st.toast("That is the baseline's own cell: choose another strategy's cell.")
+            return
+        st.switch_page(
+            str(EXPLORER_PAGE),
+            query_params={
+                "dataset": info.name,
+                "llm": llm,
+                "verifier": verifier,
+                "p_filter": "a_right_b_wrong",
+                "p_a": strategy,
+                "p_b": baseline,
+                "p_n": str(budget),
+                "p_search": "",
+            },
+        )

@@ -200,3 +200,46 @@ def test_the_report_downloads_and_opens_with_its_figures(
         assert tab.get_by_role("heading", name="Budget curves").count() == 1
     finally:
         ctx.close()
+
+
+def test_a_click_on_a_compare_cell_opens_its_problems(server: str, browser: Any) -> None:
+    ctx, page = _fresh(browser, f"{server}/compare?c_budget=8&c_metric=gain&c_baseline=majority")
+    try:
+        _plot(page)
+        # the cell marker of the first pair and the second strategy column (the first is
+        # the baseline's own column, which has nothing to contrast)
+        cells: list[dict[str, Any]] = page.evaluate(
+            """() => {
+                const el = document.querySelector('.js-plotly-plot');
+                const t = el._fullData.find(d => d.name === 'cells');
+                const xa = el._fullLayout.xaxis, ya = el._fullLayout.yaxis;
+                const box = el.querySelector('.nsewdrag').getBoundingClientRect();
+                return Array.from(t.customdata).map((c, k) => ({
+                    i: c[0], j: c[1], x: t.x[k], y: t.y[k],
+                    px: box.left + xa.l2p(xa.d2l(t.x[k])),
+                    py: box.top + ya.l2p(ya.d2l(t.y[k]))}));
+            }"""
+        )
+        strategies = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData[0].x")
+        target = next(c for c in cells if c["i"] == 0 and c["j"] == 1)
+        page.mouse.click(target["px"], target["py"])
+        page.wait_for_url("**/problems?**", timeout=60_000)
+        wait_until_idle(page)
+        query = parse_qs(urlparse(page.url).query)
+        assert query["p_filter"] == ["a_right_b_wrong"]
+        assert query["p_b"] == ["majority"] and query["p_n"] == ["8"]
+        assert query["p_a"] != ["majority"] and query["llm"] and query["verifier"]
+        shown = page.get_by_role("combobox", name="List the problems").first.input_value()
+        assert shown == "A right, B wrong at N"
+        assert (
+            page.get_by_role("combobox", name="Strategy B").first.input_value() == "Majority vote"
+        )
+        strategy_a = page.get_by_role("combobox", name="Strategy A").first.input_value()
+        assert strategy_a.replace(" ", "") in str(strategies[1]).replace("<br>", "").replace(
+            " ", ""
+        )
+        body = page.locator("[data-testid='stMain']").inner_text()
+        assert "wrong at N = 8" in body
+        assert page.locator("[data-testid='stException']").count() == 0
+    finally:
+        ctx.close()

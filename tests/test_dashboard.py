@@ -419,12 +419,24 @@ def test_problem_explorer(db: Path) -> None:
     assert list(picks["strategy"])[:2] == ["Majority vote", "Best-of-N"]
     box = at.selectbox(key="w_p_problem")
     n_dis = len(box.options)
-    at.toggle(key="w_p_only_disagree").set_value(False).run()
+    at.selectbox(key="w_p_filter").select("all").run()
     box = at.selectbox(key="w_p_problem")
     assert len(box.options) == 30 >= n_dis
     box.select(box.options[5]).run()
     assert not at.exception
     assert box.options[5] in _chart(at)["layout"]["title"]["text"]
+    # the problems behind a gain: A right, B wrong at N
+    at.selectbox(key="w_p_filter").select("a_right_b_wrong").run()
+    at.selectbox(key="w_p_a").select("best_of_n").run()
+    at.selectbox(key="w_p_b").select("majority").run()
+    assert not at.exception
+    notes = " ".join(c.value for c in at.caption)
+    assert "is right and Majority vote wrong at N = " in notes.replace("\\", "")
+    assert "the gain Compare shows" in notes
+    # a search that matches nothing says so and draws no chart
+    at.text_input(key="w_p_search").input("no problem says this 1234").run()
+    assert not at.exception
+    assert "No problem matches" in at.info[-1].value and not at.get("plotly_chart")
 
 
 def test_transfer_page(db: Path) -> None:

@@ -215,8 +215,12 @@ def cview(demo: Store, info: DatasetInfo) -> V.CompareView:
 
 
 def test_heatmap_values_are_the_views_numbers(cview: V.CompareView) -> None:
-    (hm,) = fig_data = F.compare_figure(cview).data
-    assert fig_data and hm.type == "heatmap"
+    hm, cells = F.compare_figure(cview).data
+    assert hm.type == "heatmap" and cells.type == "scatter"
+    # one clickable cell per (pair, strategy), carrying its indices into the view
+    n_p, n_s = len(cview.pairs), len(cview.strategies)
+    assert [list(c) for c in cells.customdata] == [[i, j] for i in range(n_p) for j in range(n_s)]
+    assert list(cells.y) == [lb for lb in cview.pair_labels for _ in range(n_s)]
     np.testing.assert_allclose(np.asarray(hm.z, dtype=float), 100 * cview.gain)
     assert list(hm.y) == list(cview.pair_labels)
     assert hm.zmid == 0

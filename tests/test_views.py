@@ -636,3 +636,91 @@ def test_combine_view_strategies_and_intervals(demo: Store, info: DatasetInfo) -
     assert len(view.to_frame()) == 7 * len(view.budgets)
     with pytest.raises(V.ViewError, match="at least two"):
         V.combine_view(demo, info, LLM, [VER, VER], SETTINGS)
+
+
+# ---- the explorer's problem lists (drill-down) ----------------------------------------
+
+
+def test_contrast_lists_the_problems_a_gets_right_and_b_wrong(
+    demo: Store, info: DatasetInfo
+) -> None:
+    """At N = every sample (8 here) each random subset is the whole set, so a problem's
+    share of correct subsets is the full-set pick's credit, which the disagreement list
+    computes on another path (`_full_set_picks`)."""
+    a, b = "best_of_n", "majority"
+    seen = {"a_right_b_wrong": 0, "a_wrong_b_right": 0}
+    for m, v in info.pairs[:6]:
+        dis = V.disagreement_problems(demo, info, m, v, [a, b], SETTINGS)
+        ia, ib = dis.strategies.index(a), dis.strategies.index(b)
+        for kind, want_a, want_b in (
+            ("a_right_b_wrong", True, False),
+            ("a_wrong_b_right", False, True),
+        ):
+            lst = V.explorer_problems(
+                demo, info, m, v, [a, b], SETTINGS, V.ProblemFilter(kind, a, b, 8)
+            )
+            want = {
+                p
+                for k, p in enumerate(dis.problem_ids)
+                if (dis.credit[ia, k] >= 0.5) == want_a and (dis.credit[ib, k] >= 0.5) == want_b
+            }
+            assert set(lst.problem_ids) == want
+            seen[kind] += len(want)
+            for p in lst.problem_ids:
+                assert (lst.share_a[p] >= 0.5) == want_a and (lst.share_b[p] >= 0.5) == want_b
+        # the mean difference over all problems is the Compare cell's gain
+        cmp = V.compare_view(demo, info, [(m, v)], [a], 8, b, SETTINGS)
+        assert lst.mean_difference == pytest.approx(float(cmp.gain[0, 0]), abs=1e-9)
+    assert seen["a_right_b_wrong"] > 0 and seen["a_wrong_b_right"] > 0  # not vacuous
+
+
+def test_contrast_orders_by_difference_and_refuses_unevaluated_budgets(
+    demo: Store, info: DatasetInfo
+) -> None:
+    m, v = info.llms[1], info.verifiers[1]
+    lst = V.explorer_problems(
+        demo,
+        info,
+        m,
+        v,
+        ["majority"],
+        SETTINGS,
+        V.ProblemFilter("a_right_b_wrong", "logit_wv", "majority", 4),
+    )
+    diffs = [lst.share_a[p] - lst.share_b[p] for p in lst.problem_ids]
+    assert diffs == sorted(diffs, reverse=True)
+    with pytest.raises(V.ViewError, match=r"N = 3 is not an evaluated budget.*1, 2, 4, 8"):
+        V.explorer_problems(
+            demo,
+            info,
+            m,
+            v,
+            ["majority"],
+            SETTINGS,
+            V.ProblemFilter("a_right_b_wrong", "logit_wv", "majority", 3),
+        )
+    with pytest.raises(V.ViewError, match="needs strategies A and B"):
+        V.ProblemFilter("a_right_b_wrong", "logit_wv")
+    with pytest.raises(V.ViewError, match="unknown problem filter"):
+        V.ProblemFilter("sideways")
+
+
+def test_search_finds_problems_by_text(demo: Store, info: DatasetInfo) -> None:
+    m, v = info.llms[0], info.verifiers[0]
+    probs = demo.problems(info)
+    target = probs.iloc[7]
+    word = str(target["text"]).split("(")[1].split(",")[0]  # its subject, e.g. "Algebra"
+    want = {
+        str(p)
+        for p, t in zip(probs["problem_id"], probs["text"], strict=True)
+        if word.casefold() in str(t).casefold()
+    }
+    lst = V.explorer_problems(
+        demo, info, m, v, ["majority"], SETTINGS, V.ProblemFilter("all", search=word.upper())
+    )
+    assert set(lst.problem_ids) == want and str(target["problem_id"]) in want
+    assert f"contain “{word.upper()}”" in lst.note
+    none = V.explorer_problems(
+        demo, info, m, v, ["majority"], SETTINGS, V.ProblemFilter("all", search="zzz no such")
+    )
+    assert none.problem_ids == ()

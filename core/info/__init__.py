@@ -18,9 +18,14 @@ from core.info.common import (
 )
 from core.info.compare import CompareView, compare_view
 from core.info.problems import (
+    FILTER_KINDS,
+    FILTER_LABELS,
     DisagreementView,
+    ProblemFilter,
+    ProblemList,
     ProblemView,
     disagreement_problems,
+    explorer_problems,
     explorer_strategies,
     problem_view,
 )
@@ -35,6 +40,8 @@ from core.info.weights import (
 from core.studies.transfer import PairRef
 
 __all__ = [
+    "FILTER_KINDS",
+    "FILTER_LABELS",
     "AllocationView",
     "BudgetCurve",
     "BudgetView",
@@ -44,6 +51,8 @@ __all__ = [
     "Efficiency",
     "Issue",
     "PairRef",
+    "ProblemFilter",
+    "ProblemList",
     "ProblemView",
     "TransferView",
     "ViewError",
@@ -61,6 +70,7 @@ __all__ = [
     "curve_strategies",
     "dataset_label",
     "disagreement_problems",
+    "explorer_problems",
     "explorer_strategies",
     "negative_intervals",
     "pair_name",

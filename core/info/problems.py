@@ -1,6 +1,8 @@
 """What the problem explorer shows: one problem's answer clusters with counts, scores,
 weights and cluster totals per strategy, with weights from the cross-fitting fold that held
-the problem out; and the problems on which the strategies disagree."""
+the problem out; and which problems it lists: those on which the strategies disagree, or
+those where strategy A is right and B wrong at a budget N (the problems behind a gain),
+narrowed by a text search."""
 
 from __future__ import annotations
 
@@ -384,10 +386,167 @@ def disagreement_problems(
     )
 
 
+#: Which problems the explorer lists (see `ProblemFilter`).
+FILTER_KINDS = ("disagree", "all", "a_right_b_wrong", "a_wrong_b_right")
+FILTER_LABELS = {
+    "disagree": "where the strategies disagree",
+    "all": "all problems",
+    "a_right_b_wrong": "A right, B wrong at N",
+    "a_wrong_b_right": "A wrong, B right at N",
+}
+
+
+@dataclass(frozen=True)
+class ProblemFilter:
+    """Which problems to list.
+
+    kind: "disagree" (the chosen strategies' picks over all responses differ), "all",
+        "a_right_b_wrong" (at budget N, strategy `a` picks the correct answer in at least
+        half of the problem's random subsets of size N and `b` in fewer than half), or
+        "a_wrong_b_right" (the reverse). Contrasts are read from the pair's cross-fitted
+        curves, the numbers behind Compare and Budget curves.
+    search: keep problems whose text or id contains it (case-insensitive).
+    """
+
+    kind: str = "disagree"
+    a: str | None = None
+    b: str | None = None
+    budget: int | None = None
+    search: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in FILTER_KINDS:
+            raise ViewError(f"unknown problem filter {self.kind!r}; use one of {FILTER_KINDS}")
+        if self.kind.startswith("a_") and (self.a is None or self.b is None or self.budget is None):
+            raise ViewError("a contrast filter needs strategies A and B and a budget N")
+
+
+@dataclass(frozen=True, eq=False)
+class ProblemList:
+    """The explorer's list: `problem_ids` in order (contrasts: largest difference first),
+    what they are (`note`), and for contrasts each listed problem's share of subsets of
+    size N in which A and B pick the correct answer."""
+
+    disagreement: DisagreementView
+    problem_ids: tuple[str, ...]
+    note: str
+    share_a: Mapping[str, float] = field(default_factory=dict)
+    share_b: Mapping[str, float] = field(default_factory=dict)
+    #: contrasts: mean over all problems of A's minus B's share (the Compare gain)
+    mean_difference: float | None = None
+    searched_text: bool = True  # False: the dataset has no problem texts (ids searched)
+
+
+def _contrast(
+    store: Store,
+    info: DatasetInfo,
+    llm: str,
+    verifier: str,
+    config: EvalConfig,
+    filt: ProblemFilter,
+    progress: ProgressFn | None,
+) -> tuple[list[str], dict[str, float], dict[str, float], float, str]:
+    from core.info.budget import many_curves
+
+    a, b, n = str(filt.a), str(filt.b), int(filt.budget or 0)
+    for s in (a, b):
+        get_strategy(s)  # a clear error for an unknown name
+    res = many_curves(store, info, [(llm, verifier)], (a, b), config, progress)[0]
+    curves = res.curves
+    if n not in curves.budgets:
+        raise ViewError(
+            f"N = {n} is not an evaluated budget of ({llm}, {verifier}); evaluated: "
+            + ", ".join(str(x) for x in curves.budgets)
+        )
+    for s in (a, b):
+        if s not in curves.strategies:
+            raise ViewError(f"{get_strategy(s).label} could not be fitted on this pair")
+    bi = curves.budgets.index(n)
+    pa = np.asarray(curves.per_problem[curves.index(a), bi, :], dtype=np.float64)
+    pb = np.asarray(curves.per_problem[curves.index(b), bi, :], dtype=np.float64)
+    if filt.kind == "a_right_b_wrong":
+        mask, diff = (pa >= 0.5) & (pb < 0.5), pa - pb
+        what = "is right and {b} wrong"
+    else:
+        mask, diff = (pa < 0.5) & (pb >= 0.5), pb - pa
+        what = "is wrong and {b} right"
+    idx = np.flatnonzero(mask)
+    idx = idx[np.argsort(-diff[idx], kind="stable")]
+    ids = [str(curves.problem_ids[int(i)]) for i in idx]
+    la, lb = get_strategy(a).label, get_strategy(b).label
+    note = (
+        f"{len(ids)} of {pa.size} problems where {la} " + what.format(b=lb) + f" at N = {n} "
+        "(correct in at least half of the problem's random subsets of size N, the other in "
+        "fewer than half), largest difference first"
+    )
+    share_a = {str(curves.problem_ids[int(i)]): float(pa[i]) for i in idx}
+    share_b = {str(curves.problem_ids[int(i)]): float(pb[i]) for i in idx}
+    return ids, share_a, share_b, float(np.mean(pa - pb)), note
+
+
+def explorer_problems(
+    store: Store,
+    info: DatasetInfo,
+    llm: str,
+    verifier: str,
+    strategies: Sequence[str],
+    config: EvalConfig,
+    filt: ProblemFilter,
+    *,
+    progress: ProgressFn | None = None,
+) -> ProblemList:
+    """The problems the explorer lists for `filt` (see `ProblemFilter`), with the
+    disagreement of `strategies` that the explorer also shows."""
+    dis = disagreement_problems(store, info, llm, verifier, strategies, config, progress=progress)
+    share_a: dict[str, float] = {}
+    share_b: dict[str, float] = {}
+    mean_diff: float | None = None
+    if filt.kind == "disagree":
+        ids = list(dis.problem_ids)
+        note = f"{len(ids)} of {dis.n_problems} problems where the strategies disagree"
+    elif filt.kind == "all":
+        ids = list(dis.all_problem_ids)
+        note = f"all {dis.n_problems} problems"
+    else:
+        ids, share_a, share_b, mean_diff, note = _contrast(
+            store, info, llm, verifier, config, filt, progress
+        )
+    searched_text = True
+    query = filt.search.strip().casefold()
+    if query:
+        probs = store.problems(info)
+        texts = dict(zip(probs["problem_id"].astype(str), probs["text"], strict=True))
+        searched_text = any(isinstance(t, str) and t for t in texts.values())
+
+        def hit(pid: str) -> bool:
+            t = texts.get(pid)
+            return query in pid.casefold() or (isinstance(t, str) and query in t.casefold())
+
+        before = len(ids)
+        ids = [p for p in ids if hit(p)]
+        note += f"; {len(ids)} of those {before} contain “{filt.search.strip()}”"
+        if not searched_text:
+            note += " in their id (this dataset has no problem texts)"
+    return ProblemList(
+        disagreement=dis,
+        problem_ids=tuple(ids),
+        note=note,
+        share_a=share_a,
+        share_b=share_b,
+        mean_difference=mean_diff,
+        searched_text=searched_text,
+    )
+
+
 __all__ = [
+    "FILTER_KINDS",
+    "FILTER_LABELS",
     "DisagreementView",
+    "ProblemFilter",
+    "ProblemList",
     "ProblemView",
     "disagreement_problems",
+    "explorer_problems",
     "explorer_strategies",
     "problem_view",
 ]

@@ -74,8 +74,26 @@ view = state.compute(
         ctx.store, ctx.info, pairs, strategies, int(budget), baseline, ctx.config, progress=p
     ),
 )
-state.chart(
-    compare_figure(view, metric), "compare_chart", "compare", ctx.dataset, f"N{view.budget}"
+clicked = state.chart(
+    compare_figure(view, metric),
+    "compare_chart",
+    "compare",
+    ctx.dataset,
+    f"N{view.budget}",
+    on_select="rerun",
+    selection_mode="points",
+)
+state.open_in_explorer(
+    clicked,
+    info=ctx.info,
+    pairs=view.pairs,
+    strategies=view.strategies,
+    budget=view.budget,
+    baseline=view.baseline,
+)
+st.caption(
+    "Click a cell to open its problems in the problem explorer: those where the strategy "
+    "is right and the baseline wrong at this N."
 )
 for note in issue_lines(view.issues):
     st.warning(note, icon=":material/warning:")

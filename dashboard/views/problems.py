@@ -5,8 +5,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.info import disagreement_problems, explorer_strategies, problem_view
-from core.methods import get_strategy, short_name
+from core.info import (
+    FILTER_KINDS,
+    FILTER_LABELS,
+    ProblemFilter,
+    explorer_problems,
+    explorer_strategies,
+    problem_view,
+)
+from core.methods import get_strategy, short_name, strategy_names
 from dashboard import state
 from dashboard.figures import problem_figure
 from dashboard.text import plain
@@ -30,28 +37,89 @@ strategies = state.multiselect(
     where=c1,
     format_func=lambda s: get_strategy(s).label,
 )
-only = state.remembered(
-    c2.toggle, "Only problems where the strategies disagree", "p_only_disagree", True
+kind = state.select(
+    "List the problems",
+    FILTER_KINDS,
+    "p_filter",
+    "disagree",
+    where=c2,
+    format_func=FILTER_LABELS.get,
+)
+a = b = n = None
+if kind in ("a_right_b_wrong", "a_wrong_b_right"):
+    f1, f2, f3 = st.columns(3)
+    every = strategy_names(simulated=ctx.info.has_truth)
+    a = state.select(
+        "Strategy A",
+        every,
+        "p_a",
+        "logit_wv",
+        where=f1,
+        format_func=lambda s: get_strategy(s).label,
+    )
+    b = state.select(
+        "Strategy B",
+        every,
+        "p_b",
+        "majority",
+        where=f2,
+        format_func=lambda s: get_strategy(s).label,
+    )
+    budgets = state.approx_budgets(ctx.info)
+    n = state.select("at budget N", budgets, "p_n", budgets[-1], where=f3)
+search = state.remembered(
+    st.text_input,
+    "Search the problems' text (or ids)",
+    "p_search",
+    "",
+    valid=lambda v: isinstance(v, str),
+    placeholder="a word or phrase from the problem statement, or part of an id",
 )
 if not strategies:
     st.info("Choose at least one strategy.")
     st.stop()
 
-dis = state.compute(
+listing = state.compute(
     f"Cross-fitting {len(strategies)} strategies on {ctx.llm} × {ctx.verifier} "
     "(once; cached afterwards)",
-    lambda p: disagreement_problems(
-        ctx.store, ctx.info, ctx.llm, ctx.verifier, strategies, ctx.config, progress=p
+    lambda p: explorer_problems(
+        ctx.store,
+        ctx.info,
+        ctx.llm,
+        ctx.verifier,
+        strategies,
+        ctx.config,
+        ProblemFilter(kind=kind, a=a, b=b, budget=n, search=search),
+        progress=p,
     ),
 )
-ids = list(dis.problem_ids) if only else list(dis.all_problem_ids)
-if not ids:
+dis = listing.disagreement
+ids = list(listing.problem_ids)
+st.caption(plain(listing.note) + ".")
+if listing.mean_difference is not None:
+    st.caption(
+        f"Over all problems, A's share of correct subsets minus B's averages "
+        f"{100 * listing.mean_difference:+.1f} points: the gain Compare shows for this cell."
+    )
+if not ids and kind == "disagree" and not search.strip():
     st.info("The strategies agree on every problem of this pair: showing all problems.")
     ids = list(dis.all_problem_ids)
+if not ids:
+    st.info("No problem matches this filter.", icon=":material/filter_alt_off:")
+    st.stop()
+
+
+def _problem_label(pid: str) -> str:
+    if pid in listing.share_a:
+        return f"{pid}  (A {listing.share_a[pid]:.0%}, B {listing.share_b[pid]:.0%} of subsets)"
+    return str(pid)
+
+
 problem = state.select(
-    f"Problem ({len(ids)} of {dis.n_problems}; strategies disagree on {len(dis.problem_ids)})",
+    f"Problem ({len(ids)} listed of {dis.n_problems})",
     ids,
     "p_problem",
+    format_func=_problem_label,
 )
 view = state.compute(
     "Cross-fitting the strategies (once; cached afterwards)",
