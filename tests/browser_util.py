@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -164,9 +164,16 @@ def chromium() -> Iterator[Any]:
             b.close()
 
 
-def upload_through_the_page(page: Any, path: Path, name: str, wait: bool = True) -> None:
-    """On the Datasets page: choose `path` in the file chooser, name it, import it, and
-    (with `wait`) wait for the success message."""
+def upload_through_the_page(
+    page: Any,
+    path: Path,
+    name: str,
+    wait: bool = True,
+    before_import: Callable[[Any], None] | None = None,
+) -> None:
+    """On the Datasets page: choose `path` in the file chooser, name it, (set the form's
+    options with `before_import`,) import it, and (with `wait`) wait for the success
+    message."""
     with page.expect_file_chooser() as chooser:
         page.get_by_test_id("stFileUploaderDropzone").get_by_test_id(
             "stBaseButton-secondary"
@@ -177,7 +184,9 @@ def upload_through_the_page(page: Any, path: Path, name: str, wait: bool = True)
     box.fill(name)
     box.press("Enter")
     wait_until_idle(page)
-    page.get_by_role("button", name="Import").click()
+    if before_import is not None:
+        before_import(page)
+    page.get_by_role("button", name="Import", exact=True).click()
     if not wait:
         return
     page.get_by_text(f"imported '{name}'").wait_for(timeout=60_000)

@@ -25,12 +25,25 @@ import pytest
 
 from core.cli import DEMO_NAME, build_demo
 from core.store import Store
-from tests.browser_util import chromium, dashboard_server, wait_until_idle
+from core.synth.examples import EXAMPLE_FILES, EXAMPLES_DIR
+from tests.browser_util import (
+    chromium,
+    dashboard_server,
+    upload_through_the_page,
+    wait_until_idle,
+)
 
 pytestmark = pytest.mark.browser
 
 SECOND = "second demo"
 VIEWPORT = {"width": 1400, "height": 900}
+
+
+DBS: dict[str, Path] = {}  # server URL -> its database
+
+
+def server_db(url: str) -> Path:
+    return DBS[url]
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         build_demo(s, n_problems=40, n_samples=16)
         build_demo(s, n_problems=30, n_samples=16, seed=1, name=SECOND)
     with dashboard_server(db) as url:
+        DBS[url] = db
         yield url
 
 
@@ -243,3 +257,41 @@ def test_a_click_on_a_compare_cell_opens_its_problems(server: str, browser: Any)
         assert page.locator("[data-testid='stException']").count() == 0
     finally:
         ctx.close()
+
+
+def test_the_upload_forms_options_reach_the_stored_dataset(
+    server: str, browser: Any, tmp_path: Path
+) -> None:
+    src = pd.read_json(EXAMPLES_DIR / EXAMPLE_FILES["long-jsonl"], lines=True)
+    one = src[(src["llm"] == src["llm"].iloc[0]) & (src["verifier"] == src["verifier"].iloc[0])]
+    lines = one.to_json(orient="records", lines=True).splitlines()
+    cut = tmp_path / "cut_off.jsonl"
+    cut.write_text("\n".join([*lines, lines[0][: len(lines[0]) // 2]]))  # a cut-off last line
+    ctx, page = _fresh(browser, f"{server}/datasets")
+    try:
+        upload_through_the_page(page, cut, "with options", wait=False, before_import=_options)
+        page.get_by_text("imported 'with options'").wait_for(timeout=60_000)
+        assert page.locator("[data-testid='stException']").count() == 0
+    finally:
+        ctx.close()
+    db = Path(server_db(server))
+    with Store(db, read_only=True, shared=True) as s:
+        info = s.get_dataset("with options")
+    assert info.llms == ("my-llm",) and info.verifiers == ("my-prm",)
+    assert info.lower_is_better == ("my-prm",)
+    assert info.iid is False
+    assert info.n_responses == len(lines)  # the cut-off line was skipped ...
+    assert "line" in (info.notes or "") and str(len(lines) + 1) in (
+        info.notes or ""
+    )  # ... and noted
+
+
+def _options(page: Any) -> None:
+    page.get_by_text("Import options").click()
+    page.get_by_role("textbox", name="LLM name").fill("my-llm")
+    page.get_by_role("textbox", name="Verifier name").fill("my-prm")
+    page.get_by_role("textbox", name="Verifiers where lower is better").fill("my-prm")
+    page.get_by_text("Samples are not independent draws").click()
+    page.get_by_text("Import the complete records only").click()
+    page.get_by_role("textbox", name="Verifiers where lower is better").press("Tab")
+    wait_until_idle(page)
