@@ -337,6 +337,9 @@ class Store:
         self._write_lock = threading.Lock()
         self._memory: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._memory_lock = threading.Lock()
+        # one computation per cache key at a time: a second asker (a page while the
+        # background warm-up computes the same pair) waits for the first one's result
+        self._inflight: dict[str, threading.Lock] = {}
         with self._use():
             self._ensure_schema()
 
@@ -820,37 +823,59 @@ class Store:
         """The payload of (dataset content, kind, params) from the cache, else computed by
         `compute`, stored and returned. Returns (payload, was_cached)."""
         key = self.cache_key(info.content_sha256, kind, params)
+        hit = self._lookup(key)
+        if hit is not None:
+            return hit, True
+        with self._memory_lock:
+            gate = self._inflight.setdefault(key, threading.Lock())
+        # bounded wait: a (never expected) nesting of two keys in opposite orders by two
+        # threads cannot hang; both then compute
+        held = gate.acquire(timeout=INFLIGHT_WAIT_S)
+        try:
+            hit = self._lookup(key)  # computed by the thread we waited for
+            if hit is not None:
+                return hit, True
+            payload = dict(compute())
+            blob = encode_payload(payload)
+            if not self.read_only:  # a read-only store caches in memory only
+                with self._write_lock, self._use():
+                    self._cur().execute(
+                        "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
+                        [
+                            key,
+                            info.content_sha256,
+                            kind,
+                            json.dumps(params, sort_keys=True, default=str),
+                            blob,
+                            datetime.now(UTC).replace(tzinfo=None),
+                        ],
+                    )
+            payload = decode_payload(blob)  # what a later hit returns, exactly
+            self._remember(key, payload)
+            return payload, False
+        finally:
+            if held:
+                gate.release()
+            with self._memory_lock:
+                if self._inflight.get(key) is gate and not gate.locked():
+                    del self._inflight[key]
+
+    def _lookup(self, key: str) -> dict[str, Any] | None:
+        """A cached payload from memory, else from the results table (then remembered)."""
         with self._memory_lock:
             hit = self._memory.get(key)
             if hit is not None:
                 self._memory.move_to_end(key)
-                return hit, True
+                return hit
         with self._use():
             got = _one(
                 self._cur().execute("SELECT payload FROM results WHERE cache_key = ?", [key])
             )
-        if got is not None:
-            payload = decode_payload(bytes(got[0]))
-            self._remember(key, payload)
-            return payload, True
-        payload = dict(compute())
-        blob = encode_payload(payload)
-        if not self.read_only:  # a read-only store caches in memory only
-            with self._write_lock, self._use():
-                self._cur().execute(
-                    "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        key,
-                        info.content_sha256,
-                        kind,
-                        json.dumps(params, sort_keys=True, default=str),
-                        blob,
-                        datetime.now(UTC).replace(tzinfo=None),
-                    ],
-                )
-        payload = decode_payload(blob)  # what a later hit returns, exactly
+        if got is None:
+            return None
+        payload = decode_payload(bytes(got[0]))
         self._remember(key, payload)
-        return payload, False
+        return payload
 
     def _remember(self, key: str, payload: dict[str, Any]) -> None:
         with self._memory_lock:
@@ -981,6 +1006,8 @@ def pair_from_frame(df: pd.DataFrame, dataset_id: str, llm: str, verifier: str) 
 # --------------------------------------------------------------------------------------
 
 _MEMORY_ENTRIES = 256
+#: longest wait for another thread computing the same cached result
+INFLIGHT_WAIT_S = 600.0
 _META = "__meta__"
 
 

@@ -15,9 +15,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -42,7 +44,7 @@ from core.importers.uploads import (
     save_upload,
     save_upload_folder,
 )
-from core.info import dataset_label, parse_llm_params
+from core.info import dataset_label, parse_llm_params, warm_curves
 from core.store import ID_PREFIX, DatasetInfo, Store, StoreError, default_db_path
 from core.types import ORDERS, ORIENTATIONS, REDUCTIONS, TIE_BREAKS, TRANSFORMS, TTSLabError
 from dashboard.export import IMAGE_FORMATS, MIME, figure_csv, figure_image, file_stem
@@ -110,6 +112,60 @@ def warm_up_in_background() -> threading.Thread:
     thread = threading.Thread(target=work, name="ttslab-warm-up", daemon=True)
     thread.start()
     return thread
+
+
+#: Datasets up to this many score rows get their curves computed in the background
+#: (TTSLAB_WARM_MAX_SCORES; TTSLAB_WARM=0 turns the background computation off).
+WARM_MAX_SCORES = int(os.environ.get("TTSLAB_WARM_MAX_SCORES", "20000000"))
+WARM_ENABLED = os.environ.get("TTSLAB_WARM", "1") != "0"
+
+
+class CurveWarmer:
+    """One background thread per server that computes, into the one result cache, the
+    default curves of every pair of each dataset it is handed (`warm_curves`), so Compare,
+    Budget curves and the explorer's contrasts open warm. It runs at a lower CPU priority
+    than the pages (nice 10 on Linux); a page asking for a pair being computed waits for
+    that result instead of computing it twice (`Store.cached`)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[Store, DatasetInfo, str | None]] = queue.Queue()
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+        self.done: dict[str, int] = {}  # dataset id -> pairs computed
+        self.failed: dict[str, str] = {}
+        self._thread = threading.Thread(target=self._run, name="ttslab-warm-curves", daemon=True)
+        self._thread.start()
+
+    def request(self, store: Store, info: DatasetInfo, llm_first: str | None = None) -> bool:
+        """Queue `info` once per server; False when it was queued before or is too big."""
+        if not WARM_ENABLED or info.n_scores > WARM_MAX_SCORES:
+            return False
+        with self._lock:
+            key = f"{info.dataset_id}:{info.content_sha256}"
+            if key in self._seen:
+                return False
+            self._seen.add(key)
+        self._queue.put((store, info, llm_first))
+        return True
+
+    def _run(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):  # not Linux: normal priority
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        while True:
+            store, info, llm_first = self._queue.get()
+            try:
+                if llm_first not in info.llms:  # the LLM the pages will open on
+                    llm_first = _default_llm(store, info)
+                self.done[info.dataset_id] = warm_curves(
+                    store, info, EvalConfig(), llm_first=llm_first
+                )
+            except Exception as exc:  # a dataset that cannot be evaluated: its pages say why
+                self.failed[info.dataset_id] = str(exc)
+
+
+@st.cache_resource
+def curve_warmer() -> CurveWarmer:
+    return CurveWarmer()
 
 
 def access() -> AccessPolicy:
@@ -417,6 +473,7 @@ def dataset_picker(store: Store) -> DatasetInfo | None:
         format_func=lambda n: dataset_label(n, by_name[n].simulated),
     )
     info = by_name[name]
+    curve_warmer().request(store, info, st.session_state.get("llm"))  # once per dataset
     if info.simulated:
         st.sidebar.caption(":orange[**Simulated data**] (synthetic, with known likelihood ratios)")
     return info

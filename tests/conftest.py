@@ -17,6 +17,10 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 settings.register_profile("dev", print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
+# The dashboard's background curve warm-up is off in tests (it would compete for the 2
+# CPUs with every test); tests/test_warm.py turns it on where it is the subject.
+os.environ.setdefault("TTSLAB_WARM", "0")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TTSLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 

@@ -2,7 +2,7 @@
 arrays, computed from the evaluation and study layers (which cache) with no prose."""
 
 from core.info.allocation import AllocationView, allocation_view
-from core.info.budget import BudgetCurve, BudgetView, Efficiency, budget_view
+from core.info.budget import BudgetCurve, BudgetView, Efficiency, budget_view, warm_curves
 from core.info.calibrate import WeightSummary, calibrate_table, weight_summary
 from core.info.combine import CombineView, combine_obstacle, combine_view
 from core.info.common import (
@@ -79,6 +79,7 @@ __all__ = [
     "problem_view",
     "sample_issues",
     "transfer_view",
+    "warm_curves",
     "weight_grid_view",
     "weight_summary",
     "weight_view",

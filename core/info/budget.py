@@ -270,6 +270,30 @@ def _with_tokens(e: Efficiency, tok: FloatArray | None, budgets: Sequence[int]) 
     return replace(e, tokens=(at(float(res.budget)), at(float(e.ref_budget))))
 
 
+def warm_curves(
+    store: Store,
+    info: DatasetInfo,
+    config: EvalConfig,
+    *,
+    llm_first: str | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> int:
+    """Compute into the result cache the cross-fitted curves of every pair of `info` with
+    the default strategy set (what Compare, Budget curves and the explorer's contrasts
+    read with default settings), one pair at a time, `llm_first`'s pairs first; `stop()`
+    is asked between pairs. Returns how many pairs were computed (not already cached)."""
+    from core.methods.registry import default_strategies
+
+    strategies = default_strategies(simulated=info.has_truth)
+    computed = 0
+    for pair in sorted(info.pairs, key=lambda p: p[0] != llm_first):
+        if stop is not None and stop():
+            break
+        (res,) = many_curves(store, info, [pair], strategies, config, None)
+        computed += not res.from_cache
+    return computed
+
+
 __all__ = [
     "BudgetCurve",
     "BudgetView",
@@ -277,4 +301,5 @@ __all__ = [
     "budget_view",
     "many_curves",
     "pair_issues",
+    "warm_curves",
 ]

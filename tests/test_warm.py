@@ -1,0 +1,123 @@
+"""Warm pages: one computation per cached result at a time, the default curves of every
+pair computed ahead (`warm_curves`), and the dashboard doing that in the background after
+a dataset appears, so Compare opens from the cache."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.cli import DEMO_NAME, build_demo
+from core.evaluation import EvalConfig
+from core.info import compare_view, warm_curves
+from core.methods import default_strategies
+from core.store import Store
+from tests.browser_util import chromium, dashboard_server, wait_until_idle
+
+
+def test_one_computation_per_cache_key_at_a_time(store: Store) -> None:
+    build_demo(store, n_problems=6, n_samples=4)
+    info = store.get_dataset(DEMO_NAME)
+    calls: list[int] = []
+    started = threading.Event()
+
+    def slow() -> dict[str, Any]:
+        calls.append(1)
+        started.set()
+        time.sleep(0.5)
+        return {"value": 42}
+
+    out: list[tuple[dict[str, Any], bool]] = []
+
+    def ask() -> None:
+        out.append(store.cached(info, "test_kind", {"k": 1}, slow))
+
+    first = threading.Thread(target=ask)
+    first.start()
+    started.wait(5)
+    second = threading.Thread(target=ask)  # arrives while the first computes
+    second.start()
+    first.join(10)
+    second.join(10)
+    assert len(calls) == 1
+    assert sorted(hit for _, hit in out) == [False, True]
+    assert all(payload == {"value": 42} for payload, _ in out)
+    # another key is not held up by this one
+    assert store.cached(info, "test_kind", {"k": 2}, lambda: {"value": 7}) == ({"value": 7}, False)
+
+
+def test_a_failed_computation_lets_the_next_asker_compute(store: Store) -> None:
+    build_demo(store, n_problems=6, n_samples=4)
+    info = store.get_dataset(DEMO_NAME)
+
+    def boom() -> dict[str, Any]:
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        store.cached(info, "test_kind", {"k": 3}, boom)
+    assert store.cached(info, "test_kind", {"k": 3}, lambda: {"v": 1}) == ({"v": 1}, False)
+
+
+def test_warm_curves_fills_the_cache_compare_reads(store: Store) -> None:
+    build_demo(store, n_problems=20, n_samples=8)
+    info = store.get_dataset(DEMO_NAME)
+    config = EvalConfig(n_subsets=20, n_boot=100)
+    first = info.llms[2]
+    stops = iter([False, False, True])  # stop after two pairs
+    assert warm_curves(store, info, config, llm_first=first, stop=lambda: next(stops)) == 2
+    assert store.cache_kinds().get("pair_curves") == 2
+    assert warm_curves(store, info, config, llm_first=first) == len(info.pairs) - 2
+    assert warm_curves(store, info, config) == 0  # everything cached now
+    # Compare's default view of the first LLM's pairs is served from that cache
+    pairs = [(first, v) for v in info.verifiers]
+    view = compare_view(
+        store,
+        info,
+        pairs,
+        list(default_strategies(simulated=info.has_truth)),
+        8,
+        "majority",
+        config,
+    )
+    assert all(view.from_cache)
+
+
+@pytest.mark.browser
+def test_the_dashboard_warms_a_dataset_in_the_background(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    with Store(db) as s:
+        build_demo(s, n_problems=30, n_samples=8)
+        n_pairs = len(s.get_dataset(DEMO_NAME).pairs)
+        assert not s.cache_kinds()
+    old = os.environ.get("TTSLAB_WARM")
+    os.environ["TTSLAB_WARM"] = "1"
+    try:
+        with dashboard_server(db) as url, chromium() as browser:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{url}/datasets", wait_until="domcontentloaded")
+            wait_until_idle(page)  # only the Datasets page: it computes nothing itself
+
+            def cached() -> int:
+                with Store(db, read_only=True, shared=True) as s:
+                    return s.cache_kinds().get("pair_curves", 0)
+
+            deadline = time.monotonic() + 240
+            while cached() < n_pairs and time.monotonic() < deadline:
+                time.sleep(1)
+            assert cached() == n_pairs  # every pair, with no analysis page visited
+            page.goto(f"{url}/compare", wait_until="domcontentloaded")
+            wait_until_idle(page)
+            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+            assert cached() == n_pairs  # Compare computed no curves of its own
+            assert page.locator("[data-testid='stException']").count() == 0
+            page.close()
+    finally:
+        if old is None:
+            os.environ.pop("TTSLAB_WARM", None)
+        else:
+            os.environ["TTSLAB_WARM"] = old
