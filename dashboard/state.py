@@ -68,6 +68,7 @@ __all__ = [
     "approx_budgets",
     "chart",
     "compute",
+    "confirm_big",
     "current_dataset",
     "dataset_picker",
     "dataset_report",
@@ -870,3 +871,28 @@ def open_in_explorer(
                 "p_search": "",
             },
         )
+
+
+#: Sizes beyond which a page computes only after a button press (cells of a matrix).
+BIG = {"compare": 150, "transfer": 36, "weight_grid": 42}
+
+
+def confirm_big(page: str, what: str, size: int, selection: object) -> None:
+    """Stop the page with a "Compute" button when `size` (cells, panels) exceeds the
+    page's `BIG` limit and this `selection` was not confirmed before in the session."""
+    limit = BIG[page]
+    if size <= limit:
+        return
+    token = f"{page}:{selection!r}"
+    confirmed: set[str] = st.session_state.setdefault("_big_confirmed", set())
+    if token in confirmed:
+        return
+    st.info(
+        f"{what}: {size} cells, more than the {limit} computed without asking. Results "
+        "already in the cache appear at once; new ones take a few seconds each.",
+        icon=":material/hourglass_top:",
+    )
+    if st.button("Compute", key=f"big_{page}", type="primary", icon=":material/play_arrow:"):
+        confirmed.add(token)
+        return
+    st.stop()

@@ -637,3 +637,22 @@ def test_default_pair_is_where_aggregation_matters(db: Path) -> None:
     boxes = {b.label: b.value for b in at.sidebar.selectbox}
     assert boxes["LLM"] == llm
     assert boxes["Verifier"] == max(seps, key=lambda v: seps[v])
+
+
+def test_a_big_compare_matrix_waits_for_a_button(db: Path) -> None:
+    at = _page(_app(), "compare")
+    assert at.get("plotly_chart")  # the default selection is computed at once
+    box = at.multiselect(key="w_c_llms")
+    for m in box.options:
+        if m not in box.value:
+            box.select(m)
+    at.run()
+    assert not at.exception
+    assert not at.get("plotly_chart")
+    assert "more than the 150 computed without asking" in at.info[0].value
+    at.button(key="big_compare").click().run()
+    assert not at.exception
+    heat = _chart(at)["data"][0]
+    assert len(heat["y"]) == 5 * 7
+    at.selectbox(key="w_c_baseline").select("best_of_n").run()  # a new selection asks again
+    assert not at.get("plotly_chart") and at.button(key="big_compare")

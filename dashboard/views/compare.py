@@ -68,6 +68,12 @@ st.caption(
     "`ttslab curves DATASET` precomputes them all."
 )
 
+state.confirm_big(
+    "compare",
+    f"{len(pairs)} pairs × {len(strategies)} strategies",
+    len(pairs) * len(strategies),
+    (ctx.dataset, pairs, strategies, budget, baseline),
+)
 view = state.compute(
     f"Cross-fitting and evaluating {len(pairs)} pairs (once; cached afterwards)",
     lambda p: compare_view(

@@ -99,6 +99,12 @@ st.caption(
     "the same numbers."
 )
 
+state.confirm_big(
+    "transfer",
+    f"{len(sources)} × {len(targets)} transfer cells",
+    len(sources) * len(targets),
+    (sources, targets, strategy, baseline, budget),
+)
 view = state.compute(
     f"Calibrating and evaluating {len(sources) * len(targets)} cells (once; cached afterwards)",
     lambda p: transfer_view(

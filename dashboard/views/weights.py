@@ -77,6 +77,10 @@ overlay = state.remembered(
 )
 
 if mode == "all pairs":
+    n_panels = len(ctx.info.llms) * len(ctx.info.verifiers)
+    state.confirm_big(
+        "weight_grid", f"{n_panels} weight functions", n_panels, (ctx.dataset, kind, config)
+    )
     grid = state.compute(
         f"Fitting {strategy.label} weights of every pair (once; cached afterwards)",
         lambda p: weight_grid_view(ctx.store, ctx.info, kind, config, progress=p),
