@@ -10,6 +10,7 @@ sentences come from `core.reports` (the CLI says the same things).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -131,12 +132,64 @@ def _pair(llm: str, verifier: str) -> str:
     return f"{plotly_plain(llm)} × {plotly_plain(verifier)}"
 
 
-def _title(main: str, sub: str) -> dict[str, object]:
-    """A figure's title and subtitle: Plotly markup, user strings already escaped."""
+#: subtitle lines are wrapped at about this many characters (a laptop-width chart)
+SUBTITLE_CHARS = 96
+
+
+def _wrap_sub(sub: str, width: int = SUBTITLE_CHARS) -> str:
+    """Wrap a subtitle's lines (already split by <br>) at " · " or spaces."""
+    out: list[str] = []
+    for line in sub.split("<br>"):
+        cur = ""
+        for part in re.split(r"(?<= · )|(?<= )", line):
+            if cur and len(re.sub(r"<[^>]+>", "", cur + part)) > width:
+                out.append(cur.rstrip())
+                cur = part
+            else:
+                cur += part
+        out.append(cur.rstrip())
+    return "<br>".join(out)
+
+
+def _title_lines(title: Mapping[str, object]) -> int:
+    return str(title["text"]).count("<br>") + 1
+
+
+def _top_margin(title: Mapping[str, object], below: int) -> int:
+    """The top margin that holds a `_panel_title` and, under it, `below` pixels (the
+    panels' own titles or column headers)."""
+    return 34 + 16 * (_title_lines(title) - 1) + below
+
+
+def _panel_title(main: str, sub: str) -> dict[str, object]:
+    """The title of a figure of several panels: at the top of the figure (the panels'
+    own titles sit above the plot areas, where `_title` would put it); the figure's top
+    margin is set from `_title_lines`."""
     return {
-        "text": f"{main}<br><sup style='color:#555'>{sub}</sup>",
+        "text": f"{main}<br><sup style='color:#555'>{_wrap_sub(sub)}</sup>",
         "x": 0.0,
         "xanchor": "left",
+        "yref": "container",
+        "y": 1.0,
+        "yanchor": "top",
+        "pad": {"t": 14},
+        "font": {"size": 18},
+    }
+
+
+def _title(main: str, sub: str) -> dict[str, object]:
+    """A figure's title and subtitle (Plotly markup, user strings already escaped). The
+    subtitle is wrapped, and the title pushes the plot area down as far as it needs
+    (automargin), so neither is clipped on a narrow screen."""
+    return {
+        "text": f"{main}<br><sup style='color:#555'>{_wrap_sub(sub)}</sup>",
+        "x": 0.0,
+        "xanchor": "left",
+        "yref": "paper",
+        "y": 1.0,
+        "yanchor": "bottom",
+        "pad": {"b": 12},
+        "automargin": True,
         "font": {"size": 18},
     }
 
@@ -384,7 +437,7 @@ def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
         fig.update_xaxes(range=[0.0, 1.0])
     ds = plotly_plain(dataset_label(view.dataset, view.simulated))
     fig.update_layout(
-        title=_title(
+        title=_panel_title(
             f"{plotly_plain(view.label)} weights · {_pair(view.llm, view.verifier)}",
             f"{ds} · fitted on all {view.n_problems} problems ({view.n_responses:,} responses, "
             f"{view.n_correct / max(view.n_responses, 1):.0%} correct) · step reduction: "
@@ -393,7 +446,7 @@ def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
         legend={"orientation": "h", "x": 0.0, "y": -0.12, "font": {"size": 12}},
     )
     _base_layout(fig, 800)
-    fig.update_layout(margin={"b": 150})
+    fig.update_layout(margin={"b": 150, "t": _top_margin(fig.layout.title.to_plotly_json(), 40)})
     return fig
 
 
@@ -569,7 +622,7 @@ def weight_grid_figure(view: WeightGridView) -> go.Figure:
     layout: dict[str, object] = {
         **axes,
         "annotations": notes,
-        "title": _title(
+        "title": _panel_title(
             f"{plotly_plain(view.label)} weights of every pair (rows: LLMs, columns: verifiers)",
             f"{ds} · x: verifier score s in [0, 1], y: w(s), shared axes · each pair fitted on "
             f"all its problems · step reduction: {plotly_plain(view.reduction)}<br>red: share "
@@ -580,9 +633,13 @@ def weight_grid_figure(view: WeightGridView) -> go.Figure:
         "template": "plotly_white",
         "font": FONT,
         "height": 170 + 150 * rows,
-        "margin": {"l": 50, "r": 60, "t": 170, "b": 70},
+        "margin": {"l": 50, "r": 60, "b": 70},
         "hoverlabel": {"font_size": 12},
     }
+    # the title, then the column headers (verifier names, up to three lines)
+    head = layout["title"]
+    assert isinstance(head, dict)
+    layout["margin"] = {"l": 50, "r": 60, "b": 70, "t": _top_margin(head, 100)}
     return go.Figure({"data": traces, "layout": layout})
 
 
@@ -617,18 +674,34 @@ def budget_figure(
     if x_axis not in ("samples", "tokens", "flops"):
         raise ValueError(f"x_axis must be samples, tokens or flops, got {x_axis!r}")
     n = len(view.pairs)
-    cols = min(n, 3)
+    cols = min(n, 2)  # two panels a row stay legible on a laptop screen
     rows = math.ceil(n / cols)
-    titles = [f"<b>{_pair(m, v)}</b>" for m, v in view.pairs]
+    panel_h = 360
+    # each panel's title: the pair, and under it the efficiency sentence (inside the
+    # plot it covered the curves and was cut off by the next panel)
+    titles = []
+    for k, (m, v) in enumerate(view.pairs):
+        eff = next((e for e in view.efficiencies if (e.llm, e.verifier) == (m, v)), None)
+        note = ""
+        if eff is not None:
+            has_tok = k < len(view.tokens) and view.tokens[k] is not None
+            box = _efficiency_box(eff, x_axis == "tokens" and has_tok)
+            note = "<br><span style='font-size:11px'>" + _wrap_sub(box, 60) + "</span>"
+        titles.append(f"<b>{_pair(m, v)}</b>{note}")
+    title_h = max(t.count("<br>") + 1 for t in titles) * 15 + 12
+    gap = title_h + 70  # the panel title plus the x axis title of the row above
     fig = make_subplots(
         rows=rows,
         cols=cols,
         subplot_titles=titles,
-        horizontal_spacing=0.07,
-        vertical_spacing=0.14 if rows > 1 else 0.1,
+        horizontal_spacing=0.1,
+        vertical_spacing=min(0.4, gap / (rows * panel_h + (rows - 1) * gap)) if rows > 1 else 0,
     )
     seen: set[str] = set()
     budgets = list(view.budgets)
+    # bands stay readable when many overlap: their total shade is bounded
+    n_strat = max(1, len({cur.strategy for cur in view.curves}))
+    band_alpha = min(0.10, 0.30 / n_strat)
     for i, (m, v) in enumerate(view.pairs):
         r, c = i // cols + 1, i % cols + 1
         tok = view.tokens[i] if i < len(view.tokens) else None
@@ -658,7 +731,7 @@ def budget_figure(
             group = plotly_plain(s)
             cur_label = plotly_plain(cur.label)
             fig.add_trace(
-                _band(x, cur.low, cur.high, _rgba(color, 0.08), f"{cur_label} band", group),
+                _band(x, cur.low, cur.high, _rgba(color, band_alpha), f"{cur_label} band", group),
                 row=r,
                 col=c,
             )
@@ -725,33 +798,26 @@ def budget_figure(
                     col=c,
                 )
                 seen.add("eff")
-            fig.add_annotation(
-                text=_efficiency_box(eff, use_tokens and x_axis == "tokens"),
-                showarrow=False,
-                xref=_axis_ref(i + 1, "x"),
-                yref=_axis_ref(i + 1, "y"),
-                x=0.02,
-                y=0.98,
-                xanchor="left",
-                yanchor="top",
-                align="left",
-                **NOTE_BOX,
-            )
     if x_axis != "samples" and any(t is not None for t in view.tokens):
         what = "FLOPs (2 x parameters x tokens)" if x_axis == "flops" else "generated tokens"
-        fig.update_xaxes(type="log", title_text=f"expected {what} per problem (log)", showgrid=True)
+        fig.update_xaxes(type="log", showgrid=True)
+        x_title = f"expected {what} per problem (log)"
     else:
         fig.update_xaxes(
-            type="log",
-            tickvals=budgets,
-            ticktext=[str(b) for b in budgets],
-            title_text="samples per problem N (log2 scale)",
-            showgrid=True,
+            type="log", tickvals=budgets, ticktext=[str(b) for b in budgets], showgrid=True
         )
-    fig.update_yaxes(tickformat=".0%", title_text="accuracy", showgrid=True)
+        x_title = "samples per problem N (log2 scale)"
+    fig.update_yaxes(tickformat=".0%", showgrid=True)
+    # axis titles once: x under the lowest panel of each column, y left of each row
+    for i in range(n):
+        r, c = i // cols + 1, i % cols + 1
+        if i + cols >= n:
+            fig.update_xaxes(title_text=x_title, row=r, col=c)
+        if c == 1:
+            fig.update_yaxes(title_text="accuracy", row=r, col=c)
     ds = plotly_plain(dataset_label(view.dataset, view.simulated))
     fig.update_layout(
-        title=_title(
+        title=_panel_title(
             "Accuracy vs. samples per problem",
             f"{ds} · {_calibration_caption(view.k, view.calibration)}, {view.n_subsets} "
             "random subsets per "
@@ -763,10 +829,12 @@ def budget_figure(
                 else "dashed: oracles (they use the test labels); pass@N is a ceiling"
             ),
         ),
-        legend={"orientation": "h", "x": 0.0, "y": -0.2 if rows == 1 else -0.1},
+        legend={"orientation": "h", "x": 0.0, "y": 0.0, "yref": "container", "yanchor": "bottom"},
     )
-    _base_layout(fig, 180 + 400 * rows)
-    fig.update_layout(margin={"b": 150, "t": 150})
+    top = 30 + 18 * _title_lines(fig.layout.title.to_plotly_json()) + title_h
+    legend_h = 150
+    _base_layout(fig, top + rows * panel_h + (rows - 1) * gap + 60 + legend_h)
+    fig.update_layout(margin={"b": 60 + legend_h, "t": top})
     return fig
 
 
@@ -843,29 +911,36 @@ def compare_figure(view: CompareView, metric: str = "gain") -> go.Figure:
         raise ValueError(f"metric must be 'gain' or 'accuracy', got {metric!r}")
     z = 100.0 * (view.gain if metric == "gain" else view.accuracy)
     sig = view.significant()
-    text = []
+    # beyond 6 strategies a cell shows accuracy and gain only (the interval is in the
+    # hover and the table): three lines of ~80 px per column do not fit a laptop screen
+    compact = len(view.strategies) > 6
+    text, hover = [], []
     for i in range(len(view.pairs)):
-        row = []
+        row, hrow = [], []
         for j, s in enumerate(view.strategies):
             acc = f"{100 * view.accuracy[i, j]:.1f}%"
             if math.isnan(view.accuracy[i, j]):
-                row.append("not fitted")
+                full = short = "not fitted"
             elif s == view.baseline:
-                row.append(f"{acc}<br>baseline")
+                full = short = f"{acc}<br>baseline"
             elif math.isnan(view.gain[i, j]):
-                row.append(f"{acc}<br>no baseline")
+                full = short = f"{acc}<br>no baseline"
             else:
                 mark = "*" if sig[i, j] else ""
-                row.append(
-                    f"{acc}<br><b>{100 * view.gain[i, j]:+.1f}{mark}</b><br>"
-                    f"[{100 * view.gain_low[i, j]:+.1f}, {100 * view.gain_high[i, j]:+.1f}]"
+                short = f"{acc}<br><b>{100 * view.gain[i, j]:+.1f}{mark}</b>"
+                full = (
+                    f"{short}<br>[{100 * view.gain_low[i, j]:+.1f}, "
+                    f"{100 * view.gain_high[i, j]:+.1f}]"
                 )
+            row.append(short if compact else full)
+            hrow.append(full)
         text.append(row)
+        hover.append(hrow)
     x = [
         lb + (" (oracle)" if o and "oracle" not in lb.lower() else "")
         for lb, o in zip(view.labels, view.oracle, strict=True)
     ]
-    x = [_wrap(lb) for lb in x]
+    x = [plotly_plain(lb) if compact else _wrap(lb) for lb in x]
     if metric == "gain":
         # oracles would wash out the real strategies: they may saturate
         real = [j for j, o in enumerate(view.oracle) if not o] or list(range(z.shape[1]))
@@ -883,7 +958,19 @@ def compare_figure(view: CompareView, metric: str = "gain") -> go.Figure:
             "zmax": float(zr.max()) if zr.size else 100.0,
         }
         ctitle = "accuracy (%)"
-    ys = [_pair(m, v) for m, v in view.pairs]
+    # one LLM (or one verifier) in every pair: rows named by the other, the shared one in
+    # the subtitle, so the labels leave room for the cells
+    llms = {m for m, _ in view.pairs}
+    verifiers = {v for _, v in view.pairs}
+    if len(llms) == 1 and len(view.pairs) > 1:
+        ys = [plotly_plain(v) for _, v in view.pairs]
+        shared = f"LLM {plotly_plain(next(iter(llms)))} · "
+    elif len(verifiers) == 1 and len(view.pairs) > 1:
+        ys = [plotly_plain(m) for m, _ in view.pairs]
+        shared = f"verifier {plotly_plain(next(iter(verifiers)))} · "
+    else:
+        ys = [_pair(m, v) for m, v in view.pairs]
+        shared = ""
     fig = go.Figure(
         go.Heatmap(
             z=z,
@@ -891,8 +978,11 @@ def compare_figure(view: CompareView, metric: str = "gain") -> go.Figure:
             y=ys,
             text=text,
             texttemplate="%{text}",
-            textfont={"size": 11},
+            textfont={"size": 10 if compact else 11},
             hoverinfo="skip",
+            # many columns: no colour bar (every cell is written out; the subtitle says
+            # what the colour means), the room goes to the cells
+            showscale=not compact,
             colorbar={"title": {"text": ctitle}},
             xgap=2,
             ygap=2,
@@ -910,7 +1000,7 @@ def compare_figure(view: CompareView, metric: str = "gain") -> go.Figure:
             mode="markers",
             marker={"size": 30, "symbol": "square", "color": "rgba(0,0,0,0)"},
             customdata=[[i, j] for i, j in cells],  # indices into view.pairs, strategies
-            text=[text[i][j] for i, j in cells],
+            text=[hover[i][j] for i, j in cells],
             hovertemplate="%{y}<br>%{x}<br>%{text}<br>(click: the problems behind this "
             "cell)<extra></extra>",
             showlegend=False,
@@ -918,8 +1008,10 @@ def compare_figure(view: CompareView, metric: str = "gain") -> go.Figure:
         )
     )
     fig.update_layout(hoverdistance=-1)
-    fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(side="top", tickangle=0)
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    # strategy names under the cells (a title above the plot cannot clear labels on top);
+    # slanted when the columns are many
+    fig.update_xaxes(side="bottom", tickangle=-35 if compact else 0, automargin=True)
     base = next(
         lb for s, lb in zip(view.strategies, view.labels, strict=True) if s == view.baseline
     )
@@ -929,13 +1021,25 @@ def compare_figure(view: CompareView, metric: str = "gain") -> go.Figure:
     fig.update_layout(
         title=_title(
             f"{what} {base} at N = {view.budget}",
-            f"{ds} · cell: accuracy, gain in points [paired {view.level:.0%} bootstrap "
-            f"interval over {view.n_problems} problems], * = interval excludes 0 · "
-            f"{view.k}-fold cross-fitted",
+            f"{ds} · {shared}"
+            + (
+                (
+                    "colour: gain (blue) or loss (red) · "
+                    if metric == "gain"
+                    else "colour: accuracy · "
+                )
+                if compact
+                else ""
+            )
+            + "cell: accuracy, gain in points"
+            + (" (" if compact else " [")
+            + f"paired {view.level:.0%} bootstrap interval over {view.n_problems} problems"
+            + (" in the hover and the table)" if compact else "]")
+            + f", * = interval excludes 0 · {view.k}-fold cross-fitted",
         ),
     )
-    _base_layout(fig, 210 + 72 * len(view.pairs))
-    fig.update_layout(margin={"l": 40, "t": 190, "b": 30})
+    _base_layout(fig, 190 + 72 * len(view.pairs) + (110 if compact else 60))
+    fig.update_layout(margin={"l": 40, "t": 60, "b": 20})
     return fig
 
 
@@ -964,12 +1068,14 @@ def problem_figure(view: ProblemView) -> go.Figure:
         cols=1 + n_s,
         shared_yaxes=True,
         column_widths=[1.4] + [1.0] * n_s,
-        horizontal_spacing=0.012,
+        horizontal_spacing=0.03,
+        # short column headers on up to two lines: a laptop gives each ~80 px
         subplot_titles=[
-            "response scores",
-            *(plotly_plain(short_name(s)) for s in view.strategies),
+            "response<br>scores",
+            *(_wrap(short_name(s), 10) for s in view.strategies),
         ],
     )
+    fig.update_annotations(font_size=12)
     y_resp = [labels[int(c)] for c in view.response_cluster]
     for ok, color, what in ((True, CORRECT, "correct"), (False, INCORRECT, "incorrect")):
         sel = view.response_correct == ok
@@ -1002,6 +1108,8 @@ def problem_figure(view: ProblemView) -> go.Figure:
                 marker={"color": colors},
                 text=[_fmt_total(t) for t in view.total[j]],
                 textposition="auto",
+                textfont={"size": 10},
+                cliponaxis=False,  # a total beside a short bar is drawn past the axis end
                 name=sname,
                 showlegend=False,
                 hovertemplate="%{y}<br>total %{x:.3f}<extra>" + sname + "</extra>",
@@ -1020,17 +1128,19 @@ def problem_figure(view: ProblemView) -> go.Figure:
         # large losing ones must stay visible)
         tot = np.asarray(view.total[j], dtype=np.float64)
         lo, hi = min(0.0, float(np.nanmin(tot))), max(0.0, float(np.nanmax(tot)))
-        pad = 0.2 * ((hi - lo) or 1.0)
+        pad = 0.35 * ((hi - lo) or 1.0)
         fig.update_xaxes(
-            title_text="top score" if best_of else "cluster total",
+            title_text="top score" if best_of else "total",
             range=[lo - (pad if lo < 0 else 0.0), hi + pad],
+            nticks=3,  # neighbouring panels' tick labels must not run together
+            tickfont={"size": 10},
             row=1,
             col=2 + j,
         )
     ds = plotly_plain(dataset_label(view.dataset, view.simulated))
     gold = view.gold if view.gold is not None else "unknown"
     fig.update_layout(
-        title=_title(
+        title=_panel_title(
             f"Problem {plotly_plain(view.problem_id)} · gold answer "
             f"{plotly_plain(_short(gold, 40))} · {_pair(view.llm, view.verifier)}",
             f"{ds} · weights from cross-fitting fold {view.fold + 1} of {view.k}, fitted on "
@@ -1041,9 +1151,10 @@ def problem_figure(view: ProblemView) -> go.Figure:
     )
     height = int(min(250 + 30 * len(labels), 1600))
     _base_layout(fig, height)
-    plot_h = height - 110 - 100
+    top = _top_margin(fig.layout.title.to_plotly_json(), 40)
+    plot_h = height - top - 100
     fig.update_layout(
-        margin={"l": 150, "b": 100},
+        margin={"l": 150, "b": 100, "t": top},
         legend={"orientation": "h", "x": 0.0, "y": -62 / plot_h, "yanchor": "top"},
     )
     return fig
@@ -1179,7 +1290,7 @@ def transfer_heatmap(view: TransferView) -> go.Figure:
     )
     n_rows = len(view.sources)
     _base_layout(fig, max(420, 260 + 66 * n_rows))
-    fig.update_layout(margin={"l": 40, "t": 150, "b": 40})
+    fig.update_layout(margin={"l": 40, "t": 40, "b": 40})
     return fig
 
 
@@ -1356,7 +1467,7 @@ def allocation_figure(view: AllocationView) -> go.Figure:
     fig.update_yaxes(tickformat=".0%", title_text="accuracy", showgrid=True, row=1, col=1)
     ds = plotly_plain(dataset_label(view.dataset, view.simulated))
     fig.update_layout(
-        title=_title(
+        title=_panel_title(
             f"Choosing the strategy per difficulty bin · {_pair(view.llm, view.verifier)}",
             f"{ds} · {view.n_bins} quantile bins of the mean verifier score per problem (no "
             "labels; bin 1 = lowest) · choice per bin and budget by two-fold CV over "
@@ -1367,7 +1478,7 @@ def allocation_figure(view: AllocationView) -> go.Figure:
     )
     height = 560 + 30 * 2 * view.n_bins
     _base_layout(fig, height)
-    fig.update_layout(margin={"t": 150, "r": 40})
+    fig.update_layout(margin={"t": _top_margin(fig.layout.title.to_plotly_json(), 50), "r": 40})
     return fig
 
 
@@ -1487,7 +1598,7 @@ def combine_figure(view: CombineView) -> go.Figure:
         legend={"orientation": "h", "x": 0.0, "y": -0.18},
     )
     _base_layout(fig, 620)
-    fig.update_layout(margin={"b": 140, "t": 130})
+    fig.update_layout(margin={"b": 140, "t": 40})
     return fig
 
 
@@ -1576,7 +1687,7 @@ def stopping_figure(view: StoppingView, x: str = "samples") -> go.Figure:
             f"{view.level:.0%} bootstrap over problems · dashed: fixed N{tok}",
         ),
         legend={"orientation": "h", "yanchor": "top", "y": -0.16, "x": 0.0},
-        margin={"l": 70, "r": 30, "t": 100, "b": 140},
+        margin={"l": 70, "r": 30, "t": 40, "b": 140},
     )
     ticks: dict[str, Any] = {}
     if x == "samples":
@@ -1691,7 +1802,7 @@ def frontier_figure(view: FrontierView) -> go.Figure:
             f"<br>markers: {shapes}",
         ),
         legend={"orientation": "h", "x": 0.0, "y": -0.2, "font": {"size": 11}},
-        margin={"l": 70, "r": 30, "t": 120, "b": 170},
+        margin={"l": 70, "r": 30, "t": 40, "b": 170},
     )
     fig.update_xaxes(type="log", title=f"mean {unit} per problem (log scale)", showgrid=True)
     fig.update_yaxes(title="accuracy", tickformat=".0%", showgrid=True)

@@ -796,8 +796,8 @@ def chart(fig: Any, key: str, *names: object, **kwargs: Any) -> Any:
     `kwargs` go to st.plotly_chart (e.g. on_select); its return value is returned."""
     out = st.plotly_chart(fig, key=key, width="stretch", **kwargs)
     stem = file_stem(*names) if names else file_stem(key)
-    row = st.container(horizontal=True, gap="small")
-    row.caption("Download this chart:")
+    row = st.container(horizontal=True, gap="small", vertical_alignment="center")
+    row.caption("Download this chart:", width="content")
     for fmt in IMAGE_FORMATS:
         row.download_button(
             fmt.upper(),

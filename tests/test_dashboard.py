@@ -302,7 +302,8 @@ def test_budget_page(db: Path) -> None:
     spec = _chart(at)
     assert spec["layout"]["xaxis"]["type"] == "log"
     notes = [a["text"] for a in spec["layout"]["annotations"]]
-    assert any(t.startswith("logit WV ") for t in notes)
+    # each panel's title: the pair, then the efficiency sentence
+    assert any("<span style='font-size:11px'>logit WV " in t for t in notes)
     dashed = [t for t in spec["data"] if t.get("line", {}).get("dash") == "dash"]
     # oracles are dashed: on the simulated demo the Bayes-optimal ceiling and pass@N
     assert {t["legendgroup"] for t in dashed} == {"bayes_optimal", "pass_at_n"}

@@ -182,20 +182,27 @@ def test_budget_bands_hold_the_curves(bview: V.BudgetView) -> None:
         np.testing.assert_allclose(y[n:][::-1], c.low)
 
 
-def test_efficiency_written_on_the_chart(bview: V.BudgetView) -> None:
+def _shown(markup: str) -> str:
+    """What a Plotly text shows, as one line: tags dropped, whitespace collapsed."""
+    return " ".join(re.sub(r"<[^>]+>", " ", markup).split())
+
+
+def test_efficiency_written_under_each_panels_title(bview: V.BudgetView) -> None:
     fig = F.budget_figure(bview)
     texts = [a.text for a in fig.layout.annotations]
     assert bview.efficiencies
     for e in bview.efficiencies:
-        # the box holds the sentence with its interval on a second line; the tokens part
-        # only when the axis is tokens
+        # the panel's title holds the pair and the sentence with its interval; the
+        # tokens part only when the axis is tokens
         head, _, tok = efficiency_sentence(e).partition("; in tokens, ")
-        assert head.replace(" (95% CI", "<br>(95% CI") in texts
+        title = next(t for t in texts if _shown(t).startswith(f"{e.llm} × {e.verifier}"))
+        assert _shown(head) in _shown(title)
+        assert "in tokens" not in title
         assert head.startswith("logit WV ")
         assert tok.endswith(" per problem")
     tok_fig = F.budget_figure(bview, "tokens")
     boxes = [a.text for a in tok_fig.layout.annotations if "reaches" in a.text]
-    assert boxes and all("<br>in tokens: " in b for b in boxes)
+    assert boxes and all("in tokens: " in _shown(b) for b in boxes)
 
 
 # ---- compare -------------------------------------------------------------------------

@@ -115,10 +115,10 @@ st.dataframe(
     },
 )
 stem = re.sub(r"[^A-Za-z0-9._-]+", "_", f"compare_{view.dataset}_N{view.budget}")
-d1, d2, _ = st.columns([1, 1, 3])
-d1.download_button(
+row = st.container(horizontal=True, gap="small")
+row.download_button(
     "Table CSV", view.to_csv(), f"{stem}.csv", "text/csv", icon=":material/download:"
 )
-d2.download_button(
+row.download_button(
     "Table LaTeX", compare_latex(view), f"{stem}.tex", "text/x-tex", icon=":material/download:"
 )
