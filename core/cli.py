@@ -610,9 +610,9 @@ def cmd_allocate(args: argparse.Namespace) -> int:
         "scores the predicted hardest; each fold's choice is made on the other fold)"
     )
     print(
-        table.assign(bin=table["bin"] + 1)
-        .pivot_table(index=["budget", "bin"], columns="fold", values="chosen", aggfunc="first")
-        .to_string()
+        table.pivot_table(
+            index=["budget", "bin"], columns="fold", values="chosen", aggfunc="first"
+        ).to_string()
     )
     if args.csv:
         table.to_csv(args.csv, index=False)

@@ -89,6 +89,13 @@ def issue_text(issue: Issue) -> str:
             "The vote adds log(q(m-1)/(1-q)) per response on top of w(s): q and m depend on "
             "the subset, so that term is not drawn."
         )
+    if issue.kind == "few_responses":
+        n_pos, _, n_neg = issue.detail.partition("/")
+        return (
+            f"{where}only {n_pos} correct and {n_neg} incorrect responses: the weight "
+            "function, and where it is negative, rest on few points (see the band's width); "
+            "read a negative region as a hint, not a finding."
+        )
     if issue.kind == "few_problems":
         return (
             f"{where}only {issue.value:.0f} problems: intervals are wide and single numbers "

@@ -240,8 +240,8 @@ def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
         row_heights=[0.6, 0.4],
         vertical_spacing=0.08,
         subplot_titles=(
-            "weight w(s): positive = evidence for the answer, negative = evidence against it",
-            "where the scores lie: densities (lines) and histogram (bars) by correctness",
+            "weight w(s): > 0 evidence for the answer, < 0 against it",
+            "where the scores lie, by correctness",
         ),
     )
     # bootstrap band of the fitted curve
@@ -1332,8 +1332,8 @@ def allocation_figure(view: AllocationView) -> go.Figure:
         row_heights=[0.6, 0.4],
         vertical_spacing=0.1,
         subplot_titles=(
-            "accuracy: per-bin choice (black, with its band) vs every fixed strategy",
-            "which strategy each bin chose (for each fold, chosen on the other fold)",
+            "accuracy: per-bin choice (black) vs each fixed strategy",
+            "strategy chosen per bin and fold (on the other fold)",
         ),
     )
     x = np.asarray(view.budgets, dtype=float)
@@ -1412,7 +1412,11 @@ def allocation_figure(view: AllocationView) -> go.Figure:
         for f in (0, 1):
             idx = [int(view.choice[f, b, k]) for b in range(len(view.budgets))]
             zrows.append(idx)
-            trows.append([plotly_plain(short_name(view.candidates[i])) for i in idx])
+            # a cell is ~60 px on a laptop: the name's first word (the colour is the
+            # strategy's own, as in the curves above; the hover has the full name)
+            trows.append(
+                [plotly_plain(short_name(view.candidates[i]).split(" ")[0][:9]) for i in idx]
+            )
             rng = (
                 f"{view.score_low[k]:.2f}–{view.score_high[k]:.2f}"
                 if math.isfinite(view.score_low[k])
@@ -1424,6 +1428,7 @@ def allocation_figure(view: AllocationView) -> go.Figure:
                     [
                         view.bin_label(k),
                         100 * float(view.bin_choice_accuracy[b, k]),
+                        plotly_plain(view.labels[idx[b]]),
                     ]
                     for b in range(len(view.budgets))
                 ]
@@ -1439,10 +1444,10 @@ def allocation_figure(view: AllocationView) -> go.Figure:
             y=ylabels,
             text=trows,
             texttemplate="%{text}",
-            textfont={"size": 11, "color": "#111"},
+            textfont={"size": 10, "color": "#111"},
             customdata=custom,
             hovertemplate=(
-                "%{y}: %{customdata[0]}<br>chose %{text}<br>per-bin choice in this bin "
+                "%{y}: %{customdata[0]}<br>chose %{customdata[2]}<br>per-bin choice in this bin "
                 "%{customdata[1]:.1f}%<extra></extra>"
             ),
             colorscale=scale,
@@ -1474,11 +1479,12 @@ def allocation_figure(view: AllocationView) -> go.Figure:
             f"{view.n_problems} problems<br>{view.k}-fold cross-fitted weights · band: "
             f"{view.level:.0%} bootstrap over problems with the bins and choices held fixed",
         ),
-        legend={"orientation": "v", "x": 1.01, "y": 1.0, "yanchor": "top"},
+        legend={"orientation": "h", "x": 0.0, "y": 0.0, "yref": "container", "yanchor": "bottom"},
     )
-    height = 560 + 30 * 2 * view.n_bins
-    _base_layout(fig, height)
-    fig.update_layout(margin={"t": _top_margin(fig.layout.title.to_plotly_json(), 50), "r": 40})
+    legend_h = 90
+    top = _top_margin(fig.layout.title.to_plotly_json(), 50)
+    _base_layout(fig, top + 560 + 30 * 2 * view.n_bins + legend_h)
+    fig.update_layout(margin={"t": top, "r": 30, "b": 60 + legend_h})
     return fig
 
 
@@ -1807,6 +1813,16 @@ def frontier_figure(view: FrontierView) -> go.Figure:
     fig.update_xaxes(type="log", title=f"mean {unit} per problem (log scale)", showgrid=True)
     fig.update_yaxes(title="accuracy", tickformat=".0%", showgrid=True)
     return fig
+
+
+#: issues a reader must not miss (shown as warnings, not as fine print)
+WARNING_KINDS = frozenset({"few_problems", "few_responses", "few_fold_problems", "small_bins"})
+
+
+def issue_notes(issues: tuple[Issue, ...]) -> list[tuple[bool, str]]:
+    """(is a warning, sentence) for a result's issues: sample-size warnings first."""
+    notes = [(i.kind in WARNING_KINDS, plain(issue_text(i))) for i in issues]
+    return sorted(notes, key=lambda n: not n[0])
 
 
 def issue_lines(issues: tuple[Issue, ...]) -> list[str]:

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from core.access import AccessPolicy
-from core.evaluation import EvalConfig, default_budgets
+from core.evaluation import EvalConfig
 from core.importers import (
     SUPPORTED_SUFFIXES,
     ImportResult,
@@ -44,7 +44,7 @@ from core.importers.uploads import (
     save_upload,
     save_upload_folder,
 )
-from core.info import dataset_label, parse_llm_params, warm_curves
+from core.info import common_budgets, dataset_label, parse_llm_params, warm_curves
 from core.store import ID_PREFIX, DatasetInfo, Store, StoreError, default_db_path
 from core.types import ORDERS, ORIENTATIONS, REDUCTIONS, TIE_BREAKS, TRANSFORMS, TTSLabError
 from dashboard.export import IMAGE_FORMATS, MIME, figure_csv, figure_image, file_stem
@@ -730,10 +730,9 @@ def llm_params(llms: Sequence[str]) -> dict[str, float]:
         return {}
 
 
-def approx_budgets(info: DatasetInfo) -> tuple[int, ...]:
-    """Budgets 1, 2, 4, ... up to the typical number of samples per problem and LLM."""
-    per = info.n_responses / max(info.n_problems * max(len(info.llms), 1), 1)
-    return default_budgets(max(1, math.ceil(per)))
+def approx_budgets(info: DatasetInfo, llms: Sequence[str] | None = None) -> tuple[int, ...]:
+    """The budgets every one of `llms` (default: all) evaluates (`common_budgets`)."""
+    return common_budgets(get_store(), info, llms)
 
 
 # --------------------------------------------------------------------------------------

@@ -278,7 +278,7 @@ def test_cli_compare_allocate_transfer_combine(
     out = capsys.readouterr().out
     assert code == 0 and "per-bin choice" in out
     table = pd.read_csv(tmp_path / "a.csv")
-    assert set(table["bin"]) == {0, 1} and set(table["fold"]) == {0, 1}
+    assert set(table["bin"]) == {1, 2} and set(table["fold"]) == {1, 2}  # numbered from 1
 
     code = main(
         [

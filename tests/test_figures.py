@@ -351,7 +351,10 @@ def test_allocation_choice_panel_shows_each_bins_choice(aview: V.AllocationView)
         for f in (0, 1):
             np.testing.assert_array_equal(z[2 * k + f], aview.choice[f, :, k])
             names = [short_name(aview.candidates[int(c)]) for c in aview.choice[f, :, k]]
-            assert list(np.asarray(hm.text)[2 * k + f]) == names
+            # the cell: the name's first word; the hover: the full label
+            assert list(np.asarray(hm.text)[2 * k + f]) == [n.split(" ")[0] for n in names]
+            full = [aview.labels[int(c)] for c in aview.choice[f, :, k]]
+            assert [c[2] for c in hm.customdata[2 * k + f]] == full
     assert len(hm.x) == len(aview.budgets) + 1  # cell edges around each budget
     assert hm.xaxis == "x2"
 
@@ -648,6 +651,7 @@ def test_user_names_are_drawn_as_text_not_markup(
         "customdata[0]:.1f",
         "customdata[1]:.1f",
         "customdata[2]:.0f",
+        "customdata[2]",
     }, variables
 
 

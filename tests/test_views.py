@@ -724,3 +724,50 @@ def test_search_finds_problems_by_text(demo: Store, info: DatasetInfo) -> None:
         demo, info, m, v, ["majority"], SETTINGS, V.ProblemFilter("all", search="zzz no such")
     )
     assert none.problem_ids == ()
+
+
+def test_a_weight_function_from_few_responses_is_flagged(tmp_path: Path) -> None:
+    with Store(tmp_path / "few.duckdb") as s:
+        build_demo(s, n_problems=10, n_samples=4)  # 40 responses per pair
+        small = s.get_dataset(DEMO_NAME)
+        m, v = small.llms[0], small.verifiers[0]
+        view = V.weight_view(s, small, m, v, "kde_wv", wcfg(20))
+    few = [i for i in view.issues if i.kind == "few_responses"]
+    assert len(few) == 1
+    n_pos, n_neg = (int(x) for x in few[0].detail.split("/"))
+    assert n_pos + n_neg == 40 and few[0].value == min(n_pos, n_neg)
+    text = R.issue_text(few[0])
+    assert f"only {n_pos} correct and {n_neg} incorrect responses" in text
+    assert "hint, not a finding" in text
+
+
+def test_a_weight_function_from_many_responses_is_not_flagged(
+    demo: Store, info: DatasetInfo
+) -> None:
+    view = V.weight_view(demo, info, info.llms[0], info.verifiers[0], "kde_wv", wcfg(20))
+    assert view.n_responses == 320
+    # 40 problems x 8 samples: both classes well above 50 for this LLM
+    if min(view.n_correct, view.n_responses - view.n_correct) >= 50:
+        assert not [i for i in view.issues if i.kind == "few_responses"]
+    else:
+        assert [i for i in view.issues if i.kind == "few_responses"]
+
+
+def test_common_budgets_are_those_every_chosen_llm_evaluates(
+    store: Store, tmp_path: Path
+) -> None:
+    from tests.conftest import make_long_frame
+
+    a = make_long_frame(n_problems=5, n_samples=8, llms=("eight",), verifiers=("prm",))
+    b = make_long_frame(n_problems=5, n_samples=6, llms=("six",), verifiers=("prm",), seed=1)
+    path = tmp_path / "two.csv"
+    pd.concat([a, b]).to_csv(path, index=False)
+    import_path(store, path, name="two")
+    info = store.get_dataset("two")
+    # the mean, 7 samples, is neither LLM's budget
+    assert V.common_budgets(store, info) == (1, 2, 4)
+    assert V.common_budgets(store, info, ["eight"]) == (1, 2, 4, 8)
+    assert V.common_budgets(store, info, ["six"]) == (1, 2, 4, 6)
+    # and each is a budget the pair's curves hold
+    curves = V.budget_view(store, info, [("six", "prm")], ["majority"], SETTINGS)
+    assert set(V.common_budgets(store, info, ["six"])) <= set(int(b) for b in curves.budgets)

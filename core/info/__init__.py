@@ -2,7 +2,14 @@
 arrays, computed from the evaluation and study layers (which cache) with no prose."""
 
 from core.info.allocation import AllocationView, allocation_view
-from core.info.budget import BudgetCurve, BudgetView, Efficiency, budget_view, warm_curves
+from core.info.budget import (
+    BudgetCurve,
+    BudgetView,
+    Efficiency,
+    budget_view,
+    common_budgets,
+    warm_curves,
+)
 from core.info.calibrate import WeightSummary, calibrate_table, weight_summary
 from core.info.combine import CombineView, combine_obstacle, combine_view
 from core.info.common import (
@@ -66,6 +73,7 @@ __all__ = [
     "check_pair",
     "combine_obstacle",
     "combine_view",
+    "common_budgets",
     "compare_view",
     "curve_strategies",
     "dataset_label",

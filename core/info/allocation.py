@@ -173,8 +173,8 @@ class AllocationView:
         """`Allocation.table()`: one row per (budget, bin, fold) with the choice and the
         bin's accuracies, plus the bin's mean-score range."""
         df = self.allocation.table()
-        df.insert(2, "score_low", [float(self.score_low[k]) for k in df["bin"]])
-        df.insert(3, "score_high", [float(self.score_high[k]) for k in df["bin"]])
+        df.insert(2, "score_low", [float(self.score_low[k - 1]) for k in df["bin"]])
+        df.insert(3, "score_high", [float(self.score_high[k - 1]) for k in df["bin"]])
         return df
 
     def to_csv(self) -> str:

@@ -270,6 +270,31 @@ def _with_tokens(e: Efficiency, tok: FloatArray | None, budgets: Sequence[int]) 
     return replace(e, tokens=(at(float(res.budget)), at(float(e.ref_budget))))
 
 
+def common_budgets(
+    store: Store, info: DatasetInfo, llms: Sequence[str] | None = None
+) -> tuple[int, ...]:
+    """The budgets whose curves every one of `llms` (default: all of the dataset's) holds:
+    1, 2, 4, ... and an LLM's own sample count, from each LLM's samples per problem (with
+    80 samples for one LLM and 100 for another: 1 to 64; the mean, 90, is neither's)."""
+    from core.evaluation import default_budgets
+
+    chosen = [m for m in (llms if llms is not None else info.llms) if m in info.llms]
+    summary = store.pair_summary(info)
+    firsts = summary.groupby("llm")[["responses", "problems"]].first()
+    sizes = {
+        max(1, math.ceil(float(firsts.loc[m, "responses"]) / float(firsts.loc[m, "problems"])))
+        for m in (chosen or info.llms)
+        if m in firsts.index
+    }
+    if not sizes:
+        per = info.n_responses / max(info.n_problems * max(len(info.llms), 1), 1)
+        sizes = {max(1, math.ceil(per))}
+    common = set(default_budgets(min(sizes)))
+    for n in sizes:
+        common &= set(default_budgets(n))
+    return tuple(sorted(common)) or (1,)
+
+
 def warm_curves(
     store: Store,
     info: DatasetInfo,
@@ -299,6 +324,7 @@ __all__ = [
     "BudgetView",
     "Efficiency",
     "budget_view",
+    "common_budgets",
     "many_curves",
     "pair_issues",
     "warm_curves",

@@ -32,6 +32,7 @@ IssueKind = Literal[
     "band_failed",  # bootstrap refits that failed (value: how many)
     "q_term",  # the vote adds a per-problem q/m term not drawn in w(s)
     "few_problems",  # value: problems of the pair (intervals and ratios are anecdotes)
+    "few_responses",  # value: the smaller class's responses (detail: "correct/incorrect")
     "few_fold_problems",  # value: calibration problems per fold (detail: the folds)
     "short_problems",  # value: problems with fewer responses than budget `detail`
     "small_bins",  # value: problems in the smallest bin half that chooses (detail: bins)
@@ -39,6 +40,9 @@ IssueKind = Literal[
     "label_free",  # labels were inferred by EM (detail: its report)
 ]
 
+#: Fewer correct (or incorrect) responses than this and a fitted weight function, with
+#: where it is negative, rests on few points: warn.
+MIN_CLASS_RESPONSES = 50
 #: Fewer problems than this and every interval is wide: warn.
 MIN_PROBLEMS = 30
 #: Fewer calibration problems per fold than this and each fold's fit rests on little: warn.

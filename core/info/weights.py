@@ -11,7 +11,13 @@ import numpy as np
 
 from core.evaluation.config import EvalConfig, parse_calibration
 from core.evaluation.weightfits import WEIGHT_GRID, score_densities, weight_curve, weight_fit
-from core.info.common import Issue, ViewError, check_pair, negative_intervals
+from core.info.common import (
+    MIN_CLASS_RESPONSES,
+    Issue,
+    ViewError,
+    check_pair,
+    negative_intervals,
+)
 from core.methods.fitted import FittedWeights
 from core.methods.params import CalibrationError, StrategyParams
 from core.methods.registry import get_strategy
@@ -213,6 +219,18 @@ def weight_view(
         issues.append(Issue("label_free", strategy=kind, detail=str(fit["calibration_note"])))
     if issues_over:
         issues.append(Issue("overlay_failed", strategy=kind, detail=issues_over))
+    n_pos = int(fit["n_correct"])
+    n_neg = int(fit["n_responses"]) - n_pos
+    if min(n_pos, n_neg) < MIN_CLASS_RESPONSES:
+        issues.append(
+            Issue(
+                "few_responses",
+                f"{llm} × {verifier}",
+                strategy=kind,
+                detail=f"{n_pos}/{n_neg}",
+                value=float(min(n_pos, n_neg)),
+            )
+        )
     has_d = bool(dens["has_density"])
     view = WeightView(
         dataset=info.name,

@@ -104,7 +104,9 @@ class Allocation:
         return np.asarray(self.fixed.mean(axis=-1), dtype=np.float64)
 
     def table(self) -> pd.DataFrame:
-        """One row per (budget, bin, fold): the chosen strategy and the bin's accuracies."""
+        """One row per (budget, bin, fold): the chosen strategy and the bin's accuracies.
+        Bins and folds are numbered from 1, as everywhere a person reads them (bin 1 =
+        the lowest mean verifier score)."""
         rows = []
         n_bins = self.choice.shape[2]
         for b, n in enumerate(self.budgets):
@@ -115,8 +117,8 @@ class Allocation:
                     chosen = self.strategies[int(self.choice[f, b, k])]
                     row: dict[str, object] = {
                         "budget": n,
-                        "bin": k,
-                        "fold": f,
+                        "bin": k + 1,
+                        "fold": f + 1,
                         "problems": int(mask.sum()),
                         "chosen": chosen,
                         "chosen accuracy": float(self.per_problem[b, mask].mean())

@@ -31,7 +31,7 @@ rules = state.multiselect(
     help="Adaptive-Consistency and ESC read only the answers; the confidence stop reads "
     "the verifier's score; the calibrated posterior stop the cross-fitted posterior vote.",
 )
-budgets = state.approx_budgets(ctx.info)
+budgets = state.approx_budgets(ctx.info, [ctx.llm])
 ref = state.select(
     "Reference budget N",
     budgets,

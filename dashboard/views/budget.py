@@ -66,7 +66,7 @@ eff_b = state.select(
     where=c4,
     format_func=lambda s: get_strategy(s).label,
 )
-budgets = state.approx_budgets(ctx.info)
+budgets = state.approx_budgets(ctx.info, [pair_names[c][0] for c in chosen])
 ref = state.select("at the reference budget N", budgets, "b_ref", budgets[-1], where=c5)
 x_axis = state.select(
     "x-axis",

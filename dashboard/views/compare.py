@@ -33,7 +33,7 @@ strategies = state.multiselect(
     format_func=lambda s: get_strategy(s).label,
 )
 c3, c4, c5 = st.columns([1.4, 1, 1])
-budgets = state.approx_budgets(ctx.info)
+budgets = state.approx_budgets(ctx.info, llms)
 budget = state.remembered(
     c3.select_slider,
     "Budget N (samples per problem)",

@@ -48,6 +48,7 @@ else:
         hide_index=True,
         width="stretch",
         column_config={
+            "name": st.column_config.TextColumn(width="large"),  # long names in full
             "responses": st.column_config.NumberColumn(format="localized"),
             "imported": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
         },
@@ -97,11 +98,15 @@ if info is not None:
             "score_min": st.column_config.NumberColumn("min score", format="%.3f"),
             "score_max": st.column_config.NumberColumn("max score", format="%.3f"),
             "separation": st.column_config.NumberColumn(
-                "separation (sd)",
-                format="%.2f",
+                "separation (sd; higher: better)",
+                format="%+.2f",
                 help="mean score of correct minus incorrect responses, in standard "
-                "deviations of the score: how well the verifier tells them apart",
+                "deviations of the score: how well the verifier tells them apart. Higher "
+                "is better; near 0 the verifier does not separate them; negative: lower "
+                "scores go with correct answers (e.g. a length).",
             ),
+            "llm": st.column_config.TextColumn("LLM", width="medium"),
+            "verifier": st.column_config.TextColumn(width="medium"),
         },
     )
     c1, c2, _ = st.columns([1, 1, 3])

@@ -65,7 +65,7 @@ if kind in ("a_right_b_wrong", "a_wrong_b_right"):
         where=f2,
         format_func=lambda s: get_strategy(s).label,
     )
-    budgets = state.approx_budgets(ctx.info)
+    budgets = state.approx_budgets(ctx.info, [ctx.llm])
     n = state.select("at budget N", budgets, "p_n", budgets[-1], where=f3)
 search = state.remembered(
     st.text_input,

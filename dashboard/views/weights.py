@@ -10,7 +10,7 @@ from core.methods import get_strategy, weight_strategies
 from dashboard import state
 from dashboard.figures import (
     WEIGHT_AXES,
-    issue_lines,
+    issue_notes,
     weight_facts,
     weight_figure,
     weight_grid_figure,
@@ -139,5 +139,8 @@ state.chart(
     weight_figure(view, axis), "weight_chart", "weights", ctx.dataset, ctx.llm, ctx.verifier, kind
 )
 st.caption(" · ".join(weight_facts(view)))
-for note in issue_lines(view.issues):
-    st.caption(note)
+for warn, note in issue_notes(view.issues):
+    if warn:
+        st.warning(note, icon=":material/warning:")
+    else:
+        st.caption(note)
