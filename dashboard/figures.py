@@ -36,7 +36,7 @@ from core.info import (
 from core.info.frontier import FrontierView
 from core.info.stopping import StoppingView
 from core.methods import color as strategy_color
-from core.methods import display_label, short_name
+from core.methods import display_label, get_strategy, short_name
 from core.reports import (
     compare_latex,
     efficiency_sentence,
@@ -664,15 +664,25 @@ def _efficiency_box(eff: Efficiency, tokens: bool) -> str:
 
 
 def budget_figure(
-    view: BudgetView, x_axis: str = "samples", params: Mapping[str, float] | None = None
+    view: BudgetView,
+    x_axis: str = "samples",
+    params: Mapping[str, float] | None = None,
+    mode: str = "accuracy",
 ) -> go.Figure:
     """Accuracy against N on a log2 axis (or against the expected generated tokens per
     problem, `x_axis="tokens"`, or FLOPs = 2 x parameters x tokens with `params` per LLM,
     `x_axis="flops"`; pairs without token counts or parameters stay in samples), one panel
     per pair, with bootstrap bands; oracle curves dashed; majority over all samples (the
-    Best-of-infinity asymptote) dotted; the efficiency ratio written on each panel."""
+    Best-of-infinity asymptote) dotted; the efficiency ratio written on each panel.
+    `mode="gain"` (a view with a baseline): each strategy's gain over the baseline in
+    points against N, with its paired bootstrap band, and a zero line."""
     if x_axis not in ("samples", "tokens", "flops"):
         raise ValueError(f"x_axis must be samples, tokens or flops, got {x_axis!r}")
+    if mode not in ("accuracy", "gain"):
+        raise ValueError(f"mode must be accuracy or gain, got {mode!r}")
+    gain_mode = mode == "gain"
+    if gain_mode and view.baseline is None:
+        raise ValueError("the gain mode needs a view computed with a baseline")
     n = len(view.pairs)
     cols = min(n, 2)  # two panels a row stay legible on a laptop screen
     rows = math.ceil(n / cols)
@@ -724,14 +734,37 @@ def budget_figure(
                 np.interp(np.log2(n), np.log2(np.asarray(at, dtype=float)), tok), dtype=float
             )
 
+        if gain_mode:
+            ends = to_x(np.asarray([pair_budgets[0], pair_budgets[-1]], dtype=float))
+            fig.add_trace(
+                go.Scatter(
+                    x=ends,
+                    y=[0.0, 0.0],
+                    mode="lines",
+                    line={"color": "#333", "width": 1},
+                    showlegend=False,
+                    hoverinfo="skip",
+                    name="zero",
+                ),
+                row=r,
+                col=c,
+            )
         for cur in view.curves_of(m, v):
             s = cur.strategy
+            if gain_mode and (s == view.baseline or cur.gain is None):
+                continue  # the baseline's own gain is zero by construction
             color = strategy_color(s)
             x = to_x(cur.budgets.astype(float))
             group = plotly_plain(s)
             cur_label = plotly_plain(cur.label)
+            if gain_mode:
+                assert cur.gain is not None and cur.gain_low is not None
+                assert cur.gain_high is not None
+                y_mid, y_lo, y_hi = 100 * cur.gain, 100 * cur.gain_low, 100 * cur.gain_high
+            else:
+                y_mid, y_lo, y_hi = cur.accuracy, cur.low, cur.high
             fig.add_trace(
-                _band(x, cur.low, cur.high, _rgba(color, band_alpha), f"{cur_label} band", group),
+                _band(x, y_lo, y_hi, _rgba(color, band_alpha), f"{cur_label} band", group),
                 row=r,
                 col=c,
             )
@@ -741,27 +774,32 @@ def budget_figure(
             fig.add_trace(
                 go.Scatter(
                     x=x,
-                    y=cur.accuracy,
+                    y=y_mid,
                     mode="lines+markers",
                     line={"color": color, "width": 2.2, "dash": "dash" if cur.oracle else "solid"},
                     marker={"size": 6},
                     name=label,
                     legendgroup=group,
                     showlegend=s not in seen,
-                    customdata=np.stack([cur.low, cur.high], axis=1),
+                    customdata=np.stack([y_lo, y_hi], axis=1),
                     text=[f"N = {int(b)}" for b in cur.budgets],
                     hovertemplate=(
                         f"{cur_label}<br>%{{text}}"
                         + (f" · %{{x:,.3s}} {unit}" if use_tokens else "")
-                        + "<br>accuracy %{y:.1%} "
-                        "[%{customdata[0]:.1%}, %{customdata[1]:.1%}]<extra></extra>"
+                        + (
+                            "<br>gain %{y:+.1f} points "
+                            "[%{customdata[0]:+.1f}, %{customdata[1]:+.1f}]<extra></extra>"
+                            if gain_mode
+                            else "<br>accuracy %{y:.1%} "
+                            "[%{customdata[0]:.1%}, %{customdata[1]:.1%}]<extra></extra>"
+                        )
                     ),
                 ),
                 row=r,
                 col=c,
             )
             seen.add(s)
-        if i < len(view.asymptote) and math.isfinite(view.asymptote[i]):
+        if not gain_mode and i < len(view.asymptote) and math.isfinite(view.asymptote[i]):
             ends = to_x(np.asarray([pair_budgets[0], pair_budgets[-1]], dtype=float))
             fig.add_trace(
                 go.Scatter(
@@ -779,7 +817,7 @@ def budget_figure(
             )
             seen.add("asymptote")
         eff = next((e for e in view.efficiencies if (e.llm, e.verifier) == (m, v)), None)
-        if eff is not None:
+        if eff is not None and not gain_mode:
             res = eff.result
             if res.reached and res.budget is not None:
                 fig.add_trace(
@@ -807,18 +845,29 @@ def budget_figure(
             type="log", tickvals=budgets, ticktext=[str(b) for b in budgets], showgrid=True
         )
         x_title = "samples per problem N (log2 scale)"
-    fig.update_yaxes(tickformat=".0%", showgrid=True)
+    y_title = "accuracy"
+    if gain_mode:
+        base_label = plotly_plain(get_strategy(str(view.baseline)).label)
+        fig.update_yaxes(tickformat="+.0f", showgrid=True)
+        y_title = f"gain over {base_label} (points)"
+    else:
+        fig.update_yaxes(tickformat=".0%", showgrid=True)
     # axis titles once: x under the lowest panel of each column, y left of each row
     for i in range(n):
         r, c = i // cols + 1, i % cols + 1
         if i + cols >= n:
             fig.update_xaxes(title_text=x_title, row=r, col=c)
         if c == 1:
-            fig.update_yaxes(title_text="accuracy", row=r, col=c)
+            fig.update_yaxes(title_text=y_title, row=r, col=c)
     ds = plotly_plain(dataset_label(view.dataset, view.simulated))
     fig.update_layout(
         title=_panel_title(
-            "Accuracy vs. samples per problem",
+            (
+                f"Gain over {plotly_plain(get_strategy(str(view.baseline)).label)} vs. samples "
+                "per problem (paired bands)"
+                if gain_mode
+                else "Accuracy vs. samples per problem"
+            ),
             f"{ds} · {_calibration_caption(view.k, view.calibration)}, {view.n_subsets} "
             "random subsets per "
             f"budget, {view.level:.0%} bootstrap bands over {view.n_problems} problems<br>"

@@ -336,6 +336,13 @@ def test_budget_page(db: Path) -> None:
     at.selectbox(key="w_tie_break").select("first").run()
     assert not at.exception
     assert not np.allclose(_values(_chart(at)["data"][0]["y"]), before)
+    # the paired gain over a baseline against N
+    at.radio(key="w_b_mode").set_value("gain").run()
+    assert not at.exception
+    gain = _chart(at)
+    assert "Gain over Majority vote" in gain["layout"]["title"]["text"]
+    assert not any(t.get("name") == "Majority vote" for t in gain["data"])
+    assert any(t.get("name") == "zero" for t in gain["data"])
 
 
 def test_adaptive_sampling_page(db: Path) -> None:

@@ -22,6 +22,7 @@ from core.methods import short_name
 from core.reports import efficiency_sentence
 from core.store import DatasetInfo, Store
 from dashboard import figures as F
+from dashboard.text import plotly_plain
 
 LLM, VER = "sim-llm-C", "sim-qwen-orm"
 SETTINGS = EvalConfig(n_subsets=20, n_boot=200)
@@ -764,3 +765,33 @@ def test_frontier_figure_marks_the_pareto_points() -> None:
     assert shown == ["a", "&lt;img src=x onerror=1&gt;"]
     assert fig.layout.xaxis.type == "log"
     assert "<img" not in fig.to_json()
+
+
+def test_budget_gain_mode_draws_paired_gains(bview: V.BudgetView) -> None:
+    with pytest.raises(ValueError, match="baseline"):
+        F.budget_figure(bview, mode="gain")
+    assert bview.curves  # the module's view has no baseline; build one with gains
+    base = bview.curves[0].strategy
+    gains = tuple(
+        replace(
+            c,
+            gain=c.accuracy - bview.curve(c.llm, c.verifier, base).accuracy,
+            gain_low=c.low - bview.curve(c.llm, c.verifier, base).accuracy,
+            gain_high=c.high - bview.curve(c.llm, c.verifier, base).accuracy,
+        )
+        for c in bview.curves
+    )
+    view = replace(bview, curves=gains, baseline=base)
+    fig = F.budget_figure(view, mode="gain")
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert base not in {t.legendgroup for t in lines}  # the baseline's zero is not drawn
+    want = [c for m, v in view.pairs for c in view.curves_of(m, v) if c.strategy != base]
+    assert len(lines) == len(want)
+    for t, c in zip(lines, want, strict=True):
+        assert t.legendgroup == plotly_plain(c.strategy)
+        assert c.gain is not None
+        np.testing.assert_allclose(np.asarray(t.y, dtype=float), 100 * c.gain, atol=1e-9)
+    assert any(t.name == "zero" for t in fig.data)
+    assert "Gain over" in fig.layout.title.text
+    assert "points" in fig.layout.yaxis.title.text
+    assert not [t for t in fig.data if str(t.name).startswith("majority over all samples")]

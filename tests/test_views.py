@@ -753,9 +753,7 @@ def test_a_weight_function_from_many_responses_is_not_flagged(
         assert [i for i in view.issues if i.kind == "few_responses"]
 
 
-def test_common_budgets_are_those_every_chosen_llm_evaluates(
-    store: Store, tmp_path: Path
-) -> None:
+def test_common_budgets_are_those_every_chosen_llm_evaluates(store: Store, tmp_path: Path) -> None:
     from tests.conftest import make_long_frame
 
     a = make_long_frame(n_problems=5, n_samples=8, llms=("eight",), verifiers=("prm",))
@@ -771,3 +769,30 @@ def test_common_budgets_are_those_every_chosen_llm_evaluates(
     # and each is a budget the pair's curves hold
     curves = V.budget_view(store, info, [("six", "prm")], ["majority"], SETTINGS)
     assert set(V.common_budgets(store, info, ["six"])) <= set(int(b) for b in curves.budgets)
+
+
+def test_budget_gains_are_paired_differences_at_every_budget(
+    demo: Store, info: DatasetInfo
+) -> None:
+    pairs = [(info.llms[0], info.verifiers[0]), (info.llms[1], info.verifiers[2])]
+    view = V.budget_view(
+        demo, info, pairs, ["majority", "logit_wv", "best_of_n"], SETTINGS, baseline="majority"
+    )
+    assert view.baseline == "majority"
+    for m, v in pairs:
+        base = view.curve(m, v, "majority")
+        for s in ("logit_wv", "best_of_n"):
+            c = view.curve(m, v, s)
+            assert c.gain is not None and c.gain_low is not None and c.gain_high is not None
+            # the mean of the paired differences is the difference of the means
+            np.testing.assert_allclose(c.gain, c.accuracy - base.accuracy, atol=1e-12)
+            assert np.all(c.gain_low <= c.gain + 1e-12) and np.all(c.gain <= c.gain_high + 1e-12)
+        np.testing.assert_allclose(base.gain, 0.0, atol=1e-12)
+        # and the same number Compare shows at N = 4
+        cmp = V.compare_view(demo, info, [(m, v)], ["logit_wv"], 4, "majority", SETTINGS)
+        c = view.curve(m, v, "logit_wv")
+        k = list(c.budgets).index(4)
+        assert c.gain[k] == pytest.approx(float(cmp.gain[0, 0]), abs=1e-12)
+        assert c.gain_low[k] == pytest.approx(float(cmp.gain_low[0, 0]), abs=1e-12)
+    plain = V.budget_view(demo, info, pairs[:1], ["majority"], SETTINGS)
+    assert plain.baseline is None and plain.curves[0].gain is None

@@ -14,7 +14,7 @@ import numpy as np
 
 from core.evaluation.config import EvalConfig
 from core.evaluation.pipeline import PairCurves, pair_curves
-from core.evaluation.stats import EfficiencyResult
+from core.evaluation.stats import EfficiencyResult, paired_difference_cis
 from core.info.common import (
     Issue,
     ViewError,
@@ -116,6 +116,11 @@ class BudgetCurve:
     accuracy: FloatArray
     low: FloatArray
     high: FloatArray
+    #: with a baseline: accuracy minus the baseline's at each budget, and its paired
+    #: bootstrap interval (both strategies on the same problems and subsets)
+    gain: FloatArray | None = None
+    gain_low: FloatArray | None = None
+    gain_high: FloatArray | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,8 @@ class BudgetView:
     #: per pair: majority vote over all of each problem's samples (the Best-of-infinity
     #: asymptote that majority approaches as N grows)
     asymptote: tuple[float, ...] = ()
+    #: the strategy every curve's `gain` is measured against (None: no gains)
+    baseline: str | None = None
 
     def curves_of(self, llm: str, verifier: str) -> tuple[BudgetCurve, ...]:
         """The pair's curves, in the order of `strategies` (unfittable ones missing)."""
@@ -178,16 +185,20 @@ def budget_view(
     *,
     efficiency: tuple[str, str] | None = ("logit_wv", "vanilla_wv"),
     ref_budget: int | None = None,
+    baseline: str | None = None,
     progress: ProgressFn | None = None,
 ) -> BudgetView:
     """Cross-fitted accuracy-vs-budget curves with bootstrap intervals (from the cache
     when present), and for each pair the budget at which ``efficiency[0]`` reaches
-    ``efficiency[1]``'s accuracy at `ref_budget` (default: the largest budget)."""
+    ``efficiency[1]``'s accuracy at `ref_budget` (default: the largest budget). With a
+    `baseline`, every curve also carries its gain over the baseline at each budget with a
+    paired bootstrap interval over problems."""
     if not strategies:
         raise ViewError("choose at least one strategy")
     strategies = tuple(strategies)
     eff_names = tuple(efficiency) if efficiency is not None else ()
-    results = many_curves(store, info, pairs, (*strategies, *eff_names), config, progress)
+    extra = (baseline,) if baseline is not None else ()
+    results = many_curves(store, info, pairs, (*strategies, *eff_names, *extra), config, progress)
     curves: list[BudgetCurve] = []
     effs: list[Efficiency] = []
     issues: list[Issue] = []
@@ -195,11 +206,27 @@ def budget_view(
         iv = res.intervals
         b_arr = np.asarray(res.curves.budgets, dtype=np.int64)
         issues += pair_issues(res, (*strategies, *eff_names))
+        base_pp = None
+        if baseline is not None and baseline in res.curves.strategies:
+            base_pp = np.asarray(
+                res.curves.per_problem[res.curves.index(baseline)], dtype=np.float64
+            )  # (B, P)
         for s in strategies:
             if s not in res.curves.strategies:
                 continue
             j = res.curves.index(s)
             strat = get_strategy(s)
+            gains: dict[str, FloatArray] = {}
+            if base_pp is not None:
+                own = np.asarray(res.curves.per_problem[j], dtype=np.float64)
+                diff = paired_difference_cis(
+                    own, base_pp, n_boot=config.n_boot, level=config.level, seed=config.boot_seed
+                )
+                gains = {
+                    "gain": np.asarray(diff.estimate, dtype=np.float64),
+                    "gain_low": np.asarray(diff.low, dtype=np.float64),
+                    "gain_high": np.asarray(diff.high, dtype=np.float64),
+                }
             curves.append(
                 BudgetCurve(
                     llm=m,
@@ -212,6 +239,7 @@ def budget_view(
                     accuracy=np.asarray(iv.estimate[j], dtype=np.float64),
                     low=np.asarray(iv.low[j], dtype=np.float64),
                     high=np.asarray(iv.high[j], dtype=np.float64),
+                    **gains,
                 )
             )
         if efficiency is not None:
@@ -254,6 +282,7 @@ def budget_view(
         calibration=config.calibration,
         tokens=tuple(tokens),
         asymptote=tuple(asymptote),
+        baseline=baseline,
     )
 
 

@@ -78,6 +78,29 @@ x_axis = state.select(
     help="tokens: the expected generated tokens per problem of N responses; FLOPs: 2 x "
     "parameters x tokens (pairs without token counts or parameters stay in samples)",
 )
+m1, m2 = st.columns([1, 2])
+mode = state.remembered(
+    m1.radio,
+    "Show",
+    "b_mode",
+    "accuracy",
+    valid=lambda v: v in ("accuracy", "gain"),
+    options=["accuracy", "gain"],
+    format_func={"accuracy": "accuracy", "gain": "gain over a baseline"}.get,
+    horizontal=True,
+)
+baseline = None
+if mode == "gain":
+    baseline = state.select(
+        "Baseline",
+        names,
+        "b_baseline",
+        "majority",
+        where=m2,
+        format_func=lambda s: get_strategy(s).label,
+        help="Each strategy's accuracy minus the baseline's at every N, with a paired 95% "
+        "bootstrap band over problems (the same problems and subsets for both).",
+    )
 params: dict[str, float] = {}
 if x_axis == "flops":
     params = state.llm_params(ctx.info.llms)
@@ -96,10 +119,13 @@ view = state.compute(
         ctx.config,
         efficiency=(eff_a, eff_b),
         ref_budget=int(ref),
+        baseline=baseline,
         progress=p,
     ),
 )
-state.chart(budget_figure(view, x_axis, params), "budget_chart", "budget", ctx.dataset)
+state.chart(
+    budget_figure(view, x_axis, params, mode=mode), "budget_chart", "budget", mode, ctx.dataset
+)
 if x_axis != "samples" and any(t is None for t in view.tokens):
     st.info("Some pairs have no token counts: their panels stay in samples.")
 if x_axis == "flops" and any(m not in params for m, _ in view.pairs):
