@@ -55,7 +55,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: tails, exact N = 1; it continues the evaluation config's former engine version, 3; 6: the
 #: confidence stop ranks a score among the other problems' only; 7: pair curves carry
 #: their expected tokens and full-set majority).
-CACHE_VERSION = 7
+CACHE_VERSION = 8
 #: A shared store waits this long for another process's transaction before giving up.
 LOCK_TIMEOUT_S: Final = 60.0
 #: A shared store lets go of the file this long after its last use...

@@ -490,6 +490,65 @@ def _grid_axes(rows: int, cols: int, hgap: float, vgap: float) -> dict[str, obje
     return axes
 
 
+def offset_figure(view: WeightView) -> go.Figure:
+    """The offset search of an offset strategy: calibration accuracy against b (every
+    candidate, with a pointwise bootstrap band over problems), the fitted b (dashed) and
+    the b shown (solid, when set by hand). Small, to sit beside the b slider."""
+    if view.offset_candidates.size == 0:
+        raise ValueError(f"{view.label} has no offset search to draw")
+    x = view.offset_candidates
+    fig = go.Figure()
+    fig.add_trace(
+        _band(
+            x,
+            100 * view.offset_low,
+            100 * view.offset_high,
+            _rgba(CURVE, 0.15),
+            f"{view.level:.0%} band",
+            "acc",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=100 * view.offset_accuracy,
+            mode="lines",
+            line={"color": CURVE, "width": 2},
+            name="calibration accuracy",
+            hovertemplate="b = %{x:.2f}<br>accuracy %{y:.1f}%<extra></extra>",
+        )
+    )
+    marks = [(view.b_fitted, "fitted b", "dash")]
+    if view.manual_offset:
+        marks.append((view.b, "b shown", "solid"))
+    for b, name, dash in marks:
+        if b is None or not math.isfinite(b):
+            continue
+        fig.add_vline(x=b, line={"color": "#b2182b", "width": 1.5, "dash": dash})
+        fig.add_annotation(
+            x=b,
+            y=1.0,
+            yref="paper",
+            text=name,
+            showarrow=False,
+            yanchor="bottom",
+            font={"size": 10, "color": "#b2182b"},
+        )
+    budgets = view.offset_budgets
+    at = f"N = {budgets[0]}" if len(budgets) == 1 else f"mean over N = {budgets[0]}–{budgets[-1]}"
+    fig.update_layout(
+        template="plotly_white",
+        font=FONT,
+        height=230,
+        margin={"l": 50, "r": 10, "t": 30, "b": 40},
+        showlegend=False,
+        title={"text": f"calibration accuracy vs. b ({at})", "font": {"size": 12}, "x": 0.0},
+    )
+    fig.update_xaxes(title_text="offset b", title_standoff=4)
+    fig.update_yaxes(title_text="%", ticksuffix="")
+    return fig
+
+
 def weight_grid_figure(view: WeightGridView) -> go.Figure:
     """Small multiples: one panel per (LLM, verifier) pair, rows LLMs, columns verifiers,
     shared axes; negative regions shaded.

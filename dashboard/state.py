@@ -788,14 +788,16 @@ def compute(label: str, fn: Callable[[ProgressFn], T]) -> T:
 # --------------------------------------------------------------------------------------
 
 
-def chart(fig: Any, key: str, *names: object, **kwargs: Any) -> Any:
+def chart(fig: Any, key: str, *names: object, where: Any = None, **kwargs: Any) -> Any:
     """Draw a Plotly figure full width, with a row of downloads under it: the picture as
     SVG, PDF and PNG (rendered by the local Chromium only when clicked) and the numbers
     drawn as CSV. The files are named from `names` (e.g. the page, dataset and pair).
-    `kwargs` go to st.plotly_chart (e.g. on_select); its return value is returned."""
-    out = st.plotly_chart(fig, key=key, width="stretch", **kwargs)
+    `kwargs` go to st.plotly_chart (e.g. on_select); its return value is returned.
+    `where`: a column or container to draw in (default: the page)."""
+    box = where or st
+    out = box.plotly_chart(fig, key=key, width="stretch", **kwargs)
     stem = file_stem(*names) if names else file_stem(key)
-    row = st.container(horizontal=True, gap="small", vertical_alignment="center")
+    row = box.container(horizontal=True, gap="small", vertical_alignment="center")
     row.caption("Download this chart:", width="content")
     for fmt in IMAGE_FORMATS:
         row.download_button(

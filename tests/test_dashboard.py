@@ -51,7 +51,9 @@ def _page(at: AppTest, name: str) -> AppTest:
 
 
 def _chart(at: AppTest, i: int = 0) -> dict[str, Any]:
-    charts = at.get("plotly_chart")
+    """The page's i-th main chart (small side charts, such as the offset search beside
+    the b slider, are skipped)."""
+    charts = [c for c in at.get("plotly_chart") if "offset_chart" not in c.proto.id]
     assert charts, "no Plotly chart on the page"
     spec: dict[str, Any] = json.loads(charts[i].proto.spec)
     return spec
@@ -254,6 +256,11 @@ def test_weights_page_offset_slider_changes_the_figure(db: Path) -> None:
     low_share = _share(_trace(_chart(at), "w < 0")["name"])
     slider.set_value(0.9).run()
     assert _share(_trace(_chart(at), "w < 0")["name"]) > low_share
+    # beside the slider: the offset search, with the fitted b and the b shown
+    (side,) = [c for c in at.get("plotly_chart") if "offset_chart" in c.proto.id]
+    spec = json.loads(side.proto.spec)
+    assert "calibration accuracy vs. b" in spec["layout"]["title"]["text"]
+    assert [sh["x0"] for sh in spec["layout"]["shapes"]][-1] == pytest.approx(0.9)
 
 
 def test_weights_page_switch_pair_and_modes(db: Path) -> None:

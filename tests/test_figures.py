@@ -795,3 +795,20 @@ def test_budget_gain_mode_draws_paired_gains(bview: V.BudgetView) -> None:
     assert "Gain over" in fig.layout.title.text
     assert "points" in fig.layout.yaxis.title.text
     assert not [t for t in fig.data if str(t.name).startswith("majority over all samples")]
+
+
+def test_offset_figure_marks_the_fitted_and_the_chosen_b(
+    demo: Store, info: DatasetInfo, wview: V.WeightView
+) -> None:
+    with pytest.raises(ValueError, match="no offset search"):
+        F.offset_figure(wview)  # KDE WV: no offset
+    view = V.weight_view(demo, info, LLM, VER, "logit_wv", EvalConfig(weight_boot=10))
+    fig = F.offset_figure(view)
+    (line,) = [t for t in fig.data if t.name == "calibration accuracy"]
+    np.testing.assert_allclose(np.asarray(line.x), view.offset_candidates)
+    np.testing.assert_allclose(np.asarray(line.y), 100 * view.offset_accuracy)
+    assert [sh.x0 for sh in fig.layout.shapes] == [pytest.approx(view.b_fitted)]
+    hand = view.with_offset(0.3)
+    marks = [sh.x0 for sh in F.offset_figure(hand).layout.shapes]
+    assert marks == [pytest.approx(view.b_fitted), pytest.approx(0.3)]  # fitted, then shown
+    assert "N = 8" in fig.layout.title.text

@@ -796,3 +796,19 @@ def test_budget_gains_are_paired_differences_at_every_budget(
         assert c.gain_low[k] == pytest.approx(float(cmp.gain_low[0, 0]), abs=1e-12)
     plain = V.budget_view(demo, info, pairs[:1], ["majority"], SETTINGS)
     assert plain.baseline is None and plain.curves[0].gain is None
+
+
+def test_the_offset_search_is_shown_with_its_fitted_b(demo: Store, info: DatasetInfo) -> None:
+    view = V.weight_view(demo, info, info.llms[0], info.verifiers[0], "logit_wv", wcfg(30))
+    cands, acc = view.offset_candidates, view.offset_accuracy
+    assert cands.size > 5 and acc.shape == cands.shape
+    assert np.all(np.diff(cands) > 0)
+    assert np.all(view.offset_low <= acc + 1e-12) and np.all(acc <= view.offset_high + 1e-12)
+    # the fitted b is a candidate where the calibration accuracy is highest
+    assert view.b_fitted is not None
+    k = int(np.argmin(np.abs(cands - view.b_fitted)))
+    assert cands[k] == pytest.approx(view.b_fitted, abs=1e-12)
+    assert acc[k] == pytest.approx(float(acc.max()), abs=1e-12)
+    assert view.offset_budgets == (8,)  # the offset budget, clipped to the 8 samples
+    kde = V.weight_view(demo, info, info.llms[0], info.verifiers[0], "kde_wv", wcfg(20))
+    assert kde.offset_candidates.size == 0

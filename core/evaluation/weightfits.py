@@ -87,6 +87,9 @@ def _band(
         curves = np.vstack([base - strategy.offset.shift(float(b)) for b in b_boot])
         low, high = np.quantile(curves, [alpha, 1.0 - alpha], axis=0)
         b_lo, b_hi = np.quantile(b_boot, [alpha, 1.0 - alpha])
+        # the objective itself: calibration accuracy of every candidate b, with a
+        # pointwise band over the same resamples of problems
+        acc_lo, acc_hi = np.quantile(np.asarray(boot), [alpha, 1.0 - alpha], axis=1)
         return {
             "band_low": low,
             "band_high": high,
@@ -94,6 +97,11 @@ def _band(
             "b_fitted": b_full,
             "b_low": float(b_lo),
             "b_high": float(b_hi),
+            "b_candidates": np.asarray(obj.candidates, dtype=np.float64),
+            "b_accuracy": np.asarray(obj.values.mean(axis=1), dtype=np.float64),
+            "b_accuracy_low": np.asarray(acc_lo, dtype=np.float64),
+            "b_accuracy_high": np.asarray(acc_hi, dtype=np.float64),
+            "b_budgets": [int(b) for b in obj.budgets],
         }
     rng = np.random.default_rng(config.boot_seed)
     rows: list[FloatArray] = []

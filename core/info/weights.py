@@ -4,8 +4,9 @@ densities under it, or every pair's weight curve (small multiples)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -95,6 +96,13 @@ class WeightView:
     calibration_note: str = ""
     overlay: FloatArray | None = field(default=None, repr=False)
     overlay_label: str = ""
+    #: offset strategies: the search's objective, the calibration accuracy of every
+    #: candidate b (averaged over `offset_budgets`), with a pointwise bootstrap band
+    offset_candidates: FloatArray = field(default_factory=lambda: np.zeros(0), repr=False)
+    offset_accuracy: FloatArray = field(default_factory=lambda: np.zeros(0), repr=False)
+    offset_low: FloatArray = field(default_factory=lambda: np.zeros(0), repr=False)
+    offset_high: FloatArray = field(default_factory=lambda: np.zeros(0), repr=False)
+    offset_budgets: tuple[int, ...] = ()
 
     @property
     def raw_differs(self) -> bool:
@@ -278,8 +286,21 @@ def weight_view(
         calibration_note=str(fit.get("calibration_note", "")),
         overlay=over,
         overlay_label=calibration_label(overlay) if over is not None and overlay else "",
+        **_offset_curve(fit),
     )
     return view.with_offset(offset)
+
+
+def _offset_curve(fit: Mapping[str, Any]) -> dict[str, Any]:
+    if "b_candidates" not in fit:
+        return {}
+    return {
+        "offset_candidates": np.asarray(fit["b_candidates"], dtype=np.float64),
+        "offset_accuracy": np.asarray(fit["b_accuracy"], dtype=np.float64),
+        "offset_low": np.asarray(fit["b_accuracy_low"], dtype=np.float64),
+        "offset_high": np.asarray(fit["b_accuracy_high"], dtype=np.float64),
+        "offset_budgets": tuple(int(b) for b in fit["b_budgets"]),
+    }
 
 
 def calibration_label(mode: str) -> str:

@@ -11,6 +11,7 @@ from dashboard import state
 from dashboard.figures import (
     WEIGHT_AXES,
     issue_notes,
+    offset_figure,
     weight_facts,
     weight_figure,
     weight_grid_figure,
@@ -134,6 +135,10 @@ if space is not None:
             step=0.01,
         )
         view = view.with_offset(b)
+        # what the search saw: calibration accuracy against b, the fitted b marked
+        state.chart(
+            offset_figure(view), "offset_chart", "offset", ctx.dataset, ctx.llm, kind, where=o2
+        )
 
 state.chart(
     weight_figure(view, axis), "weight_chart", "weights", ctx.dataset, ctx.llm, ctx.verifier, kind
