@@ -178,13 +178,13 @@ def scenario(page: Any, record: Callable[[str, str, float], None]) -> None:
     record(
         "control",
         "offset b by hand on",
-        timed(page, click_text(page, "Set the offset b by hand"), wt),
+        timed(page, click_text(page, "Set b by hand"), wt),
     )
     record("control", "offset slider (new b)", timed(page, key_on_slider(page, 1, "ArrowLeft"), wt))
     record(
         "control",
         "offset b by hand off",
-        timed(page, click_text(page, "Set the offset b by hand"), wt),
+        timed(page, click_text(page, "Set b by hand"), wt),
     )
     record(
         "control",

@@ -539,12 +539,12 @@ def offset_figure(view: WeightView) -> go.Figure:
     fig.update_layout(
         template="plotly_white",
         font=FONT,
-        height=230,
-        margin={"l": 50, "r": 10, "t": 30, "b": 40},
+        height=240,
+        margin={"l": 50, "r": 10, "t": 30, "b": 50},
         showlegend=False,
         title={"text": f"calibration accuracy vs. b ({at})", "font": {"size": 12}, "x": 0.0},
     )
-    fig.update_xaxes(title_text="offset b", title_standoff=4)
+    fig.update_xaxes(title_text="offset b", title_standoff=8, automargin=True)
     fig.update_yaxes(title_text="%", ticksuffix="")
     return fig
 

@@ -174,7 +174,7 @@ def test_controls_re_render_the_chart(server: str, browser: Any) -> None:
         page.get_by_role("combobox", name="Calibrator").click()
         page.get_by_role("option", name=get_strategy("logit_wv").label, exact=True).click()
         wait_until_idle(page)
-        page.get_by_text("Set the offset b by hand").click()
+        page.get_by_text("Set b by hand").click()
         wait_until_idle(page)
         before = _plot_data(page)
         handle = page.get_by_role("slider")

@@ -112,10 +112,10 @@ view = state.compute(
 space = strategy.offset
 if space is not None:
     lo, hi = space.slider_range()
-    o1, o2 = st.columns([1, 3])
+    o1, o2 = st.columns([1.2, 3])
     manual = state.remembered(
         o1.toggle,
-        "Set the offset b by hand",
+        "Set b by hand",
         "weights_manual_b",
         False,
         help="The fitted b maximises calibration accuracy at N = "
