@@ -27,6 +27,7 @@ from core.info import (
     CompareView,
     Efficiency,
     Issue,
+    OverlayView,
     ProblemView,
     TransferView,
     WeightGridView,
@@ -943,6 +944,72 @@ def budget_figure(
     legend_h = 150
     _base_layout(fig, top + rows * panel_h + (rows - 1) * gap + 60 + legend_h)
     fig.update_layout(margin={"b": 60 + legend_h, "t": top})
+    return fig
+
+
+PAIR_DASHES = ("solid", "dash", "dot", "dashdot")
+PAIR_SYMBOLS = ("circle", "square", "diamond", "triangle-up")
+
+
+def overlay_figure(view: OverlayView) -> go.Figure:
+    """Pairs of any datasets on one chart: accuracy against N (log2 axis) with bootstrap
+    bands; a strategy keeps its colour (as on every page), a pair has its own line style
+    and marker, and the legend names both."""
+    fig = go.Figure()
+    n_strat = max(1, len(view.strategies))
+    alpha = min(0.10, 0.30 / (n_strat * max(1, len(view.refs))) ** 0.5)
+    budgets: set[int] = set()
+    for c in view.curves:
+        k = view.refs.index(c.ref)
+        color = strategy_color(c.strategy)
+        x = c.budgets.astype(float)
+        budgets.update(int(b) for b in c.budgets)
+        pair = plotly_plain(c.pair_label)
+        name = f"{pair} · {plotly_plain(c.label)}"
+        group = f"{k}:{plotly_plain(c.strategy)}"
+        fig.add_trace(_band(x, c.low, c.high, _rgba(color, alpha), f"{name} band", group))
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=c.accuracy,
+                mode="lines+markers",
+                line={"color": color, "width": 2.2, "dash": PAIR_DASHES[k % len(PAIR_DASHES)]},
+                marker={"size": 7, "symbol": PAIR_SYMBOLS[k % len(PAIR_SYMBOLS)]},
+                name=name,
+                legendgroup=group,
+                customdata=np.stack([c.low, c.high], axis=1),
+                text=[f"N = {int(b)}" for b in c.budgets],
+                hovertemplate=(
+                    f"{name}<br>%{{text}}<br>accuracy %{{y:.1%}} "
+                    "[%{customdata[0]:.1%}, %{customdata[1]:.1%}]<extra></extra>"
+                ),
+            )
+        )
+    ticks = sorted(budgets)
+    fig.update_xaxes(
+        type="log",
+        tickvals=ticks,
+        ticktext=[str(b) for b in ticks],
+        title_text="samples per problem N (log2 scale)",
+        showgrid=True,
+    )
+    fig.update_yaxes(tickformat=".0%", title_text="accuracy", showgrid=True)
+    n_probs = sorted({c.n_problems for c in view.curves})
+    probs = " / ".join(str(n) for n in n_probs)
+    shared = f"{plotly_plain(view.common)} · " if view.common else ""
+    fig.update_layout(
+        title=_title(
+            "Accuracy vs. samples per problem, pairs on one chart",
+            f"{shared}line style: pair · colour: strategy · {view.k}-fold cross-fitted "
+            f"weights, {view.n_subsets} random subsets per budget, {view.level:.0%} bootstrap "
+            f"bands over problems ({probs} problems)"
+            + (" · includes simulated data" if view.simulated else ""),
+        ),
+        legend={"orientation": "h", "x": 0.0, "y": 0.0, "yref": "container", "yanchor": "bottom"},
+    )
+    legend_h = 26 * min(8, len(view.curves)) + 20
+    _base_layout(fig, 520 + legend_h)
+    fig.update_layout(margin={"t": 40, "b": 60 + legend_h})
     return fig
 
 

@@ -671,3 +671,20 @@ def test_a_big_compare_matrix_waits_for_a_button(db: Path) -> None:
     assert len(heat["y"]) == 5 * 7
     at.selectbox(key="w_c_baseline").select("best_of_n").run()  # a new selection asks again
     assert not at.get("plotly_chart") and at.button(key="big_compare")
+
+
+def test_budget_page_overlays_pairs_of_two_datasets(db: Path) -> None:
+    with Store(db) as s:
+        build_demo(s, n_problems=20, n_samples=8, seed=4, name="other demo")
+    at = _page(_app(), "budget")
+    at.radio(key="w_b_layout").set_value("overlay").run()
+    assert not at.exception
+    box = at.multiselect(key="w_b_overlay")
+    theirs = next(o for o in box.options if o.startswith("other demo"))
+    box.select(theirs).run()
+    assert not at.exception
+    spec = _chart(at)
+    assert "pairs on one chart" in spec["layout"]["title"]["text"]
+    names = [t["name"] for t in spec["data"] if t.get("mode") == "lines+markers"]
+    assert len(names) == 4  # 2 pairs x 2 strategies
+    assert sum(n.startswith("other demo") for n in names) == 2

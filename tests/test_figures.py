@@ -18,6 +18,7 @@ from core.cli import DEMO_NAME, build_demo
 from core.evaluation import EvalConfig
 from core.info import PairRef
 from core.info.stopping import StoppingView
+from core.methods import color as strategy_color
 from core.methods import short_name
 from core.reports import efficiency_sentence
 from core.store import DatasetInfo, Store
@@ -812,3 +813,19 @@ def test_offset_figure_marks_the_fitted_and_the_chosen_b(
     marks = [sh.x0 for sh in F.offset_figure(hand).layout.shapes]
     assert marks == [pytest.approx(view.b_fitted), pytest.approx(0.3)]  # fitted, then shown
     assert "N = 8" in fig.layout.title.text
+
+
+def test_overlay_figure_keeps_strategy_colours_and_styles_pairs(
+    demo: Store, info: DatasetInfo
+) -> None:
+    refs = [V.PairRef(info.name, LLM, VER), V.PairRef(info.name, LLM, info.verifiers[1])]
+    view = V.overlay_view(demo, refs, ["majority", "logit_wv"], SETTINGS)
+    fig = F.overlay_figure(view)
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert len(lines) == 4
+    for t, c in zip(lines, view.curves, strict=True):
+        k = view.refs.index(c.ref)
+        assert t.line.color == strategy_color(c.strategy)  # the strategy's colour everywhere
+        assert t.line.dash == F.PAIR_DASHES[k] and t.marker.symbol == F.PAIR_SYMBOLS[k]
+        np.testing.assert_allclose(np.asarray(t.y, dtype=float), c.accuracy)
+    assert fig.layout.xaxis.type == "log"

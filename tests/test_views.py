@@ -812,3 +812,36 @@ def test_the_offset_search_is_shown_with_its_fitted_b(demo: Store, info: Dataset
     assert view.offset_budgets == (8,)  # the offset budget, clipped to the 8 samples
     kde = V.weight_view(demo, info, info.llms[0], info.verifiers[0], "kde_wv", wcfg(20))
     assert kde.offset_candidates.size == 0
+
+
+def test_overlay_puts_pairs_of_two_datasets_on_one_chart(tmp_path: Path) -> None:
+    with Store(tmp_path / "two.duckdb") as s:
+        build_demo(s, n_problems=20, n_samples=8, name="aime 2024")
+        build_demo(s, n_problems=25, n_samples=8, seed=3, name="aime 2025")
+        a, b = s.get_dataset("aime 2024"), s.get_dataset("aime 2025")
+        m, v = a.llms[0], a.verifiers[0]
+        refs = [V.PairRef("aime 2024", m, v), V.PairRef("aime 2025", m, v)]
+        view = V.overlay_view(s, refs, ["majority", "logit_wv"], SETTINGS)
+        # same LLM and verifier: the labels are the datasets, the rest is shared
+        assert [lb.split(" (")[0] for lb in view.pair_labels] == ["aime 2024", "aime 2025"]
+        assert m in view.common and v in view.common
+        assert [(c.ref.dataset, c.strategy) for c in view.curves] == [
+            ("aime 2024", "majority"),
+            ("aime 2024", "logit_wv"),
+            ("aime 2025", "majority"),
+            ("aime 2025", "logit_wv"),
+        ]
+        assert [c.n_problems for c in view.curves] == [20, 20, 25, 25]
+        # each pair's numbers are its own dataset's budget curves
+        for info, first in ((a, 0), (b, 2)):
+            own = V.budget_view(s, info, [(m, v)], ["majority", "logit_wv"], SETTINGS)
+            for k, strat in enumerate(("majority", "logit_wv")):
+                np.testing.assert_allclose(
+                    view.curves[first + k].accuracy, own.curve(m, v, strat).accuracy
+                )
+        frame = view.to_frame()
+        assert set(frame["dataset"]) == {"aime 2024", "aime 2025"}
+        with pytest.raises(V.ViewError, match="at most 4 pairs"):
+            V.overlay_view(
+                s, [V.PairRef("aime 2024", m, x) for x in a.verifiers[:5]], ["majority"], SETTINGS
+            )

@@ -24,6 +24,7 @@ from core.info.common import (
     sample_issues,
 )
 from core.info.compare import CompareView, compare_view
+from core.info.overlay import MAX_OVERLAY, OverlayView, overlay_view
 from core.info.problems import (
     FILTER_KINDS,
     FILTER_LABELS,
@@ -49,6 +50,7 @@ from core.studies.transfer import PairRef
 __all__ = [
     "FILTER_KINDS",
     "FILTER_LABELS",
+    "MAX_OVERLAY",
     "AllocationView",
     "BudgetCurve",
     "BudgetView",
@@ -57,6 +59,7 @@ __all__ = [
     "DisagreementView",
     "Efficiency",
     "Issue",
+    "OverlayView",
     "PairRef",
     "ProblemFilter",
     "ProblemList",
@@ -81,6 +84,7 @@ __all__ = [
     "explorer_problems",
     "explorer_strategies",
     "negative_intervals",
+    "overlay_view",
     "pair_name",
     "pair_ref_label",
     "parse_llm_params",

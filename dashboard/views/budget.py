@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.info import budget_view
+from core.info import MAX_OVERLAY, PairRef, budget_view, overlay_view, pair_ref_label
 from core.methods import get_strategy, strategy_names
 from dashboard import state
-from dashboard.figures import budget_figure, efficiency_sentence, issue_lines
+from dashboard.figures import budget_figure, efficiency_sentence, issue_lines, overlay_figure
 from dashboard.text import plain
 
 DEFAULT = [
@@ -31,6 +31,59 @@ st.caption(
 ctx = state.page_context()
 names = strategy_names(simulated=ctx.info.has_truth)
 pair_names = {f"{m} × {v}": (m, v) for m, v in ctx.info.pairs}
+
+layout = state.remembered(
+    st.radio,
+    "Layout",
+    "b_layout",
+    "panels",
+    valid=lambda v: v in ("panels", "overlay"),
+    options=["panels", "overlay"],
+    format_func={
+        "panels": "one panel per pair",
+        "overlay": "pairs of any dataset on one chart",
+    }.get,
+    horizontal=True,
+)
+if layout == "overlay":
+    # pairs of every dataset in the store (e.g. AIME 2024 against AIME 2025)
+    infos = ctx.store.list_datasets()
+    refs = {
+        pair_ref_label(PairRef(i.name, m, v), i.simulated): PairRef(i.name, m, v)
+        for i in sorted(infos, key=lambda i: i.name != ctx.dataset)
+        for m, v in i.pairs
+    }
+    own = pair_ref_label(PairRef(ctx.dataset, ctx.llm, ctx.verifier), ctx.info.simulated)
+    o1, o2 = st.columns([1.4, 1.6])
+    picked = state.multiselect(
+        f"Pairs (up to {MAX_OVERLAY}, any dataset)",
+        list(refs),
+        "b_overlay",
+        default=[own],
+        where=o1,
+        max_selections=MAX_OVERLAY,
+    )
+    over_strategies = state.multiselect(
+        "Strategies",
+        names,
+        "b_overlay_strategies",
+        default=["majority", "logit_wv"],
+        where=o2,
+        format_func=lambda s: get_strategy(s).label,
+    )
+    if not picked or not over_strategies:
+        st.info("Choose at least one pair and one strategy.")
+        st.stop()
+    over = state.compute(
+        "Cross-fitting and evaluating (once; cached afterwards)",
+        lambda p: overlay_view(
+            ctx.store, [refs[x] for x in picked], over_strategies, ctx.config, progress=p
+        ),
+    )
+    state.chart(overlay_figure(over), "overlay_chart", "budget_overlay", *over.pair_labels)
+    for note in issue_lines(over.issues):
+        st.warning(note, icon=":material/warning:")
+    st.stop()
 
 c1, c2 = st.columns([1, 1.6])
 chosen = state.multiselect(
