@@ -56,6 +56,7 @@ def fill(cmd: str, tmp: Path) -> list[str]:
         "big_run/": str(tmp / "big_run"),
         "out.csv": str(tmp / "out.csv"),
         "weights.json": str(tmp / "weights.json"),
+        "report.html": str(tmp / "report.html"),
         "editors.txt": str(tmp / "editors.txt"),
         # the demo at the README's size takes minutes: a small one runs the same code
         "500": "40",
