@@ -1137,10 +1137,13 @@ def compare_figure(view: CompareView, metric: str = "gain") -> go.Figure:
     # the subtitle, so the labels leave room for the cells
     llms = {m for m, _ in view.pairs}
     verifiers = {v for _, v in view.pairs}
-    if len(llms) == 1 and len(view.pairs) > 1:
+    if len(view.pairs) == 1:  # one row: its name in the subtitle, the width to the cells
+        ys = [" "]
+        shared = f"{_pair(*view.pairs[0])} · "
+    elif len(llms) == 1:
         ys = [plotly_plain(v) for _, v in view.pairs]
         shared = f"LLM {plotly_plain(next(iter(llms)))} · "
-    elif len(verifiers) == 1 and len(view.pairs) > 1:
+    elif len(verifiers) == 1:
         ys = [plotly_plain(m) for m, _ in view.pairs]
         shared = f"verifier {plotly_plain(next(iter(verifiers)))} · "
     else:

@@ -64,7 +64,8 @@ if not pairs or not strategies:
     st.info("Choose at least one LLM, one verifier and one strategy.")
     st.stop()
 st.caption(
-    f"{len(pairs)} pairs. New pairs take a few seconds each the first time (progress shown); "
+    f"{len(pairs)} pair{'s' if len(pairs) != 1 else ''}. New pairs take a few seconds each "
+    "the first time (progress shown); "
     "`ttslab curves DATASET` precomputes them all."
 )
 
