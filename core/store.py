@@ -24,6 +24,7 @@ import functools
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import threading
@@ -765,6 +766,24 @@ class Store:
                GROUP BY s.llm, s.verifier ORDER BY s.llm, s.verifier""",
             [info.dataset_id],
         )
+
+    def all_distinct_share(self, dataset: DatasetInfo | str) -> float:
+        """The share of (LLM, problem) groups of at least two responses whose answers all
+        differ (answer keys; no answer counts as its own): where it is near 1, majority
+        vote is a random pick (e.g. RewardMATH's one correct and nine incorrect
+        solutions). NaN when no group has two responses."""
+        info = self.resolve(dataset)
+        row = _one(
+            self._cur().execute(
+                """SELECT avg((n = k)::DOUBLE) FROM (
+                       SELECT count(*) AS n,
+                              count(DISTINCT coalesce(answer_key, '\x00' || sample_idx)) AS k
+                       FROM responses WHERE dataset_id = ?
+                       GROUP BY llm, problem_id HAVING count(*) > 1)""",
+                [info.dataset_id],
+            )
+        )
+        return float(row[0]) if row is not None and row[0] is not None else math.nan
 
     def _check_pair(self, info: DatasetInfo, llm: str, verifier: str) -> None:
         if llm not in info.llms or verifier not in info.verifiers:

@@ -845,3 +845,27 @@ def test_overlay_puts_pairs_of_two_datasets_on_one_chart(tmp_path: Path) -> None
             V.overlay_view(
                 s, [V.PairRef("aime 2024", m, x) for x in a.verifiers[:5]], ["majority"], SETTINGS
             )
+
+
+def test_where_every_answer_differs_the_baseline_is_best_of_n(store: Store, tmp_path: Path) -> None:
+    from tests.conftest import make_long_frame
+
+    df = make_long_frame(n_problems=6, n_samples=4, llms=("m",), verifiers=("prm",))
+    path = tmp_path / "repeats.csv"
+    df.to_csv(path, index=False)
+    import_path(store, path, name="repeats")
+    distinct = df.assign(
+        answer=[f"{p}-{i}" for p, i in zip(df["problem_id"], df["sample_idx"], strict=True)]
+    )
+    distinct["is_correct"] = distinct["sample_idx"] == 0  # one correct solution each
+    path2 = tmp_path / "distinct.csv"
+    distinct.to_csv(path2, index=False)
+    import_path(store, path2, name="distinct")
+    rep = store.get_dataset("repeats")
+    dis = store.get_dataset("distinct")
+    share_rep = store.all_distinct_share(rep)
+    assert store.all_distinct_share(dis) == pytest.approx(1.0)
+    assert share_rep < 0.9
+    assert V.default_baseline(store, rep) == ("majority", "")
+    base, why = V.default_baseline(store, dis)
+    assert base == "best_of_n" and "majority vote is a random pick" in why

@@ -23,7 +23,7 @@ from core.info.common import (
     parse_llm_params,
     sample_issues,
 )
-from core.info.compare import CompareView, compare_view
+from core.info.compare import CompareView, compare_view, default_baseline
 from core.info.overlay import MAX_OVERLAY, OverlayView, overlay_view
 from core.info.problems import (
     FILTER_KINDS,
@@ -80,6 +80,7 @@ __all__ = [
     "compare_view",
     "curve_strategies",
     "dataset_label",
+    "default_baseline",
     "disagreement_problems",
     "explorer_problems",
     "explorer_strategies",

@@ -139,6 +139,24 @@ def _ratio_cell(r: float, lo: float, hi: float) -> str:
     return f"{pct(r)} [{pct(lo)}, {pct(hi)}]"
 
 
+#: At least this share of problems whose answers all differ and majority vote is chance.
+ALL_DISTINCT = 0.9
+
+
+def default_baseline(store: Store, info: DatasetInfo) -> tuple[str, str]:
+    """The baseline a comparison should default to, and why when it is not majority vote:
+    where (almost) every problem's answers all differ, majority vote is a random pick and
+    a gain over it means nothing; best-of-N (the reward model's own choice) is then the
+    baseline."""
+    share = store.all_distinct_share(info)
+    if share == share and share >= ALL_DISTINCT:
+        return "best_of_n", (
+            f"In {share:.0%} of this dataset's problems the answers all differ, so majority "
+            "vote is a random pick: the baseline is best-of-N (the verifier's own choice)."
+        )
+    return "majority", ""
+
+
 def compare_view(
     store: Store,
     info: DatasetInfo,
@@ -238,4 +256,8 @@ def compare_view(
     )
 
 
-__all__ = ["CompareView", "compare_view"]
+__all__ = [
+    "CompareView",
+    "compare_view",
+    "default_baseline",
+]

@@ -6,10 +6,11 @@ import re
 
 import streamlit as st
 
-from core.info import compare_view
+from core.info import compare_view, default_baseline
 from core.methods import default_strategies, get_strategy, strategy_names
 from dashboard import state
 from dashboard.figures import compare_figure, compare_latex, issue_lines
+from dashboard.text import plain
 
 st.title("Compare strategies")
 st.caption(
@@ -33,6 +34,8 @@ strategies = state.multiselect(
     format_func=lambda s: get_strategy(s).label,
 )
 c3, c4, c5 = st.columns([1.4, 1, 1])
+base_default, base_why = default_baseline(ctx.store, ctx.info)
+state.reset_on_dataset_change("compare", ["c_baseline"], ctx.info)
 budgets = state.approx_budgets(ctx.info, llms)
 budget = state.remembered(
     c3.select_slider,
@@ -46,7 +49,7 @@ baseline = state.select(
     "Baseline",
     names,
     "c_baseline",
-    "majority",
+    base_default,
     where=c4,
     format_func=lambda s: get_strategy(s).label,
 )
@@ -59,6 +62,11 @@ metric = state.remembered(
     options=["gain", "accuracy"],
     horizontal=True,
 )
+if base_why:
+    if baseline == "majority":
+        st.warning(plain(base_why.replace("the baseline is", "prefer")), icon=":material/warning:")
+    else:
+        st.caption(plain(base_why))
 pairs = [(m, v) for m in llms for v in verifiers]
 if not pairs or not strategies:
     st.info("Choose at least one LLM, one verifier and one strategy.")
