@@ -960,6 +960,7 @@ for _name in (
     "responses",
     "scores",
     "pair_summary",
+    "all_distinct_share",
     "load_pair",
     "load_steps",
     "cache_kinds",
