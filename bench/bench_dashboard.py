@@ -173,14 +173,16 @@ def scenario(page: Any, record: Callable[[str, str, float], None]) -> None:
     record(
         "control",
         "calibrator KDE -> logit",
-        timed(page, title=wt, **pick(page, "Calibrator", "logit")),
+        timed(page, title=wt, **pick(page, "Calibrator", "Logit WV")),
     )
     record(
         "control",
         "offset b by hand on",
         timed(page, click_text(page, "Set b by hand"), wt),
     )
-    record("control", "offset slider (new b)", timed(page, key_on_slider(page, 1, "ArrowLeft"), wt))
+    record(
+        "control", "offset slider (new b)", timed(page, key_on_slider(page, -1, "ArrowLeft"), wt)
+    )
     record(
         "control",
         "offset b by hand off",
@@ -189,7 +191,7 @@ def scenario(page: Any, record: Callable[[str, str, float], None]) -> None:
     record(
         "control",
         "calibrator logit -> KDE",
-        timed(page, title=wt, **pick(page, "Calibrator", "KDE (Theorem 3.2)")),
+        timed(page, title=wt, **pick(page, "Calibrator", "KDE WV (Thm 3.2)")),
     )
     record("control", "score axis -> logit", timed(page, click_text(page, "logit(s)"), wt))
     record("control", "score axis -> score", timed(page, click_text(page, "score s"), wt))

@@ -841,7 +841,16 @@ def budget_figure(
                     name=label,
                     legendgroup=group,
                     showlegend=s not in seen,
-                    customdata=np.stack([y_lo, y_hi], axis=1),
+                    # band, then what a click needs (drill-down): pair, strategy and N
+                    customdata=np.column_stack(
+                        [
+                            y_lo,
+                            y_hi,
+                            np.full(len(x), i),
+                            np.full(len(x), view.strategies.index(s)),
+                            cur.budgets,
+                        ]
+                    ),
                     text=[f"N = {int(b)}" for b in cur.budgets],
                     hovertemplate=(
                         f"{cur_label}<br>%{{text}}"

@@ -121,12 +121,40 @@ WARM_MAX_SCORES = int(os.environ.get("TTSLAB_WARM_MAX_SCORES", "20000000"))
 WARM_ENABLED = os.environ.get("TTSLAB_WARM", "1") != "0"
 
 
+class _PageWork:
+    """Whether a page is computing now, and when one last did (the warm-up yields)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.running = 0
+        self.last = 0.0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.running += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.running -= 1
+            self.last = time.monotonic()
+
+    def wait_idle(self, quiet_s: float = 1.0) -> bool:
+        """Block until no page has computed for `quiet_s` seconds; False (never stop)."""
+        while self.running or time.monotonic() - self.last < quiet_s:
+            time.sleep(0.1)
+        return False
+
+
+PAGE_WORK = _PageWork()
+
+
 class CurveWarmer:
     """One background thread per server that computes, into the one result cache, the
     default curves of every pair of each dataset it is handed (`warm_curves`), so Compare,
-    Budget curves and the explorer's contrasts open warm. It runs at a lower CPU priority
-    than the pages (nice 10 on Linux); a page asking for a pair being computed waits for
-    that result instead of computing it twice (`Store.cached`)."""
+    Budget curves and the explorer's contrasts open warm. It yields to the pages: it
+    starts a pair only when no page has computed for a second (`PAGE_WORK`), runs at a
+    lower CPU priority (nice 10 on Linux), and a page asking for a pair being computed
+    waits for that result instead of computing it twice (`Store.cached`)."""
 
     def __init__(self) -> None:
         self._queue: queue.Queue[tuple[Store, DatasetInfo, str | None]] = queue.Queue()
@@ -158,7 +186,7 @@ class CurveWarmer:
                 if llm_first not in info.llms:  # the LLM the pages will open on
                     llm_first = _default_llm(store, info)
                 self.done[info.dataset_id] = warm_curves(
-                    store, info, EvalConfig(), llm_first=llm_first
+                    store, info, EvalConfig(), llm_first=llm_first, stop=PAGE_WORK.wait_idle
                 )
             except Exception as exc:  # a dataset that cannot be evaluated: its pages say why
                 self.failed[info.dataset_id] = str(exc)
@@ -774,7 +802,8 @@ def compute(label: str, fn: Callable[[ProgressFn], T]) -> T:
     """Run one core call with a progress bar; a core error is shown and stops the page."""
     bar = ProgressBar(label)
     try:
-        return fn(bar)
+        with PAGE_WORK:  # the background warm-up waits meanwhile
+            return fn(bar)
     except TTSLabError as exc:
         st.error(plain(exc))
         st.stop()
@@ -838,22 +867,27 @@ def open_in_explorer(
     info: DatasetInfo,
     pairs: Sequence[tuple[str, str]],
     strategies: Sequence[str],
-    budget: int,
+    budget: int | None,
     baseline: str,
 ) -> None:
     """After a click on a Compare cell (a point whose customdata is its [pair index,
-    strategy index]): open the problem explorer on that pair, listing the problems where
-    the strategy is right and `baseline` wrong at `budget`. Does nothing without a click."""
+    strategy index]) or on a budget curve's point (customdata [low, high, pair index,
+    strategy index, N]): open the problem explorer on that pair, listing the problems
+    where the strategy is right and `baseline` wrong at that N (`budget` for a cell).
+    Does nothing without a click."""
     try:
         points = event["selection"]["points"]
     except (KeyError, TypeError):
         return
     for point in points or ():
         custom = point.get("customdata")
-        if not isinstance(custom, list) or len(custom) != 2:
+        if not isinstance(custom, list) or len(custom) not in (2, 5):
             continue
-        i, j = int(custom[0]), int(custom[1])
-        if not (0 <= i < len(pairs) and 0 <= j < len(strategies)):
+        if len(custom) == 5:
+            i, j, budget = int(custom[2]), int(custom[3]), int(custom[4])
+        else:
+            i, j = int(custom[0]), int(custom[1])
+        if budget is None or not (0 <= i < len(pairs) and 0 <= j < len(strategies)):
             continue
         (llm, verifier), strategy = pairs[i], strategies[j]
         if strategy == baseline:

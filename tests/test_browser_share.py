@@ -295,3 +295,31 @@ def _options(page: Any) -> None:
     page.get_by_text("Import the complete records only").click()
     page.get_by_role("textbox", name="Verifiers where lower is better").press("Tab")
     wait_until_idle(page)
+
+
+def test_a_click_on_a_budget_curve_point_opens_its_problems(server: str, browser: Any) -> None:
+    ctx, page = _fresh(browser, f"{server}/budget?b_layout=panels&b_mode=accuracy")
+    try:
+        _plot(page)
+        target: dict[str, Any] = page.evaluate(
+            """() => {
+                const el = document.querySelector('.js-plotly-plot');
+                const k = el._fullData.findIndex(d => d.name === 'Best-of-N');
+                const t = el._fullData[k];
+                const xa = el._fullLayout.xaxis, ya = el._fullLayout.yaxis;
+                const box = el.querySelector('.nsewdrag').getBoundingClientRect();
+                const i = 2;  // N = 4
+                return {px: box.left + xa.l2p(xa.d2l(t.x[i])), py: box.top + ya.l2p(ya.d2l(t.y[i])),
+                        n: t.x[i]};
+            }"""
+        )
+        page.mouse.click(target["px"], target["py"])
+        page.wait_for_url("**/problems?**", timeout=60_000)
+        wait_until_idle(page)
+        query = parse_qs(urlparse(page.url).query)
+        assert query["p_filter"] == ["a_right_b_wrong"]
+        assert query["p_a"] == ["best_of_n"] and query["p_b"] == ["majority"]
+        assert query["p_n"] == [str(int(target["n"]))] == ["4"]
+        assert page.locator("[data-testid='stException']").count() == 0
+    finally:
+        ctx.close()

@@ -762,3 +762,29 @@ def test_order_and_tie_break_validation() -> None:
     accuracy_curves(unsorted, vi5, n_subsets=2)  # random order does not care
     ok = replace(unsorted, sample_idx=np.array([0, 1, 2, 0, 1], dtype=np.int64))
     accuracy_curves(ok, vi5, order="sample")  # sample_idx restarts at each problem
+
+
+def test_splitting_the_problems_over_threads_changes_no_credit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The kernel runs its problems in parts on threads; every subset comes from its
+    problem's own key, so one thread and three give the same credits bit for bit."""
+    rng = np.random.default_rng(5)
+    clusters = [rng.integers(0, 4, size=int(rng.integers(3, 12))).tolist() for _ in range(300)]
+    clusters = [np.unique(c, return_inverse=True)[1].tolist() for c in clusters]
+    correct = [[x == 0 for x in c] for c in clusters]
+    pair = make_pair(clusters, correct)
+    w = rng.normal(size=pair.n_responses)
+    g = rng.uniform(0.1, 0.9, size=pair.n_responses)
+    inputs = {
+        "wv": VoteInputs(weight=w, g=g),
+        "mv": VoteInputs(weight=np.ones_like(w)),
+        "bon": VoteInputs(weight=w.copy(), best_of=True),
+    }
+    subsets = make_subsets(pair, None, n_subsets=25, seed=3)
+    monkeypatch.setattr(engine, "KERNEL_THREADS", 1)
+    one = engine.subset_credits(pair, inputs, subsets)
+    monkeypatch.setattr(engine, "KERNEL_THREADS", 3)
+    three = engine.subset_credits(pair, inputs, subsets)
+    np.testing.assert_array_equal(one, three)
+    assert one.shape[2] == 300 and np.isfinite(one).all()

@@ -52,8 +52,11 @@ tied cluster wins with probability proportional to its number of responses in th
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +85,40 @@ RANKED_TOP: int = 2
 RANKED_KINDS: dict[str, int] = {"mob": RANKED_MOB, "top": RANKED_TOP}
 #: Largest stacked (strategies x responses) weight matrix handed to the kernel at once.
 _MAX_MATRIX_ENTRIES = 4_000_000
+#: the subset kernel runs its problems in this many threads (the kernel releases the
+#: GIL; every problem's subsets come from its own key, so the split changes nothing)
+KERNEL_THREADS = max(1, int(os.environ.get("TTSLAB_KERNEL_THREADS", "2")))
+#: fewer problems than this are not split (threads would cost more than they save)
+_SPLIT_MIN_PROBLEMS = 64
+
+
+def _split_problems(
+    run: Callable[[IntArray, FloatArray, FloatArray], None],
+    idx: IntArray,
+    out_a: FloatArray,
+    out_b: FloatArray,
+) -> None:
+    """`run(idx_part, out_a_part, out_b_part)` on the problems of `idx` in
+    `KERNEL_THREADS` contiguous parts at once, the parts' outputs (problems on axis 2)
+    copied into `out_a` and `out_b`."""
+    k = min(KERNEL_THREADS, max(1, len(idx) // _SPLIT_MIN_PROBLEMS))
+    if k <= 1:
+        run(idx, out_a, out_b)
+        return
+    bounds = np.linspace(0, len(idx), k + 1).astype(np.int64)
+    parts = []
+    for lo, hi in itertools.pairwise(bounds):
+        a = np.zeros((*out_a.shape[:2], hi - lo, *out_a.shape[3:]), dtype=out_a.dtype)
+        b = np.zeros((*out_b.shape[:2], hi - lo, *out_b.shape[3:]), dtype=out_b.dtype)
+        parts.append((np.ascontiguousarray(idx[lo:hi]), a, b, slice(lo, hi)))
+    with ThreadPoolExecutor(max_workers=k, thread_name_prefix="ttslab-kernel") as pool:
+        for f in [pool.submit(run, i, a, b) for i, a, b, _ in parts]:
+            f.result()
+    for _, a, b, sl in parts:
+        out_a[:, :, sl] = a
+        out_b[:, :, sl] = b
+
+
 #: Subset orders the engine itself knows ("auto" is resolved by the evaluation config).
 SUBSET_ORDERS: tuple[str, ...] = tuple(o for o in ORDERS if o != "auto")
 
@@ -1239,7 +1276,7 @@ def subset_credits(
             if wsum.shape[1] and n
             else np.zeros((pair.n_problems, max(wsum.shape[1], 1)))
         )
-        _credits_kernel(
+        args = (
             offsets,
             cluster,
             correct,
@@ -1252,7 +1289,8 @@ def subset_credits(
             hidx,
             mlq,
             _columns([checked[s][0] for s in bests], n),
-            idx,
+        )
+        tail = (
             keys,
             _seed_key(subsets.seed),
             budgets,
@@ -1262,9 +1300,18 @@ def subset_credits(
             Q_EPS,
             identity,
             tie_first,
-            out_sum,
-            out_best,
         )
+
+        def run(
+            part: IntArray,
+            o_sum: FloatArray,
+            o_best: FloatArray,
+            args: Any = args,
+            tail: Any = tail,
+        ) -> None:
+            _credits_kernel(*args, part, *tail, o_sum, o_best)  # type: ignore[call-arg]
+
+        _split_problems(run, idx, out_sum, out_best)
         out[summed] = out_sum
         out[bests] = out_best
     if keep_subsets:
