@@ -54,12 +54,13 @@ SIGNATURE_JS = (
     + RUNNING_JS
     + """)();
   const h1 = document.querySelector("[data-testid='stMain'] h1");
-  const el = document.querySelector('.js-plotly-plot');
   const labels = Array.from(document.querySelectorAll("[data-testid='stWidgetLabel']"))
     .map(e => e.innerText).join('|');
   let sig = '';
-  if (el && el._fullData) {
-    sig = ((el.layout || {}).title || {}).text || '';
+  // every chart on the page (a side chart, such as the offset search, comes first)
+  for (const el of document.querySelectorAll('.js-plotly-plot')) {
+    if (!el._fullData) continue;
+    sig += '#' + (((el.layout || {}).title || {}).text || '');
     sig += '|' + ((el.layout || {}).annotations || []).map(a => a.text).join('|');
     for (const t of el._fullData) {
       sig += '|' + (t.name || '');
