@@ -198,13 +198,13 @@ def scenario(page: Any, record: Callable[[str, str, float], None]) -> None:
     record("control", "score axis -> score", timed(page, click_text(page, "score s"), wt))
     record(
         "control",
-        "pair: verifier -> qwen-orm",
-        timed(page, title=wt, **pick(page, "Verifier", "sim-qwen-orm")),
+        "pair: verifier -> easy2hard",
+        timed(page, title=wt, **pick(page, "Verifier", "sim-easy2hard-last")),
     )
     record(
         "control",
-        "pair: verifier -> easy2hard",
-        timed(page, title=wt, **pick(page, "Verifier", "sim-easy2hard-last")),
+        "pair: verifier -> qwen-orm",
+        timed(page, title=wt, **pick(page, "Verifier", "sim-qwen-orm")),
     )
     record("control", "all pairs (small multiples)", timed(page, click_text(page, "all pairs"), wt))
     record("control", "back to one pair", timed(page, click_text(page, "one pair"), wt))
