@@ -308,13 +308,18 @@ def common_budgets(
     from core.evaluation import default_budgets
 
     chosen = [m for m in (llms if llms is not None else info.llms) if m in info.llms]
-    summary = store.pair_summary(info)
-    firsts = summary.groupby("llm")[["responses", "problems"]].first()
-    sizes = {
-        max(1, math.ceil(float(firsts.loc[m, "responses"]) / float(firsts.loc[m, "problems"])))
-        for m in (chosen or info.llms)
-        if m in firsts.index
-    }
+
+    def samples_per_llm() -> dict[str, object]:
+        summary = store.pair_summary(info)
+        firsts = summary.groupby("llm")[["responses", "problems"]].first()
+        return {
+            str(m): max(1, math.ceil(float(r["responses"]) / float(r["problems"])))
+            for m, r in firsts.iterrows()
+        }
+
+    # the one result cache (a page asks on every run; the query scans every score)
+    per_llm, _ = store.cached(info, "samples_per_llm", {}, samples_per_llm)
+    sizes = {int(per_llm[m]) for m in (chosen or info.llms) if m in per_llm}  # type: ignore[call-overload]
     if not sizes:
         per = info.n_responses / max(info.n_problems * max(len(info.llms), 1), 1)
         sizes = {max(1, math.ceil(per))}
