@@ -881,6 +881,8 @@ def open_in_explorer(
         return
     for point in points or ():
         custom = point.get("customdata")
+        if isinstance(custom, dict):  # a typed-array row comes back keyed "0", "1", ...
+            custom = [custom.get(str(k)) for k in range(len(custom))]
         if not isinstance(custom, list) or len(custom) not in (2, 5):
             continue
         if len(custom) == 5:
