@@ -70,12 +70,15 @@ def _no_exception(page: Any) -> None:
     ).first.inner_text()
 
 
-def _plot_data(page: Any, index: int = 0) -> list[dict[str, Any]]:
-    """The `data` Plotly rendered into the page's index-th chart (x, y, name per trace)."""
+def _plot_data(page: Any, index: int = -1) -> list[dict[str, Any]]:
+    """The `data` Plotly rendered into the page's index-th chart (x, y, name per trace;
+    negative: from the end, so -1 is the page's main chart, after any side chart such as
+    the offset search beside the b slider)."""
     page.wait_for_selector(".js-plotly-plot", timeout=60_000)
     data: list[dict[str, Any]] = page.evaluate(
         """(i) => {
-            const el = document.querySelectorAll('.js-plotly-plot')[i];
+            const els = document.querySelectorAll('.js-plotly-plot');
+            const el = els[i < 0 ? els.length + i : i];
             // _fullData holds the decoded arrays (data keeps plotly.py's base64 form)
             return el._fullData.map(t => ({name: t.name || '', x: Array.from(t.x || []),
                                            y: Array.from(t.y || [])}));
@@ -135,8 +138,10 @@ def test_every_page_renders_and_is_screenshot(server: str, browser: Any) -> None
 
 
 def _plot_layout_title(page: Any) -> str:
+    """The title of the page's main (last) chart."""
     title: str = page.evaluate(
-        "() => (document.querySelector('.js-plotly-plot').layout.title || {}).text || ''"
+        "() => { const els = document.querySelectorAll('.js-plotly-plot');"
+        " return (els[els.length - 1].layout.title || {}).text || ''; }"
     )
     return title
 
