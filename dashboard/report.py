@@ -9,7 +9,6 @@ The file inlines plotly.js once, so it opens offline and can be mailed or attach
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -17,7 +16,13 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.evaluation import EvalConfig
-from core.info import budget_view, compare_view, dataset_label, weight_grid_view
+from core.info import (
+    budget_view,
+    common_budgets,
+    compare_view,
+    dataset_label,
+    weight_grid_view,
+)
 from core.methods import default_strategies, get_strategy
 from core.reports import calibration_text, issue_text
 from core.store import DatasetInfo, Store
@@ -43,14 +48,6 @@ th:first-child, td:first-child, th:nth-child(2), td:nth-child(2) { text-align: l
 dl { display: grid; grid-template-columns: max-content auto; gap: 0.2rem 1rem; }
 dt { font-weight: 600; } dd { margin: 0; }
 """
-
-
-def report_budget(info: DatasetInfo) -> int:
-    """The Compare section's budget: the largest power of two not above the typical number
-    of samples per problem and LLM (every pair with at least that many samples evaluates
-    it exactly; the section's heading names the N actually shown)."""
-    per = info.n_responses / max(info.n_problems * max(len(info.llms), 1), 1)
-    return 1 << max(0, math.floor(math.log2(max(per, 1.0))))
 
 
 def _e(text: object) -> str:
@@ -88,7 +85,8 @@ def build_report(
 ) -> str:
     """The report of `info` as one HTML document (see the module doc)."""
     strats = tuple(strategies or default_strategies(simulated=info.has_truth))
-    n = budget if budget is not None else report_budget(info)
+    # default: the largest budget every LLM evaluates exactly (the pages' own choice)
+    n = budget if budget is not None else common_budgets(store, info)[-1]
     steps = 2 + len(info.llms)
     done = 0
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import math
 import os
 import queue
@@ -45,6 +46,7 @@ from core.importers.uploads import (
     save_upload_folder,
 )
 from core.info import common_budgets, dataset_label, parse_llm_params, warm_curves
+from core.methods import get_strategy
 from core.store import ID_PREFIX, DatasetInfo, Store, StoreError, default_db_path
 from core.types import ORDERS, ORIENTATIONS, REDUCTIONS, TIE_BREAKS, TRANSFORMS, TTSLabError
 from dashboard.export import IMAGE_FORMATS, MIME, figure_csv, figure_image, file_stem
@@ -52,12 +54,14 @@ from dashboard.report import build_report
 from dashboard.text import plain
 
 T = TypeVar("T")
+_LOG = logging.getLogger(__name__)
 ProgressFn = Callable[[str, int, int], None]
 
 __all__ = [
     "ID_PREFIX",
     "SUPPORTED_SUFFIXES",
     "Context",
+    "Drill",
     "ImportValidationError",
     "ProgressBar",
     "StoreError",
@@ -160,8 +164,6 @@ class CurveWarmer:
         self._queue: queue.Queue[tuple[Store, DatasetInfo, str | None]] = queue.Queue()
         self._seen: set[str] = set()
         self._lock = threading.Lock()
-        self.done: dict[str, int] = {}  # dataset id -> pairs computed
-        self.failed: dict[str, str] = {}
         self._thread = threading.Thread(target=self._run, name="ttslab-warm-curves", daemon=True)
         self._thread.start()
 
@@ -185,11 +187,11 @@ class CurveWarmer:
             try:
                 if llm_first not in info.llms:  # the LLM the pages will open on
                     llm_first = _default_llm(store, info)
-                self.done[info.dataset_id] = warm_curves(
+                warm_curves(
                     store, info, EvalConfig(), llm_first=llm_first, stop=PAGE_WORK.wait_idle
                 )
             except Exception as exc:  # a dataset that cannot be evaluated: its pages say why
-                self.failed[info.dataset_id] = str(exc)
+                _LOG.warning("background curves of %r stopped: %s", info.name, exc)
 
 
 @st.cache_resource
@@ -817,14 +819,49 @@ def compute(label: str, fn: Callable[[ProgressFn], T]) -> T:
 # --------------------------------------------------------------------------------------
 
 
-def chart(fig: Any, key: str, *names: object, where: Any = None, **kwargs: Any) -> Any:
+@dataclass(frozen=True)
+class Drill:
+    """What a click on a chart opens in the problem explorer (`open_in_explorer`): the
+    points' customdata index `pairs` and `strategies`; `budget` is the N of a cell (None:
+    each point carries its own); `what` names the clicked thing in the caption."""
+
+    info: DatasetInfo
+    pairs: Sequence[tuple[str, str]]
+    strategies: Sequence[str]
+    baseline: str
+    budget: int | None = None
+    what: str = "point"
+
+
+def chart(
+    fig: Any, key: str, *names: object, where: Any = None, drill: Drill | None = None
+) -> None:
     """Draw a Plotly figure full width, with a row of downloads under it: the picture as
     SVG, PDF and PNG (rendered by the local Chromium only when clicked) and the numbers
     drawn as CSV. The files are named from `names` (e.g. the page, dataset and pair).
-    `kwargs` go to st.plotly_chart (e.g. on_select); its return value is returned.
-    `where`: a column or container to draw in (default: the page)."""
+    `where`: a column or container to draw in (default: the page). With `drill`, a click
+    on a point opens the problems behind it in the explorer (and a caption says so)."""
     box = where or st
-    out = box.plotly_chart(fig, key=key, width="stretch", **kwargs)
+    if drill is None:
+        box.plotly_chart(fig, key=key, width="stretch")
+    else:
+        clicked = box.plotly_chart(
+            fig, key=key, width="stretch", on_select="rerun", selection_mode="points"
+        )
+        open_in_explorer(
+            clicked,
+            info=drill.info,
+            pairs=drill.pairs,
+            strategies=drill.strategies,
+            budget=drill.budget,
+            baseline=drill.baseline,
+        )
+        at = "this N" if drill.budget is not None else "that N"
+        box.caption(
+            f"Click a {drill.what} to open its problems in the problem explorer: those where "
+            f"the strategy is right and {plain(get_strategy(drill.baseline).label)} wrong "
+            f"at {at}."
+        )
     stem = file_stem(*names) if names else file_stem(key)
     row = box.container(horizontal=True, gap="small", vertical_alignment="center")
     row.caption("Download this chart:", width="content")
@@ -849,7 +886,6 @@ def chart(fig: Any, key: str, *names: object, where: Any = None, **kwargs: Any) 
         type="tertiary",
         icon=":material/table:",
     )
-    return out
 
 
 def dataset_report(store: Store, info: DatasetInfo, progress: ProgressFn) -> bytes:

@@ -19,6 +19,7 @@ from plotly.subplots import make_subplots
 
 from core.cli import DEMO_NAME, build_demo
 from core.evaluation import EvalConfig
+from core.importers import import_path
 from core.info import compare_view
 from core.store import Store
 from dashboard.export import (
@@ -30,7 +31,7 @@ from dashboard.export import (
     file_stem,
 )
 from dashboard.figures import compare_figure
-from dashboard.report import build_report, report_budget
+from dashboard.report import build_report
 from tests.browser_util import chromium
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,15 +171,19 @@ def test_report_holds_every_section(demo_db: Path) -> None:
     assert all(0 <= d <= t for d, t in seen)
 
 
-def test_report_budget_is_evaluated_exactly() -> None:
-    class Info:  # only what report_budget reads
-        n_responses = 64 * 100 * 2
-        n_problems = 100
-        llms = ("a", "b")
+def test_report_compares_at_a_budget_every_llm_evaluates(tmp_path: Path) -> None:
+    """LLMs with 16 and 6 samples: the mean, 11, is neither's budget and 8 is not the
+    6-sample LLM's; the report compares at 4, the largest both evaluate exactly."""
+    from tests.conftest import make_long_frame
 
-    assert report_budget(Info()) == 64  # type: ignore[arg-type]
-    Info.n_responses = 48 * 100 * 2
-    assert report_budget(Info()) == 32  # type: ignore[arg-type]
+    a = make_long_frame(n_problems=5, n_samples=16, llms=("sixteen",), verifiers=("prm",))
+    b = make_long_frame(n_problems=5, n_samples=6, llms=("six",), verifiers=("prm",), seed=1)
+    path = tmp_path / "two.csv"
+    pd.concat([a, b]).to_csv(path, index=False)
+    with Store(tmp_path / "two.duckdb") as s:
+        import_path(s, path, name="two")
+        page = build_report(s, s.get_dataset("two"), EvalConfig(), strategies=["majority"])
+    assert "Compare at N = 4" in page
 
 
 def test_report_escapes_names(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -309,7 +310,7 @@ def common_budgets(
 
     chosen = [m for m in (llms if llms is not None else info.llms) if m in info.llms]
 
-    def samples_per_llm() -> dict[str, object]:
+    def samples_per_llm() -> dict[str, Any]:
         summary = store.pair_summary(info)
         firsts = summary.groupby("llm")[["responses", "problems"]].first()
         return {
@@ -319,7 +320,7 @@ def common_budgets(
 
     # the one result cache (a page asks on every run; the query scans every score)
     per_llm, _ = store.cached(info, "samples_per_llm", {}, samples_per_llm)
-    sizes = {int(per_llm[m]) for m in (chosen or info.llms) if m in per_llm}  # type: ignore[call-overload]
+    sizes = {int(per_llm[m]) for m in (chosen or info.llms) if m in per_llm}
     if not sizes:
         per = info.n_responses / max(info.n_problems * max(len(info.llms), 1), 1)
         sizes = {max(1, math.ceil(per))}

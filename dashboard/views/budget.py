@@ -176,26 +176,13 @@ view = state.compute(
         progress=p,
     ),
 )
-clicked = state.chart(
+state.chart(
     budget_figure(view, x_axis, params, mode=mode),
     "budget_chart",
     "budget",
     mode,
     ctx.dataset,
-    on_select="rerun",
-    selection_mode="points",
-)
-state.open_in_explorer(
-    clicked,
-    info=ctx.info,
-    pairs=view.pairs,
-    strategies=view.strategies,
-    budget=None,
-    baseline=baseline or "majority",
-)
-st.caption(
-    "Click a point to open its problems in the problem explorer: those where the strategy "
-    f"is right and {plain(get_strategy(baseline or 'majority').label)} wrong at that N."
+    drill=state.Drill(ctx.info, view.pairs, view.strategies, baseline or "majority"),
 )
 if x_axis != "samples" and any(t is None for t in view.tokens):
     st.info("Some pairs have no token counts: their panels stay in samples.")

@@ -89,26 +89,15 @@ view = state.compute(
         ctx.store, ctx.info, pairs, strategies, int(budget), baseline, ctx.config, progress=p
     ),
 )
-clicked = state.chart(
+state.chart(
     compare_figure(view, metric),
     "compare_chart",
     "compare",
     ctx.dataset,
     f"N{view.budget}",
-    on_select="rerun",
-    selection_mode="points",
-)
-state.open_in_explorer(
-    clicked,
-    info=ctx.info,
-    pairs=view.pairs,
-    strategies=view.strategies,
-    budget=view.budget,
-    baseline=view.baseline,
-)
-st.caption(
-    "Click a cell to open its problems in the problem explorer: those where the strategy "
-    "is right and the baseline wrong at this N."
+    drill=state.Drill(
+        ctx.info, view.pairs, view.strategies, view.baseline, budget=view.budget, what="cell"
+    ),
 )
 for note in issue_lines(view.issues):
     st.warning(note, icon=":material/warning:")
