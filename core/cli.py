@@ -21,6 +21,8 @@ from core.access import (
     read_editors,
 )
 from core.evaluation import EvalConfig, fit_pair, pair_curves
+from core.evaluation.executors import EXECUTOR_ENV_VAR, RunLog, parse_executor
+from core.evaluation.pipeline import precompute_curves
 from core.grading import GRADE_WORKERS_ENV
 from core.importers import (
     FORMAT_HELP,
@@ -419,6 +421,17 @@ def cmd_curves(args: argparse.Namespace) -> int:
         info = store.get_dataset(args.dataset)
         strategies = tuple(args.strategy or default_strategies(simulated=info.has_truth))
         pairs = _pairs(info, args)
+        run_log = RunLog()
+        if parse_executor(None).kind != "serial":
+            bar = _Bar("tasks", not args.quiet)
+            try:
+                precompute_curves(
+                    store, info, pairs, strategies, config, None, progress=bar, run_log=run_log
+                )
+            finally:
+                bar.close()
+        for note in run_log.notes():
+            print(f"note: {note}")
         for m, v in tqdm(pairs, desc="curves", file=sys.stderr, disable=args.quiet, leave=False):
             res = pair_curves(store, info, m, v, strategies, config)
             df = res.to_frame()
@@ -540,6 +553,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         pairs = _pairs(info, args)
         config = _with_budget(_config(args), store, info, pairs, args.budget)
         bar = _Bar("curves", not args.quiet)
+        run_log = RunLog()
         try:
             cv = compare_view(
                 store,
@@ -550,9 +564,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 args.baseline,
                 config,
                 progress=bar,
+                run_log=run_log,
             )
         finally:
             bar.close()
+    for note in run_log.notes():
+        print(f"note: {note}")
     print(
         f"accuracy at N={cv.budget} and gain over {display_label(cv.baseline)} "
         f"({round(100 * cv.level)}% paired interval over {cv.n_problems} problems)"
@@ -1013,6 +1030,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="import strategies from this module or .py file (repeatable; also "
         f"${PLUGINS_ENV_VAR})",
     )
+    p.add_argument(
+        "--executor",
+        default=None,
+        help="where curves are computed, one task per pair: serial (default), local[:N] "
+        f"(N processes), or dask://HOST:PORT (a dask scheduler; also ${EXECUTOR_ENV_VAR}, "
+        "which the dashboard of `serve` uses too)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("import", help="import a file or folder as one dataset")
@@ -1327,17 +1351,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _global_options_after_verb(argv: list[str]) -> list[str]:
-    """Accept ``--db PATH`` / ``--plugin X`` after the verb too: move them to the front."""
+    """Accept ``--db PATH`` / ``--plugin X`` / ``--executor E`` after the verb too: move
+    them to the front."""
     out: list[str] = []
     front: list[str] = []
     i = 0
     while i < len(argv):
         a = argv[i]
-        if a in ("--db", "--plugin") and i + 1 < len(argv):
+        if a in ("--db", "--plugin", "--executor") and i + 1 < len(argv):
             front += [a, argv[i + 1]]
             i += 2
             continue
-        if a.startswith(("--db=", "--plugin=")):
+        if a.startswith(("--db=", "--plugin=", "--executor=")):
             front.append(a)
         else:
             out.append(a)
@@ -1355,6 +1380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             *(str(Path(x).resolve()) if x.endswith(".py") else x for x in args.plugin or []),
         ]
         load_plugins(",".join(args.plugins))
+        if args.executor is not None:  # one setting for every command and the dashboard
+            os.environ[EXECUTOR_ENV_VAR] = parse_executor(args.executor).text
         # machine output (JSON on standard output) and --wide are printed as they are
         wrap = not getattr(args, "wide", False) and args.command not in ("export-weights",)
         out = sys.stdout

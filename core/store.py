@@ -879,6 +879,10 @@ class Store:
                 if self._inflight.get(key) is gate and not gate.locked():
                     del self._inflight[key]
 
+    def has_cached(self, info: DatasetInfo, kind: str, params: Mapping[str, Any]) -> bool:
+        """Whether `cached` would answer (dataset content, kind, params) from the cache."""
+        return self._lookup(self.cache_key(info.content_sha256, kind, params)) is not None
+
     def _lookup(self, key: str) -> dict[str, Any] | None:
         """A cached payload from memory, else from the results table (then remembered)."""
         with self._memory_lock:

@@ -20,6 +20,7 @@ import pandas as pd
 from core.evaluation.config import EvalConfig
 from core.evaluation.crossfit import CrossFit, Fold, cross_fit, kfold
 from core.evaluation.engine import CurveSet, accuracy_curves, make_subsets
+from core.evaluation.executors import RunLog, parse_executor, run_tasks
 from core.evaluation.offsets import OffsetTuner
 from core.evaluation.stats import (
     CurveIntervals,
@@ -366,6 +367,47 @@ class PairCurves:
         )
 
 
+@dataclass(frozen=True)
+class CurvesTask:
+    """Everything one pair's curves are computed from: a self-contained task that runs in
+    this process or on any executor's worker (`core.evaluation.executors`)."""
+
+    pair: PairData
+    names: tuple[str, ...]
+    config: EvalConfig
+    iid: bool
+
+
+def curves_payload(task: CurvesTask, progress: ProgressFn | None = None) -> dict[str, Any]:
+    """The cacheable result of one pair's curves: cross-fit, evaluate on common subsets,
+    and the Best-of-infinity and token figures. Deterministic for a given task."""
+    pair, config = task.pair, task.config
+    cf = crossfit_strategies(pair, task.names, config, progress=progress)
+    if not cf.inputs:
+        raise AnalysisError(
+            "no strategy can be fitted on this pair: "
+            + "; ".join(f"{k}: {v}" for k, v in cf.skipped.items())
+        )
+    _notify(progress, "evaluating on common subsets", 1, 1)
+    curves = evaluate(pair, cf.inputs, config, task.iid)
+    extra: dict[str, Any] = {"full_majority": full_majority(pair)}
+    if has_tokens(pair):
+        extra["mean_tokens"] = fixed_cost(pair, curves.budgets, "tokens").mean(axis=1)
+    return {
+        **curves.to_payload(),
+        "skipped": dict(cf.skipped),
+        "notes": list(cf.notes),
+        **extra,
+    }
+
+
+def curves_cache_params(
+    info: DatasetInfo, llm: str, verifier: str, strategies: Sequence[str], config: EvalConfig
+) -> dict[str, Any]:
+    """The result-cache parameters of `pair_curves` for these arguments."""
+    return _key(info, llm, verifier, list(dict.fromkeys(strategies)), config)
+
+
 def pair_curves(
     store: Store,
     info: DatasetInfo,
@@ -375,36 +417,25 @@ def pair_curves(
     config: EvalConfig,
     *,
     progress: ProgressFn | None = None,
+    computed: Mapping[str, Any] | None = None,
 ) -> PairCurves:
     """Cross-fitted accuracy-vs-budget curves of one pair, with bootstrap intervals.
 
     Each problem is weighted by a fit that never saw its labels; every strategy is
     evaluated on the same subsets; strategies that cannot be fitted are dropped with the
     reason. Datasets whose samples are not independent draws are evaluated on prefixes in
-    sampling order (``order="auto"``). Cached in the store.
+    sampling order (``order="auto"``). Cached in the store. ``computed``: the
+    `curves_payload` of this pair's task, run elsewhere (an executor's worker), stored
+    in the cache instead of computing it here.
     """
     names = list(dict.fromkeys(strategies))
 
     def compute() -> dict[str, Any]:
+        if computed is not None:
+            return dict(computed)
         _notify(progress, "loading the pair", 0, 1)
         pair = load_pair(store, info, llm, verifier, config.reduction)
-        cf = crossfit_strategies(pair, names, config, progress=progress)
-        if not cf.inputs:
-            raise AnalysisError(
-                "no strategy can be fitted on this pair: "
-                + "; ".join(f"{k}: {v}" for k, v in cf.skipped.items())
-            )
-        _notify(progress, "evaluating on common subsets", 1, 1)
-        curves = evaluate(pair, cf.inputs, config, info.iid)
-        extra: dict[str, Any] = {"full_majority": full_majority(pair)}
-        if has_tokens(pair):
-            extra["mean_tokens"] = fixed_cost(pair, curves.budgets, "tokens").mean(axis=1)
-        return {
-            **curves.to_payload(),
-            "skipped": dict(cf.skipped),
-            "notes": list(cf.notes),
-            **extra,
-        }
+        return curves_payload(CurvesTask(pair, tuple(names), config, info.iid), progress)
 
     payload, hit = store.cached(
         info, "pair_curves", _key(info, llm, verifier, names, config), compute
@@ -429,6 +460,58 @@ def pair_curves(
         ),
         full_majority=float(payload.get("full_majority", float("nan"))),
     )
+
+
+def precompute_curves(
+    store: Store,
+    info: DatasetInfo,
+    pairs: Sequence[tuple[str, str]],
+    strategies: Sequence[str],
+    config: EvalConfig,
+    executor: str | None,
+    *,
+    progress: ProgressFn | None = None,
+    run_log: RunLog | None = None,
+) -> int:
+    """Compute the uncached pairs' `pair_curves` into the result cache, one task per pair
+    on `executor` (`core.evaluation.executors`: serial, local[:N], dask://HOST:PORT). A
+    pair's data is loaded here when its task is submitted, so only a few are in memory;
+    progress counts finished tasks; retries and lost workers go to `run_log`. Returns the
+    number of pairs computed."""
+    names = tuple(dict.fromkeys(strategies))
+    todo = [
+        (m, v)
+        for m, v in dict.fromkeys(pairs)
+        if not store.has_cached(info, "pair_curves", _key(info, m, v, names, config))
+    ]
+    if not todo:
+        return 0
+    spec = parse_executor(executor)
+
+    def task(m: str, v: str) -> Callable[[], CurvesTask]:
+        return lambda: CurvesTask(
+            load_pair(store, info, m, v, config.reduction), names, config, info.iid
+        )
+
+    def store_result(i: int, payload: dict[str, Any]) -> None:
+        m, v = todo[i]
+        pair_curves(store, info, m, v, names, config, computed=payload)
+
+    def tick(done: int, total: int) -> None:
+        _notify(progress, f"{done} of {total} pairs computed ({spec.text})", done, total)
+
+    _, log = run_tasks(
+        spec,
+        curves_payload,
+        [task(m, v) for m, v in todo],
+        [f"{m} x {v}" for m, v in todo],
+        on_done=store_result,
+        progress=tick,
+    )
+    if run_log is not None:
+        run_log.retried.extend(log.retried)
+        run_log.lost_workers.extend(log.lost_workers)
+    return len(todo)
 
 
 @dataclass(frozen=True, eq=False)
@@ -537,17 +620,21 @@ def response_weights(fitted: FittedWeights, pair: PairData) -> FloatArray:
 __all__ = [
     "AnalysisError",
     "CalibrationError",
+    "CurvesTask",
     "PairCurves",
     "PairInputs",
     "calibration_folds",
     "calibration_labels",
     "crossfit_strategies",
+    "curves_cache_params",
+    "curves_payload",
     "evaluate",
     "fit_pair",
     "fit_strategy",
     "load_pair",
     "pair_curves",
     "pair_inputs",
+    "precompute_curves",
     "response_weights",
     "whole_pair_calibration",
 ]

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from core.evaluation.config import EvalConfig
-from core.evaluation.pipeline import PairCurves, pair_curves
+from core.evaluation.executors import RunLog, parse_executor
+from core.evaluation.pipeline import PairCurves, pair_curves, precompute_curves
 from core.evaluation.stats import EfficiencyResult, paired_difference_cis
 from core.info.common import (
     Issue,
@@ -43,15 +44,31 @@ def many_curves(
     strategies: Sequence[str],
     config: EvalConfig,
     progress: ProgressFn | None,
+    *,
+    executor: str | None = None,
+    run_log: RunLog | None = None,
 ) -> list[PairCurves]:
     """Cross-fitted curves of several pairs (the shared strategy set, see
     `curve_strategies`), `PAIR_WORKERS` pairs at a time, with progress over pairs, folds
-    and strategies (reported from the calling thread)."""
+    and strategies (reported from the calling thread).
+
+    ``executor`` (`core.evaluation.executors`; None: ``TTSLAB_EXECUTOR``, else serial):
+    on ``local[:N]`` or ``dask://HOST:PORT`` each uncached pair is one task run there,
+    progress counts finished tasks, and retries and lost workers are added to
+    ``run_log``; the results are the serial ones, bit for bit."""
     if not pairs:
         raise ViewError("choose at least one (LLM, verifier) pair")
     for m, v in pairs:
         check_pair(info, m, v)
     full = curve_strategies(strategies, info.has_truth)
+    spec = parse_executor(executor)
+    if spec.kind != "serial":
+        try:
+            precompute_curves(
+                store, info, pairs, full, config, spec.text, progress=progress, run_log=run_log
+            )
+        except TTSLabError as exc:
+            raise ViewError(str(exc)) from exc
     total = len(pairs)
     done = [0.0] * total
     stage = [""] * total

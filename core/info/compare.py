@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from core.evaluation.config import EvalConfig
+from core.evaluation.executors import RunLog
 from core.evaluation.stats import efficiencies, paired_difference_cis
 from core.info.budget import many_curves, pair_issues
 from core.info.common import Issue, ViewError, pair_name
@@ -167,14 +168,18 @@ def compare_view(
     config: EvalConfig,
     *,
     progress: ProgressFn | None = None,
+    run_log: RunLog | None = None,
 ) -> CompareView:
     """Accuracy at `budget` (clipped to the nearest evaluated budget not above it, with an
     issue saying so) and the gain over `baseline` with a paired bootstrap interval, for
-    pairs x strategies."""
+    pairs x strategies. Curves are computed on ``TTSLAB_EXECUTOR`` (see `many_curves`;
+    retries and lost workers go to `run_log`)."""
     strategies = tuple(strategies)
     if not strategies:
         raise ViewError("choose at least one strategy")
-    results = many_curves(store, info, pairs, (*strategies, baseline), config, progress)
+    results = many_curves(
+        store, info, pairs, (*strategies, baseline), config, progress, run_log=run_log
+    )
     n_p, n_s = len(pairs), len(strategies)
     keys = ("acc", "lo", "hi", "gain", "glo", "ghi", "ratio", "rlo", "rhi")
     arrays = {k: np.full((n_p, n_s), np.nan) for k in keys}

@@ -1,0 +1,279 @@
+"""Curves on executors: a local process pool and a dask.distributed LocalCluster give the
+serial run's results bit for bit; failed tasks and lost workers are retried and reported,
+never dropped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from core.evaluation import EvalConfig
+from core.evaluation.executors import (
+    ExecutorError,
+    ExecutorSpec,
+    RunLog,
+    parse_executor,
+    run_tasks,
+)
+from core.evaluation.pipeline import curves_cache_params, pair_curves, precompute_curves
+from core.importers import import_path
+from core.importers.writers import write_long_parquet
+from core.store import DatasetInfo, Store
+from tests.conftest import make_long_frame
+
+STRATEGIES = ("majority", "best_of_n", "vanilla_wv", "logit_wv", "kde_wv")
+CONFIG = EvalConfig(n_subsets=40, n_boot=50)
+
+
+# -- task functions (top level: they travel to worker processes) ---------------------------
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def fail_once(arg: tuple[str, int]) -> int:
+    """Fails the first time it sees each value (a marker file remembers), then works."""
+    folder, x = arg
+    marker = Path(folder) / f"seen-{x}"
+    if not marker.exists():
+        marker.write_text("1")
+        raise RuntimeError(f"flaky failure on {x}")
+    return x + 100
+
+
+def always_fail(x: int) -> int:
+    raise ValueError(f"bad input {x}")
+
+
+def die_once(arg: tuple[str, int]) -> int:
+    """Kills its own worker process the first time value 3 is seen."""
+    folder, x = arg
+    marker = Path(folder) / "died"
+    if x == 3 and not marker.exists():
+        marker.write_text("1")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x * 10
+
+
+# -- executor specs and the task runner ----------------------------------------------------
+
+
+def test_parse_executor_specs() -> None:
+    assert parse_executor("serial") == ExecutorSpec("serial")
+    assert parse_executor("local:3") == ExecutorSpec("local", workers=3)
+    assert parse_executor("local").workers == (os.cpu_count() or 1)
+    spec = parse_executor("dask://10.0.0.5:8786")
+    assert (spec.kind, spec.address, spec.text) == (
+        "dask",
+        "tcp://10.0.0.5:8786",
+        "dask://10.0.0.5:8786",
+    )
+    for bad in ("local:0", "ray://x:1", "dask://nohost", "local:two"):
+        with pytest.raises(ExecutorError, match="executor"):
+            parse_executor(bad)
+
+
+def test_parse_executor_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TTSLAB_EXECUTOR", "local:2")
+    assert parse_executor(None) == ExecutorSpec("local", workers=2)
+    monkeypatch.delenv("TTSLAB_EXECUTOR")
+    assert parse_executor(None).kind == "serial"
+
+
+def test_local_pool_keeps_order_and_counts_progress() -> None:
+    seen: list[tuple[int, int]] = []
+    out, log = run_tasks(
+        "local:2",
+        square,
+        [lambda k=k: k for k in range(7)],
+        [f"t{k}" for k in range(7)],
+        progress=lambda d, n: seen.append((d, n)),
+    )
+    assert out == [0, 1, 4, 9, 16, 25, 36]
+    assert seen[0] == (0, 7) and seen[-1] == (7, 7)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert log.retried == [] and log.lost_workers == []
+
+
+def test_failed_tasks_are_retried_and_reported(tmp_path: Path) -> None:
+    out, log = run_tasks(
+        "local:2", fail_once, [lambda k=k: (str(tmp_path), k) for k in range(3)], ["a", "b", "c"]
+    )
+    assert out == [100, 101, 102]
+    assert sorted(r.split(" ")[0] for r in log.retried) == ["a", "b", "c"]
+    assert all("flaky failure" in r for r in log.retried)
+
+
+def test_a_task_failing_every_retry_is_an_error_naming_it() -> None:
+    with pytest.raises(ExecutorError, match=r"task t1 failed 3 times .*bad input 1"):
+        run_tasks("local:2", always_fail, [lambda: 1], ["t1"], retries=2)
+
+
+def test_a_killed_local_worker_process_is_replaced_and_its_tasks_rerun(tmp_path: Path) -> None:
+    out, log = run_tasks(
+        "local:2",
+        die_once,
+        [lambda k=k: (str(tmp_path), k) for k in range(6)],
+        [f"t{k}" for k in range(6)],
+    )
+    assert out == [0, 10, 20, 30, 40, 50]
+    assert any("t3" in r and "died" in r for r in log.retried)
+
+
+def test_an_unreachable_scheduler_is_a_clear_error() -> None:
+    with pytest.raises(
+        ExecutorError, match=r"cannot reach the dask scheduler at tcp://127\.0\.0\.1:9"
+    ):
+        run_tasks("dask://127.0.0.1:9", square, [lambda: 2], ["t"])
+
+
+# -- curves: serial against a process pool and a LocalCluster -------------------------------
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with one dataset of 2 LLMs x 3 verifiers (6 pairs), nothing cached."""
+    folder = tmp_path_factory.mktemp("study")
+    frame = make_long_frame(
+        n_problems=40, n_samples=8, llms=("m1", "m2"), verifiers=("v1", "v2", "v3"), seed=3
+    )
+    path = write_long_parquet(frame, folder / "study.parquet")
+    with Store(folder / "base.duckdb") as s:
+        import_path(s, path, name="study")
+    return folder / "base.duckdb"
+
+
+def _copy(db: Path, to: Path) -> Path:
+    to.write_bytes(db.read_bytes())
+    return to
+
+
+def _payloads(db: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    with Store(db) as s:
+        info = s.get_dataset("study")
+        out = {}
+        for m, v in info.pairs:
+            key = curves_cache_params(info, m, v, STRATEGIES, CONFIG)
+            assert s.has_cached(info, "pair_curves", key), (m, v)
+            payload, hit = s.cached(info, "pair_curves", key, lambda: {})
+            assert hit
+            out[(m, v)] = payload
+    return out
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        if isinstance(a[k], np.ndarray):
+            assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k], equal_nan=True), k
+        else:
+            assert a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]), k
+
+
+def _run(db: Path, executor: str, log: RunLog | None = None, **kw: Any) -> int:
+    with Store(db) as s:
+        info: DatasetInfo = s.get_dataset("study")
+        return precompute_curves(
+            s, info, info.pairs, STRATEGIES, CONFIG, executor, run_log=log, **kw
+        )
+
+
+@pytest.fixture(scope="module")
+def serial(
+    study: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[tuple[str, str], dict[str, Any]]:
+    db = _copy(study, tmp_path_factory.mktemp("serial") / "s.duckdb")
+    assert _run(db, "serial") == 6
+    assert _run(db, "serial") == 0  # all cached now
+    return _payloads(db)
+
+
+def test_serial_precompute_equals_pair_curves(study: Path, serial: dict, tmp_path: Path) -> None:
+    db = _copy(study, tmp_path / "p.duckdb")
+    with Store(db) as s:
+        info = s.get_dataset("study")
+        for m, v in info.pairs:
+            res = pair_curves(s, info, m, v, STRATEGIES, CONFIG)
+            assert not res.from_cache
+    got = _payloads(db)
+    for pair in serial:
+        _same(serial[pair], got[pair])
+
+
+def test_local_pool_curves_equal_serial_bit_for_bit(
+    study: Path, serial: dict, tmp_path: Path
+) -> None:
+    db = _copy(study, tmp_path / "l.duckdb")
+    ticks: list[tuple[int, int]] = []
+    assert _run(db, "local:2", progress=lambda _s, d, n: ticks.append((d, n))) == 6
+    assert ticks[-1] == (6, 6)
+    got = _payloads(db)
+    for pair in serial:
+        _same(serial[pair], got[pair])
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    import distributed
+
+    work = tmp_path_factory.mktemp("dask")
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        local_directory=str(work),
+        dashboard_address=None,
+        silence_logs=40,
+    ) as c:
+        yield c
+
+
+def test_local_cluster_curves_equal_serial_bit_for_bit(
+    study: Path, serial: dict, cluster: Any, tmp_path: Path
+) -> None:
+    db = _copy(study, tmp_path / "d.duckdb")
+    address = cluster.scheduler_address.removeprefix("tcp://")
+    log = RunLog()
+    assert _run(db, f"dask://{address}", log) == 6
+    assert log.retried == [] and log.lost_workers == []
+    got = _payloads(db)
+    for pair in serial:
+        _same(serial[pair], got[pair])
+
+
+def test_local_cluster_survives_a_killed_worker(
+    study: Path, serial: dict, cluster: Any, tmp_path: Path
+) -> None:
+    from distributed import Client
+
+    db = _copy(study, tmp_path / "k.duckdb")
+    address = cluster.scheduler_address.removeprefix("tcp://")
+    with Client(cluster.scheduler_address, set_as_default=False) as client:
+        pids = client.run(os.getpid)
+        assert len(pids) == 2
+        killed = threading.Event()
+
+        def kill_after_first(_stage: str, done: int, total: int) -> None:
+            if done == 1 and not killed.is_set():
+                # kill a worker that is running a task now
+                busy = [w for w, keys in client.processing().items() if keys] or list(pids)
+                os.kill(pids[busy[0]], signal.SIGKILL)
+                killed.set()
+
+        log = RunLog()
+        assert _run(db, f"dask://{address}", log, progress=kill_after_first) == 6
+    assert killed.is_set()
+    assert log.lost_workers, "the killed worker is reported"
+    assert "left the cluster" in log.notes()[-1]
+    got = _payloads(db)
+    assert set(got) == set(serial)
+    for pair in serial:
+        _same(serial[pair], got[pair])
