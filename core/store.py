@@ -20,6 +20,7 @@ decoded payloads in front of it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -57,6 +58,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: confidence stop ranks a score among the other problems' only; 7: pair curves carry
 #: their expected tokens and full-set majority).
 CACHE_VERSION = 8
+#: DuckDB memory of the store's connection while it copies a staged import (the copy
+#: streams; without a cap DuckDB would keep up to 80% of the RAM of pages cached).
+INGEST_MEMORY = "600MB"
 #: A shared store waits this long for another process's transaction before giving up.
 LOCK_TIMEOUT_S: Final = 60.0
 #: A shared store lets go of the file this long after its last use...
@@ -617,18 +621,117 @@ class Store:
         import (or replace) is recorded in the audit table under `actor` (default: the
         operating-system user) in the same transaction.
         """
-        self._check_writable()
-        check_name(name)
         problems = _to_arrow(data.problems, PROBLEM_COLUMNS)
         responses = _to_arrow(data.responses, RESPONSE_COLUMNS)
         scores = _to_arrow(data.scores, SCORE_COLUMNS)
-        llms = sorted(set(responses.column("llm").to_pylist()))
-        verifiers = sorted(set(scores.column("verifier").unique().to_pylist()))
-        steps: list[tuple[str, str, pa.Table]] = [
-            ("problems", "problems", problems),
-            ("responses", "responses", responses),
-            ("scores", "scores", scores),
-        ]
+        tables = {"problems": problems, "responses": responses, "scores": scores}
+
+        def write(cur: duckdb.DuckDBPyConnection, dataset_id: str, i: int, table: str) -> None:
+            self._insert_table(cur, table, dataset_id, tables[table])
+
+        return self._write_dataset(
+            write,
+            counts=(problems.num_rows, responses.num_rows, scores.num_rows),
+            llms=sorted(set(responses.column("llm").to_pylist())),
+            verifiers=sorted(set(scores.column("verifier").unique().to_pylist())),
+            name=name,
+            source_format=source_format,
+            content_sha256=content_sha256,
+            source_path=source_path,
+            replace=replace,
+            iid=iid,
+            simulated=simulated,
+            grader=grader,
+            notes=notes,
+            meta=meta,
+            progress=progress,
+            actor=actor,
+        )
+
+    def ingest_staged(
+        self,
+        staged: str | Path,
+        figures: Mapping[str, Any],
+        *,
+        name: str,
+        source_format: str,
+        content_sha256: str,
+        source_path: str | None = None,
+        replace: bool = False,
+        iid: bool = True,
+        simulated: bool = False,
+        grader: str | None = None,
+        notes: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+        actor: str = "",
+    ) -> DatasetInfo:
+        """`ingest` of the tables ``problems``, ``responses`` and ``scores`` of a finished
+        staging database (`core.importers.staging`), copied in one transaction with
+        `figures` (its counts, LLMs and verifiers); the store's DuckDB memory is capped
+        meanwhile, so the copy streams whatever its size."""
+        cur = self._cur()
+
+        def write(cur: duckdb.DuckDBPyConnection, dataset_id: str, i: int, table: str) -> None:
+            self._insert_table(cur, table, dataset_id, f"_stage.{table}")
+
+        limit = _one(cur.execute("SELECT current_setting('memory_limit')"))
+        cur.execute(f"SET memory_limit = '{INGEST_MEMORY}'")
+        cur.execute("ATTACH ? AS _stage (READ_ONLY)", [str(staged)])
+        try:
+            return self._write_dataset(
+                write,
+                counts=(
+                    int(figures["n_problems"]),
+                    int(figures["n_responses"]),
+                    int(figures["n_scores"]),
+                ),
+                llms=list(figures["llms"]),
+                verifiers=list(figures["verifiers"]),
+                name=name,
+                source_format=source_format,
+                content_sha256=content_sha256,
+                source_path=source_path,
+                replace=replace,
+                iid=iid,
+                simulated=simulated,
+                grader=grader,
+                notes=notes,
+                meta=meta,
+                progress=progress,
+                actor=actor,
+            )
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                self._cur().execute("DETACH DATABASE IF EXISTS _stage")
+            if limit is not None:
+                self._cur().execute(f"SET memory_limit = '{limit[0]}'")
+
+    def _write_dataset(
+        self,
+        write: Callable[[duckdb.DuckDBPyConnection, str, int, str], None],
+        *,
+        counts: tuple[int, int, int],
+        llms: list[str],
+        verifiers: list[str],
+        name: str,
+        source_format: str,
+        content_sha256: str,
+        source_path: str | None,
+        replace: bool,
+        iid: bool,
+        simulated: bool,
+        grader: str | None,
+        notes: str | None,
+        meta: Mapping[str, Any] | None,
+        progress: Callable[[str, int, int], None] | None,
+        actor: str,
+    ) -> DatasetInfo:
+        """The one transaction of an import: replace the old dataset of that name (if
+        asked), write the catalog row, the three tables (`write`) and the audit row."""
+        self._check_writable()
+        check_name(name)
+        steps = ("problems", "responses", "scores")
         with self._write_lock:
             cur = self._cur()
             cur.execute("BEGIN TRANSACTION")
@@ -657,9 +760,7 @@ class Store:
                         source_path,
                         datetime.now(UTC).replace(tzinfo=None),
                         content_sha256,
-                        problems.num_rows,
-                        responses.num_rows,
-                        scores.num_rows,
+                        *counts,
                         llms,
                         verifiers,
                         iid,
@@ -669,11 +770,11 @@ class Store:
                         json.dumps(dict(meta or {}), sort_keys=True),
                     ],
                 )
-                for i, (label, table, arrow) in enumerate(steps):
+                for i, table in enumerate(steps):
                     if progress is not None:
-                        progress(label, i, len(steps))
-                    self._insert_table(cur, table, dataset_id, arrow)
-                detail = f"{responses.num_rows} responses from {source_path or source_format}"
+                        progress(table, i, len(steps))
+                    write(cur, dataset_id, i, table)
+                detail = f"{counts[1]} responses from {source_path or source_format}"
                 self._audit(cur, actor, action, name, dataset_id, detail)
                 if progress is not None:
                     progress("commit", len(steps), len(steps))
@@ -695,8 +796,25 @@ class Store:
                 return dataset_id
 
     def _insert_table(
-        self, cur: duckdb.DuckDBPyConnection, table: str, dataset_id: str, arrow: pa.Table
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        table: str,
+        dataset_id: str,
+        arrow: pa.Table | str,
     ) -> None:
+        """Append rows to `table` under `dataset_id`: an Arrow table, or the name of a
+        relation with the table's columns (an attached staging database's table)."""
+        if isinstance(arrow, str):
+            cols = ", ".join(
+                {"problems": PROBLEM_COLUMNS, "responses": RESPONSE_COLUMNS}.get(
+                    table, SCORE_COLUMNS
+                )
+            )
+            cur.execute(
+                f"INSERT INTO {table} (dataset_id, {cols}) SELECT ?, {cols} FROM {arrow}",
+                [dataset_id],
+            )
+            return
         view = f"_ingest_{table}"
         cur.register(view, arrow)
         try:
@@ -960,6 +1078,7 @@ for _name in (
     "delete_dataset",
     "audit_log",
     "ingest",
+    "ingest_staged",
     "problems",
     "responses",
     "scores",

@@ -20,7 +20,7 @@ import hashlib
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from core.importers.generic import (
     SUPPORTED_SUFFIXES,
     RawRead,
     ReadOptions,
+    StreamRead,
     collect_files,
     decode_utf8,
     read_bytes,
@@ -43,8 +44,10 @@ from core.importers.generic import (
     read_long_jsonl,
     read_long_parquet,
     read_wide_jsonl,
+    stream_long_parquet,
 )
 from core.importers.grade import GradeSummary, grade_frame
+from core.importers.staging import Staging
 from core.importers.validate import (
     LONG_COLUMNS,
     ValidationContext,
@@ -312,7 +315,7 @@ def import_path(
             ]
         )
     total = len(files) + 5
-    reads: list[RawRead] = []
+    reads: list[RawRead | StreamRead] = []
     read_files: list[Path] = []
     issues = IssueList()
     if run_folder:
@@ -323,8 +326,13 @@ def import_path(
         for k, f in enumerate(files):
             progress(f"reading {f.name}", k, total)
             try:
-                reader = READERS[detect_format(f) if fmt == "auto" else fmt]
-                reads.append(reader(f, opts))
+                kind = detect_format(f) if fmt == "auto" else fmt
+                # long Parquet is read and validated in batches (memory bounded by one)
+                reads.append(
+                    stream_long_parquet(f, opts)
+                    if kind == "long-parquet"
+                    else READERS[kind](f, opts)
+                )
                 read_files.append(f)
             except ImportValidationError as exc:
                 issues.extend(exc.issues)
@@ -332,138 +340,210 @@ def import_path(
     rm_reads = [
         (str(f.relative_to(p)) if p.is_dir() else f.name, r)
         for f, r in zip(read_files, reads, strict=True)
-        if r.fmt == rewardmath.FMT
+        if isinstance(r, RawRead) and r.fmt == rewardmath.FMT
     ]
     if len(rm_reads) > 1:
         IssueList(rewardmath.check_same_problems(rm_reads)).raise_if_any()
     fmts = sorted({r.fmt for r in reads})
     many = len(reads) > 1
-    grading = any(r.grade for r in reads)
-    frames = []
-    for f, r in zip(read_files, reads, strict=True):
-        fr = r.frame
-        if many:
-            fr = fr.assign(_file=str(f.relative_to(p)))
-        if grading:
-            fr = fr.assign(_grade=r.grade)
-        frames.append(fr)
-    raw = pd.concat(frames, ignore_index=True) if many else frames[0]
-    raw = _rename(raw, "llm", llm, p)
-    raw = _rename(raw, "verifier", verifier, p)
+    whole = [(f, r) for f, r in zip(read_files, reads, strict=True) if isinstance(r, RawRead)]
+    streams = [(f, r) for f, r in zip(read_files, reads, strict=True) if isinstance(r, StreamRead)]
+    grading = any(r.grade for _, r in whole)
     loc_kind = reads[0].loc_kind if len({r.loc_kind for r in reads}) == 1 else "line/row"
-    check_answer_lengths(raw, ValidationContext(files[0].name, loc_kind))
+    ctx = ValidationContext(files[0].name, loc_kind)
     summary: GradeSummary | None = None
-    if "_grade" in raw.columns:
-        n_graded = int(raw["_grade"].sum())
-        progress(f"grading {n_graded} answers", len(files), total)
+    val_notes: list[str] = []
+    names: dict[str, set[str]] = {"llm": set(), "verifier": set()}
+    staging = Staging(store.path.parent if store.path.parent.exists() else None)
 
-        def grade_wait(worker_pids: list[int]) -> None:
-            # the last progress again, four times a second: limits are checked, and a
-            # caller (the dashboard) can stop the import from its progress callback
-            budget.see_workers(worker_pids)
-            guarded(*last[0])
+    def stage(raw: pd.DataFrame, lengths_checked: bool = False) -> None:
+        """Validate one batch of raw rows and write it to the staging database."""
+        for column, new in (("llm", llm), ("verifier", verifier)):
+            if new is not None and column in raw.columns:
+                names[column].update(str(v) for v in raw[column].dropna().unique())
+        raw = _rename(raw, "llm", llm, p)
+        raw = _rename(raw, "verifier", verifier, p)
+        if not lengths_checked:
+            check_answer_lengths(raw, ctx)
+        data, notes = to_canonical(raw, ctx, keep_locs=True)
+        val_notes.extend(notes)
+        staging.add(data)
 
-        def grade_progress(done: int, n: int) -> None:
-            progress(f"grading answers: {done} of {n} problems", len(files), total)
+    try:
+        if whole:
+            frames = []
+            for f, r in whole:
+                fr = r.frame
+                if many:
+                    fr = fr.assign(_file=str(f.relative_to(p)))
+                if grading:
+                    fr = fr.assign(_grade=r.grade)
+                frames.append(fr)
+            raw = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+            check_answer_lengths(raw, ctx)  # before grading: the grader never sees a huge one
+            if "_grade" in raw.columns:
+                n_graded = int(raw["_grade"].sum())
+                progress(f"grading {n_graded} answers", len(files), total)
 
-        raw, summary = grade_frame(
-            raw,
-            raw["_grade"].to_numpy(dtype=bool),
-            files[0].name,
-            loc_kind,
-            progress=grade_progress,
-            on_wait=grade_wait,
-        )
-    progress("validating", len(files) + 1, total)
-    data, val_notes = to_canonical(raw, ValidationContext(files[0].name, loc_kind))
-    sha = (
-        reads[0].sha256
-        if not many
-        else hashlib.sha256(
-            "".join(
-                f"{f.relative_to(p)}:{r.sha256}\n" for f, r in zip(read_files, reads, strict=True)
-            ).encode()
-        ).hexdigest()
-    )
-    all_notes = [*extra_notes]
-    if len(fmts) > 1:
-        per = Counter(r.fmt for r in reads)
-        all_notes.append(
-            "the folder mixes formats ("
-            + ", ".join(f"{k}: {v} file{'s' if v != 1 else ''}" for k, v in sorted(per.items()))
-            + "); their records were merged into one dataset"
-        )
-    for r in reads:
-        all_notes.extend(r.notes)
-    all_notes.extend(val_notes)
-    if summary is not None:
-        all_notes.extend(summary.notes())
-    all_notes = list(dict.fromkeys(all_notes))  # a folder of like files repeats its notes
-    stored_verifiers = (
-        set(data.scores["verifier"].unique().tolist())
-        if isinstance(data.scores, pd.DataFrame)
-        else set(data.scores.column("verifier").unique().to_pylist())
-    )
-    declared_low = {v for r in reads for v in r.lower_is_better}
-    if verifier is not None and declared_low:
-        declared_low = {verifier}  # the one verifier was renamed
-    declared_low = (declared_low | set(lower_is_better)) - set(higher_is_better)
-    declared_high = set(higher_is_better)
-    unknown = (declared_low | declared_high) - stored_verifiers
-    if unknown:
-        raise ImportValidationError(
-            [
-                Issue(
-                    shown_path(p),
-                    f"no verifier {sorted(unknown)[0]!r} to declare a direction for; the "
-                    f"data has: {', '.join(sorted(stored_verifiers))}",
+                def grade_wait(worker_pids: list[int]) -> None:
+                    # the last progress again, four times a second: limits are checked,
+                    # and a caller (the dashboard) can stop the import from its progress
+                    budget.see_workers(worker_pids)
+                    guarded(*last[0])
+
+                def grade_progress(done: int, n: int) -> None:
+                    progress(f"grading answers: {done} of {n} problems", len(files), total)
+
+                raw, summary = grade_frame(
+                    raw,
+                    raw["_grade"].to_numpy(dtype=bool),
+                    files[0].name,
+                    loc_kind,
+                    progress=grade_progress,
+                    on_wait=grade_wait,
                 )
-            ]
+            progress("validating", len(files) + 1, total)
+            stage(raw, lengths_checked=True)
+            del raw, frames
+        batch_issues = IssueList()
+        for f, sr in streams:
+            done_rows = 0
+            for batch in _batches(sr, batch_issues):
+                done_rows += len(batch)
+                progress(
+                    f"validating {f.name}: {done_rows:,} of {sr.n_rows:,} rows",
+                    len(files) + 1,
+                    total,
+                )
+                if many:
+                    batch = batch.assign(_file=str(f.relative_to(p)))
+                try:
+                    if not batch_issues:
+                        stage(batch)
+                    else:  # stored nothing more: only look for further problems
+                        check_answer_lengths(batch, ctx)
+                        to_canonical(batch, ctx)
+                except ImportValidationError as exc:
+                    batch_issues.extend(exc.issues)
+                if len(batch_issues) >= MAX_ISSUES:
+                    break
+        batch_issues.raise_if_any()
+        for column, seen in names.items():
+            if len(seen) > 1:
+                _rename(pd.DataFrame({column: sorted(seen)}), column, "x", p)  # raises
+        progress("checking across batches", len(files) + 1, total)
+        IssueList(staging.cross_checks(loc_kind)).raise_if_any()
+        figures = staging.finish()
+        sha = (
+            reads[0].sha256
+            if not many
+            else hashlib.sha256(
+                "".join(
+                    f"{f.relative_to(p)}:{r.sha256}\n"
+                    for f, r in zip(read_files, reads, strict=True)
+                ).encode()
+            ).hexdigest()
         )
-    meta: dict[str, Any] = {}
-    if declared_low:
-        meta["lower_is_better"] = sorted(declared_low)
-    if declared_high:
-        meta["higher_is_better"] = sorted(declared_high)
+        all_notes = [*extra_notes]
+        if len(fmts) > 1:
+            per = Counter(r.fmt for r in reads)
+            all_notes.append(
+                "the folder mixes formats ("
+                + ", ".join(f"{k}: {v} file{'s' if v != 1 else ''}" for k, v in sorted(per.items()))
+                + "); their records were merged into one dataset"
+            )
+        for rd in reads:
+            all_notes.extend(rd.notes)
+        all_notes.extend(val_notes)
+        if summary is not None:
+            all_notes.extend(summary.notes())
+        all_notes = list(dict.fromkeys(all_notes))  # a folder of like files repeats its notes
+        stored_verifiers = set(figures["verifiers"])
+        declared_low = {v for r in reads for v in r.lower_is_better}
+        if verifier is not None and declared_low:
+            declared_low = {verifier}  # the one verifier was renamed
+        declared_low = (declared_low | set(lower_is_better)) - set(higher_is_better)
+        declared_high = set(higher_is_better)
+        unknown = (declared_low | declared_high) - stored_verifiers
+        if unknown:
+            raise ImportValidationError(
+                [
+                    Issue(
+                        shown_path(p),
+                        f"no verifier {sorted(unknown)[0]!r} to declare a direction for; the "
+                        f"data has: {', '.join(sorted(stored_verifiers))}",
+                    )
+                ]
+            )
+        meta: dict[str, Any] = {}
+        if declared_low:
+            meta["lower_is_better"] = sorted(declared_low)
+        if declared_high:
+            meta["higher_is_better"] = sorted(declared_high)
 
-    def ingest_progress(stage: str, i: int, n: int) -> None:
-        progress(f"writing {stage}", len(files) + 2 + i, total)
+        def ingest_progress(stage: str, i: int, n: int) -> None:
+            progress(f"writing {stage}", len(files) + 2 + i, total)
 
-    grader = (
-        summary.grader
-        if summary is not None
-        else next((n.split(": ", 1)[1] for n in val_notes if n.startswith("correctness: ")), None)
-    )
-    info = store.ingest(
-        data,
-        actor=actor,
-        name=ds_name,
-        source_format="+".join(fmts),
-        content_sha256=sha,
-        source_path=str(p),
-        replace=replace,
-        iid=iid,
-        simulated=simulated,
-        grader=grader,
-        notes="; ".join(
-            [
-                *(n for n in all_notes if not n.startswith("correctness: ")),
-                *([notes] if notes else []),
-            ]
+        grader = (
+            summary.grader
+            if summary is not None
+            else next(
+                (n.split(": ", 1)[1] for n in val_notes if n.startswith("correctness: ")), None
+            )
         )
-        or None,
-        meta=meta,
-        progress=ingest_progress,
-    )
-    progress("done", total, total)
-    shown_files = reads[0].files if run_folder and reads[0].files is not None else read_files
-    return ImportResult(
-        info=info,
-        files=tuple(str(f) for f in shown_files),
-        fmt="+".join(fmts),
-        notes=tuple(n for n in all_notes if not n.startswith("correctness: "))
-        + ((f"correctness: {grader}",) if grader else ()),
-    )
+        info = store.ingest_staged(
+            staging.path,
+            figures,
+            actor=actor,
+            name=ds_name,
+            source_format="+".join(fmts),
+            content_sha256=sha,
+            source_path=str(p),
+            replace=replace,
+            iid=iid,
+            simulated=simulated,
+            grader=grader,
+            notes="; ".join(
+                [
+                    *(n for n in all_notes if not n.startswith("correctness: ")),
+                    *([notes] if notes else []),
+                ]
+            )
+            or None,
+            meta=meta,
+            progress=ingest_progress,
+        )
+        progress("done", total, total)
+        shown_files = reads[0].files if run_folder and reads[0].files is not None else read_files
+        return ImportResult(
+            info=info,
+            files=tuple(str(f) for f in shown_files),
+            fmt="+".join(fmts),
+            notes=tuple(n for n in all_notes if not n.startswith("correctness: "))
+            + ((f"correctness: {grader}",) if grader else ()),
+        )
+    finally:
+        staging.close()
+
+
+#: Problems collected from the batches of a streamed file before the import stops.
+MAX_ISSUES = 1000
+
+
+def _batches(sr: StreamRead, issues: IssueList) -> Iterator[pd.DataFrame]:
+    """The batches of a streamed file; a batch that cannot be read (NaN in a float
+    column, damaged data) adds its problems to `issues` and ends the stream when it cannot
+    go on."""
+    it = sr.batches()
+    while True:
+        try:
+            yield next(it)
+        except StopIteration:
+            return
+        except ImportValidationError as exc:
+            issues.extend(exc.issues)
+            if any("unreadable Parquet" in i.message for i in exc.issues):
+                return
 
 
 def _rename(raw: pd.DataFrame, column: str, new: str | None, p: Path) -> pd.DataFrame:

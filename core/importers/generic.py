@@ -13,7 +13,7 @@ import json
 import os
 import stat
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -340,8 +340,93 @@ def read_long_parquet(path: Path, opts: ReadOptions | None = None) -> RawRead:
     return RawRead(frame, "long-parquet", "row", sha256_of(data))
 
 
-def _check_parquet_nan(table: pa.Table, file: str) -> None:
-    """NaN in a float column is an error (missing values are nulls), named by row."""
+#: Rows validated at once by a streamed import (memory grows with this, not the file).
+STREAM_BATCH_ROWS = 500_000
+
+
+@dataclass
+class StreamRead:
+    """A file read in batches by a streamed import (`batches` yields raw long frames
+    whose ``_loc`` continue across batches)."""
+
+    path: Path
+    fmt: str
+    loc_kind: str
+    sha256: str
+    n_rows: int
+    batches: Callable[[], Iterator[pd.DataFrame]]
+    notes: list[str] = field(default_factory=list)
+    grade: bool = False
+    files: list[Path] | None = None
+    lower_is_better: tuple[str, ...] = ()
+
+
+def _regular_file(path: Path) -> os.stat_result:
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ImportValidationError(
+            [Issue(display_name(path), f"cannot read file: {exc.strerror or exc}")]
+        ) from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise ImportValidationError(
+            [Issue(display_name(path), "not a regular file (a pipe, device or socket?)")]
+        )
+    if st.st_size == 0:
+        raise ImportValidationError([Issue(display_name(path), "the file is empty")])
+    return st
+
+
+def sha256_of_file(path: Path, chunk: int = 8 << 20) -> str:
+    """SHA-256 of a file's bytes, read in chunks (equal to `sha256_of` of its bytes)."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def stream_long_parquet(
+    path: Path, opts: ReadOptions | None = None, batch_rows: int | None = None
+) -> StreamRead:
+    """A long-format Parquet file read row group by row group, `batch_rows` rows at a
+    time (default `STREAM_BATCH_ROWS`): the frames `read_long_parquet` makes, in pieces."""
+    file = display_name(path)
+    rows = batch_rows or STREAM_BATCH_ROWS
+    _regular_file(path)
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ImportValidationError(
+            [Issue(file, f"not a readable Parquet file: {str(exc)[:200]}")]
+        ) from exc
+    if meta.num_rows == 0:
+        raise ImportValidationError([Issue(file, "the file has no rows")])
+
+    def batches() -> Iterator[pd.DataFrame]:
+        start = 0
+        try:
+            with pq.ParquetFile(path) as pf:
+                for batch in pf.iter_batches(batch_size=rows):
+                    table = pa.Table.from_batches([batch])
+                    _check_parquet_nan(table, file, start)
+                    frame = pd.DataFrame(
+                        {name: _arrow_column(table.column(name)) for name in table.column_names}
+                    )
+                    frame["_loc"] = np.arange(start + 1, start + table.num_rows + 1, dtype=np.int64)
+                    start += table.num_rows
+                    yield frame
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ImportValidationError(
+                [Issue(file, f"unreadable Parquet data after row {start}: {str(exc)[:200]}")]
+            ) from exc
+
+    return StreamRead(path, "long-parquet", "row", sha256_of_file(path), meta.num_rows, batches)
+
+
+def _check_parquet_nan(table: pa.Table, file: str, start: int = 0) -> None:
+    """NaN in a float column is an error (missing values are nulls), named by row
+    (``start``: rows of the file before this table)."""
     issues = IssueList()
     for name in table.column_names:
         col = table.column(name)
@@ -352,7 +437,13 @@ def _check_parquet_nan(table: pa.Table, file: str) -> None:
         )
         for j in nan[:20]:
             issues.add(
-                Issue(file, "value is NaN", line=int(j) + 1, column=name, location_kind="row")
+                Issue(
+                    file,
+                    "value is NaN",
+                    line=start + int(j) + 1,
+                    column=name,
+                    location_kind="row",
+                )
             )
     issues.raise_if_any()
 

@@ -484,10 +484,13 @@ def to_canonical(
     ctx: ValidationContext,
     *,
     key_fn: Callable[[str], str] = basic_answer_key,
+    keep_locs: bool = False,
 ) -> tuple[CanonicalData, list[str]]:
     """Validate a raw long frame; return canonical tables and notes (or raise).
 
-    Notes are human-readable remarks about defaults that were applied.
+    Notes are human-readable remarks about defaults that were applied. ``keep_locs``: each
+    table also has ``_file`` and ``_loc``, where its row first appears (the checks across
+    the batches of a streamed import name them).
     """
     issues = IssueList()
     notes: list[str] = []
@@ -683,8 +686,27 @@ def to_canonical(
     issues.raise_if_any()
 
     frame["sample_idx"] = frame["sample_idx"].astype(np.int64)
+    locs_cols: list[str] = []
+    if keep_locs:
+        frame["_file"] = (
+            ctx.files if ctx.files is not None else np.full(len(frame), ctx.file, dtype=object)
+        )
+        locs_cols = ["_file", "_loc"]
+        first = pd.DataFrame(
+            {"problem_id": frame["problem_id"], "_file": frame["_file"], "_loc": locs}
+        ).drop_duplicates("problem_id")
+        problems = problems.merge(first, on="problem_id", how="left")
     responses = frame.drop_duplicates(["llm", "problem_id", "sample_idx"])[
-        ["llm", "problem_id", "sample_idx", "answer_raw", "answer_key", "is_correct", "n_tokens"]
+        [
+            "llm",
+            "problem_id",
+            "sample_idx",
+            "answer_raw",
+            "answer_key",
+            "is_correct",
+            "n_tokens",
+            *locs_cols,
+        ]
     ].reset_index(drop=True)
     tok = responses["n_tokens"].to_numpy(dtype=np.float64)
     responses["n_tokens"] = (
@@ -695,6 +717,7 @@ def to_canonical(
     score_cols = ["llm", "verifier", "problem_id", "sample_idx", "score"]
     if steps is not None:
         score_cols.append("step_scores")
+    score_cols += locs_cols
     scores = frame[score_cols].reset_index(drop=True)
     notes.append(f"correctness: {grader}")
     return CanonicalData(problems=problems, responses=responses, scores=scores), notes
