@@ -92,7 +92,13 @@ class _Pool:
     def _make(self) -> Executor:
         if self.spec.kind == "local":
             ctx = multiprocessing.get_context("spawn")  # never fork a process holding DuckDB
-            return ProcessPoolExecutor(max_workers=self.spec.workers, mp_context=ctx)
+            # as many processes as cores: each runs the engine's kernel in one thread
+            one = self.spec.workers >= (os.cpu_count() or 1)
+            return ProcessPoolExecutor(
+                max_workers=self.spec.workers,
+                mp_context=ctx,
+                initializer=_one_kernel_thread if one else None,
+            )
         try:
             from distributed import Client
         except ImportError as exc:  # pragma: no cover - a dependency of the package
@@ -254,6 +260,11 @@ def _why(exc: BaseException) -> str:
         return "its workers died"
     text = str(exc).strip().splitlines()
     return f"{name}: {text[0]}" if text else name
+
+
+def _one_kernel_thread() -> None:
+    """Worker start-up: the engine's subset kernel in one thread (read at its import)."""
+    os.environ["TTSLAB_KERNEL_THREADS"] = "1"
 
 
 @contextmanager
