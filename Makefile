@@ -43,8 +43,11 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(VENV)/bin/mypy
 
+# two phases: the tests that can share the machine on two workers (a file per worker at a
+# time), then the serial ones (servers, browsers, timing, process pools) alone
 unit: $(VENV)/.installed-test
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile -m "not serial"
+	$(PY) -m pytest -m serial
 
 test: $(VENV)/.installed-test chromium lint typecheck unit
 

@@ -1380,6 +1380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             *(str(Path(x).resolve()) if x.endswith(".py") else x for x in args.plugin or []),
         ]
         load_plugins(",".join(args.plugins))
+        before = os.environ.get(EXECUTOR_ENV_VAR)
         if args.executor is not None:  # one setting for every command and the dashboard
             os.environ[EXECUTOR_ENV_VAR] = parse_executor(args.executor).text
         # machine output (JSON on standard output) and --wide are printed as they are
@@ -1393,6 +1394,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if wrap:
                 sys.stdout.flush()
                 sys.stdout = out
+            if args.executor is not None:  # main() called in a process that goes on
+                if before is None:
+                    os.environ.pop(EXECUTOR_ENV_VAR, None)
+                else:
+                    os.environ[EXECUTOR_ENV_VAR] = before
     except ImportValidationError as exc:
         print(exc.report(), file=sys.stderr)
         return 1

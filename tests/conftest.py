@@ -22,6 +22,30 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 os.environ.setdefault("TTSLAB_WARM", "0")
 
 ROOT = Path(__file__).resolve().parents[1]
+
+#: Test files that run in the serial phase (`make unit`: first everything else on two
+#: workers, then these alone): they start servers and browsers, time things, or start
+#: process pools and clusters of their own, and would slow or disturb each other.
+SERIAL_FILES = frozenset(
+    {
+        "test_access.py",
+        "test_browser.py",
+        "test_browser_share.py",
+        "test_executors.py",
+        "test_export.py",
+        "test_grading.py",
+        "test_identity.py",
+        "test_warm.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SERIAL_FILES or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.serial)
+
+
 SHARED_DATA = Path(os.environ.get("TTSLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 

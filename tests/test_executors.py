@@ -277,3 +277,22 @@ def test_local_cluster_survives_a_killed_worker(
     assert set(got) == set(serial)
     for pair in serial:
         _same(serial[pair], got[pair])
+
+
+def test_cli_executor_prints_what_the_serial_run_prints(
+    study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.cli import main
+
+    args = ["curves", "study", "--quiet", "--subsets", "40", "--strategy", "logit_wv"]
+    db = _copy(study, tmp_path / "cli.duckdb")
+    assert main(["--db", str(db), *args, "--executor", "ral:2"]) == 1
+    assert "unknown executor 'ral:2'" in capsys.readouterr().err
+    assert main(["--db", str(db), *args]) == 0
+    serial_out = capsys.readouterr().out
+    db2 = _copy(study, tmp_path / "cli2.duckdb")
+    assert main([*args, "--executor", "local:2", "--db", str(db2)]) == 0  # after the verb
+    pooled_out = capsys.readouterr().out
+    assert serial_out.count("== m") == 6 and "(cached)" not in pooled_out
+    assert pooled_out == serial_out
+    assert "TTSLAB_EXECUTOR" not in os.environ  # the option ends with its command

@@ -406,7 +406,9 @@ def stream_long_parquet(
     def batches() -> Iterator[pd.DataFrame]:
         start = 0
         try:
-            with pq.ParquetFile(path) as pf:
+            # pre_buffer off: with it the reader keeps every column chunk it has read, so
+            # memory would grow with the file
+            with pq.ParquetFile(path, pre_buffer=False) as pf:
                 for batch in pf.iter_batches(batch_size=rows):
                     table = pa.Table.from_batches([batch])
                     _check_parquet_nan(table, file, start)

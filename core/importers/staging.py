@@ -74,9 +74,13 @@ class Staging:
         ):
             assert isinstance(frame, pd.DataFrame)
             arrow = _to_arrow(frame, _COLUMNS[table])
-            arrow = arrow.append_column(
-                "_file", pa.array(frame["_file"].astype(str).to_numpy(), pa.string())
-            ).append_column("_loc", pa.array(frame["_loc"].to_numpy(), pa.int64()))
+            codes, files = pd.factorize(frame["_file"].astype(str))  # a few files: cheap
+            file_col = pa.DictionaryArray.from_arrays(
+                pa.array(codes, pa.int32()), pa.array(list(files), pa.string())
+            )
+            arrow = arrow.append_column("_file", file_col).append_column(
+                "_loc", pa.array(frame["_loc"].to_numpy(), pa.int64())
+            )
             con.register("_batch_view", arrow)
             try:
                 cols = ", ".join(arrow.column_names)
@@ -268,8 +272,8 @@ class Staging:
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
-    return int(row[0]) if row else 0
+    rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 __all__ = ["STAGING_MEMORY", "Staging"]

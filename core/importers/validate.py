@@ -149,7 +149,15 @@ def check_answer_lengths(raw: pd.DataFrame, ctx: ValidationContext) -> None:
     for col in ANSWER_COLUMNS:
         if col not in raw.columns or pd.api.types.is_numeric_dtype(raw[col]):
             continue
-        lengths = raw[col].map(lambda v: len(v) if isinstance(v, str) else 0).to_numpy()
+        values = raw[col]
+        if isinstance(values.array, pd.arrays.ArrowExtensionArray) and pa.types.is_string(
+            values.array._pa_array.type
+        ):  # Arrow strings (Parquet): characters counted in Arrow, not row by row
+            lengths = (
+                pc.utf8_length(values.array._pa_array).fill_null(0).to_numpy(zero_copy_only=False)
+            )
+        else:
+            lengths = values.map(lambda v: len(v) if isinstance(v, str) else 0).to_numpy()
         too_long = lengths > MAX_ANSWER_CHARS
         if too_long.any():
             _bad(issues, ctx, locs, too_long, col, _too_long_message(lengths))
