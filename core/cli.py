@@ -422,10 +422,11 @@ def cmd_curves(args: argparse.Namespace) -> int:
         strategies = tuple(args.strategy or default_strategies(simulated=info.has_truth))
         pairs = _pairs(info, args)
         run_log = RunLog()
+        computed: set[tuple[str, str]] = set()
         if parse_executor(None).kind != "serial":
             bar = _Bar("tasks", not args.quiet)
             try:
-                precompute_curves(
+                computed = precompute_curves(
                     store, info, pairs, strategies, config, None, progress=bar, run_log=run_log
                 )
             finally:
@@ -448,7 +449,7 @@ def cmd_curves(args: argparse.Namespace) -> int:
                 ]
             ).pivot(index="label", columns=column, values="cell")
             wide = wide.loc[[display_label(s) for s in shown]]
-            src = " (cached)" if res.from_cache else ""
+            src = " (cached)" if res.from_cache and (m, v) not in computed else ""
             print(
                 f"\n== {m} x {v}: accuracy at N with {round(100 * config.level)}% bootstrap CI "
                 f"over problems, {calibration_text(config)}{src}"

@@ -339,7 +339,7 @@ class Store:
         self._opened_at = 0.0
         self._closed = False
         self._local = threading.local()
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()
         self._memory: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._memory_lock = threading.Lock()
         # one computation per cache key at a time: a second asker (a page while the
@@ -670,42 +670,46 @@ class Store:
         staging database (`core.importers.staging`), copied in one transaction with
         `figures` (its counts, LLMs and verifiers); the store's DuckDB memory is capped
         meanwhile, so the copy streams whatever its size."""
-        cur = self._cur()
+        alias = f"_stage_{uuid.uuid4().hex[:12]}"  # two imports never share a name
 
         def write(cur: duckdb.DuckDBPyConnection, dataset_id: str, i: int, table: str) -> None:
-            self._insert_table(cur, table, dataset_id, f"_stage.{table}")
+            self._insert_table(cur, table, dataset_id, f"{alias}.{table}")
 
-        limit = _one(cur.execute("SELECT current_setting('memory_limit')"))
-        cur.execute(f"SET memory_limit = '{INGEST_MEMORY}'")
-        cur.execute("ATTACH ? AS _stage (READ_ONLY)", [str(staged)])
-        try:
-            return self._write_dataset(
-                write,
-                counts=(
-                    int(figures["n_problems"]),
-                    int(figures["n_responses"]),
-                    int(figures["n_scores"]),
-                ),
-                llms=list(figures["llms"]),
-                verifiers=list(figures["verifiers"]),
-                name=name,
-                source_format=source_format,
-                content_sha256=content_sha256,
-                source_path=source_path,
-                replace=replace,
-                iid=iid,
-                simulated=simulated,
-                grader=grader,
-                notes=notes,
-                meta=meta,
-                progress=progress,
-                actor=actor,
-            )
-        finally:
-            with contextlib.suppress(duckdb.Error):
-                self._cur().execute("DETACH DATABASE IF EXISTS _stage")
-            if limit is not None:
-                self._cur().execute(f"SET memory_limit = '{limit[0]}'")
+        # the write lock (reentrant) spans the settings too: the cap and the attachment
+        # belong to the connection, so no other import may change or read them meanwhile
+        with self._write_lock:
+            cur = self._cur()
+            try:
+                cur.execute(f"SET memory_limit = '{INGEST_MEMORY}'")
+                cur.execute(f"ATTACH ? AS {alias} (READ_ONLY)", [str(staged)])
+                return self._write_dataset(
+                    write,
+                    counts=(
+                        int(figures["n_problems"]),
+                        int(figures["n_responses"]),
+                        int(figures["n_scores"]),
+                    ),
+                    llms=list(figures["llms"]),
+                    verifiers=list(figures["verifiers"]),
+                    name=name,
+                    source_format=source_format,
+                    content_sha256=content_sha256,
+                    source_path=source_path,
+                    replace=replace,
+                    iid=iid,
+                    simulated=simulated,
+                    grader=grader,
+                    notes=notes,
+                    meta=meta,
+                    progress=progress,
+                    actor=actor,
+                )
+            finally:
+                with contextlib.suppress(duckdb.Error):
+                    cur.execute(f"DETACH DATABASE IF EXISTS {alias}")
+                # the store sets no limit of its own otherwise (a read-back value is rounded:
+                # setting it again would change it)
+                cur.execute("RESET memory_limit")
 
     def _write_dataset(
         self,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,17 @@ def fail_once(arg: tuple[str, int]) -> int:
 
 def always_fail(x: int) -> int:
     raise ValueError(f"bad input {x}")
+
+
+def analysis_error(x: int) -> int:
+    from core.evaluation.pipeline import AnalysisError
+
+    raise AnalysisError(f"no strategy can be fitted on {x}")
+
+
+def die_always(x: int) -> int:
+    os.kill(os.getpid(), signal.SIGKILL)
+    return x
 
 
 def die_once(arg: tuple[str, int]) -> int:
@@ -128,6 +140,18 @@ def test_a_killed_local_worker_process_is_replaced_and_its_tasks_rerun(tmp_path:
     assert any("t3" in r and "died" in r for r in log.retried)
 
 
+def test_an_analysis_error_is_not_retried_and_names_its_task() -> None:
+    with pytest.raises(ExecutorError, match=r"^\(m1, v1\): no strategy can be fitted on 4$"):
+        run_tasks("local:2", analysis_error, [lambda: 4], ["(m1, v1)"])
+    with pytest.raises(ExecutorError, match=r"^\(m1, v1\): no strategy"):
+        run_tasks("serial", analysis_error, [lambda: 4], ["(m1, v1)"])
+
+
+def test_a_task_that_always_kills_its_worker_ends_the_run() -> None:
+    with pytest.raises(ExecutorError, match=r"worker processes died 3 times .*tasks running then"):
+        run_tasks("local:2", die_always, [lambda: 1], ["t1"], retries=2)
+
+
 def test_an_unreachable_scheduler_is_a_clear_error() -> None:
     with pytest.raises(
         ExecutorError, match=r"cannot reach the dask scheduler at tcp://127\.0\.0\.1:9"
@@ -181,9 +205,10 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> None:
 def _run(db: Path, executor: str, log: RunLog | None = None, **kw: Any) -> int:
     with Store(db) as s:
         info: DatasetInfo = s.get_dataset("study")
-        return precompute_curves(
+        done = precompute_curves(
             s, info, info.pairs, STRATEGIES, CONFIG, executor, run_log=log, **kw
         )
+        return len(done)
 
 
 @pytest.fixture(scope="module")
@@ -263,10 +288,14 @@ def test_local_cluster_survives_a_killed_worker(
 
         def kill_after_first(_stage: str, done: int, total: int) -> None:
             if done == 1 and not killed.is_set():
-                # kill a worker that is running a task now
-                busy = [w for w, keys in client.processing().items() if keys] or list(pids)
-                os.kill(pids[busy[0]], signal.SIGKILL)
-                killed.set()
+                # kill a worker while it runs a task (the remaining ones are in flight)
+                for _ in range(200):
+                    busy = [w for w, keys in client.processing().items() if keys]
+                    if busy:
+                        os.kill(pids[busy[0]], signal.SIGKILL)
+                        killed.set()
+                        return
+                    time.sleep(0.01)
 
         log = RunLog()
         assert _run(db, f"dask://{address}", log, progress=kill_after_first) == 6

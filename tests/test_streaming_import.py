@@ -16,6 +16,8 @@ import pytest
 
 import core.importers.generic as generic
 from core.importers import ImportValidationError, import_path
+from core.importers.generic import read_long_parquet
+from core.importers.validate import ValidationContext, to_canonical
 from core.importers.writers import write_long_parquet
 from core.store import Store
 from tests.conftest import make_long_frame
@@ -72,6 +74,11 @@ def test_many_batches_store_what_one_batch_stores(
     )
     assert a.content_sha256 == b.content_sha256  # the file's hash, read in chunks
     assert one.notes == many.notes
+    # and both equal the tables written without any staging: the whole file validated at
+    # once and stored by Store.ingest
+    data, _ = to_canonical(read_long_parquet(path).frame, ValidationContext("d.parquet", "row"))
+    store.ingest(data, name="direct", source_format="long-parquet", content_sha256="x")
+    assert _tables(store, "direct") == _tables(store, "many")
 
 
 def test_a_problem_fields_first_value_wins_across_batches(
@@ -198,4 +205,36 @@ def test_a_folder_of_parquet_files_is_checked_across_files(
     _parquet(df[df["verifier"] == "a"].iloc[:3], folder / "c.parquet")
     exc = _fails(store, folder)
     assert {i.file for i in exc.issues} == {"c.parquet"}
-    assert all("first seen at row" in i.message for i in exc.issues)
+    assert [i.line for i in exc.issues] == [1, 2, 3]
+    assert all(
+        "first seen at row" in i.message and i.message.endswith("of a.parquet") for i in exc.issues
+    )
+
+
+def test_a_failed_copy_leaves_the_connection_as_it_was(store: Store, tmp_path: Path) -> None:
+    path = _parquet(_frame(), tmp_path / "d.parquet")
+    import_path(store, path, name="taken")
+    cur = store._cur()
+    limit = cur.execute("SELECT current_setting('memory_limit')").fetchall()
+    with pytest.raises(ImportValidationError, match="exists"):
+        import_path(store, path, name="taken")
+    from core.importers.staging import Staging
+
+    staged = Staging(tmp_path)
+    try:
+        data, _ = to_canonical(
+            read_long_parquet(path).frame, ValidationContext("d.parquet", "row"), keep_locs=True
+        )
+        staged.add(data)
+        figures = staged.finish()
+        with pytest.raises(Exception, match="exists"):
+            store.ingest_staged(
+                staged.path, figures, name="taken", source_format="x", content_sha256="y"
+            )
+    finally:
+        staged.close()
+    cur = store._cur()
+    assert cur.execute("SELECT current_setting('memory_limit')").fetchall() == limit
+    names = {r[0] for r in cur.execute("SELECT database_name FROM duckdb_databases()").fetchall()}
+    assert not any(n.startswith("_stage") for n in names), names
+    assert not staged.dir.exists()

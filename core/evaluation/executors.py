@@ -115,31 +115,40 @@ class _Pool:
         executor: Executor = self.client.get_executor(pure=False)
         return executor
 
+    def _nthreads(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.client.nthreads().items()}
+
     @property
     def slots(self) -> int:
         """Tasks worth keeping in flight: two per worker thread."""
         if self.spec.kind == "local":
             return 2 * self.spec.workers
-        info = self.client.scheduler_info()
-        threads = sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values())
-        return 2 * max(1, threads)
+        return 2 * max(1, sum(self._nthreads().values()))
 
     def workers(self) -> set[str]:
-        if self.client is None:
-            return set()
-        return set(self.client.scheduler_info().get("workers", {}))
+        return set(self._nthreads()) if self.client is not None else set()
 
     def rebuild(self) -> None:
         if self.spec.kind == "local":
-            self.executor.shutdown(wait=False, cancel_futures=True)
+            self._stop_local()
             self.executor = self._make()
 
-    def close(self) -> None:
+    def _stop_local(self) -> None:
+        """Stop a local pool now: queued tasks cancelled, running worker processes ended."""
+        processes = dict(getattr(self.executor, "_processes", None) or {})
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        for proc in processes.values():
+            if proc.is_alive():
+                proc.terminate()
+
+    def close(self, failed: bool) -> None:
         if self.client is not None:
             self.executor.shutdown(wait=False)  # dask's executor knows no cancel_futures
             self.client.close()
+        elif failed:
+            self._stop_local()  # never wait for the other tasks of a failed run
         else:
-            self.executor.shutdown(wait=True, cancel_futures=True)
+            self.executor.shutdown(wait=True)
 
 
 @dataclass
@@ -179,60 +188,88 @@ class TaskRunner(Generic[T, R]):
         """Results of ``fn(tasks[i]())`` in task order. A task is built (its thunk called)
         only when it is submitted, so at most a few tasks' inputs are in memory at once.
         ``on_done(i, result)`` is called in this thread as each finishes, and
-        ``progress(finished, total)`` after each."""
+        ``progress(finished, total)`` after each. An analysis error of a task (a
+        `TTSLabError`: the data, not the machine) is not retried; it ends the run, named
+        by the task's label."""
         total = len(tasks)
         results: dict[int, R] = {}
         if progress is not None:
             progress(0, total)
         if self.spec.kind == "serial":
             for i, make in enumerate(tasks):
-                results[i] = fn(make())
+                try:
+                    results[i] = fn(make())
+                except TTSLabError as exc:
+                    raise ExecutorError(f"{labels[i]}: {exc}") from exc
                 if on_done is not None:
                     on_done(i, results[i])
                 if progress is not None:
                     progress(i + 1, total)
             return [results[i] for i in range(total)]
         with _pooled(self.spec) as pool:
-            start_workers = pool.workers()
-            seen = set(start_workers)
+            seen = pool.workers()
             attempts = [0] * total
+            breakages = 0
             inputs: dict[int, T] = {}
             queue = list(range(total))
             queue.reverse()
             running: dict[Future[R], int] = {}
             slots = pool.slots
+
+            def finished(i: int, res: R) -> None:
+                results[i] = res
+                inputs.pop(i, None)
+                if on_done is not None:
+                    on_done(i, res)
+                if progress is not None:
+                    progress(len(results), total)
+
             while queue or running:
-                while queue and len(running) < slots:
+                broken = False
+                while queue and len(running) < slots and not broken:
                     i = queue.pop()
                     if i not in inputs:
                         inputs[i] = tasks[i]()
-                    running[pool.executor.submit(fn, inputs[i])] = i
-                done, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
-                now = pool.workers()
-                seen |= now
-                broken = False
-                for fut in done:
-                    i = running.pop(fut)
                     try:
-                        res = fut.result()
-                    except BrokenProcessPool as exc:
+                        running[pool.executor.submit(fn, inputs[i])] = i
+                    except BrokenProcessPool:
+                        queue.append(i)
                         broken = True
-                        self._retry(i, labels[i], attempts, exc, queue)
-                        continue
-                    except Exception as exc:  # reported, and retried
-                        self._retry(i, labels[i], attempts, exc, queue)
-                        continue
-                    results[i] = res
-                    del inputs[i]
-                    if on_done is not None:
-                        on_done(i, res)
-                    if progress is not None:
-                        progress(len(results), total)
+                if not broken:
+                    done, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
+                    seen |= pool.workers()
+                    for fut in done:
+                        i = running.pop(fut)
+                        err = fut.exception()
+                        if err is None:
+                            finished(i, fut.result())
+                        elif isinstance(err, BrokenProcessPool):
+                            running[fut] = i  # handled with the others below
+                            broken = True
+                        elif isinstance(err, TTSLabError):
+                            raise ExecutorError(f"{labels[i]}: {err}") from err
+                        else:
+                            self._retry(i, labels[i], attempts, err, queue)
                 if broken:
-                    # a worker process died: every task of the pool is lost with it
-                    for i in list(running.values()):
-                        self._retry(i, labels[i], attempts, BrokenProcessPool(), queue)
+                    # a worker process died and took the pool with it: keep what finished,
+                    # run the rest again (no task is blamed: any of them may have been
+                    # the one running in the dead process)
+                    breakages += 1
+                    lost = []
+                    for fut, i in running.items():
+                        if fut.done() and not fut.cancelled() and fut.exception() is None:
+                            finished(i, fut.result())
+                        else:
+                            lost.append(i)
+                            queue.append(i)
                     running.clear()
+                    if breakages > self.retries:
+                        shown = ", ".join(labels[i] for i in sorted(lost)[:5])
+                        raise ExecutorError(
+                            f"worker processes died {breakages} times on {self.spec.text}; "
+                            f"tasks running then: {shown}"
+                        )
+                    self.log.retried += [f"{labels[i]} (its worker process died)" for i in lost]
                     pool.rebuild()
             self.log.lost_workers = sorted(seen - pool.workers()) if pool.client else []
         return [results[i] for i in range(total)]
@@ -243,13 +280,11 @@ class TaskRunner(Generic[T, R]):
         attempts[i] += 1
         why = _why(exc)
         if attempts[i] > self.retries:
-            if isinstance(exc, TTSLabError):
-                raise exc
             raise ExecutorError(
                 f"task {label} failed {attempts[i]} times on {self.spec.text}; last: {why}"
             ) from exc
         self.log.retried.append(f"{label} ({why})")
-        queue.append(i)
+        queue.insert(0, i)  # after the others: a flaky worker may be gone by then
 
 
 def _why(exc: BaseException) -> str:
@@ -263,17 +298,21 @@ def _why(exc: BaseException) -> str:
 
 
 def _one_kernel_thread() -> None:
-    """Worker start-up: the engine's subset kernel in one thread (read at its import)."""
-    os.environ["TTSLAB_KERNEL_THREADS"] = "1"
+    """Worker start-up: the engine's subset kernel in one thread."""
+    from core.evaluation import engine
+
+    engine.KERNEL_THREADS = 1
 
 
 @contextmanager
 def _pooled(spec: ExecutorSpec) -> Iterator[_Pool]:
     pool = _Pool(spec)
+    failed = True
     try:
         yield pool
+        failed = False
     finally:
-        pool.close()
+        pool.close(failed)
 
 
 def run_tasks(

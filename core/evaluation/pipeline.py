@@ -472,12 +472,12 @@ def precompute_curves(
     *,
     progress: ProgressFn | None = None,
     run_log: RunLog | None = None,
-) -> int:
+) -> set[tuple[str, str]]:
     """Compute the uncached pairs' `pair_curves` into the result cache, one task per pair
     on `executor` (`core.evaluation.executors`: serial, local[:N], dask://HOST:PORT). A
     pair's data is loaded here when its task is submitted, so only a few are in memory;
     progress counts finished tasks; retries and lost workers go to `run_log`. Returns the
-    number of pairs computed."""
+    pairs computed (the others were cached). An analysis error of a pair names it."""
     names = tuple(dict.fromkeys(strategies))
     todo = [
         (m, v)
@@ -485,7 +485,7 @@ def precompute_curves(
         if not store.has_cached(info, "pair_curves", _key(info, m, v, names, config))
     ]
     if not todo:
-        return 0
+        return set()
     spec = parse_executor(executor)
 
     def task(m: str, v: str) -> Callable[[], CurvesTask]:
@@ -504,14 +504,14 @@ def precompute_curves(
         spec,
         curves_payload,
         [task(m, v) for m, v in todo],
-        [f"{m} x {v}" for m, v in todo],
+        [f"({m}, {v})" for m, v in todo],
         on_done=store_result,
         progress=tick,
     )
     if run_log is not None:
         run_log.retried.extend(log.retried)
         run_log.lost_workers.extend(log.lost_workers)
-    return len(todo)
+    return set(todo)
 
 
 @dataclass(frozen=True, eq=False)

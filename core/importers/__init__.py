@@ -356,7 +356,9 @@ def import_path(
     names: dict[str, set[str]] = {"llm": set(), "verifier": set()}
     staging = Staging(store.path.parent if store.path.parent.exists() else None)
 
-    def stage(raw: pd.DataFrame, lengths_checked: bool = False) -> None:
+    def stage(
+        raw: pd.DataFrame, lengths_checked: bool = False, ctx: ValidationContext = ctx
+    ) -> None:
         """Validate one batch of raw rows and write it to the staging database."""
         for column, new in (("llm", llm), ("verifier", verifier)):
             if new is not None and column in raw.columns:
@@ -407,6 +409,8 @@ def import_path(
             del raw, frames
         batch_issues = IssueList()
         for f, sr in streams:
+            shown = str(f.relative_to(p)) if many else f.name
+            file_ctx = ValidationContext(shown, sr.loc_kind)
             done_rows = 0
             for batch in _batches(sr, batch_issues):
                 done_rows += len(batch)
@@ -419,10 +423,10 @@ def import_path(
                     batch = batch.assign(_file=str(f.relative_to(p)))
                 try:
                     if not batch_issues:
-                        stage(batch)
+                        stage(batch, ctx=file_ctx)
                     else:  # stored nothing more: only look for further problems
-                        check_answer_lengths(batch, ctx)
-                        to_canonical(batch, ctx)
+                        check_answer_lengths(batch, file_ctx)
+                        to_canonical(batch, file_ctx)
                 except ImportValidationError as exc:
                     batch_issues.extend(exc.issues)
                 if len(batch_issues) >= MAX_ISSUES:
@@ -531,19 +535,15 @@ MAX_ISSUES = 1000
 
 
 def _batches(sr: StreamRead, issues: IssueList) -> Iterator[pd.DataFrame]:
-    """The batches of a streamed file; a batch that cannot be read (NaN in a float
-    column, damaged data) adds its problems to `issues` and ends the stream when it cannot
-    go on."""
-    it = sr.batches()
-    while True:
-        try:
-            yield next(it)
-        except StopIteration:
-            return
-        except ImportValidationError as exc:
-            issues.extend(exc.issues)
-            if any("unreadable Parquet" in i.message for i in exc.issues):
-                return
+    """The batches of a streamed file. The problems found while reading a batch (NaN in
+    a float column) go to `issues` and the batch is still validated; damaged data that
+    cannot be read ends the file with its error."""
+    try:
+        for frame, found in sr.batches():
+            issues.extend(found)
+            yield frame
+    except ImportValidationError as exc:
+        issues.extend(exc.issues)
 
 
 def _rename(raw: pd.DataFrame, column: str, new: str | None, p: Path) -> pd.DataFrame:

@@ -347,14 +347,15 @@ STREAM_BATCH_ROWS = 500_000
 @dataclass
 class StreamRead:
     """A file read in batches by a streamed import (`batches` yields raw long frames
-    whose ``_loc`` continue across batches)."""
+    whose ``_loc`` continue across batches, each with the problems found while reading
+    it, such as NaN in a float column)."""
 
     path: Path
     fmt: str
     loc_kind: str
     sha256: str
     n_rows: int
-    batches: Callable[[], Iterator[pd.DataFrame]]
+    batches: Callable[[], Iterator[tuple[pd.DataFrame, list[Issue]]]]
     notes: list[str] = field(default_factory=list)
     grade: bool = False
     files: list[Path] | None = None
@@ -403,7 +404,7 @@ def stream_long_parquet(
     if meta.num_rows == 0:
         raise ImportValidationError([Issue(file, "the file has no rows")])
 
-    def batches() -> Iterator[pd.DataFrame]:
+    def batches() -> Iterator[tuple[pd.DataFrame, list[Issue]]]:
         start = 0
         try:
             # pre_buffer off: with it the reader keeps every column chunk it has read, so
@@ -411,13 +412,17 @@ def stream_long_parquet(
             with pq.ParquetFile(path, pre_buffer=False) as pf:
                 for batch in pf.iter_batches(batch_size=rows):
                     table = pa.Table.from_batches([batch])
-                    _check_parquet_nan(table, file, start)
+                    issues: list[Issue] = []
+                    try:
+                        _check_parquet_nan(table, file, start)
+                    except ImportValidationError as exc:
+                        issues = list(exc.issues)
                     frame = pd.DataFrame(
                         {name: _arrow_column(table.column(name)) for name in table.column_names}
                     )
                     frame["_loc"] = np.arange(start + 1, start + table.num_rows + 1, dtype=np.int64)
                     start += table.num_rows
-                    yield frame
+                    yield frame, issues
         except (pa.ArrowInvalid, OSError) as exc:
             raise ImportValidationError(
                 [Issue(file, f"unreadable Parquet data after row {start}: {str(exc)[:200]}")]

@@ -49,15 +49,21 @@ class Staging:
     def __init__(self, folder: Path | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="ttslab-import-", dir=folder))
         self.path = self.dir / "stage.duckdb"
-        self.con: duckdb.DuckDBPyConnection | None = duckdb.connect(str(self.path))
-        self.con.execute(f"SET memory_limit = '{STAGING_MEMORY}'")
-        self.con.execute(f"SET temp_directory = '{self.dir / 'spill'}'")
-        self.con.execute("SET preserve_insertion_order = false")
-        for table, ddl in _DDL.items():
-            self.con.execute(
-                f"CREATE TABLE {table} ({ddl}, _batch INTEGER, _file VARCHAR, _loc BIGINT)"
-            )
+        self.con: duckdb.DuckDBPyConnection | None = None
         self.batches = 0
+        try:
+            self.con = duckdb.connect(str(self.path))
+            spill = str(self.dir / "spill").replace("'", "''")
+            self.con.execute(f"SET memory_limit = '{STAGING_MEMORY}'")
+            self.con.execute(f"SET temp_directory = '{spill}'")
+            self.con.execute("SET preserve_insertion_order = false")
+            for table, ddl in _DDL.items():
+                self.con.execute(
+                    f"CREATE TABLE {table} ({ddl}, _batch INTEGER, _file VARCHAR, _loc BIGINT)"
+                )
+        except BaseException:
+            self.close()
+            raise
 
     def _con(self) -> duckdb.DuckDBPyConnection:
         assert self.con is not None, "the staging database is closed"
@@ -118,24 +124,26 @@ class Staging:
                k AS (
                    SELECT llm, verifier, problem_id, sample_idx, _batch, _file, _loc,
                           first_value(_loc) OVER w AS first_loc,
+                          first_value(_file) OVER w AS first_file,
                           row_number() OVER w AS nth
                    FROM s_scores
                    WHERE hash(llm, verifier, problem_id, sample_idx) IN (SELECT h FROM h)
                    WINDOW w AS (PARTITION BY llm, verifier, problem_id, sample_idx
                                 ORDER BY _batch, _loc))
-               SELECT llm, verifier, problem_id, sample_idx, _file, _loc, first_loc FROM k
+               SELECT llm, verifier, problem_id, sample_idx, _file, _loc, first_loc,
+                      first_file FROM k
                WHERE nth > 1 ORDER BY _batch, _loc LIMIT ?"""
         )
         return [
             Issue(
                 str(f),
                 f"duplicate key (llm={m!r}, verifier={v!r}, problem_id={p!r}, "
-                f"sample_idx={int(i)}): first seen at {loc_kind} {int(first)}",
+                f"sample_idx={int(i)}): first seen at {_where(loc_kind, first, ff, f)}",
                 line=int(loc),
                 column="sample_idx",
                 location_kind=loc_kind,
             )
-            for m, v, p, i, f, loc, first in rows
+            for m, v, p, i, f, loc, first, ff in rows
         ]
 
     def _responses(self) -> None:
@@ -169,25 +177,27 @@ class Staging:
                         SELECT r.llm, r.problem_id, r.sample_idx, r.{col} AS value, r._batch,
                                r._file, r._loc,
                                first_value(r._loc) OVER w AS first_loc,
+                               first_value(r._file) OVER w AS first_file,
                                first_value(r.{col}) OVER w AS first_value
                         FROM s_responses r SEMI JOIN (
                             SELECT llm, problem_id, sample_idx FROM r_first WHERE conflict
                         ) USING (llm, problem_id, sample_idx)
                         WINDOW w AS (PARTITION BY r.llm, r.problem_id, r.sample_idx
                                      ORDER BY r._batch, r._loc))
-                    SELECT llm, problem_id, sample_idx, value, _file, _loc, first_loc FROM k
+                    SELECT llm, problem_id, sample_idx, value, _file, _loc, first_loc,
+                           first_file FROM k
                     WHERE value IS DISTINCT FROM first_value ORDER BY _batch, _loc LIMIT ?"""
             )
             issues += [
                 Issue(
                     str(f),
                     f"{col} of response (llm={m!r}, problem_id={p!r}, sample_idx={int(i)}) "
-                    f"differs from {loc_kind} {int(first)} ({value!r})",
+                    f"differs from {_where(loc_kind, first, ff, f)} ({value!r})",
                     line=int(loc),
                     column=shown,
                     location_kind=loc_kind,
                 )
-                for m, p, i, value, f, loc, first in rows
+                for m, p, i, value, f, loc, first, ff in rows
             ]
         return issues
 
@@ -196,22 +206,24 @@ class Staging:
             """WITH g AS (
                    SELECT problem_id, gold_answer, _batch, _file, _loc,
                           first_value(gold_answer) OVER w AS first_gold,
-                          first_value(_loc) OVER w AS first_loc
+                          first_value(_loc) OVER w AS first_loc,
+                          first_value(_file) OVER w AS first_file
                    FROM s_problems WHERE gold_answer IS NOT NULL
                    WINDOW w AS (PARTITION BY problem_id ORDER BY _batch, _loc))
-               SELECT problem_id, gold_answer, first_gold, _file, _loc, first_loc FROM g
+               SELECT problem_id, gold_answer, first_gold, _file, _loc, first_loc,
+                      first_file FROM g
                WHERE gold_answer <> first_gold ORDER BY _batch, _loc LIMIT ?"""
         )
         return [
             Issue(
                 str(f),
                 f"conflicting gold answers for problem {p!r}: {g!r} here, {first!r} at "
-                f"{loc_kind} {int(first_loc)}",
+                f"{_where(loc_kind, first_loc, ff, f)}",
                 line=int(loc),
                 column="gold_answer",
                 location_kind=loc_kind,
             )
-            for p, g, first, f, loc, first_loc in rows
+            for p, g, first, f, loc, first_loc, ff in rows
         ]
 
     # -- the final tables -------------------------------------------------------------------
@@ -269,6 +281,11 @@ class Staging:
             self.con.close()
             self.con = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _where(loc_kind: str, loc: Any, file: Any, here: Any) -> str:
+    """ "row 12", or "row 12 of a.parquet" when the first occurrence is in another file."""
+    return f"{loc_kind} {int(loc)}" + ("" if file == here else f" of {file}")
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:

@@ -700,9 +700,21 @@ def to_canonical(
             ctx.files if ctx.files is not None else np.full(len(frame), ctx.file, dtype=object)
         )
         locs_cols = ["_file", "_loc"]
-        first = pd.DataFrame(
-            {"problem_id": frame["problem_id"], "_file": frame["_file"], "_loc": locs}
-        ).drop_duplicates("problem_id")
+        # where the problem first appears: its first row that gives a gold answer (the
+        # row a gold-answer conflict names), else its first row
+        first = (
+            pd.DataFrame(
+                {
+                    "problem_id": frame["problem_id"],
+                    "_file": frame["_file"],
+                    "_loc": locs,
+                    "_gold": gold.notna().to_numpy() if gold is not None else False,
+                }
+            )
+            .sort_values("_gold", ascending=False, kind="stable")
+            .drop_duplicates("problem_id")
+            .drop(columns="_gold")
+        )
         problems = problems.merge(first, on="problem_id", how="left")
     responses = frame.drop_duplicates(["llm", "problem_id", "sample_idx"])[
         [
