@@ -324,20 +324,20 @@ def read_long_jsonl(path: Path, opts: ReadOptions | None = None) -> RawRead:
 
 
 def read_long_parquet(path: Path, opts: ReadOptions | None = None) -> RawRead:
-    file = display_name(path)
-    data = read_bytes(path)
-    try:
-        table = pq.read_table(pa.BufferReader(data))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ImportValidationError(
-            [Issue(file, f"not a readable Parquet file: {str(exc)[:200]}")]
-        ) from exc
-    if table.num_rows == 0:
-        raise ImportValidationError([Issue(file, "the file has no rows")])
-    _check_parquet_nan(table, file)
-    frame = pd.DataFrame({name: _arrow_column(table.column(name)) for name in table.column_names})
-    frame["_loc"] = np.arange(1, table.num_rows + 1, dtype=np.int64)
-    return RawRead(frame, "long-parquet", "row", sha256_of(data))
+    """The whole file at once: the batches of `stream_long_parquet` put together."""
+    sr = stream_long_parquet(path, opts)
+    frames: list[pd.DataFrame] = []
+    issues = IssueList()
+    for frame, found in sr.batches():
+        issues.extend(found)
+        frames.append(frame)
+    issues.raise_if_any()
+    whole = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    for col in whole.columns:  # one chunk per Arrow column, as the validator expects
+        arr = whole[col].array
+        if isinstance(arr, pd.arrays.ArrowExtensionArray):
+            whole[col] = pd.Series(pd.arrays.ArrowExtensionArray(arr._pa_array.combine_chunks()))
+    return RawRead(whole, sr.fmt, sr.loc_kind, sr.sha256)
 
 
 #: Rows validated at once by a streamed import (memory grows with this, not the file).
