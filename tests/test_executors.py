@@ -286,19 +286,22 @@ def test_local_cluster_survives_a_killed_worker(
         assert len(pids) == 2
         killed = threading.Event()
 
-        def kill_after_first(_stage: str, done: int, total: int) -> None:
-            if done == 1 and not killed.is_set():
-                # kill a worker while it runs a task (the remaining ones are in flight)
-                for _ in range(200):
-                    busy = [w for w, keys in client.processing().items() if keys]
-                    if busy:
-                        os.kill(pids[busy[0]], signal.SIGKILL)
-                        killed.set()
-                        return
-                    time.sleep(0.01)
+        def kill_a_busy_worker() -> None:
+            """Kill the first worker seen running a task (polled from the start)."""
+            end = time.monotonic() + 120
+            while time.monotonic() < end and not killed.is_set():
+                busy = [w for w, keys in client.processing().items() if keys and w in pids]
+                if busy:
+                    os.kill(pids[busy[0]], signal.SIGKILL)
+                    killed.set()
+                    return
+                time.sleep(0.005)
 
+        killer = threading.Thread(target=kill_a_busy_worker, daemon=True)
+        killer.start()
         log = RunLog()
-        assert _run(db, f"dask://{address}", log, progress=kill_after_first) == 6
+        assert _run(db, f"dask://{address}", log) == 6
+        killer.join(timeout=5)
     assert killed.is_set()
     assert log.lost_workers, "the killed worker is reported"
     assert "left the cluster" in log.notes()[-1]
