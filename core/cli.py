@@ -720,6 +720,27 @@ def cmd_stopping(args: argparse.Namespace) -> int:
     with _store(args, read_only=args.read_only) as store:
         info = store.get_dataset(args.dataset)
         pairs = _pairs(info, args)
+        if parse_executor(None).kind != "serial":
+            from core.studies.stopping import precompute_stopping
+
+            run_log = RunLog()
+            tasks_bar = _Bar("tasks", not args.quiet)
+            try:
+                precompute_stopping(
+                    store,
+                    info,
+                    pairs,
+                    rules,
+                    config,
+                    None,
+                    cap=args.cap,
+                    progress=tasks_bar,
+                    run_log=run_log,
+                )
+            finally:
+                tasks_bar.close()
+            for note in run_log.notes():
+                print(f"note: {note}")
         for m, v in pairs:
             with tqdm(total=1.0, desc=f"{m} x {v}", file=sys.stderr, disable=args.quiet) as bar:
 

@@ -328,3 +328,20 @@ def test_cli_executor_prints_what_the_serial_run_prints(
     assert serial_out.count("== m") == 6 and "(cached)" not in pooled_out
     assert pooled_out == serial_out
     assert "TTSLAB_EXECUTOR" not in os.environ  # the option ends with its command
+
+
+def test_cli_stopping_on_a_pool_prints_what_the_serial_run_prints(
+    study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.cli import main
+
+    args = ["stopping", "study", "--llm", "m1", "--quiet", "--subsets", "40"]
+    db = _copy(study, tmp_path / "stop.duckdb")
+    assert main(["--db", str(db), *args]) == 0
+    serial_out = capsys.readouterr().out
+    db2 = _copy(study, tmp_path / "stop2.duckdb")
+    assert main(["--db", str(db2), "--executor", "local:2", *args]) == 0
+    pooled_out = capsys.readouterr().out
+    assert serial_out.count("m1") >= 3 and pooled_out == serial_out
+    with Store(db2) as s:
+        assert s.cache_kinds().get("stopping") == 3  # computed by the pool, one per pair

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,7 @@ from core.store import DatasetInfo, Store
 from core.types import FloatArray, IntArray, PairData, TTSLabError, VoteInputs
 
 ProgressFn = Callable[[str, int, int], None]
+T = TypeVar("T")
 
 
 class AnalysisError(TTSLabError):
@@ -417,22 +418,18 @@ def pair_curves(
     config: EvalConfig,
     *,
     progress: ProgressFn | None = None,
-    computed: Mapping[str, Any] | None = None,
 ) -> PairCurves:
     """Cross-fitted accuracy-vs-budget curves of one pair, with bootstrap intervals.
 
     Each problem is weighted by a fit that never saw its labels; every strategy is
     evaluated on the same subsets; strategies that cannot be fitted are dropped with the
     reason. Datasets whose samples are not independent draws are evaluated on prefixes in
-    sampling order (``order="auto"``). Cached in the store. ``computed``: the
-    `curves_payload` of this pair's task, run elsewhere (an executor's worker), stored
-    in the cache instead of computing it here.
+    sampling order (``order="auto"``). Cached in the store (`precompute_curves` fills
+    the cache on an executor).
     """
     names = list(dict.fromkeys(strategies))
 
     def compute() -> dict[str, Any]:
-        if computed is not None:
-            return dict(computed)
         _notify(progress, "loading the pair", 0, 1)
         pair = load_pair(store, info, llm, verifier, config.reduction)
         return curves_payload(CurvesTask(pair, tuple(names), config, info.iid), progress)
@@ -462,6 +459,57 @@ def pair_curves(
     )
 
 
+def precompute_pairs(
+    store: Store,
+    info: DatasetInfo,
+    pairs: Sequence[tuple[str, str]],
+    kind: str,
+    params_of: Callable[[str, str], dict[str, Any]],
+    task_of: Callable[[str, str], T],
+    fn: Callable[[T], dict[str, Any]],
+    executor: str | None,
+    *,
+    progress: ProgressFn | None = None,
+    run_log: RunLog | None = None,
+) -> set[tuple[str, str]]:
+    """Compute the uncached pairs' results of `kind` into the result cache, one task per
+    pair (``fn(task_of(llm, verifier))``, a self-contained task) on `executor`
+    (`core.evaluation.executors`: serial, local[:N], dask://HOST:PORT), stored under the
+    cache parameters ``params_of(llm, verifier)`` exactly as the serial path stores them.
+    A pair's data is loaded here when its task is submitted, so only a few are in memory;
+    progress counts finished tasks; retries and lost workers go to `run_log`. Returns the
+    pairs computed (the others were cached). An analysis error of a pair names it."""
+    todo = [
+        (m, v) for m, v in dict.fromkeys(pairs) if not store.has_cached(info, kind, params_of(m, v))
+    ]
+    if not todo:
+        return set()
+    spec = parse_executor(executor)
+
+    def store_result(i: int, payload: dict[str, Any]) -> None:
+        m, v = todo[i]
+        store.cached(info, kind, params_of(m, v), lambda: payload)
+
+    def tick(done: int, total: int) -> None:
+        _notify(progress, f"{done} of {total} pairs computed ({spec.text})", done, total)
+
+    def thunk(m: str, v: str) -> Callable[[], T]:
+        return lambda: task_of(m, v)
+
+    _, log = run_tasks(
+        spec,
+        fn,
+        [thunk(m, v) for m, v in todo],
+        [f"({m}, {v})" for m, v in todo],
+        on_done=store_result,
+        progress=tick,
+    )
+    if run_log is not None:
+        run_log.retried.extend(log.retried)
+        run_log.lost_workers.extend(log.lost_workers)
+    return set(todo)
+
+
 def precompute_curves(
     store: Store,
     info: DatasetInfo,
@@ -473,45 +521,23 @@ def precompute_curves(
     progress: ProgressFn | None = None,
     run_log: RunLog | None = None,
 ) -> set[tuple[str, str]]:
-    """Compute the uncached pairs' `pair_curves` into the result cache, one task per pair
-    on `executor` (`core.evaluation.executors`: serial, local[:N], dask://HOST:PORT). A
-    pair's data is loaded here when its task is submitted, so only a few are in memory;
-    progress counts finished tasks; retries and lost workers go to `run_log`. Returns the
-    pairs computed (the others were cached). An analysis error of a pair names it."""
+    """`precompute_pairs` of `pair_curves`: what ``ttslab curves --executor E`` runs
+    before it prints."""
     names = tuple(dict.fromkeys(strategies))
-    todo = [
-        (m, v)
-        for m, v in dict.fromkeys(pairs)
-        if not store.has_cached(info, "pair_curves", _key(info, m, v, names, config))
-    ]
-    if not todo:
-        return set()
-    spec = parse_executor(executor)
-
-    def task(m: str, v: str) -> Callable[[], CurvesTask]:
-        return lambda: CurvesTask(
+    return precompute_pairs(
+        store,
+        info,
+        pairs,
+        "pair_curves",
+        lambda m, v: _key(info, m, v, names, config),
+        lambda m, v: CurvesTask(
             load_pair(store, info, m, v, config.reduction), names, config, info.iid
-        )
-
-    def store_result(i: int, payload: dict[str, Any]) -> None:
-        m, v = todo[i]
-        pair_curves(store, info, m, v, names, config, computed=payload)
-
-    def tick(done: int, total: int) -> None:
-        _notify(progress, f"{done} of {total} pairs computed ({spec.text})", done, total)
-
-    _, log = run_tasks(
-        spec,
+        ),
         curves_payload,
-        [task(m, v) for m, v in todo],
-        [f"({m}, {v})" for m, v in todo],
-        on_done=store_result,
-        progress=tick,
+        executor,
+        progress=progress,
+        run_log=run_log,
     )
-    if run_log is not None:
-        run_log.retried.extend(log.retried)
-        run_log.lost_workers.extend(log.lost_workers)
-    return set(todo)
 
 
 @dataclass(frozen=True, eq=False)
@@ -635,6 +661,7 @@ __all__ = [
     "pair_curves",
     "pair_inputs",
     "precompute_curves",
+    "precompute_pairs",
     "response_weights",
     "whole_pair_calibration",
 ]

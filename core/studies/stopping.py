@@ -12,7 +12,14 @@ import numpy as np
 
 from core.evaluation.config import EvalConfig
 from core.evaluation.engine import CurveSet, make_subsets
-from core.evaluation.pipeline import _key, crossfit_strategies, evaluate, load_pair
+from core.evaluation.executors import RunLog
+from core.evaluation.pipeline import (
+    _key,
+    crossfit_strategies,
+    evaluate,
+    load_pair,
+    precompute_pairs,
+)
 from core.evaluation.stopping import RULES, StopCurve, get_rule, replay
 from core.methods.params import CalibrationError
 from core.methods.registry import calibrated_strategies
@@ -37,6 +44,109 @@ class PairStopping:
     from_cache: bool
 
 
+@dataclass(frozen=True)
+class StoppingTask:
+    """Everything one pair's early-stopping replay is computed from (a self-contained
+    task for any executor, `core.evaluation.executors`)."""
+
+    pair: PairData
+    names: tuple[str, ...]  # rules
+    strategies: tuple[str, ...]
+    config: EvalConfig
+    cap: int | None
+    iid: bool
+
+
+def stopping_payload(task: StoppingTask, progress: ProgressFn | None = None) -> dict[str, Any]:
+    """The cacheable result of one pair's replays and fixed-N curves."""
+    pair, names, strategies, config, cap = (
+        task.pair,
+        task.names,
+        list(task.strategies),
+        task.config,
+        task.cap,
+    )
+    skipped: dict[str, str] = {}
+    step = [0]
+    total = len(names) + 2
+
+    def note(stage: str) -> None:
+        if progress is not None:
+            progress(stage, step[0], total)
+        step[0] += 1
+
+    note("fitting the calibrated strategies")
+    try:
+        cf = crossfit_strategies(pair, strategies, config)
+        inputs = dict(cf.inputs)
+        skipped.update(cf.skipped)
+        notes = list(cf.notes)
+    except CalibrationError as exc:
+        cf = crossfit_strategies(pair, ["majority"], config)
+        inputs = dict(cf.inputs)
+        skipped.update({s: str(exc) for s in strategies[1:]})
+        notes = [str(exc)]
+    note("fixed-N curves")
+    fixed = evaluate(pair, inputs, config, iid=task.iid)
+    subsets = make_subsets(
+        pair,
+        config.budgets,
+        n_subsets=config.n_subsets,
+        seed=config.subset_seed,
+        order=config.resolved_order(task.iid),
+    )
+    out: dict[str, Any] = {"skipped": skipped, "notes": notes, "rules": []}
+    for name in names:
+        note(f"replaying {RULES[name].label}")
+        calibrated = inputs.get(POSTERIOR_SOURCE)
+        if name == "posterior" and calibrated is None:
+            skipped[name] = skipped.get(POSTERIOR_SOURCE, "the posterior vote was not fitted")
+            continue
+
+        def tick(done: int, n: int, label: str = RULES[name].label) -> None:
+            if progress is not None:
+                progress(f"replaying {label}: {done} of {n} problems", step[0] - 1, total)
+
+        c = replay(pair, name, subsets, cap=cap, calibrated=calibrated, progress=tick)
+        out["rules"].append(name)
+        out[f"c:{name}"] = c.credit
+        out[f"s:{name}"] = c.samples
+        out[f"t:{name}"] = c.tokens
+        out[f"thr:{name}"] = np.asarray(c.thresholds)
+        out[f"cap:{name}"] = c.cap
+    out.update({f"fixed:{k}": v for k, v in fixed.to_payload().items()})
+    return out
+
+
+def stopping_params(
+    info: DatasetInfo,
+    llm: str,
+    verifier: str,
+    rules: Sequence[str],
+    config: EvalConfig,
+    cap: int | None,
+) -> dict[str, Any]:
+    """The result-cache parameters of `pair_stopping`."""
+    names = [get_rule(r).name for r in dict.fromkeys(rules)]
+    strategies = ["majority", *calibrated_strategies()]
+    return _key(info, llm, verifier, strategies, config) | {"rules": names, "cap": cap}
+
+
+def stopping_task(
+    store: Store,
+    info: DatasetInfo,
+    llm: str,
+    verifier: str,
+    rules: Sequence[str],
+    config: EvalConfig,
+    cap: int | None,
+) -> StoppingTask:
+    names = tuple(get_rule(r).name for r in dict.fromkeys(rules))
+    pair = load_pair(store, info, llm, verifier, config.reduction)
+    strategies = ("majority", *calibrated_strategies())
+    return StoppingTask(pair, names, strategies, config, cap, info.iid)
+
+
 def pair_stopping(
     store: Store,
     info: DatasetInfo,
@@ -50,63 +160,13 @@ def pair_stopping(
 ) -> PairStopping:
     """Replay `rules` on one pair and evaluate majority vote and every calibrated strategy
     at fixed N (cross-fitted as the budget curves are)."""
-    names = [get_rule(r).name for r in dict.fromkeys(rules)]
-    pair = load_pair(store, info, llm, verifier, config.reduction)
-    strategies = ["majority", *calibrated_strategies()]
+    task = stopping_task(store, info, llm, verifier, rules, config, cap)
+    pair = task.pair
 
     def compute() -> dict[str, Any]:
-        skipped: dict[str, str] = {}
-        step = [0]
-        total = len(names) + 2
+        return stopping_payload(task, progress)
 
-        def note(stage: str) -> None:
-            if progress is not None:
-                progress(stage, step[0], total)
-            step[0] += 1
-
-        note("fitting the calibrated strategies")
-        try:
-            cf = crossfit_strategies(pair, strategies, config)
-            inputs = dict(cf.inputs)
-            skipped.update(cf.skipped)
-            notes = list(cf.notes)
-        except CalibrationError as exc:
-            cf = crossfit_strategies(pair, ["majority"], config)
-            inputs = dict(cf.inputs)
-            skipped.update({s: str(exc) for s in strategies[1:]})
-            notes = [str(exc)]
-        note("fixed-N curves")
-        fixed = evaluate(pair, inputs, config, iid=info.iid)
-        subsets = make_subsets(
-            pair,
-            config.budgets,
-            n_subsets=config.n_subsets,
-            seed=config.subset_seed,
-            order=config.resolved_order(info.iid),
-        )
-        out: dict[str, Any] = {"skipped": skipped, "notes": notes, "rules": []}
-        for name in names:
-            note(f"replaying {RULES[name].label}")
-            calibrated = inputs.get(POSTERIOR_SOURCE)
-            if name == "posterior" and calibrated is None:
-                skipped[name] = skipped.get(POSTERIOR_SOURCE, "the posterior vote was not fitted")
-                continue
-
-            def tick(done: int, n: int, label: str = RULES[name].label) -> None:
-                if progress is not None:
-                    progress(f"replaying {label}: {done} of {n} problems", step[0] - 1, total)
-
-            c = replay(pair, name, subsets, cap=cap, calibrated=calibrated, progress=tick)
-            out["rules"].append(name)
-            out[f"c:{name}"] = c.credit
-            out[f"s:{name}"] = c.samples
-            out[f"t:{name}"] = c.tokens
-            out[f"thr:{name}"] = np.asarray(c.thresholds)
-            out[f"cap:{name}"] = c.cap
-        out.update({f"fixed:{k}": v for k, v in fixed.to_payload().items()})
-        return out
-
-    key = _key(info, llm, verifier, strategies, config) | {"rules": names, "cap": cap}
+    key = stopping_params(info, llm, verifier, rules, config, cap)
     payload, hit = store.cached(info, "stopping", key, compute)
     curves = tuple(
         StopCurve(
@@ -131,4 +191,39 @@ def pair_stopping(
     )
 
 
-__all__ = ["POSTERIOR_SOURCE", "PairStopping", "pair_stopping"]
+def precompute_stopping(
+    store: Store,
+    info: DatasetInfo,
+    pairs: Sequence[tuple[str, str]],
+    rules: Sequence[str],
+    config: EvalConfig,
+    executor: str | None,
+    *,
+    cap: int | None = None,
+    progress: ProgressFn | None = None,
+    run_log: RunLog | None = None,
+) -> set[tuple[str, str]]:
+    """`precompute_pairs` of `pair_stopping`: what ``ttslab stopping --executor E`` runs
+    before it prints."""
+    return precompute_pairs(
+        store,
+        info,
+        pairs,
+        "stopping",
+        lambda m, v: stopping_params(info, m, v, rules, config, cap),
+        lambda m, v: stopping_task(store, info, m, v, rules, config, cap),
+        stopping_payload,
+        executor,
+        progress=progress,
+        run_log=run_log,
+    )
+
+
+__all__ = [
+    "POSTERIOR_SOURCE",
+    "PairStopping",
+    "StoppingTask",
+    "pair_stopping",
+    "precompute_stopping",
+    "stopping_payload",
+]
