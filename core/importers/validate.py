@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from core.importers.errors import ImportValidationError, Issue, IssueList, loads
 from core.importers.limits import MAX_ANSWER_CHARS
-from core.store import CanonicalData
+from core.store import RESPONSE_COLUMNS, CanonicalData
 
 # name -> description (the README's column table is written from this)
 LONG_COLUMNS: dict[str, str] = {
@@ -717,16 +717,7 @@ def to_canonical(
         )
         problems = problems.merge(first, on="problem_id", how="left")
     responses = frame.drop_duplicates(["llm", "problem_id", "sample_idx"])[
-        [
-            "llm",
-            "problem_id",
-            "sample_idx",
-            "answer_raw",
-            "answer_key",
-            "is_correct",
-            "n_tokens",
-            *locs_cols,
-        ]
+        [*RESPONSE_COLUMNS, *locs_cols]
     ].reset_index(drop=True)
     tok = responses["n_tokens"].to_numpy(dtype=np.float64)
     responses["n_tokens"] = (
