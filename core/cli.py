@@ -1427,6 +1427,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (StoreError, TTSLabError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # the reader went away (`ttslab curves ... | head`): stop quietly; what is still
+        # buffered goes nowhere instead of ending in a traceback at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     return code
 
 

@@ -164,3 +164,21 @@ def test_output_fits_100_columns_unless_wide(
     assert max(len(line) for line in wide.splitlines()) > 100
     # the same words and numbers either way (pandas marks a wrapped table row with "\\")
     assert set(out.split()) - {"\\"} == set(wide.split())
+
+
+def test_a_closed_output_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`ttslab ... | head` closes the pipe early: no traceback, and the command stops."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "--db", str(tmp_path / "x.duckdb"), "formats"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
