@@ -6,7 +6,7 @@ import argparse
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -413,6 +413,27 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _on_executor(
+    args: argparse.Namespace,
+    run: Callable[[_Bar, RunLog], set[tuple[str, str]]],
+) -> set[tuple[str, str]]:
+    """On a non-serial executor (``--executor`` / ``$TTSLAB_EXECUTOR``): fill the result
+    cache with `run` (a ``precompute_*`` call) under a task-count bar, print its retries
+    and lost workers, and return the pairs it computed; serially nothing (the command's
+    own loop computes)."""
+    if parse_executor(None).kind == "serial":
+        return set()
+    run_log = RunLog()
+    bar = _Bar("tasks", not args.quiet)
+    try:
+        computed = run(bar, run_log)
+    finally:
+        bar.close()
+    for note in run_log.notes():
+        print(f"note: {note}")
+    return computed
+
+
 def cmd_curves(args: argparse.Namespace) -> int:
     _check_strategies(args.strategy)
     config = _config(args)
@@ -421,18 +442,12 @@ def cmd_curves(args: argparse.Namespace) -> int:
         info = store.get_dataset(args.dataset)
         strategies = tuple(args.strategy or default_strategies(simulated=info.has_truth))
         pairs = _pairs(info, args)
-        run_log = RunLog()
-        computed: set[tuple[str, str]] = set()
-        if parse_executor(None).kind != "serial":
-            bar = _Bar("tasks", not args.quiet)
-            try:
-                computed = precompute_curves(
-                    store, info, pairs, strategies, config, None, progress=bar, run_log=run_log
-                )
-            finally:
-                bar.close()
-        for note in run_log.notes():
-            print(f"note: {note}")
+        computed = _on_executor(
+            args,
+            lambda bar, log: precompute_curves(
+                store, info, pairs, strategies, config, None, progress=bar, run_log=log
+            ),
+        )
         for m, v in tqdm(pairs, desc="curves", file=sys.stderr, disable=args.quiet, leave=False):
             res = pair_curves(store, info, m, v, strategies, config)
             df = res.to_frame()
@@ -720,27 +735,14 @@ def cmd_stopping(args: argparse.Namespace) -> int:
     with _store(args, read_only=args.read_only) as store:
         info = store.get_dataset(args.dataset)
         pairs = _pairs(info, args)
-        if parse_executor(None).kind != "serial":
-            from core.studies.stopping import precompute_stopping
+        from core.studies.stopping import precompute_stopping
 
-            run_log = RunLog()
-            tasks_bar = _Bar("tasks", not args.quiet)
-            try:
-                precompute_stopping(
-                    store,
-                    info,
-                    pairs,
-                    rules,
-                    config,
-                    None,
-                    cap=args.cap,
-                    progress=tasks_bar,
-                    run_log=run_log,
-                )
-            finally:
-                tasks_bar.close()
-            for note in run_log.notes():
-                print(f"note: {note}")
+        _on_executor(
+            args,
+            lambda bar, log: precompute_stopping(
+                store, info, pairs, rules, config, None, cap=args.cap, progress=bar, run_log=log
+            ),
+        )
         for m, v in pairs:
             with tqdm(total=1.0, desc=f"{m} x {v}", file=sys.stderr, disable=args.quiet) as bar:
 
