@@ -28,9 +28,11 @@ from core.importers import (
     FORMAT_HELP,
     LONG_COLUMNS,
     READERS,
+    ImportResult,
     ImportValidationError,
     import_path,
 )
+from core.importers.inplace import register_in_place
 from core.info import (
     Issue,
     calibrate_table,
@@ -59,7 +61,16 @@ from core.reports import (
     saving_text,
     stopping_curves_frame,
 )
-from core.store import DB_ENV_VAR, PROJECT_ROOT, DatasetInfo, Store, StoreError, default_db_path
+from core.store import (
+    DB_ENV_VAR,
+    PARQUET_MIN_SCORES,
+    PROJECT_ROOT,
+    STORAGES,
+    DatasetInfo,
+    Store,
+    StoreError,
+    default_db_path,
+)
 from core.studies.allocation import pair_allocation
 from core.studies.transfer import PairRef
 from core.synth.demo import DEMO_NAME, build_demo
@@ -106,25 +117,61 @@ def _store(args: argparse.Namespace, read_only: bool = False) -> Store:
 
 def cmd_import(args: argparse.Namespace) -> int:
     bar = _Bar(f"import {Path(args.path).name}", not args.quiet)
+    if args.in_place:
+        refused = [
+            flag
+            for flag, value in (
+                ("--format", args.format != "auto"),
+                ("--llm", args.llm),
+                ("--verifier", args.verifier),
+                ("--include", args.include),
+                ("--complete-records-only", args.complete_records_only),
+                ("--storage", args.storage != "auto"),
+                ("--time-limit", args.time_limit),
+                ("--cpu-limit", args.cpu_limit),
+            )
+            if value
+        ]
+        if refused:
+            print(
+                f"error: --in-place registers the folder's files as they are; "
+                f"{', '.join(refused)} cannot apply",
+                file=sys.stderr,
+            )
+            return 2
     with _store(args) as store:
         try:
-            res = import_path(
-                store,
-                args.path,
-                name=args.name,
-                fmt=args.format,
-                replace=args.replace,
-                iid=not args.not_iid,
-                progress=bar,
-                complete_records_only=args.complete_records_only,
-                llm=args.llm,
-                verifier=args.verifier,
-                include=args.include,
-                lower_is_better=args.lower_is_better or (),
-                higher_is_better=args.higher_is_better or (),
-                time_limit_s=args.time_limit,
-                cpu_limit_s=args.cpu_limit,
-            )
+            if args.in_place:
+                info, files, notes = register_in_place(
+                    store,
+                    args.path,
+                    name=args.name,
+                    replace=args.replace,
+                    iid=not args.not_iid,
+                    progress=bar,
+                    lower_is_better=args.lower_is_better or (),
+                    higher_is_better=args.higher_is_better or (),
+                )
+                res = ImportResult(info, tuple(files), info.source_format, tuple(notes))
+            else:
+                res = import_path(
+                    store,
+                    args.path,
+                    name=args.name,
+                    fmt=args.format,
+                    replace=args.replace,
+                    iid=not args.not_iid,
+                    progress=bar,
+                    complete_records_only=args.complete_records_only,
+                    llm=args.llm,
+                    verifier=args.verifier,
+                    include=args.include,
+                    lower_is_better=args.lower_is_better or (),
+                    higher_is_better=args.higher_is_better or (),
+                    time_limit_s=args.time_limit,
+                    cpu_limit_s=args.cpu_limit,
+                    storage=args.storage,
+                )
         except KeyboardInterrupt:
             bar.close()
             print("interrupted: nothing was imported", file=sys.stderr)
@@ -1117,6 +1164,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="VERIFIER",
         help="declare this verifier higher-is-better (never flipped by estimation)",
+    )
+    s.add_argument(
+        "--in-place",
+        action="store_true",
+        help="register a folder of Parquet files partitioned as llm=NAME/verifier=NAME/ "
+        "without copying it: validated as queries, read where it is (see README)",
+    )
+    s.add_argument(
+        "--storage",
+        default="auto",
+        choices=list(STORAGES),
+        help="where the score rows are kept: the database file (table), Parquet files "
+        f"partitioned by LLM and verifier beside it (parquet), or by size (auto: parquet "
+        f"from {PARQUET_MIN_SCORES:,} score rows)",
     )
     s.add_argument("--replace", action="store_true", help="replace a dataset of that name")
     s.add_argument(

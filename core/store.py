@@ -28,6 +28,7 @@ import json
 import math
 import os
 import re
+import shutil
 import threading
 import time
 import uuid
@@ -45,9 +46,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core.parts import READ_PARTS, Part, check_unchanged, list_parts, select_list
 from core.types import FloatArray, IntArray, PairData, TTSLabError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_ENV_VAR = "TTSLAB_DB"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,6 +63,11 @@ CACHE_VERSION = 8
 #: DuckDB memory of the store's connection while it copies a staged import (the copy
 #: streams; without a cap DuckDB would keep up to 80% of the RAM of pages cached).
 INGEST_MEMORY = "600MB"
+#: A staged import of at least this many score rows is kept as partitioned Parquet files
+#: beside the database (``storage="auto"``, see `core.parts`); smaller ones stay in it.
+PARQUET_MIN_SCORES = 20_000_000
+#: Where an import keeps its score rows: chosen by size, the DuckDB file, or Parquet.
+STORAGES = ("auto", "table", "parquet")
 #: A shared store waits this long for another process's transaction before giving up.
 LOCK_TIMEOUT_S: Final = 60.0
 #: A shared store lets go of the file this long after its last use...
@@ -192,6 +199,18 @@ MIGRATIONS: dict[int, list[str]] = {
             detail VARCHAR
         )"""
     ],
+    # v4: big datasets keep their score rows in partitioned Parquet files (core.parts);
+    # the catalog lists each file with its pair, size and modification time
+    3: [
+        """CREATE TABLE IF NOT EXISTS parts (
+            dataset_id VARCHAR NOT NULL,
+            llm VARCHAR NOT NULL,
+            verifier VARCHAR NOT NULL,
+            path VARCHAR NOT NULL,
+            size BIGINT NOT NULL,
+            mtime_ns BIGINT NOT NULL
+        )"""
+    ],
 }
 
 # Column order of the canonical tables (without dataset_id), used by ingest.
@@ -270,6 +289,12 @@ class DatasetInfo:
     def higher_is_better(self) -> tuple[str, ...]:
         """Verifiers declared higher-is-better at import (never flipped by estimation)."""
         return tuple(self.meta.get("higher_is_better", ()))
+
+    @property
+    def storage(self) -> str:
+        """Where the score rows are: ``table`` (the DuckDB file), ``parquet`` (the store's
+        own partitioned files) or ``in-place`` (a registered folder, never copied)."""
+        return str(self.meta.get("storage", "table"))
 
     @property
     def has_truth(self) -> bool:
@@ -557,6 +582,7 @@ class Store:
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
+        self._drop_own_parts(info.dataset_id)
         return info
 
     @staticmethod
@@ -590,8 +616,21 @@ class Store:
 
     @staticmethod
     def _delete_rows(cur: duckdb.DuckDBPyConnection, dataset_id: str) -> None:
-        for table in ("scores", "responses", "problems", "datasets"):
+        for table in ("scores", "responses", "problems", "parts", "datasets"):
             cur.execute(f"DELETE FROM {table} WHERE dataset_id = ?", [dataset_id])
+
+    @property
+    def parts_root(self) -> Path:
+        """Where the store keeps the partitioned score files of its big datasets."""
+        return self.path.parent / f"{self.path.name}.parts"
+
+    def _own_parts(self, dataset_id: str) -> Path:
+        return self.parts_root / f"dataset={dataset_id}"
+
+    def _drop_own_parts(self, dataset_id: str) -> None:
+        """Remove a deleted or replaced dataset's own Parquet files (a registered folder
+        is the user's: it is never touched)."""
+        shutil.rmtree(self._own_parts(dataset_id), ignore_errors=True)
 
     def _check_writable(self) -> None:
         if self.read_only:
@@ -665,15 +704,35 @@ class Store:
         meta: Mapping[str, Any] | None = None,
         progress: Callable[[str, int, int], None] | None = None,
         actor: str = "",
+        storage: str = "auto",
     ) -> DatasetInfo:
         """`ingest` of the tables ``problems``, ``responses`` and ``scores`` of a finished
         staging database (`core.importers.staging`), copied in one transaction with
         `figures` (its counts, LLMs and verifiers); the store's DuckDB memory is capped
-        meanwhile, so the copy streams whatever its size."""
+        meanwhile, so the copy streams whatever its size.
+
+        `storage`: ``table`` copies the rows into the DuckDB file; ``parquet`` writes the
+        score rows (with their response's fields) as Parquet partitioned by LLM and
+        verifier under `parts_root` and keeps the problems and the file list in the
+        database; ``auto`` (default) chooses Parquet from `PARQUET_MIN_SCORES` rows."""
+        if storage not in STORAGES:
+            raise StoreError(f"unknown storage {storage!r}; known: {', '.join(STORAGES)}")
+        as_parquet = storage == "parquet" or (
+            storage == "auto" and int(figures["n_scores"]) >= PARQUET_MIN_SCORES
+        )
         alias = f"_stage_{uuid.uuid4().hex[:12]}"  # two imports never share a name
+        written: list[Path] = []  # the dataset's own files, removed if the import fails
+        staging_dir = self.parts_root / f".staging-{uuid.uuid4().hex[:12]}"
 
         def write(cur: duckdb.DuckDBPyConnection, dataset_id: str, i: int, table: str) -> None:
-            self._insert_table(cur, table, dataset_id, f"{alias}.{table}")
+            if not as_parquet or table == "problems":
+                self._insert_table(cur, table, dataset_id, f"{alias}.{table}")
+            elif table == "scores":
+                final = self._own_parts(dataset_id)
+                staging_dir.rename(final)
+                written.append(final)
+                parts, _ = list_parts(final)
+                self._insert_parts(cur, dataset_id, parts)
 
         # the write lock (reentrant) spans the settings too: the cap and the attachment
         # belong to the connection, so no other import may change or read them meanwhile
@@ -682,6 +741,21 @@ class Store:
             try:
                 cur.execute(f"SET memory_limit = '{INGEST_MEMORY}'")
                 cur.execute(f"ATTACH ? AS {alias} (READ_ONLY)", [str(staged)])
+                if as_parquet:
+                    if progress is not None:
+                        progress("score files", 0, 3)
+                    self._check_writable()
+                    self.parts_root.mkdir(parents=True, exist_ok=True)
+                    cur.execute(
+                        f"""COPY (SELECT s.llm, s.verifier, s.problem_id, s.sample_idx,
+                                         s.score, s.step_scores, r.answer_raw AS answer,
+                                         r.answer_key, r.is_correct, r.n_tokens
+                                  FROM {alias}.scores s JOIN {alias}.responses r
+                                  USING (llm, problem_id, sample_idx))
+                            TO ? (FORMAT parquet, PARTITION_BY (llm, verifier))""",
+                        [str(staging_dir)],
+                    )
+                    meta = {**dict(meta or {}), "storage": "parquet"}
                 return self._write_dataset(
                     write,
                     counts=(
@@ -704,12 +778,93 @@ class Store:
                     progress=progress,
                     actor=actor,
                 )
+            except BaseException:
+                for folder in written:
+                    shutil.rmtree(folder, ignore_errors=True)
+                raise
             finally:
+                shutil.rmtree(staging_dir, ignore_errors=True)
                 with contextlib.suppress(duckdb.Error):
                     cur.execute(f"DETACH DATABASE IF EXISTS {alias}")
                 # the store sets no limit of its own otherwise (a read-back value is rounded:
                 # setting it again would change it)
                 cur.execute("RESET memory_limit")
+
+    def register_parts(
+        self,
+        parts: Sequence[Part],
+        problems: pa.Table,
+        figures: Mapping[str, Any],
+        *,
+        columns: Sequence[str],
+        name: str,
+        content_sha256: str,
+        source_path: str,
+        replace: bool = False,
+        iid: bool = True,
+        notes: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+        actor: str = "",
+    ) -> DatasetInfo:
+        """Register validated partition files in place (`core.importers.inplace`): the
+        catalog row, the problems and the file list, in one transaction; the files are
+        read where they are from then on and never copied, changed or removed."""
+        full = {**dict(meta or {}), "storage": "in-place", "columns": list(columns)}
+
+        def write(cur: duckdb.DuckDBPyConnection, dataset_id: str, i: int, table: str) -> None:
+            if table == "problems":
+                self._insert_table(cur, table, dataset_id, _to_arrow(problems, PROBLEM_COLUMNS))
+            elif table == "scores":
+                self._insert_parts(cur, dataset_id, parts)
+
+        return self._write_dataset(
+            write,
+            counts=(
+                int(figures["n_problems"]),
+                int(figures["n_responses"]),
+                int(figures["n_scores"]),
+            ),
+            llms=list(figures["llms"]),
+            verifiers=list(figures["verifiers"]),
+            name=name,
+            source_format="parquet-in-place",
+            content_sha256=content_sha256,
+            source_path=source_path,
+            replace=replace,
+            iid=iid,
+            simulated=False,
+            grader="labels from file",
+            notes=notes,
+            meta=full,
+            progress=progress,
+            actor=actor,
+        )
+
+    @staticmethod
+    def _insert_parts(
+        cur: duckdb.DuckDBPyConnection, dataset_id: str, parts: Sequence[Part]
+    ) -> None:
+        if not parts:
+            raise StoreError("internal: a Parquet-stored dataset without files")
+        table = pa.table(
+            {
+                "llm": [p.llm for p in parts],
+                "verifier": [p.verifier for p in parts],
+                "path": [p.path for p in parts],
+                "size": pa.array([p.size for p in parts], pa.int64()),
+                "mtime_ns": pa.array([p.mtime_ns for p in parts], pa.int64()),
+            }
+        )
+        cur.register("_ingest_parts", table)
+        try:
+            cur.execute(
+                "INSERT INTO parts SELECT ?, llm, verifier, path, size, mtime_ns "
+                "FROM _ingest_parts",
+                [dataset_id],
+            )
+        finally:
+            cur.unregister("_ingest_parts")
 
     def _write_dataset(
         self,
@@ -742,6 +897,7 @@ class Store:
             try:
                 old = _one(cur.execute("SELECT dataset_id FROM datasets WHERE name = ?", [name]))
                 action = "import"
+                replaced = None if old is None else str(old[0])
                 if old is not None:
                     action = "replace"
                     if not replace:
@@ -786,6 +942,8 @@ class Store:
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
+        if replaced is not None:
+            self._drop_own_parts(replaced)
         return self.get_dataset_by_id(dataset_id)
 
     @staticmethod
@@ -831,6 +989,79 @@ class Store:
             cur.unregister(view)
 
     # -- queries -------------------------------------------------------------------------
+    def _parts(
+        self, info: DatasetInfo, llm: str | None = None, verifier: str | None = None
+    ) -> list[Part]:
+        """A Parquet-stored dataset's files (of one LLM and/or verifier), checked to be
+        those that were registered."""
+        sql = "SELECT llm, verifier, path, size, mtime_ns FROM parts WHERE dataset_id = ?"
+        params: list[Any] = [info.dataset_id]
+        if llm is not None:
+            sql += " AND llm = ?"
+            params.append(llm)
+        if verifier is not None:
+            sql += " AND verifier = ?"
+            params.append(verifier)
+        rows = self._cur().execute(sql + " ORDER BY llm, verifier, path", params).fetchall()
+        parts = [Part(str(m), str(v), str(p), int(n), int(t)) for m, v, p, n, t in rows]
+        if not parts:
+            raise StoreError(f"dataset {info.name!r}: the catalog lists no score files")
+        check_unchanged(parts, info.name)
+        return parts
+
+    def _pair_rows(
+        self, info: DatasetInfo, llm: str | None = None, verifier: str | None = None
+    ) -> tuple[str, list[Any]]:
+        """SQL (and its parameters) of the dataset's scored responses, one row per
+        (llm, verifier, problem_id, sample_idx) with the response's fields (answer_raw,
+        answer_key, is_correct, n_tokens), wherever the rows are kept: loading one pair
+        of a Parquet-stored dataset reads that pair's files only."""
+        if info.storage == "table":
+            sql = """SELECT s.llm, s.verifier, s.problem_id, s.sample_idx, s.score,
+                            s.step_scores, r.answer_raw, r.answer_key, r.is_correct,
+                            r.n_tokens
+                     FROM scores s JOIN responses r
+                       ON r.dataset_id = s.dataset_id AND r.llm = s.llm
+                      AND r.problem_id = s.problem_id AND r.sample_idx = s.sample_idx
+                     WHERE s.dataset_id = ?"""
+            params: list[Any] = [info.dataset_id]
+            if llm is not None:
+                sql += " AND s.llm = ?"
+                params.append(llm)
+            if verifier is not None:
+                sql += " AND s.verifier = ?"
+                params.append(verifier)
+            return sql, params
+        columns = info.meta.get("columns") or [
+            "problem_id", "sample_idx", "score", "is_correct", "answer", "answer_key",
+            "n_tokens", "step_scores",
+        ]  # fmt: skip
+        paths = [p.path for p in self._parts(info, llm, verifier)]
+        return f"SELECT {select_list(columns)} FROM {READ_PARTS}", [paths]
+
+    def _responses_rows(self, info: DatasetInfo, llm: str | None = None) -> tuple[str, list[Any]]:
+        """SQL (and parameters) of the dataset's responses, one row each."""
+        if info.storage == "table":
+            sql = (
+                "SELECT llm, problem_id, sample_idx, answer_raw, answer_key, is_correct, "
+                "n_tokens FROM responses WHERE dataset_id = ?"
+            )
+            params: list[Any] = [info.dataset_id]
+            if llm is not None:
+                sql += " AND llm = ?"
+                params.append(llm)
+            return sql, params
+        # a response scored by several verifiers has a row in each of their files; its
+        # key, label and length agree (validated), its raw answer is the least one
+        rows, params = self._pair_rows(info, llm)
+        return (
+            f"""SELECT llm, problem_id, sample_idx, min(answer_raw) AS answer_raw,
+                       any_value(answer_key) AS answer_key,
+                       any_value(is_correct) AS is_correct, any_value(n_tokens) AS n_tokens
+                FROM ({rows}) GROUP BY llm, problem_id, sample_idx""",
+            params,
+        )
+
     def problems(self, dataset: DatasetInfo | str) -> pd.DataFrame:
         info = self.resolve(dataset)
         return self._fetch_df(
@@ -841,52 +1072,51 @@ class Store:
 
     def responses(self, dataset: DatasetInfo | str, llm: str | None = None) -> pd.DataFrame:
         info = self.resolve(dataset)
-        sql = (
+        rows, params = self._responses_rows(info, llm)
+        return self._fetch_df(
             "SELECT llm, problem_id, sample_idx, answer_raw, answer_key, is_correct, n_tokens "
-            "FROM responses WHERE dataset_id = ?"
+            f"FROM ({rows}) ORDER BY llm, problem_id, sample_idx",
+            params,
         )
-        params: list[Any] = [info.dataset_id]
-        if llm is not None:
-            sql += " AND llm = ?"
-            params.append(llm)
-        return self._fetch_df(sql + " ORDER BY llm, problem_id, sample_idx", params)
 
     def scores(
         self, dataset: DatasetInfo | str, llm: str | None = None, verifier: str | None = None
     ) -> pd.DataFrame:
         info = self.resolve(dataset)
-        sql = (
+        if info.storage == "table":
+            rows = "SELECT * FROM scores WHERE dataset_id = ?"
+            params: list[Any] = [info.dataset_id]
+            if llm is not None:
+                rows += " AND llm = ?"
+                params.append(llm)
+            if verifier is not None:
+                rows += " AND verifier = ?"
+                params.append(verifier)
+        else:
+            rows, params = self._pair_rows(info, llm, verifier)
+        return self._fetch_df(
             "SELECT llm, verifier, problem_id, sample_idx, score, step_scores "
-            "FROM scores WHERE dataset_id = ?"
+            f"FROM ({rows}) ORDER BY llm, verifier, problem_id, sample_idx",
+            params,
         )
-        params: list[Any] = [info.dataset_id]
-        if llm is not None:
-            sql += " AND llm = ?"
-            params.append(llm)
-        if verifier is not None:
-            sql += " AND verifier = ?"
-            params.append(verifier)
-        return self._fetch_df(sql + " ORDER BY llm, verifier, problem_id, sample_idx", params)
 
     def pair_summary(self, dataset: DatasetInfo | str) -> pd.DataFrame:
         """Per (llm, verifier): responses, problems, accuracy, score range, and the
         separation of the classes: (mean score of correct - mean of incorrect responses)
         in units of the score's standard deviation (NaN when a class is absent)."""
         info = self.resolve(dataset)
+        rows, params = self._pair_rows(info)
         return self._fetch_df(
-            """SELECT s.llm, s.verifier, count(*) AS responses,
-                      count(DISTINCT s.problem_id) AS problems,
-                      avg(r.is_correct::DOUBLE) AS accuracy,
-                      min(s.score) AS score_min, max(s.score) AS score_max,
-                      (avg(s.score) FILTER (WHERE r.is_correct)
-                       - avg(s.score) FILTER (WHERE NOT r.is_correct))
-                       / nullif(stddev_pop(s.score), 0) AS separation
-               FROM scores s JOIN responses r
-                 ON r.dataset_id = s.dataset_id AND r.llm = s.llm
-                AND r.problem_id = s.problem_id AND r.sample_idx = s.sample_idx
-               WHERE s.dataset_id = ?
-               GROUP BY s.llm, s.verifier ORDER BY s.llm, s.verifier""",
-            [info.dataset_id],
+            f"""SELECT llm, verifier, count(*) AS responses,
+                      count(DISTINCT problem_id) AS problems,
+                      avg(is_correct::DOUBLE) AS accuracy,
+                      min(score) AS score_min, max(score) AS score_max,
+                      (avg(score) FILTER (WHERE is_correct)
+                       - avg(score) FILTER (WHERE NOT is_correct))
+                       / nullif(stddev_pop(score), 0) AS separation
+               FROM ({rows})
+               GROUP BY llm, verifier ORDER BY llm, verifier""",
+            params,
         )
 
     def all_distinct_share(self, dataset: DatasetInfo | str) -> float:
@@ -895,14 +1125,15 @@ class Store:
         vote is a random pick (e.g. RewardMATH's one correct and nine incorrect
         solutions). NaN when no group has two responses."""
         info = self.resolve(dataset)
+        rows, params = self._responses_rows(info)
         row = _one(
             self._cur().execute(
-                """SELECT avg((n = k)::DOUBLE) FROM (
+                f"""SELECT avg((n = k)::DOUBLE) FROM (
                        SELECT count(*) AS n,
                               count(DISTINCT coalesce(answer_key, '\x00' || sample_idx)) AS k
-                       FROM responses WHERE dataset_id = ?
+                       FROM ({rows})
                        GROUP BY llm, problem_id HAVING count(*) > 1)""",
-                [info.dataset_id],
+                params,
             )
         )
         return float(row[0]) if row is not None and row[0] is not None else math.nan
@@ -919,14 +1150,10 @@ class Store:
         problem's responses in sample order, with the stored score."""
         info = self.resolve(dataset)
         self._check_pair(info, llm, verifier)
-        sql = """SELECT s.problem_id, s.sample_idx, s.score, r.answer_key, r.is_correct,
-                        r.n_tokens
-                 FROM scores s JOIN responses r
-                   ON r.dataset_id = s.dataset_id AND r.llm = s.llm
-                  AND r.problem_id = s.problem_id AND r.sample_idx = s.sample_idx
-                 WHERE s.dataset_id = ? AND s.llm = ? AND s.verifier = ?
-                 ORDER BY s.problem_id, s.sample_idx"""
-        table = self._cur().sql(sql, params=[info.dataset_id, llm, verifier]).to_arrow_table()
+        rows, params = self._pair_rows(info, llm, verifier)
+        sql = f"""SELECT problem_id, sample_idx, score, answer_key, is_correct, n_tokens
+                  FROM ({rows}) ORDER BY problem_id, sample_idx"""
+        table = self._cur().sql(sql, params=params).to_arrow_table()
         return pair_from_arrow(table, info.dataset_id, llm, verifier)
 
     def load_steps(
@@ -936,10 +1163,9 @@ class Store:
         `load_pair`); a response without step scores has an empty range."""
         info = self.resolve(dataset)
         self._check_pair(info, llm, verifier)
-        sql = """SELECT step_scores FROM scores
-                 WHERE dataset_id = ? AND llm = ? AND verifier = ?
-                 ORDER BY problem_id, sample_idx"""
-        table = self._cur().sql(sql, params=[info.dataset_id, llm, verifier]).to_arrow_table()
+        rows, params = self._pair_rows(info, llm, verifier)
+        sql = f"SELECT step_scores FROM ({rows}) ORDER BY problem_id, sample_idx"
+        table = self._cur().sql(sql, params=params).to_arrow_table()
         col = table.column("step_scores").combine_chunks()
         lengths = pc.list_value_length(col).fill_null(0)
         offsets = np.zeros(len(col) + 1, dtype=np.int64)
@@ -1038,18 +1264,16 @@ class Store:
     def export_long(self, dataset: DatasetInfo | str) -> pd.DataFrame:
         """The dataset in the long import format (one row per response and verifier)."""
         info = self.resolve(dataset)
+        rows, params = self._pair_rows(info)
         return self._fetch_df(
-            """SELECT s.problem_id, s.sample_idx, s.llm, s.verifier,
-                      r.answer_raw AS answer, r.answer_key, r.is_correct, p.gold_answer,
-                      s.score, s.step_scores, r.n_tokens, p.level, p.subject,
+            f"""SELECT s.problem_id, s.sample_idx, s.llm, s.verifier,
+                      s.answer_raw AS answer, s.answer_key, s.is_correct, p.gold_answer,
+                      s.score, s.step_scores, s.n_tokens, p.level, p.subject,
                       p.text AS problem_text
-               FROM scores s
-               JOIN responses r ON r.dataset_id = s.dataset_id AND r.llm = s.llm
-                AND r.problem_id = s.problem_id AND r.sample_idx = s.sample_idx
-               JOIN problems p ON p.dataset_id = s.dataset_id AND p.problem_id = s.problem_id
-               WHERE s.dataset_id = ?
+               FROM ({rows}) s
+               JOIN problems p ON p.dataset_id = ? AND p.problem_id = s.problem_id
                ORDER BY s.llm, s.verifier, s.problem_id, s.sample_idx""",
-            [info.dataset_id],
+            [*params, info.dataset_id],
         )
 
     def export_parquet(self, dataset: DatasetInfo | str, path: str | Path) -> Path:
@@ -1083,6 +1307,7 @@ for _name in (
     "audit_log",
     "ingest",
     "ingest_staged",
+    "register_parts",
     "problems",
     "responses",
     "scores",

@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 #: layer of each package (a module's layer is that of its longest matching prefix)
-LAYERS: dict[str, int] = {
+LAYERS: dict[str, float] = {
     "core.types": 0,
     "core.store": 1,
     "core.grading": 2,
@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "core.reports": 8,
     "core.apply": 8,
     "core.access": 1,
+    "core.parts": 0.5,  # between the types and the store
     "core.cli": 9,
     "dashboard.text": 8,
     "dashboard.export": 8,
@@ -44,7 +45,7 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _layer(module: str) -> int | None:
+def _layer(module: str) -> float | None:
     best = None
     for prefix, layer in LAYERS.items():
         if (module == prefix or module.startswith(prefix + ".")) and (

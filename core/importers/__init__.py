@@ -230,9 +230,14 @@ def import_path(
     time_limit_s: float | None = None,
     cancel: threading.Event | None = None,
     cpu_limit_s: float | None = None,
+    storage: str = "auto",
 ) -> ImportResult:
     """Read, grade (where needed), validate and store one file or folder as one dataset
     (recorded in the store's audit table under `actor`; default the OS user).
+
+    ``storage``: where the score rows are kept (`Store.ingest_staged`): ``auto`` (the
+    DuckDB file, or partitioned Parquet beside it from `PARQUET_MIN_SCORES` rows),
+    ``table`` or ``parquet``.
 
     ``time_limit_s`` / ``cpu_limit_s`` / ``cancel``: an overall budget of wall-clock and
     CPU time (grading workers included; see `WorkBudget`) for reading, grading,
@@ -516,6 +521,7 @@ def import_path(
             or None,
             meta=meta,
             progress=ingest_progress,
+            storage=storage,
         )
         progress("done", total, total)
         shown_files = reads[0].files if run_folder and reads[0].files is not None else read_files

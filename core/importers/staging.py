@@ -42,69 +42,30 @@ _COLUMNS = {
 }
 
 
-class Staging:
-    """A private staging database in a temporary folder (beside the store by default, so
-    the final copy reads from the same disk); remove it with `close`."""
+class CrossChecks:
+    """The checks that span rows, as queries over the relations ``s_scores``,
+    ``s_responses`` and ``s_problems`` of `con` (tables of a staging database, or views
+    over registered Parquet files), each with ``_batch``, ``_file`` and ``_loc``: the
+    order of first occurrence is (``_batch``, ``_loc``)."""
 
-    def __init__(self, folder: Path | None = None) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="ttslab-import-", dir=folder))
-        self.path = self.dir / "stage.duckdb"
-        self.con: duckdb.DuckDBPyConnection | None = None
-        self.batches = 0
-        try:
-            self.con = duckdb.connect(str(self.path))
-            spill = str(self.dir / "spill").replace("'", "''")
-            self.con.execute(f"SET memory_limit = '{STAGING_MEMORY}'")
-            self.con.execute(f"SET temp_directory = '{spill}'")
-            self.con.execute("SET preserve_insertion_order = false")
-            for table, ddl in _DDL.items():
-                self.con.execute(
-                    f"CREATE TABLE {table} ({ddl}, _batch INTEGER, _file VARCHAR, _loc BIGINT)"
-                )
-        except BaseException:
-            self.close()
-            raise
+    con: duckdb.DuckDBPyConnection | None
 
     def _con(self) -> duckdb.DuckDBPyConnection:
-        assert self.con is not None, "the staging database is closed"
+        assert self.con is not None, "the database is closed"
         return self.con
 
-    def add(self, data: CanonicalData) -> None:
-        """Write one validated batch (tables with ``_file`` and ``_loc``, see
-        `to_canonical(keep_locs=True)`)."""
-        con = self._con()
-        for table, frame in (
-            ("s_problems", data.problems),
-            ("s_responses", data.responses),
-            ("s_scores", data.scores),
-        ):
-            assert isinstance(frame, pd.DataFrame)
-            arrow = _to_arrow(frame, _COLUMNS[table])
-            codes, files = pd.factorize(frame["_file"].astype(str))  # a few files: cheap
-            file_col = pa.DictionaryArray.from_arrays(
-                pa.array(codes, pa.int32()), pa.array(list(files), pa.string())
-            )
-            arrow = arrow.append_column("_file", file_col).append_column(
-                "_loc", pa.array(frame["_loc"].to_numpy(), pa.int64())
-            )
-            con.register("_batch_view", arrow)
-            try:
-                cols = ", ".join(arrow.column_names)
-                con.execute(
-                    f"INSERT INTO {table} ({cols}, _batch) SELECT {cols}, ? FROM _batch_view",
-                    [self.batches],
-                )
-            finally:
-                con.unregister("_batch_view")
-        self.batches += 1
+    def _has(self, table: str) -> bool:
+        row = (
+            self._con()
+            .execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table])
+            .fetchone()
+        )
+        return bool(row and row[0])
 
-    # -- checks across batches ------------------------------------------------------------
-    def cross_checks(self, loc_kind: str) -> list[Issue]:
-        """The checks `to_canonical` runs within a frame, over all batches: duplicate
-        keys, responses whose answer fields differ between verifiers, and conflicting gold
-        answers. Each issue names the later occurrence and where the first one is."""
-        if self.batches < 2:
-            return []  # a single batch was checked whole
+    def run_checks(self, loc_kind: str) -> list[Issue]:
+        """Duplicate keys, responses whose answer fields differ between verifiers, and
+        conflicting gold answers. Each issue names the later occurrence and where the
+        first one is."""
         return [
             *self._duplicates(loc_kind),
             *self._response_conflicts(loc_kind),
@@ -226,6 +187,66 @@ class Staging:
             for p, g, first, f, loc, first_loc, ff in rows
         ]
 
+
+class Staging(CrossChecks):
+    """A private staging database in a temporary folder (beside the store by default, so
+    the final copy reads from the same disk); remove it with `close`."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="ttslab-import-", dir=folder))
+        self.path = self.dir / "stage.duckdb"
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self.batches = 0
+        try:
+            self.con = duckdb.connect(str(self.path))
+            spill = str(self.dir / "spill").replace("'", "''")
+            self.con.execute(f"SET memory_limit = '{STAGING_MEMORY}'")
+            self.con.execute(f"SET temp_directory = '{spill}'")
+            self.con.execute("SET preserve_insertion_order = false")
+            for table, ddl in _DDL.items():
+                self.con.execute(
+                    f"CREATE TABLE {table} ({ddl}, _batch INTEGER, _file VARCHAR, _loc BIGINT)"
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    def add(self, data: CanonicalData) -> None:
+        """Write one validated batch (tables with ``_file`` and ``_loc``, see
+        `to_canonical(keep_locs=True)`)."""
+        con = self._con()
+        for table, frame in (
+            ("s_problems", data.problems),
+            ("s_responses", data.responses),
+            ("s_scores", data.scores),
+        ):
+            assert isinstance(frame, pd.DataFrame)
+            arrow = _to_arrow(frame, _COLUMNS[table])
+            codes, files = pd.factorize(frame["_file"].astype(str))  # a few files: cheap
+            file_col = pa.DictionaryArray.from_arrays(
+                pa.array(codes, pa.int32()), pa.array(list(files), pa.string())
+            )
+            arrow = arrow.append_column("_file", file_col).append_column(
+                "_loc", pa.array(frame["_loc"].to_numpy(), pa.int64())
+            )
+            con.register("_batch_view", arrow)
+            try:
+                cols = ", ".join(arrow.column_names)
+                con.execute(
+                    f"INSERT INTO {table} ({cols}, _batch) SELECT {cols}, ? FROM _batch_view",
+                    [self.batches],
+                )
+            finally:
+                con.unregister("_batch_view")
+        self.batches += 1
+
+    # -- checks across batches ------------------------------------------------------------
+    def cross_checks(self, loc_kind: str) -> list[Issue]:
+        """The checks `to_canonical` runs within a frame, over all batches."""
+        if self.batches < 2:
+            return []  # a single batch was checked whole
+        return self.run_checks(loc_kind)
+
     # -- the final tables -------------------------------------------------------------------
     def finish(self) -> dict[str, Any]:
         """Build the canonical tables `problems`, `responses` and `scores` (a response's
@@ -268,14 +289,6 @@ class Staging:
         self.con = None
         return figures
 
-    def _has(self, table: str) -> bool:
-        row = (
-            self._con()
-            .execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table])
-            .fetchone()
-        )
-        return bool(row and row[0])
-
     def close(self) -> None:
         if self.con is not None:
             self.con.close()
@@ -293,4 +306,4 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(rows[0][0]) if rows else 0
 
 
-__all__ = ["STAGING_MEMORY", "Staging"]
+__all__ = ["STAGING_MEMORY", "CrossChecks", "Staging"]
