@@ -37,7 +37,7 @@ def snapshot(store: Store) -> dict[str, list[tuple]]:
     """Every row of every table (sorted), to compare database states exactly."""
     cur = store._cur()
     out = {}
-    for t in ("meta", "datasets", "problems", "responses", "scores", "results"):
+    for t in ("meta", "datasets", "problems", "responses", "scores", "parts", "results"):
         rows = cur.execute(f"SELECT * FROM {t}").fetchall()
         out[t] = sorted(rows, key=repr)
     return out

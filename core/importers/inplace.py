@@ -201,23 +201,27 @@ class _InPlace(CrossChecks):
             self.con.register("_files_arrow", files)
             self.con.execute("CREATE TABLE files AS SELECT * FROM _files_arrow")
             self.con.unregister("_files_arrow")
-            rel = self.con.read_parquet(
-                [p.path for p in parts],
-                filename=True,
-                file_row_number=True,
-                hive_partitioning=False,
-                union_by_name=True,
-            )
-            rel.create_view("_read")
-            self.con.execute(
-                """CREATE VIEW s_raw AS
-                   SELECT r.* EXCLUDE (filename, file_row_number), f.llm, f.verifier,
-                          f._batch, f._file, r.file_row_number + 1 AS _loc
-                   FROM _read r JOIN files f ON f.path = r.filename"""
-            )
         except BaseException:
             self.close()
             raise
+
+    def open_files(self, parts: Sequence[Part]) -> None:
+        """The view ``s_raw`` over every file (once each file is known to be readable)."""
+        con = self._con()
+        rel = con.read_parquet(
+            [p.path for p in parts],
+            filename=True,
+            file_row_number=True,
+            hive_partitioning=False,
+            union_by_name=True,
+        )
+        rel.create_view("_read")
+        con.execute(
+            """CREATE VIEW s_raw AS
+               SELECT r.* EXCLUDE (filename, file_row_number), f.llm, f.verifier,
+                      f._batch, f._file, r.file_row_number + 1 AS _loc
+               FROM _read r JOIN files f ON f.path = r.filename"""
+        )
 
     def define(self, columns: Sequence[str]) -> None:
         """The canonical views, once the rows are known to cast."""
@@ -376,6 +380,7 @@ def register_in_place(
         step(f"checking the columns of {len(parts)} files", 1)
         found, columns = _schema_issues(checks._con(), parts, shown)
         IssueList(found).raise_if_any()
+        checks.open_files(parts)
         step("checking every row", 2)
         IssueList(checks.row_issues(columns)).raise_if_any()
         checks.define(columns)
