@@ -1032,12 +1032,17 @@ class Store:
                 sql += " AND s.verifier = ?"
                 params.append(verifier)
             return sql, params
-        columns = info.meta.get("columns") or [
-            "problem_id", "sample_idx", "score", "is_correct", "answer", "answer_key",
-            "n_tokens", "step_scores",
-        ]  # fmt: skip
-        paths = [p.path for p in self._parts(info, llm, verifier)]
-        return f"SELECT {select_list(columns)} FROM {READ_PARTS}", [paths]
+        parts, columns = self.pair_parts(info, llm, verifier)
+        return _parquet_rows(columns), [[p.path for p in parts]]
+
+    def pair_parts(
+        self, info: DatasetInfo, llm: str | None = None, verifier: str | None = None
+    ) -> tuple[list[Part], list[str]]:
+        """A Parquet-stored dataset's files (of one LLM and/or verifier; checked to be
+        those registered) and their columns: what `read_pair_parts` loads a pair from
+        without the store (an executor's worker reading its own partition)."""
+        columns = list(info.meta.get("columns") or STORED_COLUMNS)
+        return self._parts(info, llm, verifier), columns
 
     def _responses_rows(self, info: DatasetInfo, llm: str | None = None) -> tuple[str, list[Any]]:
         """SQL (and parameters) of the dataset's responses, one row each."""
@@ -1151,9 +1156,7 @@ class Store:
         info = self.resolve(dataset)
         self._check_pair(info, llm, verifier)
         rows, params = self._pair_rows(info, llm, verifier)
-        sql = f"""SELECT problem_id, sample_idx, score, answer_key, is_correct, n_tokens
-                  FROM ({rows}) ORDER BY problem_id, sample_idx"""
-        table = self._cur().sql(sql, params=params).to_arrow_table()
+        table = self._cur().sql(_PAIR_SQL.format(rows=rows), params=params).to_arrow_table()
         return pair_from_arrow(table, info.dataset_id, llm, verifier)
 
     def load_steps(
@@ -1164,14 +1167,8 @@ class Store:
         info = self.resolve(dataset)
         self._check_pair(info, llm, verifier)
         rows, params = self._pair_rows(info, llm, verifier)
-        sql = f"SELECT step_scores FROM ({rows}) ORDER BY problem_id, sample_idx"
-        table = self._cur().sql(sql, params=params).to_arrow_table()
-        col = table.column("step_scores").combine_chunks()
-        lengths = pc.list_value_length(col).fill_null(0)
-        offsets = np.zeros(len(col) + 1, dtype=np.int64)
-        np.cumsum(lengths.to_numpy(zero_copy_only=False), out=offsets[1:])
-        values = pc.list_flatten(col).to_numpy(zero_copy_only=False)
-        return np.asarray(values, dtype=np.float64), offsets
+        table = self._cur().sql(_STEPS_SQL.format(rows=rows), params=params).to_arrow_table()
+        return _steps_from_arrow(table)
 
     # -- result cache --------------------------------------------------------------------
     @staticmethod
@@ -1315,10 +1312,74 @@ for _name in (
     "all_distinct_share",
     "load_pair",
     "load_steps",
+    "pair_parts",
     "cache_kinds",
     "export_long",
 ):
     setattr(Store, _name, _holding(getattr(Store, _name)))
+
+
+#: the columns of the store's own partition files (an in-place folder records its own)
+STORED_COLUMNS = (
+    "problem_id",
+    "sample_idx",
+    "score",
+    "is_correct",
+    "answer",
+    "answer_key",
+    "n_tokens",
+    "step_scores",
+)
+#: one pair's rows as `load_pair` packs them, and its step scores, from a rows relation
+_PAIR_SQL = """SELECT problem_id, sample_idx, score, answer_key, is_correct, n_tokens
+               FROM ({rows}) ORDER BY problem_id, sample_idx"""
+_STEPS_SQL = "SELECT step_scores FROM ({rows}) ORDER BY problem_id, sample_idx"
+
+
+def _parquet_rows(columns: Sequence[str]) -> str:
+    """The pair rows of partition files with `columns` (the file list: one parameter)."""
+    return f"SELECT {select_list(columns)} FROM {READ_PARTS}"
+
+
+def _steps_from_arrow(table: pa.Table) -> tuple[FloatArray, IntArray]:
+    col = table.column("step_scores").combine_chunks()
+    lengths = pc.list_value_length(col).fill_null(0)
+    offsets = np.zeros(len(col) + 1, dtype=np.int64)
+    np.cumsum(lengths.to_numpy(zero_copy_only=False), out=offsets[1:])
+    values = pc.list_flatten(col).to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=np.float64), offsets
+
+
+def _read_parts(sql: str, parts: Sequence[Part], columns: Sequence[str], dataset: str) -> pa.Table:
+    check_unchanged(parts, dataset)
+    con = duckdb.connect()
+    try:
+        rows = _parquet_rows(columns)
+        return con.sql(sql.format(rows=rows), params=[[p.path for p in parts]]).to_arrow_table()
+    finally:
+        con.close()
+
+
+def read_pair_parts(
+    parts: Sequence[Part],
+    columns: Sequence[str],
+    *,
+    dataset: str,
+    dataset_id: str,
+    llm: str,
+    verifier: str,
+) -> PairData:
+    """`Store.load_pair` from one pair's partition files (`Store.pair_parts`), without
+    the store: the same query on a private connection, so the same arrays."""
+    table = _read_parts(_PAIR_SQL, parts, columns, dataset)
+    return pair_from_arrow(table, dataset_id, llm, verifier)
+
+
+def read_steps_parts(
+    parts: Sequence[Part], columns: Sequence[str], *, dataset: str
+) -> tuple[FloatArray, IntArray]:
+    """`Store.load_steps` from one pair's partition files."""
+    return _steps_from_arrow(_read_parts(_STEPS_SQL, parts, columns, dataset))
 
 
 def pair_from_arrow(table: pa.Table, dataset_id: str, llm: str, verifier: str) -> PairData:

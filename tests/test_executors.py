@@ -23,7 +23,15 @@ from core.evaluation.executors import (
     parse_executor,
     run_tasks,
 )
-from core.evaluation.pipeline import curves_cache_params, pair_curves, precompute_curves
+from core.evaluation.pipeline import (
+    PairFiles,
+    curves_cache_params,
+    load_pair,
+    materialize,
+    pair_curves,
+    pair_source,
+    precompute_curves,
+)
 from core.importers import import_path
 from core.importers.writers import write_long_parquet
 from core.store import DatasetInfo, Store
@@ -272,6 +280,47 @@ def test_local_cluster_curves_equal_serial_bit_for_bit(
     got = _payloads(db)
     for pair in serial:
         _same(serial[pair], got[pair])
+
+
+@pytest.fixture(scope="module")
+def study_parquet(study: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same study kept as partitioned Parquet files (same content: same cache keys)."""
+    folder = tmp_path_factory.mktemp("study_pq")
+    frame = make_long_frame(
+        n_problems=40, n_samples=8, llms=("m1", "m2"), verifiers=("v1", "v2", "v3"), seed=3
+    )
+    path = write_long_parquet(frame, folder / "study.parquet")
+    with Store(folder / "pq.duckdb") as s:
+        info = import_path(s, path, name="study", storage="parquet").info
+        assert info.storage == "parquet"
+        assert (
+            info.content_sha256 == Store(study, read_only=True).get_dataset("study").content_sha256
+        )
+    return folder / "pq.duckdb"
+
+
+def test_tasks_of_parquet_pairs_carry_files_and_read_the_same_arrays(study_parquet: Path) -> None:
+    with Store(study_parquet) as s:
+        info = s.get_dataset("study")
+        source = pair_source(s, info, "m1", "v2")
+        assert isinstance(source, PairFiles)
+        assert {(p.llm, p.verifier) for p in source.parts} == {("m1", "v2")}
+        got, want = materialize(source), load_pair(s, info, "m1", "v2")
+        for field in ("offsets", "cluster", "score", "correct", "sample_idx", "n_tokens"):
+            assert np.array_equal(getattr(got, field), getattr(want, field)), field
+        assert got.orientation == want.orientation and got.problem_ids == want.problem_ids
+
+
+def test_parquet_pairs_on_a_pool_and_a_cluster_equal_the_table_serial_run(
+    study_parquet: Path, serial: dict, cluster: Any, tmp_path: Path
+) -> None:
+    address = cluster.scheduler_address.removeprefix("tcp://")
+    for executor in ("local:2", f"dask://{address}"):
+        db = _copy(study_parquet, tmp_path / "pq.duckdb")
+        assert _run(db, executor) == 6
+        got = _payloads(db)
+        for pair in serial:
+            _same(serial[pair], got[pair])
 
 
 def test_local_cluster_survives_a_killed_worker(

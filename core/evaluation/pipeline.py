@@ -10,6 +10,7 @@ cross-fit them, evaluate them on common subsets, and cache the results.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -35,7 +36,8 @@ from core.methods.params import CalibrationError, StrategyParams
 from core.methods.reduce import reduce_steps
 from core.methods.registry import Strategy, get_strategy
 from core.methods.transforms import auto_once, resolve_orientation
-from core.store import DatasetInfo, Store
+from core.parts import Part, PartsError
+from core.store import DatasetInfo, Store, read_pair_parts, read_steps_parts
 from core.types import FloatArray, IntArray, PairData, TTSLabError, VoteInputs
 
 ProgressFn = Callable[[str, int, int], None]
@@ -62,24 +64,92 @@ def load_pair(
     """The pair, its score recomputed from step scores by `reduction` ("stored" keeps the
     imported score)."""
     pair = store.load_pair(info, llm, verifier)
-    declared = (
-        "lower"
-        if verifier in info.lower_is_better
-        else "higher"
-        if verifier in info.higher_is_better
-        else "auto"
-    )
     truth = _truth(info, llm, verifier) if reduction in _EXACT_REDUCTIONS else None
-    pair = replace(pair, orientation=declared, truth=truth)
+    pair = replace(pair, orientation=_declared(info, verifier), truth=truth)
     if reduction == "stored":
         return pair
-    values, offsets = store.load_steps(info, llm, verifier)
+    return _reduced(pair, *store.load_steps(info, llm, verifier), reduction, info.name)
+
+
+def _declared(info: DatasetInfo, verifier: str) -> str:
+    if verifier in info.lower_is_better:
+        return "lower"
+    return "higher" if verifier in info.higher_is_better else "auto"
+
+
+def _reduced(
+    pair: PairData, values: FloatArray, offsets: IntArray, reduction: str, dataset: str
+) -> PairData:
     if offsets.size < 2 or np.any(np.diff(offsets) == 0):
         raise AnalysisError(
-            f"pair ({llm}, {verifier}) of {info.name!r} has responses without step scores; "
-            "only the stored score can be used"
+            f"pair ({pair.llm}, {pair.verifier}) of {dataset!r} has responses without step "
+            "scores; only the stored score can be used"
         )
     return replace(pair, score=reduce_steps(values, reduction, offsets))
+
+
+@dataclass(frozen=True)
+class PairFiles:
+    """A pair of a Parquet-stored dataset as a task carries it: its own partition files,
+    read where the task runs (`materialize`), so a worker loads its pair itself and the
+    driver sends a file list, not the arrays. On a cluster the workers must see the files
+    at the same paths (a shared or network file system)."""
+
+    dataset: str
+    dataset_id: str
+    llm: str
+    verifier: str
+    parts: tuple[Part, ...]
+    columns: tuple[str, ...]
+    orientation: str
+    reduction: str
+
+
+def pair_source(
+    store: Store, info: DatasetInfo, llm: str, verifier: str, reduction: str = "stored"
+) -> PairData | PairFiles:
+    """What a task for this pair carries: its partition files when the dataset keeps its
+    rows in Parquet (and no simulator truth rides along), else the loaded pair."""
+    if info.storage == "table" or (info.has_truth and reduction in _EXACT_REDUCTIONS):
+        return load_pair(store, info, llm, verifier, reduction)
+    store._check_pair(info, llm, verifier)
+    parts, columns = store.pair_parts(info, llm, verifier)
+    return PairFiles(
+        info.name,
+        info.dataset_id,
+        llm,
+        verifier,
+        tuple(parts),
+        tuple(columns),
+        _declared(info, verifier),
+        reduction,
+    )
+
+
+def materialize(source: PairData | PairFiles) -> PairData:
+    """The pair itself: loaded from its own files (the same query and arrays as
+    `load_pair`) when the task carries them."""
+    if isinstance(source, PairData):
+        return source
+    try:
+        pair = read_pair_parts(
+            source.parts,
+            source.columns,
+            dataset=source.dataset,
+            dataset_id=source.dataset_id,
+            llm=source.llm,
+            verifier=source.verifier,
+        )
+        pair = replace(pair, orientation=source.orientation, truth=None)
+        if source.reduction == "stored":
+            return pair
+        steps = read_steps_parts(source.parts, source.columns, dataset=source.dataset)
+    except PartsError as exc:
+        raise PartsError(
+            f"{exc} (read on host {socket.gethostname()}: on a cluster every worker must "
+            "see the dataset's files at the same paths)"
+        ) from None
+    return _reduced(pair, *steps, source.reduction, source.dataset)
 
 
 #: Step reductions that give back the simulator's score exactly (its step paths are
@@ -373,7 +443,7 @@ class CurvesTask:
     """Everything one pair's curves are computed from: a self-contained task that runs in
     this process or on any executor's worker (`core.evaluation.executors`)."""
 
-    pair: PairData
+    pair: PairData | PairFiles
     names: tuple[str, ...]
     config: EvalConfig
     iid: bool
@@ -382,7 +452,7 @@ class CurvesTask:
 def curves_payload(task: CurvesTask, progress: ProgressFn | None = None) -> dict[str, Any]:
     """The cacheable result of one pair's curves: cross-fit, evaluate on common subsets,
     and the Best-of-infinity and token figures. Deterministic for a given task."""
-    pair, config = task.pair, task.config
+    pair, config = materialize(task.pair), task.config
     cf = crossfit_strategies(pair, task.names, config, progress=progress)
     if not cf.inputs:
         raise AnalysisError(
@@ -531,7 +601,7 @@ def precompute_curves(
         "pair_curves",
         lambda m, v: _key(info, m, v, names, config),
         lambda m, v: CurvesTask(
-            load_pair(store, info, m, v, config.reduction), names, config, info.iid
+            pair_source(store, info, m, v, config.reduction), names, config, info.iid
         ),
         curves_payload,
         executor,

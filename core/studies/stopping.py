@@ -14,10 +14,13 @@ from core.evaluation.config import EvalConfig
 from core.evaluation.engine import CurveSet, make_subsets
 from core.evaluation.executors import RunLog
 from core.evaluation.pipeline import (
+    PairFiles,
     _key,
     crossfit_strategies,
     evaluate,
     load_pair,
+    materialize,
+    pair_source,
     precompute_pairs,
 )
 from core.evaluation.stopping import RULES, StopCurve, get_rule, replay
@@ -49,7 +52,7 @@ class StoppingTask:
     """Everything one pair's early-stopping replay is computed from (a self-contained
     task for any executor, `core.evaluation.executors`)."""
 
-    pair: PairData
+    pair: PairData | PairFiles
     names: tuple[str, ...]  # rules
     strategies: tuple[str, ...]
     config: EvalConfig
@@ -60,7 +63,7 @@ class StoppingTask:
 def stopping_payload(task: StoppingTask, progress: ProgressFn | None = None) -> dict[str, Any]:
     """The cacheable result of one pair's replays and fixed-N curves."""
     pair, names, strategies, config, cap = (
-        task.pair,
+        materialize(task.pair),
         task.names,
         list(task.strategies),
         task.config,
@@ -140,9 +143,14 @@ def stopping_task(
     rules: Sequence[str],
     config: EvalConfig,
     cap: int | None,
+    *,
+    remote: bool = False,
 ) -> StoppingTask:
+    """The pair's task; `remote`: it carries the pair's files where the dataset keeps
+    them in Parquet (`pair_source`), for a worker to read its own partition."""
     names = tuple(get_rule(r).name for r in dict.fromkeys(rules))
-    pair = load_pair(store, info, llm, verifier, config.reduction)
+    load = pair_source if remote else load_pair
+    pair = load(store, info, llm, verifier, config.reduction)
     strategies = ("majority", *calibrated_strategies())
     return StoppingTask(pair, names, strategies, config, cap, info.iid)
 
@@ -161,7 +169,7 @@ def pair_stopping(
     """Replay `rules` on one pair and evaluate majority vote and every calibrated strategy
     at fixed N (cross-fitted as the budget curves are)."""
     task = stopping_task(store, info, llm, verifier, rules, config, cap)
-    pair = task.pair
+    pair = materialize(task.pair)
 
     def compute() -> dict[str, Any]:
         return stopping_payload(task, progress)
@@ -211,7 +219,7 @@ def precompute_stopping(
         pairs,
         "stopping",
         lambda m, v: stopping_params(info, m, v, rules, config, cap),
-        lambda m, v: stopping_task(store, info, m, v, rules, config, cap),
+        lambda m, v: stopping_task(store, info, m, v, rules, config, cap, remote=True),
         stopping_payload,
         executor,
         progress=progress,
