@@ -118,18 +118,21 @@ def check_unchanged(parts: Iterable[Part], dataset: str) -> None:
             )
 
 
-def select_list(columns: Sequence[str]) -> str:
+def select_list(columns: Sequence[str], key: str | None = None) -> str:
     """The canonical pair rows (llm, verifier, problem_id, sample_idx, score, step_scores,
     answer_raw, answer_key, is_correct, n_tokens) from partition files that have
     `columns`. Without an ``answer_key`` column the key is the answer as written (no
-    normalisation); without ``answer`` each response is its own cluster, as on import."""
+    normalisation); without ``answer`` each response is its own cluster, as on import.
+    `key`: another expression of the answer key."""
     have = set(columns)
 
     def col(name: str) -> str:
         typ = FILE_COLUMNS[name]
         return f"CAST({name} AS {typ})" if name in have else f"CAST(NULL AS {typ})"
 
-    if "answer_key" in have:
+    if key is not None:
+        pass
+    elif "answer_key" in have:
         key = "CAST(answer_key AS VARCHAR)"
     elif "answer" in have:
         key = "coalesce(CAST(answer AS VARCHAR), '')"

@@ -199,10 +199,10 @@ def test_row_problems_name_file_row_and_column(store: Store, tmp_path: Path) -> 
     # one file per pair, rows in the frame's order: the 4th to 7th rows of that file
     found = _issues(store, folder)
     f = "llm=m%2F1/verifier=prm/data_0.parquet"
-    assert f"{f}, row 4, column 'score': expected a finite number, got inf" in found
+    assert f"{f}, row 4, column 'score': value is infinite (inf)" in found
     assert f"{f}, row 5, column 'score': missing value" in found
-    assert f"{f}, row 6, column 'sample_idx': expected an integer >= 0, got -2" in found
-    assert f"{f}, row 7, column 'n_tokens': expected an integer >= 0, got -1" in found
+    assert f"{f}, row 6, column 'sample_idx': must be >= 0, got -2" in found
+    assert f"{f}, row 7, column 'n_tokens': must be >= 0, got -1" in found
     assert len(found) == 4
 
 

@@ -1,0 +1,283 @@
+"""Validation of typed Parquet as DuckDB queries, over the files where they are.
+
+Two imports use it: registering a partitioned folder in place (`core.importers.inplace`)
+and the fast path of a long Parquet file whose columns already have the right types
+(`core.importers.typed`). A private DuckDB (memory capped, spilling to a private folder)
+defines the view ``s_raw`` over the files (each row with ``_batch`` = its file's position,
+``_file`` and ``_loc`` = its 1-based row), checks every row's values in one scan, then
+defines the canonical views (``s_rows``, ``s_scores``, ``s_responses``, ``s_problems``) on
+which the checks across rows of the streamed import run (`CrossChecks`). Problems name the
+file, the row and the column, in the words of the in-memory validator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from core.importers.errors import Issue
+from core.importers.limits import MAX_ANSWER_CHARS
+from core.importers.staging import STAGING_MEMORY, CrossChecks
+from core.importers.validate import MAX_SAMPLE_IDX, MAX_TOKENS
+from core.parts import FILE_COLUMNS, Part, select_list
+
+#: problems reported per scan (as the in-memory checks do)
+MAX_ISSUES = 1000
+
+INT_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+)
+FLOAT_TYPES = ("FLOAT", "DOUBLE")
+NUMBER_TYPES = (*INT_TYPES, *FLOAT_TYPES, "HUGEINT", "UHUGEINT")
+
+#: the messages of the row rules, by code (the in-memory validator's words)
+_MESSAGES: dict[str, Callable[[str], str]] = {
+    "missing": lambda v: "missing value",
+    "negative": lambda v: f"must be >= 0, got {v}",
+    "sample_too_big": lambda v: f"must be at most {MAX_SAMPLE_IDX}, got {v}",
+    "tokens_too_big": lambda v: f"must be at most {MAX_TOKENS}, got {v}",
+    "nan": lambda v: "value is NaN",
+    "infinite": lambda v: f"value is infinite ({v})",
+    "too_long": lambda v: f"{int(v):,} characters; an answer may have at most {MAX_ANSWER_CHARS:,}",
+    "steps_empty": lambda v: "empty list of step scores",
+    "steps_bad": lambda v: "step scores must be finite numbers",
+}
+
+
+def row_rules(types: dict[str, str]) -> list[tuple[str, str, str, str]]:
+    """(column, condition, message code, value shown) of every rule that applies to
+    columns of these types (a column absent is not checked)."""
+    rules: list[tuple[str, str, str, str]] = []
+
+    def add(col: str, cond: str, code: str, value: str = "NULL") -> None:
+        if col in types:
+            rules.append((col, cond, code, value))
+
+    for col in ("problem_id", "sample_idx", "score", "is_correct", "llm", "verifier"):
+        add(col, f"{col} IS NULL", "missing")
+    add("answer_key", "answer_key IS NULL", "missing")
+    for col, limit, code in (
+        ("sample_idx", MAX_SAMPLE_IDX, "sample_too_big"),
+        ("n_tokens", MAX_TOKENS, "tokens_too_big"),
+    ):
+        add(col, f"{col} < 0", "negative", col)
+        add(col, f"{col} > {limit}", code, col)
+    if types.get("score") in FLOAT_TYPES:
+        add("score", "isnan(score)", "nan")
+        add("score", "isinf(score)", "infinite", "score")
+    if "step_scores" in types:
+        add("step_scores", "len(step_scores) = 0", "steps_empty")
+        add(
+            "step_scores",
+            "list_bool_or(list_transform(step_scores, lambda x: x IS NULL OR "
+            "NOT isfinite(CAST(x AS DOUBLE))))",
+            "steps_bad",
+        )
+    for col in ("answer", "answer_key", "gold_answer"):
+        length = f"length(CAST({col} AS VARCHAR))"
+        add(col, f"{length} > {MAX_ANSWER_CHARS}", "too_long", length)
+    return rules
+
+
+class QueryChecks(CrossChecks):
+    """A private DuckDB (in memory, or the file `database`) over Parquet files."""
+
+    def __init__(self, spill_parent: Path | None, database: Path | None = None) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="ttslab-check-", dir=spill_parent))
+        self.con = duckdb.connect(str(database) if database is not None else ":memory:")
+        try:
+            spill = str(self.dir / "spill").replace("'", "''")
+            self.con.execute(f"SET memory_limit = '{STAGING_MEMORY}'")
+            self.con.execute(f"SET temp_directory = '{spill}'")
+            self.con.execute("SET preserve_insertion_order = false")
+        except BaseException:
+            self.close()
+            raise
+
+    def describe(self, path: str) -> dict[str, str]:
+        """A Parquet file's columns and their DuckDB types."""
+        rows = (
+            self._con()
+            .execute("DESCRIBE SELECT * FROM read_parquet(?, hive_partitioning = false)", [path])
+            .fetchall()
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def open_parts(self, parts: Sequence[Part], shown: dict[str, str]) -> None:
+        """``s_raw`` over partition files: llm and verifier from each file's folders."""
+        con = self._con()
+        files = pa.table(
+            {
+                "path": [p.path for p in parts],
+                "llm": [p.llm for p in parts],
+                "verifier": [p.verifier for p in parts],
+                "_batch": pa.array(range(len(parts)), pa.int32()),
+                "_file": [shown[p.path] for p in parts],
+            }
+        )
+        con.register("_files_arrow", files)
+        con.execute("CREATE TEMP TABLE files AS SELECT * FROM _files_arrow")
+        con.unregister("_files_arrow")
+        rel = con.read_parquet(
+            [p.path for p in parts],
+            filename=True,
+            file_row_number=True,
+            hive_partitioning=False,
+            union_by_name=True,
+        )
+        rel.create_view("_read")
+        con.execute(
+            """CREATE TEMP VIEW s_raw AS
+               SELECT r.* EXCLUDE (filename, file_row_number), f.llm, f.verifier,
+                      f._batch, f._file, r.file_row_number + 1 AS _loc
+               FROM _read r JOIN files f ON f.path = r.filename"""
+        )
+
+    def open_file(self, path: str, shown: str, defaults: dict[str, str]) -> None:
+        """``s_raw`` over one long file; `defaults` give the columns it lacks (llm,
+        verifier) as constants."""
+        con = self._con()
+        con.read_parquet(path, file_row_number=True, hive_partitioning=False).create_view("_read")
+        consts = "".join(f", ? AS {col}" for col in defaults)
+        con.execute(
+            f"""CREATE TEMP VIEW s_raw AS
+                SELECT * EXCLUDE (file_row_number){consts}, 0 AS _batch, ? AS _file,
+                       file_row_number + 1 AS _loc
+                FROM _read""",
+            [*defaults.values(), shown],
+        )
+
+    def row_issues(self, types: dict[str, str]) -> list[Issue]:
+        """Every rule over every row of ``s_raw``, in one scan; the first problems."""
+        rules = row_rules(types)
+        if not rules:
+            return []
+        cases = ", ".join(
+            f"CASE WHEN {cond} THEN {{'column': '{col}', 'code': '{code}', "
+            f"'value': CAST({value} AS VARCHAR)}} END"
+            for col, cond, code, value in rules
+        )
+        rows = (
+            self._con()
+            .execute(
+                f"""SELECT _file, _loc, problems FROM (
+                        SELECT _file, _loc, _batch,
+                               list_filter([{cases}], lambda x: x IS NOT NULL) AS problems
+                        FROM s_raw)
+                    WHERE len(problems) > 0 ORDER BY _batch, _loc LIMIT ?""",
+                [MAX_ISSUES],
+            )
+            .fetchall()
+        )
+        return [
+            Issue(
+                str(f),
+                _MESSAGES[str(p["code"])](str(p["value"])),
+                line=int(loc),
+                column=str(p["column"]),
+                location_kind="row",
+            )
+            for f, loc, probs in rows
+            for p in probs
+        ]
+
+    def define(self, columns: Sequence[str], key: str | None = None) -> None:
+        """The canonical views over ``s_raw`` (whose values are known to cast); `key`:
+        the answer key's expression when not the files' own (`select_list`)."""
+        have = set(columns)
+
+        def opt(col: str, typ: str) -> str:
+            return f"CAST({col} AS {typ})" if col in have else f"CAST(NULL AS {typ})"
+
+        con = self._con()
+        con.execute(
+            f"""CREATE TEMP VIEW s_rows AS SELECT {select_list(columns, key)},
+                       {opt("gold_answer", "VARCHAR")} AS gold_answer,
+                       {opt("level", "INTEGER")} AS level,
+                       {opt("subject", "VARCHAR")} AS subject,
+                       {opt("problem_text", "VARCHAR")} AS text, _batch, _file, _loc
+                FROM s_raw"""
+        )
+        loc = "_batch, _file, _loc"
+        con.execute(
+            "CREATE TEMP VIEW s_scores AS SELECT llm, verifier, problem_id, sample_idx, "
+            f"score, step_scores, {loc} FROM s_rows"
+        )
+        con.execute(
+            "CREATE TEMP VIEW s_responses AS SELECT llm, problem_id, sample_idx, answer_raw, "
+            f"answer_key, is_correct, n_tokens, {loc} FROM s_rows"
+        )
+        con.execute(
+            "CREATE TEMP VIEW s_problems AS SELECT problem_id, gold_answer, level, subject, "
+            f"text, {loc} FROM s_rows"
+        )
+
+    def problems_sql(self) -> str:
+        """One row per problem, its fields from their first rows that give them."""
+        fields = ", ".join(
+            f"first({c} ORDER BY _batch, _loc) FILTER (WHERE {c} IS NOT NULL) AS {c}"
+            for c in ("gold_answer", "level", "subject", "text")
+        )
+        return f"SELECT problem_id, {fields} FROM s_problems GROUP BY problem_id"
+
+    def responses(self) -> str:
+        """The name of the table of responses, one row each (first occurrences)."""
+        if not self._has("r_first"):
+            self._responses()
+        return "r_first"
+
+    def fingerprint(self) -> tuple[int, int, str]:
+        """(score rows, responses, content hash) of the rows."""
+        con = self._con()
+        row = con.execute(
+            """SELECT count(*), bit_xor(hash(llm, verifier, problem_id, sample_idx, score,
+                                              step_scores, answer_raw, answer_key,
+                                              is_correct, n_tokens, gold_answer, level,
+                                              subject, text))
+               FROM s_rows"""
+        ).fetchone()
+        assert row is not None
+        n_rows, xor = int(row[0]), int(row[1] or 0)
+        got = con.execute(f"SELECT count(*) FROM {self.responses()}").fetchone()
+        n_responses = int(got[0]) if got else 0
+        sha = hashlib.sha256(f"rows|{n_rows}|{xor}".encode()).hexdigest()
+        return n_rows, n_responses, sha
+
+    def close(self) -> None:
+        if self.con is not None:
+            self.con.close()
+            self.con = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def accepts(allowed: dict[str, tuple[str, ...]], column: str, typ: str) -> bool:
+    """Whether a file's column of DuckDB type `typ` is one of `allowed[column]` (a
+    DECIMAL is a number where numbers are allowed)."""
+    if typ.startswith("DECIMAL("):
+        typ = "DOUBLE[]" if typ.endswith("[]") else "DOUBLE"
+    return typ in allowed[column]
+
+
+__all__ = [
+    "FILE_COLUMNS",
+    "FLOAT_TYPES",
+    "INT_TYPES",
+    "MAX_ISSUES",
+    "NUMBER_TYPES",
+    "QueryChecks",
+    "accepts",
+    "row_rules",
+]
