@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import core.importers as importers
 import core.importers.generic as generic
 from core.importers import ImportValidationError, import_path
 from core.importers.generic import read_long_parquet
@@ -29,6 +30,7 @@ BATCH = 7  # rows per batch in these tests: every file spans many batches
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(generic, "STREAM_BATCH_ROWS", BATCH)
+    monkeypatch.setattr(importers, "TYPED_PATH", False)  # the batch path, whatever the types
 
 
 def _tables(store: Store, name: str) -> dict[str, list[tuple[object, ...]]]:

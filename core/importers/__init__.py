@@ -48,6 +48,7 @@ from core.importers.generic import (
 )
 from core.importers.grade import GradeSummary, grade_frame
 from core.importers.staging import Staging
+from core.importers.typed import TypedImport
 from core.importers.validate import (
     LONG_COLUMNS,
     ValidationContext,
@@ -96,6 +97,10 @@ DETECTION_RULES = (
 )
 
 ProgressFn = Callable[[str, int, int], None]
+
+#: A long Parquet file with typed columns is checked and staged as queries
+#: (`core.importers.typed`); off, every file takes the batch path (tests compare the two).
+TYPED_PATH = True
 
 
 @dataclass(frozen=True)
@@ -319,6 +324,29 @@ def import_path(
                 )
             ]
         )
+    if (
+        TYPED_PATH
+        and p.is_file()
+        and llm is None
+        and verifier is None
+        and (fmt == "long-parquet" or (fmt == "auto" and p.suffix.lower() in (".parquet", ".pq")))
+    ):
+        typed = _import_typed(
+            store,
+            p,
+            name=ds_name,
+            progress=progress,
+            replace=replace,
+            iid=iid,
+            simulated=simulated,
+            notes=notes,
+            lower_is_better=lower_is_better,
+            higher_is_better=higher_is_better,
+            actor=actor,
+            storage=storage,
+        )
+        if typed is not None:
+            return typed
     total = len(files) + 5
     reads: list[RawRead | StreamRead] = []
     read_files: list[Path] = []
@@ -467,28 +495,9 @@ def import_path(
         if summary is not None:
             all_notes.extend(summary.notes())
         all_notes = list(dict.fromkeys(all_notes))  # a folder of like files repeats its notes
-        stored_verifiers = set(figures["verifiers"])
-        declared_low = {v for r in reads for v in r.lower_is_better}
-        if verifier is not None and declared_low:
-            declared_low = {verifier}  # the one verifier was renamed
-        declared_low = (declared_low | set(lower_is_better)) - set(higher_is_better)
-        declared_high = set(higher_is_better)
-        unknown = (declared_low | declared_high) - stored_verifiers
-        if unknown:
-            raise ImportValidationError(
-                [
-                    Issue(
-                        shown_path(p),
-                        f"no verifier {sorted(unknown)[0]!r} to declare a direction for; the "
-                        f"data has: {', '.join(sorted(stored_verifiers))}",
-                    )
-                ]
-            )
-        meta: dict[str, Any] = {}
-        if declared_low:
-            meta["lower_is_better"] = sorted(declared_low)
-        if declared_high:
-            meta["higher_is_better"] = sorted(declared_high)
+        declared = {v for r in reads for v in r.lower_is_better}
+        if verifier is not None and declared:
+            declared = {verifier}  # the one verifier was renamed
 
         def ingest_progress(stage: str, i: int, n: int) -> None:
             progress(f"writing {stage}", len(files) + 2 + i, total)
@@ -500,40 +509,162 @@ def import_path(
                 (n.split(": ", 1)[1] for n in val_notes if n.startswith("correctness: ")), None
             )
         )
-        info = store.ingest_staged(
+        shown_files = reads[0].files if run_folder and reads[0].files is not None else read_files
+        result = _store_staged(
+            store,
             staging.path,
             figures,
-            actor=actor,
+            source=p,
             name=ds_name,
-            source_format="+".join(fmts),
-            content_sha256=sha,
-            source_path=str(p),
+            fmt="+".join(fmts),
+            sha=sha,
+            all_notes=all_notes,
+            grader=grader,
+            declared_low=declared,
+            lower_is_better=lower_is_better,
+            higher_is_better=higher_is_better,
             replace=replace,
             iid=iid,
             simulated=simulated,
-            grader=grader,
-            notes="; ".join(
-                [
-                    *(n for n in all_notes if not n.startswith("correctness: ")),
-                    *([notes] if notes else []),
-                ]
-            )
-            or None,
-            meta=meta,
-            progress=ingest_progress,
+            notes=notes,
+            actor=actor,
             storage=storage,
+            progress=ingest_progress,
+            files=tuple(str(f) for f in shown_files),
         )
         progress("done", total, total)
-        shown_files = reads[0].files if run_folder and reads[0].files is not None else read_files
-        return ImportResult(
-            info=info,
-            files=tuple(str(f) for f in shown_files),
-            fmt="+".join(fmts),
-            notes=tuple(n for n in all_notes if not n.startswith("correctness: "))
-            + ((f"correctness: {grader}",) if grader else ()),
-        )
+        return result
     finally:
         staging.close()
+
+
+def _import_typed(
+    store: Store,
+    p: Path,
+    *,
+    name: str,
+    progress: ProgressFn,
+    lower_is_better: Sequence[str],
+    higher_is_better: Sequence[str],
+    replace: bool,
+    iid: bool,
+    simulated: bool,
+    notes: str | None,
+    actor: str,
+    storage: str,
+) -> ImportResult | None:
+    """A typed long Parquet file checked and staged as queries (`core.importers.typed`);
+    None when the file is not typed so (the batch path reads it)."""
+    job = TypedImport.open(p, store.path.parent if store.path.parent.exists() else None)
+    if job is None:
+        return None
+    stages = ("checking every row", "answer keys", "checking across rows", "building the tables")
+    total = len(stages) + 5
+    try:
+        progress(f"reading {p.name}", 0, total)
+        figures, val_notes, sha = job.run(
+            lambda stage: progress(stage, 1 + stages.index(stage), total)
+        )
+
+        def ingest_progress(stage: str, i: int, n: int) -> None:
+            progress(f"writing {stage}", len(stages) + 1 + i, total)
+
+        result = _store_staged(
+            store,
+            job.staged,
+            figures,
+            source=p,
+            name=name,
+            fmt="long-parquet",
+            sha=sha,
+            all_notes=val_notes,
+            grader="labels from file",
+            declared_low=set(),
+            lower_is_better=lower_is_better,
+            higher_is_better=higher_is_better,
+            replace=replace,
+            iid=iid,
+            simulated=simulated,
+            notes=notes,
+            actor=actor,
+            storage=storage,
+            progress=ingest_progress,
+            files=(str(p),),
+        )
+        progress("done", total, total)
+        return result
+    finally:
+        job.close()
+
+
+def _store_staged(
+    store: Store,
+    staged: Path,
+    figures: dict[str, Any],
+    *,
+    source: Path,
+    name: str,
+    fmt: str,
+    sha: str,
+    all_notes: list[str],
+    grader: str | None,
+    declared_low: set[str],
+    lower_is_better: Sequence[str],
+    higher_is_better: Sequence[str],
+    replace: bool,
+    iid: bool,
+    simulated: bool,
+    notes: str | None,
+    actor: str,
+    storage: str,
+    progress: ProgressFn,
+    files: tuple[str, ...],
+) -> ImportResult:
+    """The last step of every import: the declared directions checked against the
+    verifiers found, and the staged tables copied into the store in one transaction."""
+    stored_verifiers = set(figures["verifiers"])
+    declared_low = (declared_low | set(lower_is_better)) - set(higher_is_better)
+    declared_high = set(higher_is_better)
+    unknown = (declared_low | declared_high) - stored_verifiers
+    if unknown:
+        raise ImportValidationError(
+            [
+                Issue(
+                    shown_path(source),
+                    f"no verifier {sorted(unknown)[0]!r} to declare a direction for; the "
+                    f"data has: {', '.join(sorted(stored_verifiers))}",
+                )
+            ]
+        )
+    meta: dict[str, Any] = {}
+    if declared_low:
+        meta["lower_is_better"] = sorted(declared_low)
+    if declared_high:
+        meta["higher_is_better"] = sorted(declared_high)
+    kept = [n for n in all_notes if not n.startswith("correctness: ")]
+    info = store.ingest_staged(
+        staged,
+        figures,
+        actor=actor,
+        name=name,
+        source_format=fmt,
+        content_sha256=sha,
+        source_path=str(source),
+        replace=replace,
+        iid=iid,
+        simulated=simulated,
+        grader=grader,
+        notes="; ".join([*kept, *([notes] if notes else [])]) or None,
+        meta=meta,
+        progress=progress,
+        storage=storage,
+    )
+    return ImportResult(
+        info=info,
+        files=files,
+        fmt=fmt,
+        notes=tuple(kept) + ((f"correctness: {grader}",) if grader else ()),
+    )
 
 
 #: Problems collected from the batches of a streamed file before the import stops.

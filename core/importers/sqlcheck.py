@@ -49,9 +49,9 @@ _MESSAGES: dict[str, Callable[[str], str]] = {
     "negative": lambda v: f"must be >= 0, got {v}",
     "sample_too_big": lambda v: f"must be at most {MAX_SAMPLE_IDX}, got {v}",
     "tokens_too_big": lambda v: f"must be at most {MAX_TOKENS}, got {v}",
-    "nan": lambda v: "value is NaN",
-    "infinite": lambda v: f"value is infinite ({v})",
+    "non_finite": lambda v: "value is NaN" if v.lower() == "nan" else f"value is infinite ({v})",
     "too_long": lambda v: f"{int(v):,} characters; an answer may have at most {MAX_ANSWER_CHARS:,}",
+    "level_bad": lambda v: f"expected a level number, got {v!r}",
     "steps_empty": lambda v: "empty list of step scores",
     "steps_bad": lambda v: "step scores must be finite numbers",
 }
@@ -75,9 +75,12 @@ def row_rules(types: dict[str, str]) -> list[tuple[str, str, str, str]]:
     ):
         add(col, f"{col} < 0", "negative", col)
         add(col, f"{col} > {limit}", code, col)
+    # the in-memory validator reads a level's number of at most 6 characters
+    add("level", "level > 999999 OR level < -99999", "level_bad", "level")
     if types.get("score") in FLOAT_TYPES:
-        add("score", "isnan(score)", "nan")
-        add("score", "isinf(score)", "infinite", "score")
+        # one rule, told apart by the value: DuckDB folds isnan() to false from a file's
+        # min/max statistics, which leave NaN out (isfinite() it evaluates)
+        add("score", "NOT isfinite(score)", "non_finite", "score")
     if "step_scores" in types:
         add("step_scores", "len(step_scores) = 0", "steps_empty")
         add(
@@ -95,9 +98,12 @@ def row_rules(types: dict[str, str]) -> list[tuple[str, str, str, str]]:
 class QueryChecks(CrossChecks):
     """A private DuckDB (in memory, or the file `database`) over Parquet files."""
 
-    def __init__(self, spill_parent: Path | None, database: Path | None = None) -> None:
+    def __init__(self, spill_parent: Path | None, *, on_disk: bool = False) -> None:
+        """`on_disk`: the database is the file `path` (a staging database the store
+        copies from, `Store.ingest_staged`), else in memory."""
         self.dir = Path(tempfile.mkdtemp(prefix="ttslab-check-", dir=spill_parent))
-        self.con = duckdb.connect(str(database) if database is not None else ":memory:")
+        self.path = self.dir / "stage.duckdb"
+        self.con = duckdb.connect(str(self.path) if on_disk else ":memory:")
         try:
             spill = str(self.dir / "spill").replace("'", "''")
             self.con.execute(f"SET memory_limit = '{STAGING_MEMORY}'")
@@ -151,13 +157,13 @@ class QueryChecks(CrossChecks):
         verifier) as constants."""
         con = self._con()
         con.read_parquet(path, file_row_number=True, hive_partitioning=False).create_view("_read")
-        consts = "".join(f", ? AS {col}" for col in defaults)
+        # a view takes no parameters: the constants are literals (quotes doubled)
+        consts = "".join(f", {_literal(v)} AS {col}" for col, v in defaults.items())
         con.execute(
             f"""CREATE TEMP VIEW s_raw AS
-                SELECT * EXCLUDE (file_row_number){consts}, 0 AS _batch, ? AS _file,
-                       file_row_number + 1 AS _loc
-                FROM _read""",
-            [*defaults.values(), shown],
+                SELECT * EXCLUDE (file_row_number){consts}, 0 AS _batch,
+                       {_literal(shown)} AS _file, file_row_number + 1 AS _loc
+                FROM _read"""
         )
 
     def row_issues(self, types: dict[str, str]) -> list[Issue]:
@@ -194,9 +200,10 @@ class QueryChecks(CrossChecks):
             for p in probs
         ]
 
-    def define(self, columns: Sequence[str], key: str | None = None) -> None:
-        """The canonical views over ``s_raw`` (whose values are known to cast); `key`:
-        the answer key's expression when not the files' own (`select_list`)."""
+    def define(self, columns: Sequence[str], key: str | None = None, source: str = "s_raw") -> None:
+        """The canonical views over `source` (``s_raw``, or a view over it; its values
+        are known to cast); `key`: the answer key's expression when not the files' own
+        (`select_list`)."""
         have = set(columns)
 
         def opt(col: str, typ: str) -> str:
@@ -209,7 +216,7 @@ class QueryChecks(CrossChecks):
                        {opt("level", "INTEGER")} AS level,
                        {opt("subject", "VARCHAR")} AS subject,
                        {opt("problem_text", "VARCHAR")} AS text, _batch, _file, _loc
-                FROM s_raw"""
+                FROM {source}"""
         )
         loc = "_batch, _file, _loc"
         con.execute(
@@ -248,19 +255,26 @@ class QueryChecks(CrossChecks):
                                               is_correct, n_tokens, gold_answer, level,
                                               subject, text))
                FROM s_rows"""
-        ).fetchone()
-        assert row is not None
+        ).fetchall()[0]
         n_rows, xor = int(row[0]), int(row[1] or 0)
-        got = con.execute(f"SELECT count(*) FROM {self.responses()}").fetchone()
-        n_responses = int(got[0]) if got else 0
+        n_responses = int(con.execute(f"SELECT count(*) FROM {self.responses()}").fetchall()[0][0])
         sha = hashlib.sha256(f"rows|{n_rows}|{xor}".encode()).hexdigest()
         return n_rows, n_responses, sha
 
-    def close(self) -> None:
+    def release(self) -> None:
+        """Close the database (its file stays until `close`)."""
         if self.con is not None:
             self.con.close()
             self.con = None
+
+    def close(self) -> None:
+        self.release()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal of `text`."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def accepts(allowed: dict[str, tuple[str, ...]], column: str, typ: str) -> bool:

@@ -1,0 +1,172 @@
+"""The fast path of a long Parquet file whose columns already have their types.
+
+A file with text ids and names, integer indices, float scores and boolean labels (what
+pandas, Polars, Spark or DuckDB write from typed data) needs no parsing: its rows are
+checked as DuckDB queries over the file (`core.importers.sqlcheck`: every row rule, then
+duplicates, a response's fields across verifiers and gold answers across rows), the
+answers' keys are computed once per distinct answer by the same `basic_answer_key`, and
+the canonical tables are built in a staging database the store copies in one transaction.
+The stored dataset, its content hash and its notes are those of the batch path (`import_path`
+streaming the file through the in-memory validator), which every other file still takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+
+from core.importers.errors import IssueList
+from core.importers.generic import display_name, sha256_of_file
+from core.importers.sqlcheck import FLOAT_TYPES, INT_TYPES, QueryChecks, accepts
+from core.importers.validate import DEFAULT_LLM, DEFAULT_VERIFIER, basic_answer_key
+from core.store import RESPONSE_COLUMNS
+
+#: the types a long file's columns must have for this path (else the batch path)
+TYPED: dict[str, tuple[str, ...]] = {
+    "problem_id": ("VARCHAR",),
+    "sample_idx": INT_TYPES,
+    "llm": ("VARCHAR",),
+    "verifier": ("VARCHAR",),
+    "score": FLOAT_TYPES,
+    "is_correct": ("BOOLEAN",),
+    "answer": ("VARCHAR",),
+    "answer_key": ("VARCHAR",),
+    "n_tokens": INT_TYPES,
+    "gold_answer": ("VARCHAR",),
+    "level": INT_TYPES,
+    "subject": ("VARCHAR",),
+    "problem_text": ("VARCHAR",),
+}
+NEEDED = ("problem_id", "sample_idx", "score", "is_correct")
+
+
+def typed_columns(types: dict[str, str]) -> bool:
+    """Whether a file with these column types can take the query path."""
+    return all(c in types for c in NEEDED) and all(
+        c in TYPED and not t.startswith("DECIMAL") and accepts(TYPED, c, t)
+        for c, t in types.items()
+    )
+
+
+class TypedImport:
+    """Validate one typed long file as queries and build the staging tables; `None`
+    from `open` when the file is not typed so (the caller takes the batch path)."""
+
+    def __init__(self, path: Path, spill_parent: Path | None) -> None:
+        self.path = path
+        self.file = display_name(path)
+        self.checks = QueryChecks(spill_parent, on_disk=True)
+        self.types: dict[str, str] = {}
+
+    @classmethod
+    def open(cls, path: Path, spill_parent: Path | None) -> TypedImport | None:
+        job = cls(path, spill_parent)
+        try:
+            job.types = job.checks.describe(str(path))
+        except Exception:  # unreadable or not Parquet: the batch path says why
+            job.close()
+            return None
+        rows = (
+            job.checks._con()
+            .execute("SELECT sum(num_rows) FROM parquet_file_metadata(?)", [str(path)])
+            .fetchall()
+        )
+        if not typed_columns(job.types) or not rows[0][0]:
+            job.close()  # an empty file: the batch path names it
+            return None
+        return job
+
+    def run(self, progress: Callable[[str], None]) -> tuple[dict[str, object], list[str], str]:
+        """Check everything (raising `ImportValidationError` with every problem) and
+        build the staging tables; returns the store's figures, the notes and the file's
+        content hash."""
+        checks, types = self.checks, self.types
+        defaults: dict[str, str] = {}
+        notes: list[str] = []
+        if "llm" not in types:
+            defaults["llm"] = DEFAULT_LLM
+            notes.append(f"no 'llm' column: all responses attributed to LLM {DEFAULT_LLM!r}")
+        if "verifier" not in types:
+            defaults["verifier"] = DEFAULT_VERIFIER
+            notes.append(
+                f"no 'verifier' column: scores attributed to verifier {DEFAULT_VERIFIER!r}"
+            )
+        checks.open_file(str(self.path), self.file, defaults)
+        progress("checking every row")
+        IssueList(checks.row_issues(types)).raise_if_any()
+        con = checks._con()
+        key: str | None = None
+        source = "s_raw"
+        if "answer_key" not in types and "answer" in types:
+            progress("answer keys")
+            answers = [
+                r[0]
+                for r in con.execute(
+                    "SELECT DISTINCT answer FROM s_raw WHERE answer IS NOT NULL"
+                ).fetchall()
+            ]
+            keymap = pa.table(
+                {
+                    "answer": pa.array(answers, pa.string()),
+                    "key": pa.array([basic_answer_key(a) for a in answers], pa.string()),
+                }
+            )
+            con.register("_keymap_arrow", keymap)
+            con.execute("CREATE TEMP TABLE keymap AS SELECT * FROM _keymap_arrow")
+            con.unregister("_keymap_arrow")
+            con.execute(
+                """CREATE TEMP VIEW s_keyed AS SELECT r.*, k.key AS _key
+                   FROM s_raw r LEFT JOIN keymap k ON k.answer = r.answer"""
+            )
+            source, key = "s_keyed", "coalesce(_key, '')"
+            if con.execute("SELECT count(*) FROM s_raw WHERE answer IS NULL").fetchall() != [(0,)]:
+                notes.append("responses with no answer share the empty-answer cluster")
+        elif "answer_key" not in types:
+            notes.append(
+                "no 'answer' column: each response is its own answer cluster "
+                "(voting equals best-of-N; use for score studies)"
+            )
+        checks.define([c for c in types if c not in ("llm", "verifier")], key, source=source)
+        progress("checking across rows")
+        IssueList(checks.run_checks("row")).raise_if_any()
+        progress("building the tables")
+        con.execute(f"CREATE TABLE problems AS {checks.problems_sql()}")
+        con.execute(
+            f"CREATE TABLE responses AS SELECT {', '.join(RESPONSE_COLUMNS)} "
+            f"FROM {checks.responses()}"
+        )
+        con.execute(
+            "CREATE TABLE scores AS SELECT llm, verifier, problem_id, sample_idx, score, "
+            "step_scores FROM s_scores"
+        )
+
+        def count(table: str) -> int:
+            return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
+        def names(sql: str) -> list[str]:
+            return [str(r[0]) for r in con.execute(sql).fetchall()]
+
+        figures: dict[str, object] = {
+            "n_problems": count("problems"),
+            "n_responses": count("responses"),
+            "n_scores": count("scores"),
+            "llms": names("SELECT DISTINCT llm FROM responses ORDER BY 1"),
+            "verifiers": names("SELECT DISTINCT verifier FROM scores ORDER BY 1"),
+        }
+        con.execute("DROP TABLE IF EXISTS r_first")
+        con.execute("CHECKPOINT")
+        checks.release()
+        notes.append("correctness: labels from file")
+        return figures, notes, sha256_of_file(self.path)
+
+    @property
+    def staged(self) -> Path:
+        return self.checks.path
+
+    def close(self) -> None:
+        self.checks.close()
+
+
+__all__ = ["TYPED", "TypedImport", "typed_columns"]
