@@ -8,10 +8,18 @@ far apart in the file (the cross-batch checks see every response five times).
 
 Each import runs in a fresh subprocess so that its peak memory (VmHWM) is its own. The
 reference in the same run: DuckDB loading the same file into a table with its native
-reader (`CREATE TABLE t AS SELECT * FROM read_parquet(...)`), no validation. Prints the
-figures and appends them to bench/RESULTS.md; medians over --rounds runs (alternating).
+reader (`CREATE TABLE t AS SELECT * FROM read_parquet(...)`), no validation. The file's
+columns are typed, so the import takes the query path (`core.importers.typed`);
+``--batch`` also times the batch path (the in-memory validator, 500,000 rows at a time).
 
-    python bench/bench_import.py [--rows 10000000 100000000] [--rounds 1]
+Registration in place: the same rows laid out as ``llm=/verifier=`` folders (by DuckDB,
+outside the timing), registered with `register_in_place` (validated as queries, nothing
+copied); its reference is DuckDB loading that folder into a table.
+
+Prints the figures and appends them to bench/RESULTS.md; medians over --rounds runs
+(alternating).
+
+    python bench/bench_import.py [--rows 10000000 100000000] [--rounds 1] [--batch]
 """
 
 from __future__ import annotations
@@ -21,12 +29,14 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -106,13 +116,34 @@ def _vm_hwm_kib() -> float:
 def child(kind: str, path: str, db: str) -> None:
     """Run one import in this process and print a JSON line with its figures."""
     t0, c0 = time.perf_counter(), time.process_time()
-    if kind == "ttslab":
-        from core.importers import import_path
+    storage = "table"
+    if kind in ("ttslab", "batch"):
+        import core.importers as importers
+        from core.store import Store
+
+        importers.TYPED_PATH = kind == "ttslab"
+        with Store(db) as s:
+            res = importers.import_path(s, path, name="bench")
+            n = res.info.n_scores
+            storage = res.info.storage
+    elif kind == "inplace":
+        from core.importers.inplace import register_in_place
         from core.store import Store
 
         with Store(db) as s:
-            res = import_path(s, path, name="bench")
-            n = res.info.n_scores
+            info, _, _ = register_in_place(s, path, name="bench")
+            n = info.n_scores
+    elif kind == "duckdb-folder":
+        import duckdb
+
+        con = duckdb.connect(db)
+        con.execute(
+            "CREATE TABLE t AS SELECT * FROM read_parquet(?, hive_partitioning = true)",
+            [f"{path}/**/*.parquet"],
+        )
+        row = con.execute("SELECT count(*) FROM t").fetchone()
+        n = int(row[0]) if row else 0
+        con.close()
     else:
         import duckdb
 
@@ -123,13 +154,24 @@ def child(kind: str, path: str, db: str) -> None:
         con.close()
     secs, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak_kib = _vm_hwm_kib()
-    print(json.dumps({"rows": n, "seconds": secs, "cpu": cpu, "peak_mib": peak_kib / 1024}))
+    print(
+        json.dumps(
+            {
+                "rows": n,
+                "seconds": secs,
+                "cpu": cpu,
+                "peak_mib": peak_kib / 1024,
+                "storage": storage,
+            }
+        )
+    )
 
 
-def run_child(kind: str, path: Path) -> dict[str, float]:
+def run_child(kind: str, path: Path) -> dict[str, Any]:
     db = WORK / f"import_{kind}.duckdb"
     for p in (db, Path(str(db) + ".wal")):
         p.unlink(missing_ok=True)
+    shutil.rmtree(Path(str(db) + ".parts"), ignore_errors=True)
     out = subprocess.run(
         [sys.executable, __file__, "--child", kind, str(path), str(db)],
         check=True,
@@ -137,8 +179,9 @@ def run_child(kind: str, path: Path) -> dict[str, float]:
         text=True,
         cwd=ROOT,
     )
-    res: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    res: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     db.unlink(missing_ok=True)
+    shutil.rmtree(Path(str(db) + ".parts"), ignore_errors=True)
     print(f"  {kind}: {res}", flush=True)
     return res
 
@@ -149,56 +192,104 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--child", nargs=3, metavar=("KIND", "PATH", "DB"))
     ap.add_argument("--no-record", action="store_true")
+    ap.add_argument("--batch", action="store_true", help="also time the batch path")
     args = ap.parse_args()
     if args.child:
         child(*args.child)
         return
     WORK.mkdir(parents=True, exist_ok=True)
-    lines = []
-    for rows in args.rows:
-        t0 = time.perf_counter()
-        path = write_study(WORK / f"import_{rows}.parquet", rows)
-        print(f"{rows:,} rows written in {time.perf_counter() - t0:.0f} s", flush=True)
-        ours, ref = [], []
-        for _ in range(args.rounds):
-            ours.append(run_child("ttslab", path))
-            ref.append(run_child("duckdb", path))
+    lines, place = [], []
 
-        def med(runs: list[dict[str, float]], k: str) -> float:
-            return statistics.median(r[k] for r in runs)
+    def med(runs: list[dict[str, Any]], k: str) -> float:
+        return statistics.median(r[k] for r in runs)
 
-        size = path.stat().st_size / 2**20
-        lines.append(
-            f"| {int(ours[0]['rows']):,} | {size:,.0f} MiB | {med(ours, 'seconds'):.1f} s "
-            f"({med(ours, 'cpu'):.1f} s CPU) | {med(ours, 'peak_mib'):,.0f} MiB | "
+    def row(label: str, size: float, ours: list[dict[str, Any]], ref: list[dict[str, Any]]) -> str:
+        return (
+            f"| {int(ours[0]['rows']):,} | {label} | {size:,.0f} MiB | "
+            f"{med(ours, 'seconds'):.1f} s ({med(ours, 'cpu'):.1f} s CPU) | "
+            f"{med(ours, 'peak_mib'):,.0f} MiB | "
             f"{med(ref, 'seconds'):.1f} s ({med(ref, 'cpu'):.1f} s CPU) | "
             f"{med(ref, 'peak_mib'):,.0f} MiB | "
             f"{med(ours, 'seconds') / med(ref, 'seconds'):.1f}x |"
         )
+
+    for rows in args.rows:
+        t0 = time.perf_counter()
+        path = write_study(WORK / f"import_{rows}.parquet", rows)
+        folder = partitioned(path)
+        print(f"{rows:,} rows written in {time.perf_counter() - t0:.0f} s", flush=True)
+        ours, batch, ref, inplace, ref_folder = [], [], [], [], []
+        for _ in range(args.rounds):
+            ours.append(run_child("ttslab", path))
+            ref.append(run_child("duckdb", path))
+            if args.batch:
+                batch.append(run_child("batch", path))
+            inplace.append(run_child("inplace", folder))
+            ref_folder.append(run_child("duckdb-folder", folder))
+        size = path.stat().st_size / 2**20
+        lines.append(row(f"query path, into {ours[0]['storage']}", size, ours, ref))
+        if batch:
+            lines.append(row("batch path", size, batch, ref))
+        fsize = sum(f.stat().st_size for f in folder.rglob("*.parquet")) / 2**20
+        place.append(row("in place", fsize, inplace, ref_folder))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    cols = [
+        "| score rows | how | data | ttslab time | ttslab peak | reference time | "
+        "reference peak | ttslab / reference |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     header = [
         "",
-        f"## Streamed import of Parquet (bench/bench_import.py), "
+        f"## Import and in-place registration of Parquet (bench/bench_import.py), "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
-        f"Machine: {machine}. `python bench/bench_import.py --rounds {args.rounds}`. "
-        "Files: 10 LLMs x 5 verifiers x 1,000 / 10,000 problems x 200 samples, written row "
-        "group by row group; no step scores. ttslab = the full import (read by batches of "
-        "500,000 rows, validate every row, stage, check across batches, copy into the store "
-        "in one transaction); reference = DuckDB's native reader into a bare table, no "
-        "validation, same run, alternating. Peak = VmHWM of the importing process. "
-        "Targets (#12): peak < 1.5 GiB, time within 3x of the reference.",
+        f"Machine: {machine}. `python bench/bench_import.py --rounds {args.rounds}"
+        f"{' --batch' if args.batch else ''}`. Files: 10 LLMs x 5 verifiers x 1,000 / "
+        "10,000 problems x 200 samples, written row group by row group; no step scores; "
+        "typed columns. ttslab = the full import, storage chosen by size (table: the DuckDB "
+        "file; parquet: partitioned files beside it, from 20M rows) (query path: every "
+        "row checked in one scan, answer keys per distinct answer, duplicates, responses "
+        "across verifiers and gold answers as queries, copy into the store in one "
+        "transaction; batch path: the in-memory validator 500,000 rows at a time); "
+        "reference = DuckDB's native reader into a bare table, no validation, same run, "
+        "alternating. Peak = VmHWM of the importing process. Targets (#12): peak < 1.5 GiB, "
+        "time within 3x of the reference.",
         "",
-        "| score rows | file | ttslab time | ttslab peak | reference time | reference peak | "
-        "ttslab / reference |",
-        "|---|---|---|---|---|---|---|",
+        *cols,
     ]
-    text = "\n".join(header + lines) + "\n"
+    place_header = [
+        "",
+        "Registration in place (`ttslab import --in-place FOLDER`): the same rows as "
+        "llm=/verifier= folders, validated as queries, nothing copied; reference = DuckDB "
+        "loading the folder (hive partitioning) into a bare table.",
+        "",
+        *cols,
+    ]
+    text = "\n".join(header + lines + place_header + place) + "\n"
     print(text)
     if not args.no_record:
         res_path = ROOT / "bench" / "RESULTS.md"
         with res_path.open("a") as fh:
             fh.write(text)
+
+
+def partitioned(path: Path) -> Path:
+    """The file's rows as llm=/verifier= folders (written once, by DuckDB)."""
+    import duckdb
+
+    folder = path.with_suffix(".parts")
+    if folder.is_dir():
+        return folder
+    tmp = path.with_suffix(".parts-tmp")
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = false")
+    con.execute(
+        "COPY (SELECT * FROM read_parquet(?)) TO ? (FORMAT parquet, PARTITION_BY (llm, verifier))",
+        [str(path), str(tmp)],
+    )
+    con.close()
+    tmp.rename(folder)
+    return folder
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import shlex
 import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from core.cli import build_parser, main
@@ -54,6 +55,7 @@ def fill(cmd: str, tmp: Path) -> list[str]:
         "F": str(tmp / "editors.txt"),
         "runs/my_scores.parquet": str(tmp / "my_scores.parquet"),
         "big_run/": str(tmp / "big_run"),
+        "study/": str(tmp / "study"),
         "out.csv": str(tmp / "out.csv"),
         "weights.json": str(tmp / "weights.json"),
         "report.html": str(tmp / "report.html"),
@@ -93,6 +95,11 @@ def test_every_readme_command_runs(
     shutil.copy(EXAMPLES / "example_long.parquet", tmp_path / "my_scores.parquet")
     (tmp_path / "big_run").mkdir()
     shutil.copy(EXAMPLES / "example_long.csv", tmp_path / "big_run" / "part.csv")
+    # the example as llm=/verifier= folders, for `import --in-place`
+    duckdb.execute(
+        "COPY (SELECT * FROM read_parquet(?)) TO ? (FORMAT parquet, PARTITION_BY (llm, verifier))",
+        [str(EXAMPLES / "example_long.parquet"), str(tmp_path / "study")],
+    )
     db = tmp_path / "r.duckdb"
     shutil.copy(demo_db, db)
     argv = fill(cmd, tmp_path)

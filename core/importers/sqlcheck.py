@@ -158,11 +158,11 @@ class QueryChecks(CrossChecks):
         con = self._con()
         con.read_parquet(path, file_row_number=True, hive_partitioning=False).create_view("_read")
         # a view takes no parameters: the constants are literals (quotes doubled)
-        consts = "".join(f", {_literal(v)} AS {col}" for col, v in defaults.items())
+        consts = "".join(f", {literal(v)} AS {col}" for col, v in defaults.items())
         con.execute(
             f"""CREATE TEMP VIEW s_raw AS
                 SELECT * EXCLUDE (file_row_number){consts}, 0 AS _batch,
-                       {_literal(shown)} AS _file, file_row_number + 1 AS _loc
+                       {literal(shown)} AS _file, file_row_number + 1 AS _loc
                 FROM _read"""
         )
 
@@ -272,7 +272,7 @@ class QueryChecks(CrossChecks):
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _literal(text: str) -> str:
+def literal(text: str) -> str:
     """A SQL string literal of `text`."""
     return "'" + text.replace("'", "''") + "'"
 
@@ -293,5 +293,6 @@ __all__ = [
     "NUMBER_TYPES",
     "QueryChecks",
     "accepts",
+    "literal",
     "row_rules",
 ]

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from core.importers.errors import IssueList
 from core.importers.generic import display_name, sha256_of_file
-from core.importers.sqlcheck import FLOAT_TYPES, INT_TYPES, QueryChecks, accepts
+from core.importers.sqlcheck import FLOAT_TYPES, INT_TYPES, QueryChecks, accepts, literal
 from core.importers.validate import DEFAULT_LLM, DEFAULT_VERIFIER, basic_answer_key
 from core.store import RESPONSE_COLUMNS
 
@@ -137,9 +137,16 @@ class TypedImport:
             f"CREATE TABLE responses AS SELECT {', '.join(RESPONSE_COLUMNS)} "
             f"FROM {checks.responses()}"
         )
+        # the score rows are read from the file by the store's copy itself (a view
+        # cannot take parameters: the constants and the path are literals)
+        named = {c: c if c in types else literal(defaults[c]) for c in ("llm", "verifier")}
         con.execute(
-            "CREATE TABLE scores AS SELECT llm, verifier, problem_id, sample_idx, score, "
-            "step_scores FROM s_scores"
+            f"""CREATE VIEW scores AS
+                SELECT {named["llm"]} AS llm, {named["verifier"]} AS verifier,
+                       CAST(problem_id AS VARCHAR) AS problem_id,
+                       CAST(sample_idx AS INTEGER) AS sample_idx,
+                       CAST(score AS DOUBLE) AS score, CAST(NULL AS DOUBLE[]) AS step_scores
+                FROM read_parquet({literal(str(self.path.resolve()))})"""
         )
 
         def count(table: str) -> int:
