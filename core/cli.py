@@ -205,6 +205,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"  id {info.dataset_id}, format {info.source_format}, imported {info.imported_at}")
     print(f"  source {info.source_path or '-'}")
     print(f"  {info.n_problems} problems, {info.n_responses} responses, {info.n_scores} scores")
+    if info.storage == "parquet":
+        print("  score rows: Parquet files partitioned by LLM and verifier, beside the database")
+    elif info.storage == "in-place":
+        print(f"  score rows: registered in place, read from {info.source_path}")
     print(f"  samples are {'independent draws' if info.iid else 'ordered groups (not iid)'}")
     if info.lower_is_better or info.higher_is_better:
         declared = [f"{v}: lower is better" for v in info.lower_is_better] + [

@@ -364,6 +364,9 @@ def test_cli_in_place_and_storage(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     shown = run("show", "study")
     assert shown.returncode == 0 and "m/1" in shown.stdout
+    flat = " ".join(shown.stdout.split())  # output wraps at 100 columns
+    assert f"score rows: registered in place, read from {folder.resolve()}" in flat
+    assert "score rows: Parquet files partitioned" in run("show", "copy").stdout
     a = run("curves", "study", "--quiet")
     b = run("curves", "copy", "--quiet")
     assert a.returncode == 0, a.stderr

@@ -232,14 +232,6 @@ class QueryChecks(CrossChecks):
             f"text, {loc} FROM s_rows"
         )
 
-    def problems_sql(self) -> str:
-        """One row per problem, its fields from their first rows that give them."""
-        fields = ", ".join(
-            f"first({c} ORDER BY _batch, _loc) FILTER (WHERE {c} IS NOT NULL) AS {c}"
-            for c in ("gold_answer", "level", "subject", "text")
-        )
-        return f"SELECT problem_id, {fields} FROM s_problems GROUP BY problem_id"
-
     def responses(self) -> str:
         """The name of the table of responses, one row each (first occurrences)."""
         if not self._has("r_first"):

@@ -72,16 +72,31 @@ class CrossChecks:
             *self._gold_conflicts(loc_kind),
         ]
 
+    def problems_sql(self) -> str:
+        """One row per problem, each field from the first row that gives it (first: by
+        ``_batch``, then ``_loc``; arg_min streams, an ordered aggregate would sort)."""
+        fields = ", ".join(
+            f"arg_min({c}, (_batch::BIGINT << 40) | _loc) FILTER (WHERE {c} IS NOT NULL) AS {c}"
+            for c in PROBLEM_COLUMNS[1:]
+        )
+        return f"SELECT problem_id, {fields} FROM s_problems GROUP BY problem_id"
+
     def _rows(self, sql: str) -> list[tuple[Any, ...]]:
         return self._con().execute(sql, [MAX_ISSUES_PER_CHECK]).fetchall()
 
     def _duplicates(self, loc_kind: str) -> list[Issue]:
         # one pass over the scores with an 8-byte key; the rare candidates are then
         # checked on their real keys (a hash collision is no duplicate)
+        con = self._con()
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE dup_hashes AS
+               SELECT hash(llm, verifier, problem_id, sample_idx) AS h FROM s_scores
+               GROUP BY h HAVING count(*) > 1"""
+        )
+        if con.execute("SELECT count(*) FROM dup_hashes").fetchall() == [(0,)]:
+            return []  # no second pass over the scores
         rows = self._rows(
-            """WITH h AS (
-                   SELECT hash(llm, verifier, problem_id, sample_idx) AS h FROM s_scores
-                   GROUP BY h HAVING count(*) > 1),
+            """WITH h AS (SELECT h FROM dup_hashes),
                k AS (
                    SELECT llm, verifier, problem_id, sample_idx, _batch, _file, _loc,
                           first_value(_loc) OVER w AS first_loc,
@@ -128,6 +143,8 @@ class CrossChecks:
     def _response_conflicts(self, loc_kind: str) -> list[Issue]:
         self._responses()
         issues: list[Issue] = []
+        if self._con().execute("SELECT count(*) FROM r_first WHERE conflict").fetchall() == [(0,)]:
+            return issues  # nothing to look up row by row
         for col, shown in (
             ("answer_key", "answer"),
             ("is_correct", "is_correct"),
@@ -254,14 +271,7 @@ class Staging(CrossChecks):
         are its first non-missing values), close the database and return the figures the
         store records: counts, LLMs and verifiers."""
         con = self._con()
-        first = "ORDER BY _batch, _loc"
-        fields = ", ".join(
-            f"first({c} {first}) FILTER (WHERE {c} IS NOT NULL) AS {c}" for c in PROBLEM_COLUMNS[1:]
-        )
-        con.execute(
-            f"CREATE TABLE problems AS SELECT problem_id, {fields} FROM s_problems "
-            "GROUP BY problem_id"
-        )
+        con.execute(f"CREATE TABLE problems AS {self.problems_sql()}")
         con.execute("DROP TABLE s_problems")
         cols = ", ".join(RESPONSE_COLUMNS)
         if self.batches > 1 and not self._has("r_first"):

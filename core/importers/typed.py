@@ -134,7 +134,7 @@ class TypedImport:
         progress("building the tables")
         con.execute(f"CREATE TABLE problems AS {checks.problems_sql()}")
         con.execute(
-            f"CREATE TABLE responses AS SELECT {', '.join(RESPONSE_COLUMNS)} "
+            f"CREATE VIEW responses AS SELECT {', '.join(RESPONSE_COLUMNS)} "
             f"FROM {checks.responses()}"
         )
         # the score rows are read from the file by the store's copy itself (a view
@@ -162,7 +162,6 @@ class TypedImport:
             "llms": names("SELECT DISTINCT llm FROM responses ORDER BY 1"),
             "verifiers": names("SELECT DISTINCT verifier FROM scores ORDER BY 1"),
         }
-        con.execute("DROP TABLE IF EXISTS r_first")
         con.execute("CHECKPOINT")
         checks.release()
         notes.append("correctness: labels from file")
