@@ -201,7 +201,7 @@ def main() -> None:
     lines, place = [], []
 
     def med(runs: list[dict[str, Any]], k: str) -> float:
-        return statistics.median(r[k] for r in runs)
+        return float(statistics.median(r[k] for r in runs))
 
     def row(label: str, size: float, ours: list[dict[str, Any]], ref: list[dict[str, Any]]) -> str:
         return (

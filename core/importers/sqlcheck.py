@@ -26,6 +26,7 @@ from core.importers.limits import MAX_ANSWER_CHARS
 from core.importers.staging import STAGING_MEMORY, CrossChecks
 from core.importers.validate import MAX_SAMPLE_IDX, MAX_TOKENS
 from core.parts import FILE_COLUMNS, Part, select_list
+from core.store import RESPONSE_COLUMNS
 
 #: problems reported per scan (as the in-memory checks do)
 MAX_ISSUES = 1000
@@ -232,11 +233,34 @@ class QueryChecks(CrossChecks):
             f"text, {loc} FROM s_rows"
         )
 
+    def _responses(self) -> None:
+        """`CrossChecks._responses` with fixed-size aggregate states only (the first
+        occurrence's position, and hashes where values are compared), so that DuckDB can
+        spill it: string states cannot leave memory, and the files may hold 10^8 rows.
+        A response's fields are then read from its first row (`responses`)."""
+        self._con().execute(
+            """CREATE TABLE r_first AS
+               SELECT llm, problem_id, sample_idx,
+                      min((_batch::BIGINT << 40) | _loc) AS first_ord,
+                      min(hash(answer_key)) <> max(hash(answer_key))
+                        OR min(is_correct::INTEGER) <> max(is_correct::INTEGER)
+                        OR min(n_tokens) <> max(n_tokens)
+                        OR count(n_tokens) NOT IN (0, count(*)) AS conflict
+               FROM s_responses
+               GROUP BY llm, problem_id, sample_idx"""
+        )
+
     def responses(self) -> str:
-        """The name of the table of responses, one row each (first occurrences)."""
+        """The name of the table of responses, one row each: its first occurrence."""
         if not self._has("r_first"):
             self._responses()
-        return "r_first"
+        if not self._has("r_rows"):
+            self._con().execute(
+                f"""CREATE TABLE r_rows AS
+                    SELECT {", ".join(RESPONSE_COLUMNS)} FROM s_responses
+                    WHERE (_batch::BIGINT << 40) | _loc IN (SELECT first_ord FROM r_first)"""
+            )
+        return "r_rows"
 
     def fingerprint(self) -> tuple[int, int, str]:
         """(score rows, responses, content hash) of the rows."""
@@ -249,7 +273,9 @@ class QueryChecks(CrossChecks):
                FROM s_rows"""
         ).fetchall()[0]
         n_rows, xor = int(row[0]), int(row[1] or 0)
-        n_responses = int(con.execute(f"SELECT count(*) FROM {self.responses()}").fetchall()[0][0])
+        if not self._has("r_first"):
+            self._responses()
+        n_responses = int(con.execute("SELECT count(*) FROM r_first").fetchall()[0][0])
         sha = hashlib.sha256(f"rows|{n_rows}|{xor}".encode()).hexdigest()
         return n_rows, n_responses, sha
 
