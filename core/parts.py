@@ -41,12 +41,14 @@ REQUIRED_FILE_COLUMNS = ("problem_id", "sample_idx", "score", "is_correct")
 #: the partition keys, in the folder order the store writes
 KEYS = ("llm", "verifier")
 
-#: DuckDB's reader for a list of partition files (a bound parameter): the keys come from
-#: the folder names and stay text (a verifier named "7" is not a number)
-READ_PARTS = (
-    "read_parquet(?, hive_partitioning = true, union_by_name = true, "
-    "hive_types = {'llm': VARCHAR, 'verifier': VARCHAR}, hive_types_autocast = false)"
-)
+#: DuckDB's reader of one pair's files (their list: a bound parameter, `glob_escape`d);
+#: the pair's names are bound constants beside it, never parsed from the paths (DuckDB
+#: would take the outermost ``llm=`` of the whole path, and a name "7" as a number)
+READ_FILES = "read_parquet(?, hive_partitioning = false, union_by_name = true)"
+#: files DuckDB reads as Parquet (others under an in-place folder are not data)
+SUFFIXES = (".parquet", ".pq")
+#: columns the validation's views add to a file's own (a file may not have them)
+RESERVED = ("_batch", "_file", "_loc")
 
 
 class PartsError(TTSLabError):
@@ -88,7 +90,7 @@ def list_parts(root: Path) -> tuple[list[Part], list[Path]]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
         for name in sorted(filenames):
-            if name.startswith((".", "_")) or not name.endswith(".parquet"):
+            if name.startswith((".", "_")) or not name.lower().endswith(SUFFIXES):
                 continue
             path = Path(dirpath) / name
             keys = keys_of(path, root)
@@ -99,29 +101,38 @@ def list_parts(root: Path) -> tuple[list[Part], list[Path]]:
     return parts, stray
 
 
-def check_unchanged(parts: Iterable[Part], dataset: str) -> None:
+def check_unchanged(parts: Iterable[Part], dataset: str, *, in_place: bool = True) -> None:
     """Raise `PartsError` when a file is gone or its size or time differ from the
     catalog's: its data is no longer what was validated and cached."""
+    again = (
+        "register the folder again (ttslab import --in-place FOLDER --replace) so that it "
+        "is validated and its results recomputed"
+        if in_place
+        else "the store's own files were changed outside ttslab: import the dataset again "
+        "(--replace)"
+    )
     for part in parts:
         try:
             st = os.stat(part.path)
         except OSError:
             raise PartsError(
-                f"dataset {dataset!r}: its file {part.path} is missing; restore it, or "
-                "register the folder again (ttslab import --in-place FOLDER --replace)"
+                f"dataset {dataset!r}: its file {part.path} is missing; restore it, or {again}"
             ) from None
         if int(st.st_size) != part.size or int(st.st_mtime_ns) != part.mtime_ns:
             raise PartsError(
-                f"dataset {dataset!r}: its file {part.path} changed since it was "
-                "registered; register the folder again (ttslab import --in-place FOLDER "
-                "--replace) so that it is validated and its results recomputed"
+                f"dataset {dataset!r}: its file {part.path} changed since it was stored; " + again
             )
 
 
+def glob_escape(path: str) -> str:
+    """`path` for DuckDB's file readers, which read ``*``, ``?`` and ``[`` as a pattern."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in path)
+
+
 def select_list(columns: Sequence[str], key: str | None = None) -> str:
-    """The canonical pair rows (llm, verifier, problem_id, sample_idx, score, step_scores,
-    answer_raw, answer_key, is_correct, n_tokens) from partition files that have
-    `columns`. Without an ``answer_key`` column the key is the answer as written (no
+    """The canonical pair rows' columns after llm and verifier (problem_id, sample_idx,
+    score, step_scores, answer_raw, answer_key, is_correct, n_tokens) from files that
+    have `columns`. Without an ``answer_key`` column the key is the answer as written (no
     normalisation); without ``answer`` each response is its own cluster, as on import.
     `key`: another expression of the answer key."""
     have = set(columns)
@@ -130,16 +141,15 @@ def select_list(columns: Sequence[str], key: str | None = None) -> str:
         typ = FILE_COLUMNS[name]
         return f"CAST({name} AS {typ})" if name in have else f"CAST(NULL AS {typ})"
 
-    if key is not None:
-        pass
-    elif "answer_key" in have:
-        key = "CAST(answer_key AS VARCHAR)"
-    elif "answer" in have:
-        key = "coalesce(CAST(answer AS VARCHAR), '')"
-    else:
-        key = "'#' || CAST(sample_idx AS VARCHAR)"
+    if key is None:
+        if "answer_key" in have:
+            key = "CAST(answer_key AS VARCHAR)"
+        elif "answer" in have:
+            key = "coalesce(CAST(answer AS VARCHAR), '')"
+        else:
+            key = "'#' || CAST(sample_idx AS VARCHAR)"
     return (
-        "llm, verifier, CAST(problem_id AS VARCHAR) AS problem_id, "
+        "CAST(problem_id AS VARCHAR) AS problem_id, "
         "CAST(sample_idx AS INTEGER) AS sample_idx, CAST(score AS DOUBLE) AS score, "
         f"{col('step_scores')} AS step_scores, {col('answer')} AS answer_raw, "
         f"{key} AS answer_key, CAST(is_correct AS BOOLEAN) AS is_correct, "
@@ -147,16 +157,40 @@ def select_list(columns: Sequence[str], key: str | None = None) -> str:
     )
 
 
+def pair_rows_sql(columns: Sequence[str]) -> str:
+    """One pair's canonical rows from its files; parameters: llm, verifier, the list of
+    `glob_escape`d paths."""
+    return (
+        "SELECT CAST(? AS VARCHAR) AS llm, CAST(? AS VARCHAR) AS verifier, "
+        f"{select_list(columns)} FROM {READ_FILES}"
+    )
+
+
+#: the canonical pair rows of a pair without files (a combination an in-place folder lacks)
+EMPTY_ROWS = (
+    "SELECT CAST(NULL AS VARCHAR) AS llm, CAST(NULL AS VARCHAR) AS verifier, "
+    "CAST(NULL AS VARCHAR) AS problem_id, CAST(NULL AS INTEGER) AS sample_idx, "
+    "CAST(NULL AS DOUBLE) AS score, CAST(NULL AS DOUBLE[]) AS step_scores, "
+    "CAST(NULL AS VARCHAR) AS answer_raw, CAST(NULL AS VARCHAR) AS answer_key, "
+    "CAST(NULL AS BOOLEAN) AS is_correct, CAST(NULL AS BIGINT) AS n_tokens WHERE false"
+)
+
+
 __all__ = [
+    "EMPTY_ROWS",
     "FILE_COLUMNS",
     "KEYS",
-    "READ_PARTS",
+    "READ_FILES",
     "REQUIRED_FILE_COLUMNS",
+    "RESERVED",
+    "SUFFIXES",
     "Part",
     "PartsError",
     "check_unchanged",
+    "glob_escape",
     "keys_of",
     "list_parts",
+    "pair_rows_sql",
     "select_list",
     "stat_part",
 ]

@@ -46,7 +46,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.parts import READ_PARTS, Part, check_unchanged, list_parts, select_list
+from core.parts import (
+    EMPTY_ROWS,
+    Part,
+    check_unchanged,
+    glob_escape,
+    list_parts,
+    pair_rows_sql,
+)
 from core.types import FloatArray, IntArray, PairData, TTSLabError
 
 SCHEMA_VERSION = 4
@@ -621,8 +628,9 @@ class Store:
 
     @property
     def parts_root(self) -> Path:
-        """Where the store keeps the partitioned score files of its big datasets."""
-        return self.path.parent / f"{self.path.name}.parts"
+        """Where the store keeps the partitioned score files of its big datasets (an
+        absolute path: the catalog's paths must hold from any working directory)."""
+        return self.path.parent.resolve() / f"{self.path.name}.parts"
 
     def _own_parts(self, dataset_id: str) -> Path:
         return self.parts_root / f"dataset={dataset_id}"
@@ -779,8 +787,11 @@ class Store:
                     actor=actor,
                 )
             except BaseException:
+                # only files no committed dataset lists: a failure after the commit (the
+                # old dataset's clean-up, the read-back) leaves the new one whole
                 for folder in written:
-                    shutil.rmtree(folder, ignore_errors=True)
+                    if not self._lists_files(cur, folder):
+                        shutil.rmtree(folder, ignore_errors=True)
                 raise
             finally:
                 shutil.rmtree(staging_dir, ignore_errors=True)
@@ -840,6 +851,17 @@ class Store:
             progress=progress,
             actor=actor,
         )
+
+    @staticmethod
+    def _lists_files(cur: duckdb.DuckDBPyConnection, folder: Path) -> bool:
+        """Whether a committed dataset's catalog lists files under `folder`."""
+        try:
+            rows = cur.execute(
+                "SELECT count(*) FROM parts WHERE starts_with(path, ?)", [f"{folder}{os.sep}"]
+            ).fetchall()
+        except duckdb.Error:
+            return True  # cannot tell: keep the files (a stray folder beats a lost dataset)
+        return bool(rows[0][0])
 
     @staticmethod
     def _insert_parts(
@@ -1004,9 +1026,7 @@ class Store:
             params.append(verifier)
         rows = self._cur().execute(sql + " ORDER BY llm, verifier, path", params).fetchall()
         parts = [Part(str(m), str(v), str(p), int(n), int(t)) for m, v, p, n, t in rows]
-        if not parts:
-            raise StoreError(f"dataset {info.name!r}: the catalog lists no score files")
-        check_unchanged(parts, info.name)
+        check_unchanged(parts, info.name, in_place=info.storage == "in-place")
         return parts
 
     def _pair_rows(
@@ -1033,7 +1053,7 @@ class Store:
                 params.append(verifier)
             return sql, params
         parts, columns = self.pair_parts(info, llm, verifier)
-        return _parquet_rows(columns), [[p.path for p in parts]]
+        return _parquet_rows(parts, columns)
 
     def pair_parts(
         self, info: DatasetInfo, llm: str | None = None, verifier: str | None = None
@@ -1336,9 +1356,17 @@ _PAIR_SQL = """SELECT problem_id, sample_idx, score, answer_key, is_correct, n_t
 _STEPS_SQL = "SELECT step_scores FROM ({rows}) ORDER BY problem_id, sample_idx"
 
 
-def _parquet_rows(columns: Sequence[str]) -> str:
-    """The pair rows of partition files with `columns` (the file list: one parameter)."""
-    return f"SELECT {select_list(columns)} FROM {READ_PARTS}"
+def _parquet_rows(parts: Sequence[Part], columns: Sequence[str]) -> tuple[str, list[Any]]:
+    """SQL and parameters of the pair rows of these files, pair by pair: each pair's
+    names are bound constants and its files are read by their (escaped) paths only."""
+    by_pair: dict[tuple[str, str], list[str]] = {}
+    for part in parts:
+        by_pair.setdefault((part.llm, part.verifier), []).append(glob_escape(part.path))
+    if not by_pair:
+        return EMPTY_ROWS, []
+    sql = " UNION ALL ".join(f"({pair_rows_sql(columns)})" for _ in by_pair)
+    params: list[Any] = [x for (m, v), paths in by_pair.items() for x in (m, v, paths)]
+    return sql, params
 
 
 def _steps_from_arrow(table: pa.Table) -> tuple[FloatArray, IntArray]:
@@ -1350,12 +1378,14 @@ def _steps_from_arrow(table: pa.Table) -> tuple[FloatArray, IntArray]:
     return np.asarray(values, dtype=np.float64), offsets
 
 
-def _read_parts(sql: str, parts: Sequence[Part], columns: Sequence[str], dataset: str) -> pa.Table:
-    check_unchanged(parts, dataset)
+def _read_parts(
+    sql: str, parts: Sequence[Part], columns: Sequence[str], dataset: str, in_place: bool
+) -> pa.Table:
+    check_unchanged(parts, dataset, in_place=in_place)
     con = duckdb.connect()
     try:
-        rows = _parquet_rows(columns)
-        return con.sql(sql.format(rows=rows), params=[[p.path for p in parts]]).to_arrow_table()
+        rows, params = _parquet_rows(parts, columns)
+        return con.sql(sql.format(rows=rows), params=params).to_arrow_table()
     finally:
         con.close()
 
@@ -1368,18 +1398,19 @@ def read_pair_parts(
     dataset_id: str,
     llm: str,
     verifier: str,
+    in_place: bool,
 ) -> PairData:
     """`Store.load_pair` from one pair's partition files (`Store.pair_parts`), without
     the store: the same query on a private connection, so the same arrays."""
-    table = _read_parts(_PAIR_SQL, parts, columns, dataset)
+    table = _read_parts(_PAIR_SQL, parts, columns, dataset, in_place)
     return pair_from_arrow(table, dataset_id, llm, verifier)
 
 
 def read_steps_parts(
-    parts: Sequence[Part], columns: Sequence[str], *, dataset: str
+    parts: Sequence[Part], columns: Sequence[str], *, dataset: str, in_place: bool
 ) -> tuple[FloatArray, IntArray]:
     """`Store.load_steps` from one pair's partition files."""
-    return _steps_from_arrow(_read_parts(_STEPS_SQL, parts, columns, dataset))
+    return _steps_from_arrow(_read_parts(_STEPS_SQL, parts, columns, dataset, in_place))
 
 
 def pair_from_arrow(table: pa.Table, dataset_id: str, llm: str, verifier: str) -> PairData:

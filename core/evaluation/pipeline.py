@@ -103,6 +103,7 @@ class PairFiles:
     columns: tuple[str, ...]
     orientation: str
     reduction: str
+    in_place: bool
 
 
 def pair_source(
@@ -123,6 +124,7 @@ def pair_source(
         tuple(columns),
         _declared(info, verifier),
         reduction,
+        info.storage == "in-place",
     )
 
 
@@ -139,11 +141,14 @@ def materialize(source: PairData | PairFiles) -> PairData:
             dataset_id=source.dataset_id,
             llm=source.llm,
             verifier=source.verifier,
+            in_place=source.in_place,
         )
         pair = replace(pair, orientation=source.orientation, truth=None)
         if source.reduction == "stored":
             return pair
-        steps = read_steps_parts(source.parts, source.columns, dataset=source.dataset)
+        steps = read_steps_parts(
+            source.parts, source.columns, dataset=source.dataset, in_place=source.in_place
+        )
     except PartsError as exc:
         raise PartsError(
             f"{exc} (read on host {socket.gethostname()}: on a cluster every worker must "

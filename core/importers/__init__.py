@@ -569,6 +569,7 @@ def _import_typed(
         def ingest_progress(stage: str, i: int, n: int) -> None:
             progress(f"writing {stage}", len(stages) + 1 + i, total)
 
+        job.check_unchanged()
         result = _store_staged(
             store,
             job.staged,

@@ -30,7 +30,7 @@ from core.importers.sqlcheck import (
     accepts,
 )
 from core.importers.validate import suggest
-from core.parts import FILE_COLUMNS, KEYS, REQUIRED_FILE_COLUMNS, Part, list_parts
+from core.parts import FILE_COLUMNS, KEYS, REQUIRED_FILE_COLUMNS, RESERVED, Part, list_parts
 from core.store import DatasetInfo, Store
 
 #: the file types each column accepts in place (DuckDB's names)
@@ -67,6 +67,7 @@ def _schema_issues(
     (they are the folder names). Returns the issues and the union of known columns."""
     issues: list[Issue] = []
     have: set[str] = set()
+    first: tuple[str, set[str]] | None = None
     for part in parts:
         f = shown[part.path]
         try:
@@ -74,12 +75,28 @@ def _schema_issues(
         except duckdb.Error as exc:
             issues.append(Issue(f, f"cannot be read as Parquet: {str(exc).splitlines()[0]}"))
             continue
+        known = {c for c in types if c in FILE_COLUMNS}
+        if first is None:
+            first = (f, known)
+        elif known != first[1]:
+            # a pair's reads see only its own files: every file has the same columns
+            lacks, extra = sorted(first[1] - known), sorted(known - first[1])
+            what = "; ".join(
+                [*([f"lacks {', '.join(lacks)}"] if lacks else []),
+                 *([f"has {', '.join(extra)} too"] if extra else [])]
+            )  # fmt: skip
+            issues.append(
+                Issue(f, f"its columns differ from those of {first[0]}: {what}; every file "
+                      "of an in-place dataset has the same columns")
+            )  # fmt: skip
         for col in REQUIRED_FILE_COLUMNS:
             if col not in types:
                 hint = suggest(col, [c for c in types if c not in FILE_COLUMNS])
                 issues.append(Issue(f, f"missing column{hint}; required in place", column=col))
         for col, typ in types.items():
-            if col in KEYS:
+            if col in RESERVED:
+                issues.append(Issue(f, "a reserved column name; rename it", column=col))
+            elif col in KEYS:
                 issues.append(
                     Issue(
                         f,
@@ -133,6 +150,17 @@ def register_in_place(
                     shown_path(root),
                     f"a dataset named {ds_name!r} exists; choose another name or replace it "
                     "(CLI: --replace)",
+                )
+            ]
+        )
+    inside = store.parts_root
+    if root == inside or inside in root.parents:
+        raise ImportValidationError(
+            [
+                Issue(
+                    shown_path(root),
+                    "the store keeps its own Parquet files here: import the dataset again "
+                    "instead of registering them",
                 )
             ]
         )

@@ -25,7 +25,7 @@ from core.importers.errors import Issue
 from core.importers.limits import MAX_ANSWER_CHARS
 from core.importers.staging import STAGING_MEMORY, CrossChecks
 from core.importers.validate import MAX_SAMPLE_IDX, MAX_TOKENS
-from core.parts import FILE_COLUMNS, Part, select_list
+from core.parts import FILE_COLUMNS, Part, glob_escape, select_list
 from core.store import RESPONSE_COLUMNS
 
 #: problems reported per scan (as the in-memory checks do)
@@ -102,10 +102,11 @@ class QueryChecks(CrossChecks):
     def __init__(self, spill_parent: Path | None, *, on_disk: bool = False) -> None:
         """`on_disk`: the database is the file `path` (a staging database the store
         copies from, `Store.ingest_staged`), else in memory."""
+        self.con = None
         self.dir = Path(tempfile.mkdtemp(prefix="ttslab-check-", dir=spill_parent))
         self.path = self.dir / "stage.duckdb"
-        self.con = duckdb.connect(str(self.path) if on_disk else ":memory:")
         try:
+            self.con = duckdb.connect(str(self.path) if on_disk else ":memory:")
             spill = str(self.dir / "spill").replace("'", "''")
             self.con.execute(f"SET memory_limit = '{STAGING_MEMORY}'")
             self.con.execute(f"SET temp_directory = '{spill}'")
@@ -118,7 +119,10 @@ class QueryChecks(CrossChecks):
         """A Parquet file's columns and their DuckDB types."""
         rows = (
             self._con()
-            .execute("DESCRIBE SELECT * FROM read_parquet(?, hive_partitioning = false)", [path])
+            .execute(
+                "DESCRIBE SELECT * FROM read_parquet(?, hive_partitioning = false)",
+                [glob_escape(path)],
+            )
             .fetchall()
         )
         return {str(r[0]): str(r[1]) for r in rows}
@@ -139,7 +143,7 @@ class QueryChecks(CrossChecks):
         con.execute("CREATE TEMP TABLE files AS SELECT * FROM _files_arrow")
         con.unregister("_files_arrow")
         rel = con.read_parquet(
-            [p.path for p in parts],
+            [glob_escape(p.path) for p in parts],
             filename=True,
             file_row_number=True,
             hive_partitioning=False,
@@ -157,7 +161,9 @@ class QueryChecks(CrossChecks):
         """``s_raw`` over one long file; `defaults` give the columns it lacks (llm,
         verifier) as constants."""
         con = self._con()
-        con.read_parquet(path, file_row_number=True, hive_partitioning=False).create_view("_read")
+        con.read_parquet(
+            glob_escape(path), file_row_number=True, hive_partitioning=False
+        ).create_view("_read")
         # a view takes no parameters: the constants are literals (quotes doubled)
         consts = "".join(f", {literal(v)} AS {col}" for col, v in defaults.items())
         con.execute(
@@ -212,7 +218,7 @@ class QueryChecks(CrossChecks):
 
         con = self._con()
         con.execute(
-            f"""CREATE TEMP VIEW s_rows AS SELECT {select_list(columns, key)},
+            f"""CREATE TEMP VIEW s_rows AS SELECT llm, verifier, {select_list(columns, key)},
                        {opt("gold_answer", "VARCHAR")} AS gold_answer,
                        {opt("level", "INTEGER")} AS level,
                        {opt("subject", "VARCHAR")} AS subject,

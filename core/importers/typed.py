@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from core.importers.errors import IssueList
+from core.importers.errors import ImportValidationError, Issue, IssueList
 from core.importers.generic import display_name, sha256_of_file
 from core.importers.sqlcheck import FLOAT_TYPES, INT_TYPES, QueryChecks, accepts, literal
 from core.importers.validate import DEFAULT_LLM, DEFAULT_VERIFIER, basic_answer_key
+from core.parts import Part, glob_escape, stat_part
 from core.store import RESPONSE_COLUMNS
 
 #: the types a long file's columns must have for this path (else the batch path)
@@ -40,6 +41,8 @@ TYPED: dict[str, tuple[str, ...]] = {
     "problem_text": ("VARCHAR",),
 }
 NEEDED = ("problem_id", "sample_idx", "score", "is_correct")
+#: distinct answers keyed per step (memory: one step of answers)
+KEY_BATCH = 100_000
 
 
 def typed_columns(types: dict[str, str]) -> bool:
@@ -59,24 +62,37 @@ class TypedImport:
         self.file = display_name(path)
         self.checks = QueryChecks(spill_parent, on_disk=True)
         self.types: dict[str, str] = {}
+        self.stat = Part("", "", str(path), -1, -1)
 
     @classmethod
     def open(cls, path: Path, spill_parent: Path | None) -> TypedImport | None:
         job = cls(path, spill_parent)
         try:
+            job.stat = stat_part("", "", path)  # the file copied must be the file checked
             job.types = job.checks.describe(str(path))
+            rows = (
+                job.checks._con()
+                .execute(
+                    "SELECT sum(num_rows) FROM parquet_file_metadata(?)", [glob_escape(str(path))]
+                )
+                .fetchall()
+            )
         except Exception:  # unreadable or not Parquet: the batch path says why
             job.close()
             return None
-        rows = (
-            job.checks._con()
-            .execute("SELECT sum(num_rows) FROM parquet_file_metadata(?)", [str(path)])
-            .fetchall()
-        )
         if not typed_columns(job.types) or not rows[0][0]:
             job.close()  # an empty file: the batch path names it
             return None
         return job
+
+    def check_unchanged(self) -> None:
+        """Raise `ImportValidationError` when the file changed since it was checked (its
+        score rows are read again by the store's copy)."""
+        now = stat_part("", "", self.path)
+        if (now.size, now.mtime_ns) != (self.stat.size, self.stat.mtime_ns):
+            raise ImportValidationError(
+                [Issue(self.file, "the file changed while it was imported; import it again")]
+            )
 
     def run(self, progress: Callable[[str], None]) -> tuple[dict[str, object], list[str], str]:
         """Check everything (raising `ImportValidationError` with every problem) and
@@ -101,21 +117,26 @@ class TypedImport:
         source = "s_raw"
         if "answer_key" not in types and "answer" in types:
             progress("answer keys")
-            answers = [
-                r[0]
-                for r in con.execute(
+            # one key per distinct answer, streamed: free-text answers may be many
+            con.execute("CREATE TABLE keymap (answer VARCHAR, key VARCHAR)")
+            writer = con.cursor()
+            try:
+                reader = con.sql(
                     "SELECT DISTINCT answer FROM s_raw WHERE answer IS NOT NULL"
-                ).fetchall()
-            ]
-            keymap = pa.table(
-                {
-                    "answer": pa.array(answers, pa.string()),
-                    "key": pa.array([basic_answer_key(a) for a in answers], pa.string()),
-                }
-            )
-            con.register("_keymap_arrow", keymap)
-            con.execute("CREATE TEMP TABLE keymap AS SELECT * FROM _keymap_arrow")
-            con.unregister("_keymap_arrow")
+                ).to_arrow_reader(KEY_BATCH)
+                for batch in reader:
+                    answers = batch.column(0).to_pylist()
+                    keys = pa.table(
+                        {
+                            "answer": pa.array(answers, pa.string()),
+                            "key": pa.array([basic_answer_key(a) for a in answers], pa.string()),
+                        }
+                    )
+                    writer.register("_keys", keys)
+                    writer.execute("INSERT INTO keymap SELECT * FROM _keys")
+                    writer.unregister("_keys")
+            finally:
+                writer.close()
             con.execute(
                 """CREATE TEMP VIEW s_keyed AS SELECT r.*, k.key AS _key
                    FROM s_raw r LEFT JOIN keymap k ON k.answer = r.answer"""
@@ -146,7 +167,8 @@ class TypedImport:
                        CAST(problem_id AS VARCHAR) AS problem_id,
                        CAST(sample_idx AS INTEGER) AS sample_idx,
                        CAST(score AS DOUBLE) AS score, CAST(NULL AS DOUBLE[]) AS step_scores
-                FROM read_parquet({literal(str(self.path.resolve()))})"""
+                FROM read_parquet({literal(glob_escape(str(self.path.resolve())))},
+                                  hive_partitioning = false)"""
         )
 
         def count(table: str) -> int:
