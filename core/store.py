@@ -337,6 +337,15 @@ def _to_arrow(table: pd.DataFrame | pa.Table, columns: Sequence[str]) -> pa.Tabl
     return pa.Table.from_arrays(out, names=list(columns))
 
 
+def resolve_storage(storage: str, n_scores: int) -> str:
+    """``table`` or ``parquet`` for an import of `n_scores` score rows (`STORAGES`)."""
+    if storage not in STORAGES:
+        raise StoreError(f"unknown storage {storage!r}; known: {', '.join(STORAGES)}")
+    if storage == "auto":
+        return "parquet" if n_scores >= PARQUET_MIN_SCORES else "table"
+    return storage
+
+
 class Store:
     """The project's DuckDB database. Use as a context manager or call `close()`."""
 
@@ -723,11 +732,7 @@ class Store:
         score rows (with their response's fields) as Parquet partitioned by LLM and
         verifier under `parts_root` and keeps the problems and the file list in the
         database; ``auto`` (default) chooses Parquet from `PARQUET_MIN_SCORES` rows."""
-        if storage not in STORAGES:
-            raise StoreError(f"unknown storage {storage!r}; known: {', '.join(STORAGES)}")
-        as_parquet = storage == "parquet" or (
-            storage == "auto" and int(figures["n_scores"]) >= PARQUET_MIN_SCORES
-        )
+        as_parquet = resolve_storage(storage, int(figures["n_scores"])) == "parquet"
         alias = f"_stage_{uuid.uuid4().hex[:12]}"  # two imports never share a name
         written: list[Path] = []  # the dataset's own files, removed if the import fails
         staging_dir = self.parts_root / f".staging-{uuid.uuid4().hex[:12]}"
@@ -754,13 +759,26 @@ class Store:
                         progress("score files", 0, 3)
                     self._check_writable()
                     self.parts_root.mkdir(parents=True, exist_ok=True)
+                    # the rows with their response's fields: a staging database that
+                    # has them whole (`pair_rows`, the typed path) spares the join
+                    whole = cur.execute(
+                        "SELECT count(*) FROM information_schema.tables "
+                        "WHERE table_catalog = ? AND table_name = 'pair_rows'",
+                        [alias],
+                    ).fetchall()[0][0]
+                    rows = (
+                        f"""SELECT llm, verifier, problem_id, sample_idx, score, step_scores,
+                                   answer_raw AS answer, answer_key, is_correct, n_tokens
+                            FROM {alias}.pair_rows"""
+                        if whole
+                        else f"""SELECT s.llm, s.verifier, s.problem_id, s.sample_idx,
+                                        s.score, s.step_scores, r.answer_raw AS answer,
+                                        r.answer_key, r.is_correct, r.n_tokens
+                                 FROM {alias}.scores s JOIN {alias}.responses r
+                                 USING (llm, problem_id, sample_idx)"""
+                    )
                     cur.execute(
-                        f"""COPY (SELECT s.llm, s.verifier, s.problem_id, s.sample_idx,
-                                         s.score, s.step_scores, r.answer_raw AS answer,
-                                         r.answer_key, r.is_correct, r.n_tokens
-                                  FROM {alias}.scores s JOIN {alias}.responses r
-                                  USING (llm, problem_id, sample_idx))
-                            TO ? (FORMAT parquet, PARTITION_BY (llm, verifier))""",
+                        f"COPY ({rows}) TO ? (FORMAT parquet, PARTITION_BY (llm, verifier))",
                         [str(staging_dir)],
                     )
                     meta = {**dict(meta or {}), "storage": "parquet"}

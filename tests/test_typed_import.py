@@ -112,7 +112,17 @@ def _no_batches(*a: object, **k: object) -> None:
 
 @pytest.mark.parametrize(
     "variant",
-    ["full", "no_names", "answer_key", "no_answer", "float32_int32", "parquet_storage"],
+    [
+        "full",
+        "no_names",
+        "answer_key",
+        "no_answer",
+        "float32_int32",
+        "full_parquet",
+        "no_names_parquet",
+        "answer_key_parquet",
+        "no_answer_parquet",
+    ],
 )
 def test_the_query_path_stores_what_the_batch_path_stores(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str
@@ -120,6 +130,9 @@ def test_the_query_path_stores_what_the_batch_path_stores(
     df = _frame()
     types: dict[str, pa.DataType] = {}
     kw: dict[str, Any] = {}
+    if variant.endswith("_parquet"):
+        kw["storage"] = "parquet"
+        variant = variant.removesuffix("_parquet")
     if variant == "no_names":
         df = df[(df.llm == "m1") & (df.verifier == "prm")].drop(columns=["llm", "verifier"])
     elif variant == "answer_key":
@@ -128,15 +141,17 @@ def test_the_query_path_stores_what_the_batch_path_stores(
         df = df.drop(columns=["answer"])
     elif variant == "float32_int32":
         types = {"score": pa.float32(), "sample_idx": pa.int32(), "n_tokens": pa.int16()}
-    elif variant == "parquet_storage":
-        kw["storage"] = "parquet"
     path = _write(df, tmp_path / "d.parquet", types)
     fast, slow = _both(store, path, monkeypatch, **kw)
     assert fast.notes == slow.notes and fast.fmt == slow.fmt == "long-parquet"
     a, b = _rows(store, "typed"), _rows(store, "batch")
     assert a == b
-    if variant == "parquet_storage":
-        pd.testing.assert_frame_equal(store.export_long("typed"), store.export_long("batch"))
+    if kw:
+        assert fast.info.storage == slow.info.storage == "parquet"
+        for query in ("export_long", "responses", "problems", "pair_summary"):
+            pd.testing.assert_frame_equal(
+                getattr(store, query)("typed"), getattr(store, query)("batch")
+            )
     else:
         assert len(a["scores"]) == len(df)
 

@@ -55,7 +55,7 @@ from core.importers.validate import (
     check_answer_lengths,
     to_canonical,
 )
-from core.store import DatasetInfo, Store
+from core.store import DatasetInfo, Store, resolve_storage
 
 Reader = Callable[[Path, ReadOptions], RawRead]
 
@@ -562,8 +562,9 @@ def _import_typed(
     total = len(stages) + 5
     try:
         progress(f"reading {p.name}", 0, total)
+        where = resolve_storage(storage, job.rows)
         figures, val_notes, sha = job.run(
-            lambda stage: progress(stage, 1 + stages.index(stage), total)
+            lambda stage: progress(stage, 1 + stages.index(stage), total), where
         )
 
         def ingest_progress(stage: str, i: int, n: int) -> None:
@@ -588,7 +589,7 @@ def _import_typed(
             simulated=simulated,
             notes=notes,
             actor=actor,
-            storage=storage,
+            storage=where,
             progress=ingest_progress,
             files=(str(p),),
         )

@@ -21,7 +21,7 @@ from core.importers.errors import ImportValidationError, Issue, IssueList
 from core.importers.generic import display_name, sha256_of_file
 from core.importers.sqlcheck import FLOAT_TYPES, INT_TYPES, QueryChecks, accepts, literal
 from core.importers.validate import DEFAULT_LLM, DEFAULT_VERIFIER, basic_answer_key
-from core.parts import Part, glob_escape, stat_part
+from core.parts import Part, glob_escape, select_list, stat_part
 from core.store import RESPONSE_COLUMNS
 
 #: the types a long file's columns must have for this path (else the batch path)
@@ -63,6 +63,7 @@ class TypedImport:
         self.checks = QueryChecks(spill_parent, on_disk=True)
         self.types: dict[str, str] = {}
         self.stat = Part("", "", str(path), -1, -1)
+        self.rows = 0
 
     @classmethod
     def open(cls, path: Path, spill_parent: Path | None) -> TypedImport | None:
@@ -83,6 +84,7 @@ class TypedImport:
         if not typed_columns(job.types) or not rows[0][0]:
             job.close()  # an empty file: the batch path names it
             return None
+        job.rows = int(rows[0][0])
         return job
 
     def check_unchanged(self) -> None:
@@ -94,10 +96,12 @@ class TypedImport:
                 [Issue(self.file, "the file changed while it was imported; import it again")]
             )
 
-    def run(self, progress: Callable[[str], None]) -> tuple[dict[str, object], list[str], str]:
+    def run(
+        self, progress: Callable[[str], None], storage: str
+    ) -> tuple[dict[str, object], list[str], str]:
         """Check everything (raising `ImportValidationError` with every problem) and
-        build the staging tables; returns the store's figures, the notes and the file's
-        content hash."""
+        build the staging tables for `storage` (``table`` or ``parquet``); returns the
+        store's figures, the notes and the file's content hash."""
         checks, types = self.checks, self.types
         defaults: dict[str, str] = {}
         notes: list[str] = []
@@ -118,7 +122,7 @@ class TypedImport:
         if "answer_key" not in types and "answer" in types:
             progress("answer keys")
             # one key per distinct answer, streamed: free-text answers may be many
-            con.execute("CREATE TABLE keymap (answer VARCHAR, key VARCHAR)")
+            con.execute("CREATE TABLE keymap (raw VARCHAR, key VARCHAR)")
             writer = con.cursor()
             try:
                 reader = con.sql(
@@ -128,7 +132,7 @@ class TypedImport:
                     answers = batch.column(0).to_pylist()
                     keys = pa.table(
                         {
-                            "answer": pa.array(answers, pa.string()),
+                            "raw": pa.array(answers, pa.string()),
                             "key": pa.array([basic_answer_key(a) for a in answers], pa.string()),
                         }
                     )
@@ -139,7 +143,7 @@ class TypedImport:
                 writer.close()
             con.execute(
                 """CREATE TEMP VIEW s_keyed AS SELECT r.*, k.key AS _key
-                   FROM s_raw r LEFT JOIN keymap k ON k.answer = r.answer"""
+                   FROM s_raw r LEFT JOIN keymap k ON k.raw = r.answer"""
             )
             source, key = "s_keyed", "coalesce(_key, '')"
             if con.execute("SELECT count(*) FROM s_raw WHERE answer IS NULL").fetchall() != [(0,)]:
@@ -154,22 +158,38 @@ class TypedImport:
         IssueList(checks.run_checks("row")).raise_if_any()
         progress("building the tables")
         con.execute(f"CREATE TABLE problems AS {checks.problems_sql()}")
-        con.execute(
-            f"CREATE VIEW responses AS SELECT {', '.join(RESPONSE_COLUMNS)} "
-            f"FROM {checks.responses()}"
-        )
         # the score rows are read from the file by the store's copy itself (a view
         # cannot take parameters: the constants and the path are literals)
         named = {c: c if c in types else literal(defaults[c]) for c in ("llm", "verifier")}
+        source = f"""read_parquet({literal(glob_escape(str(self.path.resolve())))},
+                                  hive_partitioning = false)"""
         con.execute(
             f"""CREATE VIEW scores AS
                 SELECT {named["llm"]} AS llm, {named["verifier"]} AS verifier,
                        CAST(problem_id AS VARCHAR) AS problem_id,
                        CAST(sample_idx AS INTEGER) AS sample_idx,
                        CAST(score AS DOUBLE) AS score, CAST(NULL AS DOUBLE[]) AS step_scores
-                FROM read_parquet({literal(glob_escape(str(self.path.resolve())))},
-                                  hive_partitioning = false)"""
+                FROM {source}"""
         )
+        if storage == "parquet":
+            # partition files are written from the rows themselves (their response's
+            # fields agree across verifiers: checked); no responses table is needed
+            columns = [c for c in types if c not in ("llm", "verifier")]
+            keyed = key is not None
+            con.execute(
+                f"""CREATE VIEW pair_rows AS
+                    SELECT {named["llm"]} AS llm, {named["verifier"]} AS verifier,
+                           {select_list(columns, "coalesce(key, '')" if keyed else None)}
+                    FROM {source}
+                    {"LEFT JOIN keymap ON keymap.raw = answer" if keyed else ""}"""
+            )
+            responses = "r_first"
+        else:
+            con.execute(
+                f"CREATE VIEW responses AS SELECT {', '.join(RESPONSE_COLUMNS)} "
+                f"FROM {checks.responses()}"
+            )
+            responses = "responses"
 
         def count(table: str) -> int:
             return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
@@ -179,9 +199,9 @@ class TypedImport:
 
         figures: dict[str, object] = {
             "n_problems": count("problems"),
-            "n_responses": count("responses"),
+            "n_responses": count(responses),
             "n_scores": count("scores"),
-            "llms": names("SELECT DISTINCT llm FROM responses ORDER BY 1"),
+            "llms": names(f"SELECT DISTINCT llm FROM {responses} ORDER BY 1"),
             "verifiers": names("SELECT DISTINCT verifier FROM scores ORDER BY 1"),
         }
         con.execute("CHECKPOINT")
