@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tqdm import tqdm
 
@@ -72,7 +72,7 @@ from core.store import (
     default_db_path,
 )
 from core.studies.allocation import pair_allocation
-from core.studies.transfer import PairRef
+from core.studies.transfer import PairRef, precompute_transfer
 from core.synth.demo import DEMO_NAME, build_demo
 from core.types import (
     OFFSET_OBJECTIVES,
@@ -464,10 +464,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+_T = TypeVar("_T")
+
+
 def _on_executor(
     args: argparse.Namespace,
-    run: Callable[[_Bar, RunLog], set[tuple[str, str]]],
-) -> set[tuple[str, str]]:
+    run: Callable[[_Bar, RunLog], set[_T]],
+) -> set[_T]:
     """On a non-serial executor (``--executor`` / ``$TTSLAB_EXECUTOR``): fill the result
     cache with `run` (a ``precompute_*`` call) under a task-count bar, print its retries
     and lost workers, and return the pairs it computed; serially nothing (the command's
@@ -723,9 +726,29 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
     sources = _refs(args.source)
     targets = _refs(args.target) if args.target else sources
+    config = _config(args)
     with _store(args, read_only=args.read_only) as store:
+
+        def with_infos(refs: list[PairRef]) -> list[tuple[DatasetInfo, PairRef]]:
+            return [(store.get_dataset(r.dataset), r) for r in refs]
+
+        _on_executor(
+            args,
+            lambda bar, log: precompute_transfer(
+                store,
+                with_infos(sources),
+                with_infos(targets),
+                args.strategy,
+                args.baseline,
+                args.budget,
+                config,
+                None,
+                progress=bar,
+                run_log=log,
+            ),
+        )
         view = transfer_view(
-            store, sources, targets, args.strategy, args.baseline, args.budget, _config(args)
+            store, sources, targets, args.strategy, args.baseline, args.budget, config
         )
     df = view.to_frame()
     print(

@@ -394,3 +394,60 @@ def test_cli_stopping_on_a_pool_prints_what_the_serial_run_prints(
     assert serial_out.count("m1") >= 3 and pooled_out == serial_out
     with Store(db2) as s:
         assert s.cache_kinds().get("stopping") == 3  # computed by the pool, one per pair
+
+
+def test_transfer_columns_on_a_pool_equal_the_serial_cells(study: Path, tmp_path: Path) -> None:
+    from core.studies.transfer import PairRef, cell_key, precompute_transfer, transfer_cells
+
+    refs = [PairRef("study", m, v) for m, v in (("m1", "v1"), ("m2", "v2"))]
+
+    def cells(db: Path, executor: str | None) -> dict[tuple[int, int], Any]:
+        with Store(db) as s:
+            info = s.get_dataset("study")
+            pairs = [(info, r) for r in refs]
+            if executor is not None:
+                log = RunLog()
+                done = precompute_transfer(
+                    s, pairs, pairs, "logit_wv", "majority", 8, CONFIG, executor, run_log=log
+                )
+                assert done == {0, 1} and log.retried == []
+                for i, (_, s_ref) in enumerate(pairs):  # every cell is in the cache now
+                    for t_ref in refs:
+                        key = cell_key(info, s_ref, t_ref, "logit_wv", "majority", 8, CONFIG)
+                        assert s.has_cached(info, "transfer_cell", key), (i, t_ref)
+            out = transfer_cells(s, pairs, pairs, "logit_wv", "majority", 8, CONFIG)
+            assert all(c.from_cache == (executor is not None) for c in out.values())  # type: ignore[union-attr]
+            return out
+
+    serial = cells(_copy(study, tmp_path / "t1.duckdb"), None)
+    pooled = cells(_copy(study, tmp_path / "t2.duckdb"), "local:2")
+    assert serial.keys() == pooled.keys() and len(serial) == 4
+    for k in serial:
+        a, b = serial[k], pooled[k]
+        assert (a.accuracy, a.baseline_accuracy, a.gain, a.low, a.high, a.budget, a.shared) == (  # type: ignore[union-attr]
+            b.accuracy,
+            b.baseline_accuracy,
+            b.gain,
+            b.low,
+            b.high,
+            b.budget,
+            b.shared,  # type: ignore[union-attr]
+        ), k
+
+
+def test_cli_transfer_on_a_pool_prints_what_the_serial_run_prints(
+    study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.cli import main
+
+    args = [
+        "transfer", "--source", "study/m2/v2",
+        "--target", "study/m2/v1", "--target", "study/m1/v3", "--subsets", "40",
+    ]  # fmt: skip
+    assert main(["--db", str(_copy(study, tmp_path / "a.duckdb")), *args]) == 0
+    serial_out = capsys.readouterr().out
+    db2 = _copy(study, tmp_path / "b.duckdb")
+    assert main(["--db", str(db2), *args, "--executor", "local:2"]) == 0
+    assert capsys.readouterr().out == serial_out
+    with Store(db2) as s:
+        assert s.cache_kinds().get("transfer_cell") == 2

@@ -24,8 +24,16 @@ from typing import Any
 from core.evaluation.config import EvalConfig
 from core.evaluation.crossfit import Fold, cross_fit, transfer_folds
 from core.evaluation.engine import accuracy_curves, make_subsets
+from core.evaluation.executors import RunLog, parse_executor, run_tasks
 from core.evaluation.offsets import OffsetTuner
-from core.evaluation.pipeline import calibration_labels, fit_strategy, load_pair
+from core.evaluation.pipeline import (
+    PairFiles,
+    calibration_labels,
+    fit_strategy,
+    load_pair,
+    materialize,
+    pair_source,
+)
 from core.evaluation.stats import paired_difference_cis
 from core.methods.params import CalibrationError
 from core.methods.registry import get_strategy
@@ -125,6 +133,176 @@ def _baseline_inputs(
     return base.vote_inputs(fit_strategy(base, target, params), target)
 
 
+def cell_key(
+    s_info: DatasetInfo,
+    s_ref: PairRef,
+    t_ref: PairRef,
+    strategy: str,
+    baseline: str,
+    budget: int,
+    config: EvalConfig,
+) -> dict[str, Any]:
+    """The result-cache parameters of one cell (cached under the target's content)."""
+    return {
+        "source": [s_info.content_sha256, s_ref.llm, s_ref.verifier],
+        "target": [t_ref.llm, t_ref.verifier],
+        "strategy": get_strategy(strategy).key(config.params),
+        "baseline": get_strategy(baseline).key(config.params),
+        "budget": budget,
+        "config": config.key(),
+    }
+
+
+def cell_payload(
+    source: PairData,
+    target: PairData,
+    baseline_inputs: VoteInputs,
+    strategy: str,
+    budget: int,
+    config: EvalConfig,
+    tuner: OffsetTuner,
+) -> dict[str, Any]:
+    """The cacheable result of one cell: `strategy` fitted on `source` (`tuner`: its
+    shared offset search), against the baseline's inputs on `target`."""
+    vi = transfer_inputs(source, target, strategy, config, tuner=tuner)
+    b = min(budget, int(target.sizes().max()))
+    subsets = make_subsets(target, [b], n_subsets=config.n_subsets, seed=config.subset_seed)
+    curves = accuracy_curves(
+        target,
+        {"baseline": baseline_inputs, "transferred": vi},
+        subsets=subsets,
+        tie_break=config.tie_break,
+    )
+    per = curves.per_problem[:, 0, :]
+    d = paired_difference_cis(
+        per[1], per[0], n_boot=config.n_boot, level=config.level, seed=config.boot_seed
+    )
+    return {
+        "accuracy": float(per[1].mean()),
+        "baseline_accuracy": float(per[0].mean()),
+        "gain": float(d.estimate),
+        "low": float(d.low),
+        "high": float(d.high),
+        "budget": b,
+        "n_problems": target.n_problems,
+        "shared": bool(set(source.problem_ids) & set(target.problem_ids)),
+    }
+
+
+@dataclass(frozen=True)
+class TransferColumnTask:
+    """One target's column of cells: a self-contained task for any executor
+    (`core.evaluation.executors`), its pairs loaded or as their own files."""
+
+    target: PairData | PairFiles
+    sources: tuple[PairData | PairFiles, ...]
+    strategy: str
+    baseline: str
+    budget: int
+    config: EvalConfig
+
+
+def transfer_column_payload(task: TransferColumnTask) -> dict[str, Any]:
+    """Every cell of the task's column, by source: its payload, or ``{"error": why}``
+    (a cell that cannot be computed; the serial path reports the same)."""
+    target = materialize(task.target)
+    config = task.config
+    cells: list[dict[str, Any]] = []
+    try:
+        base = _baseline_inputs(target, task.baseline, config, OffsetTuner(target))
+    except TTSLabError as exc:
+        return {"cells": [{"error": str(exc)} for _ in task.sources]}
+    for source in task.sources:
+        try:
+            pair = materialize(source)
+            cells.append(
+                cell_payload(
+                    pair, target, base, task.strategy, task.budget, config, OffsetTuner(pair)
+                )
+            )
+        except TTSLabError as exc:
+            cells.append({"error": str(exc)})
+    return {"cells": cells}
+
+
+def _const(payload: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    return lambda: payload
+
+
+def precompute_transfer(
+    store: Store,
+    sources: Sequence[tuple[DatasetInfo, PairRef]],
+    targets: Sequence[tuple[DatasetInfo, PairRef]],
+    strategy: str,
+    baseline: str,
+    budget: int,
+    config: EvalConfig,
+    executor: str | None,
+    *,
+    progress: ProgressFn | None = None,
+    run_log: RunLog | None = None,
+) -> set[int]:
+    """Fill the result cache with every uncached cell on `executor`, one task per target
+    column (`transfer_column_payload`), each cell stored under the serial path's key;
+    returns the targets computed. Cells that cannot be computed are not stored: the
+    serial pass that reads the matrix reports them."""
+
+    def key(i: int, j: int) -> dict[str, Any]:
+        (s_info, s_ref), (_, t_ref) = sources[i], targets[j]
+        return cell_key(s_info, s_ref, t_ref, strategy, baseline, budget, config)
+
+    todo = [
+        j
+        for j, (t_info, _) in enumerate(targets)
+        if not all(
+            store.has_cached(t_info, "transfer_cell", key(i, j)) for i in range(len(sources))
+        )
+    ]
+    if not todo:
+        return set()
+    spec = parse_executor(executor)
+
+    def task_of(j: int) -> Callable[[], TransferColumnTask]:
+        def make() -> TransferColumnTask:
+            t_info, t_ref = targets[j]
+            return TransferColumnTask(
+                pair_source(store, t_info, t_ref.llm, t_ref.verifier, config.reduction),
+                tuple(
+                    pair_source(store, s_info, s_ref.llm, s_ref.verifier, config.reduction)
+                    for s_info, s_ref in sources
+                ),
+                strategy,
+                baseline,
+                budget,
+                config,
+            )
+
+        return make
+
+    def store_column(n: int, payload: dict[str, Any]) -> None:
+        j = todo[n]
+        for i, cell in enumerate(payload["cells"]):
+            if "error" not in cell:
+                store.cached(targets[j][0], "transfer_cell", key(i, j), _const(cell))
+
+    def tick(done: int, total: int) -> None:
+        if progress is not None:
+            progress(f"{done} of {total} target columns computed ({spec.text})", done, total)
+
+    _, log = run_tasks(
+        spec,
+        transfer_column_payload,
+        [task_of(j) for j in todo],
+        [f"column {targets[j][1].label}" for j in todo],
+        on_done=store_column,
+        progress=tick,
+    )
+    if run_log is not None:
+        run_log.retried.extend(log.retried)
+        run_log.lost_workers.extend(log.lost_workers)
+    return set(todo)
+
+
 def transfer_cells(
     store: Store,
     sources: Sequence[tuple[DatasetInfo, PairRef]],
@@ -169,14 +347,7 @@ def transfer_cells(
                     j * len(sources) + i,
                     total,
                 )
-            key = {
-                "source": [s_info.content_sha256, s_ref.llm, s_ref.verifier],
-                "target": [t_ref.llm, t_ref.verifier],
-                "strategy": strat.key(config.params),
-                "baseline": base.key(config.params),
-                "budget": budget,
-                "config": config.key(),
-            }
+            key = cell_key(s_info, s_ref, t_ref, strategy, baseline, budget, config)
 
             def compute(
                 s_info: DatasetInfo = s_info,
@@ -185,42 +356,19 @@ def transfer_cells(
                 t_ref: PairRef = t_ref,
             ) -> dict[str, Any]:
                 target = pair_of(t_info, t_ref)
-                source = pair_of(s_info, s_ref)
                 if t_ref not in baselines:
                     baselines[t_ref] = _baseline_inputs(
                         target, baseline, config, tuner_of(t_info, t_ref)
                     )
-                vi = transfer_inputs(
-                    source, target, strategy, config, tuner=tuner_of(s_info, s_ref)
-                )
-                b = min(budget, int(target.sizes().max()))
-                subsets = make_subsets(
-                    target, [b], n_subsets=config.n_subsets, seed=config.subset_seed
-                )
-                curves = accuracy_curves(
+                return cell_payload(
+                    pair_of(s_info, s_ref),
                     target,
-                    {"baseline": baselines[t_ref], "transferred": vi},
-                    subsets=subsets,
-                    tie_break=config.tie_break,
+                    baselines[t_ref],
+                    strategy,
+                    budget,
+                    config,
+                    tuner_of(s_info, s_ref),
                 )
-                per = curves.per_problem[:, 0, :]
-                d = paired_difference_cis(
-                    per[1],
-                    per[0],
-                    n_boot=config.n_boot,
-                    level=config.level,
-                    seed=config.boot_seed,
-                )
-                return {
-                    "accuracy": float(per[1].mean()),
-                    "baseline_accuracy": float(per[0].mean()),
-                    "gain": float(d.estimate),
-                    "low": float(d.low),
-                    "high": float(d.high),
-                    "budget": b,
-                    "n_problems": target.n_problems,
-                    "shared": bool(set(source.problem_ids) & set(target.problem_ids)),
-                }
 
             try:
                 payload, hit = store.cached(t_info, "transfer_cell", key, compute)
@@ -246,7 +394,12 @@ def transfer_cells(
 __all__ = [
     "PairRef",
     "TransferCell",
+    "TransferColumnTask",
     "TransferError",
+    "cell_key",
+    "cell_payload",
+    "precompute_transfer",
     "transfer_cells",
+    "transfer_column_payload",
     "transfer_inputs",
 ]
