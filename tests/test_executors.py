@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import core.evaluation.executors as executors
 from core.evaluation import EvalConfig
 from core.evaluation.executors import (
     ExecutorError,
@@ -160,7 +161,8 @@ def test_a_task_that_always_kills_its_worker_ends_the_run() -> None:
         run_tasks("local:2", die_always, [lambda: 1], ["t1"], retries=2)
 
 
-def test_an_unreachable_scheduler_is_a_clear_error() -> None:
+def test_an_unreachable_scheduler_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(executors, "CONNECT_TIMEOUT_S", 2.0)
     with pytest.raises(
         ExecutorError, match=r"cannot reach the dask scheduler at tcp://127\.0\.0\.1:9"
     ):

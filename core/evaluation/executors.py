@@ -38,6 +38,8 @@ R = TypeVar("R")
 EXECUTOR_ENV_VAR = "TTSLAB_EXECUTOR"
 #: Times a failed or lost task is submitted again before the run stops with its error.
 DEFAULT_RETRIES = 2
+#: seconds to reach a dask scheduler before the run is an error
+CONNECT_TIMEOUT_S = 10.0
 
 _SPEC = re.compile(r"^(serial|local(?::(\d+))?|dask://([^\s/]+:\d+))$")
 
@@ -105,7 +107,7 @@ class _Pool:
             raise ExecutorError("the dask executor needs the 'distributed' package") from exc
         try:
             self.client = Client(  # type: ignore[no-untyped-call]
-                self.spec.address, timeout="10s", set_as_default=False
+                self.spec.address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False
             )
         except OSError as exc:
             raise ExecutorError(
