@@ -258,3 +258,19 @@ def test_an_untyped_file_takes_the_batch_path(
     res = import_path(store, path, name="text labels")
     assert calls == [path]
     assert res.info.n_scores == len(df)
+
+
+@pytest.mark.parametrize("bits", [64, 1])
+def test_duplicates_are_found_with_and_without_the_verifier_bitmask(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bits: int
+) -> None:
+    import core.importers.sqlcheck as sqlcheck
+
+    monkeypatch.setattr(sqlcheck, "MAX_VERIFIER_BITS", bits)  # 1 < 2 verifiers: a hash pass
+    df = _frame()
+    df = pd.concat([df, df.iloc[[5]]], ignore_index=True)
+    found = _issues(store, _write(df, tmp_path / "d.parquet"), monkeypatch, typed=True)
+    assert [(i.line, i.column) for i in found] == [(len(df), "sample_idx")]
+    assert "first seen at row 6" in found[0].message
+    clean = _write(_frame(), tmp_path / "clean.parquet")
+    assert import_path(store, clean, name="clean").info.n_scores == len(_frame())

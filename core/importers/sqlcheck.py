@@ -30,6 +30,8 @@ from core.store import RESPONSE_COLUMNS
 
 #: problems reported per scan (as the in-memory checks do)
 MAX_ISSUES = 1000
+#: verifiers a response's bitmask can hold (more: duplicates take their own pass)
+MAX_VERIFIER_BITS = 64
 
 INT_TYPES = (
     "TINYINT",
@@ -103,6 +105,7 @@ class QueryChecks(CrossChecks):
         """`on_disk`: the database is the file `path` (a staging database the store
         copies from, `Store.ingest_staged`), else in memory."""
         self.con = None
+        self.verifier_bits = False
         self.dir = Path(tempfile.mkdtemp(prefix="ttslab-check-", dir=spill_parent))
         self.path = self.dir / "stage.duckdb"
         try:
@@ -243,18 +246,41 @@ class QueryChecks(CrossChecks):
         """`CrossChecks._responses` with fixed-size aggregate states only (the first
         occurrence's position, and hashes where values are compared), so that DuckDB can
         spill it: string states cannot leave memory, and the files may hold 10^8 rows.
-        A response's fields are then read from its first row (`responses`)."""
-        self._con().execute(
-            """CREATE TABLE r_first AS
+        A response's fields are then read from its first row (`responses`).
+
+        With at most 64 verifiers it also flags duplicate keys: a response's rows name
+        each verifier once unless a key repeats (a bit per verifier), which spares the
+        duplicate check its own pass over every row (`_duplicates`)."""
+        con = self._con()
+        verifiers = [
+            str(r[0]) for r in con.execute("SELECT DISTINCT verifier FROM s_scores").fetchall()
+        ]
+        self.verifier_bits = len(verifiers) <= MAX_VERIFIER_BITS
+        dup = "false"
+        if self.verifier_bits:
+            bit = " ".join(f"WHEN {literal(v)} THEN {k}" for k, v in enumerate(verifiers))
+            dup = f"count(*) <> bit_count(bit_or(1::UBIGINT << (CASE verifier {bit} END)))"
+        con.execute(
+            f"""CREATE TABLE r_first AS
                SELECT llm, problem_id, sample_idx,
                       min((_batch::BIGINT << 40) | _loc) AS first_ord,
                       min(hash(answer_key)) <> max(hash(answer_key))
                         OR min(is_correct::INTEGER) <> max(is_correct::INTEGER)
                         OR min(n_tokens) <> max(n_tokens)
-                        OR count(n_tokens) NOT IN (0, count(*)) AS conflict
-               FROM s_responses
+                        OR count(n_tokens) NOT IN (0, count(*)) AS conflict,
+                      {dup} AS dup
+               FROM s_rows
                GROUP BY llm, problem_id, sample_idx"""
         )
+
+    def _duplicates(self, loc_kind: str) -> list[Issue]:
+        if not self._has("r_first"):
+            self._responses()
+        if self.verifier_bits and self._con().execute(
+            "SELECT count(*) FROM r_first WHERE dup"
+        ).fetchall() == [(0,)]:
+            return []  # no response names a verifier twice: no duplicate key
+        return super()._duplicates(loc_kind)  # find and name them
 
     def responses(self) -> str:
         """The name of the table of responses, one row each: its first occurrence."""

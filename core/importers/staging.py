@@ -141,7 +141,8 @@ class CrossChecks:
         )
 
     def _response_conflicts(self, loc_kind: str) -> list[Issue]:
-        self._responses()
+        if not self._has("r_first"):
+            self._responses()
         issues: list[Issue] = []
         if self._con().execute("SELECT count(*) FROM r_first WHERE conflict").fetchall() == [(0,)]:
             return issues  # nothing to look up row by row
