@@ -23,13 +23,16 @@ import pyarrow as pa
 
 from core.importers.errors import Issue
 from core.importers.limits import MAX_ANSWER_CHARS
-from core.importers.staging import STAGING_MEMORY, CrossChecks
+from core.importers.staging import CrossChecks
 from core.importers.validate import MAX_SAMPLE_IDX, MAX_TOKENS
 from core.parts import FILE_COLUMNS, Part, glob_escape, select_list
 from core.store import RESPONSE_COLUMNS
 
 #: problems reported per scan (as the in-memory checks do)
 MAX_ISSUES = 1000
+#: DuckDB memory of the checks (beyond it, aggregates spill to a private folder); more
+#: than the staging database's: an aggregate over 10^8 file rows needs room to spill
+QUERY_MEMORY = "600MB"
 #: verifiers a response's bitmask can hold (more: duplicates take their own pass)
 MAX_VERIFIER_BITS = 64
 
@@ -111,7 +114,7 @@ class QueryChecks(CrossChecks):
         try:
             self.con = duckdb.connect(str(self.path) if on_disk else ":memory:")
             spill = str(self.dir / "spill").replace("'", "''")
-            self.con.execute(f"SET memory_limit = '{STAGING_MEMORY}'")
+            self.con.execute(f"SET memory_limit = '{QUERY_MEMORY}'")
             self.con.execute(f"SET temp_directory = '{spill}'")
             self.con.execute("SET preserve_insertion_order = false")
         except BaseException:
@@ -241,6 +244,18 @@ class QueryChecks(CrossChecks):
             "CREATE TEMP VIEW s_problems AS SELECT problem_id, gold_answer, level, subject, "
             f"text, {loc} FROM s_rows"
         )
+        # what the responses' aggregate compares, straight from the files: the answer as
+        # written stands in for its key (equal answers have equal keys; where answers
+        # differ, the per-column lookup compares the keys themselves)
+        same = "answer_key" if "answer_key" in have else "answer" if "answer" in have else "NULL"
+        con.execute(
+            f"""CREATE TEMP VIEW s_flags AS
+                SELECT llm, verifier, CAST(problem_id AS VARCHAR) AS problem_id,
+                       CAST(sample_idx AS INTEGER) AS sample_idx, {same} AS same,
+                       CAST(is_correct AS BOOLEAN) AS is_correct,
+                       {opt("n_tokens", "BIGINT")} AS n_tokens, _batch, _loc
+                FROM s_raw"""
+        )
 
     def _responses(self) -> None:
         """`CrossChecks._responses` with fixed-size aggregate states only (the first
@@ -253,7 +268,7 @@ class QueryChecks(CrossChecks):
         duplicate check its own pass over every row (`_duplicates`)."""
         con = self._con()
         verifiers = [
-            str(r[0]) for r in con.execute("SELECT DISTINCT verifier FROM s_scores").fetchall()
+            str(r[0]) for r in con.execute("SELECT DISTINCT verifier FROM s_raw").fetchall()
         ]
         self.verifier_bits = len(verifiers) <= MAX_VERIFIER_BITS
         dup = "false"
@@ -264,12 +279,12 @@ class QueryChecks(CrossChecks):
             f"""CREATE TABLE r_first AS
                SELECT llm, problem_id, sample_idx,
                       min((_batch::BIGINT << 40) | _loc) AS first_ord,
-                      min(hash(answer_key)) <> max(hash(answer_key))
+                      min(hash(same)) <> max(hash(same))
                         OR min(is_correct::INTEGER) <> max(is_correct::INTEGER)
                         OR min(n_tokens) <> max(n_tokens)
                         OR count(n_tokens) NOT IN (0, count(*)) AS conflict,
                       {dup} AS dup
-               FROM s_rows
+               FROM s_flags
                GROUP BY llm, problem_id, sample_idx"""
         )
 
