@@ -337,6 +337,19 @@ def _to_arrow(table: pd.DataFrame | pa.Table, columns: Sequence[str]) -> pa.Tabl
     return pa.Table.from_arrays(out, names=list(columns))
 
 
+def _figures(figures: Mapping[str, Any]) -> dict[str, Any]:
+    """`Store._write_dataset`'s counts, LLMs and verifiers from an import's figures."""
+    return {
+        "counts": (
+            int(figures["n_problems"]),
+            int(figures["n_responses"]),
+            int(figures["n_scores"]),
+        ),
+        "llms": list(figures["llms"]),
+        "verifiers": list(figures["verifiers"]),
+    }
+
+
 def resolve_storage(storage: str, n_scores: int) -> str:
     """``table`` or ``parquet`` for an import of `n_scores` score rows (`STORAGES`)."""
     if storage not in STORAGES:
@@ -784,13 +797,7 @@ class Store:
                     meta = {**dict(meta or {}), "storage": "parquet"}
                 return self._write_dataset(
                     write,
-                    counts=(
-                        int(figures["n_problems"]),
-                        int(figures["n_responses"]),
-                        int(figures["n_scores"]),
-                    ),
-                    llms=list(figures["llms"]),
-                    verifiers=list(figures["verifiers"]),
+                    **_figures(figures),
                     name=name,
                     source_format=source_format,
                     content_sha256=content_sha256,
@@ -849,13 +856,7 @@ class Store:
 
         return self._write_dataset(
             write,
-            counts=(
-                int(figures["n_problems"]),
-                int(figures["n_responses"]),
-                int(figures["n_scores"]),
-            ),
-            llms=list(figures["llms"]),
-            verifiers=list(figures["verifiers"]),
+            **_figures(figures),
             name=name,
             source_format="parquet-in-place",
             content_sha256=content_sha256,

@@ -278,3 +278,65 @@ def test_duplicates_are_found_with_and_without_the_verifier_bitmask(
     assert "first seen at row 6" in found[0].message
     clean = _write(_frame(), tmp_path / "clean.parquet")
     assert import_path(store, clean, name="clean").info.n_scores == len(_frame())
+
+
+def test_a_query_that_fails_is_a_named_problem_and_nothing_is_stored(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import duckdb
+
+    import core.importers.sqlcheck as sqlcheck
+
+    def broken(self: object, types: object) -> None:
+        raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block")
+
+    monkeypatch.setattr(sqlcheck.QueryChecks, "row_issues", broken)
+    found = _issues(store, _write(_frame(), tmp_path / "d.parquet"), monkeypatch, typed=True)
+    assert [str(i) for i in found] == [
+        "d.parquet: could not be checked: Out of Memory Error: could not allocate block"
+    ]
+
+
+def test_an_aggregate_out_of_memory_is_run_again_on_one_thread(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import duckdb
+
+    import core.importers.sqlcheck as sqlcheck
+
+    real = sqlcheck.QueryChecks.spilling
+    seen: list[str] = []
+
+    def once_out_of_memory(self: sqlcheck.QueryChecks, table: str, sql: str) -> None:
+        if not seen:  # the first aggregate's first attempt runs out of memory
+            seen.append(table)
+            con = self._con()
+            original = con.execute
+
+            class Flaky:
+                calls = 0
+
+            def execute(q: str, *a: object) -> object:
+                if q == sql and Flaky.calls == 0:
+                    Flaky.calls += 1
+                    raise duckdb.OutOfMemoryException("Out of Memory Error")
+                if q == "SET threads = 1":
+                    seen.append("one thread")
+                return original(q, *a)
+
+            self.con = type(
+                "Con",
+                (),
+                {"execute": staticmethod(execute), "__getattr__": lambda _s, n: getattr(con, n)},
+            )()  # type: ignore[assignment]
+            try:
+                real(self, table, sql)
+            finally:
+                self.con = con
+            return
+        real(self, table, sql)
+
+    monkeypatch.setattr(sqlcheck.QueryChecks, "spilling", once_out_of_memory)
+    res = import_path(store, _write(_frame(), tmp_path / "d.parquet"), name="d")
+    assert seen == ["r_first", "one thread"]
+    assert res.info.n_scores == len(_frame())

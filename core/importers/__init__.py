@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from core.importers import boinf, openr, prm800k, qwen_rm, rewardmath, sal
 from core.importers.budget import ImportStopped, WorkBudget
-from core.importers.common import shown_path
+from core.importers.common import direction_meta, shown_path
 from core.importers.errors import ImportValidationError, Issue, IssueList, loads
 from core.importers.generic import (
     SUPPORTED_SUFFIXES,
@@ -47,6 +48,7 @@ from core.importers.generic import (
     stream_long_parquet,
 )
 from core.importers.grade import GradeSummary, grade_frame
+from core.importers.sqlcheck import unreadable
 from core.importers.staging import Staging
 from core.importers.typed import TypedImport
 from core.importers.validate import (
@@ -563,9 +565,12 @@ def _import_typed(
     try:
         progress(f"reading {p.name}", 0, total)
         where = resolve_storage(storage, job.rows)
-        figures, val_notes, sha = job.run(
-            lambda stage: progress(stage, 1 + stages.index(stage), total), where
-        )
+        try:
+            figures, val_notes, sha = job.run(
+                lambda stage: progress(stage, 1 + stages.index(stage), total), where
+            )
+        except duckdb.Error as exc:
+            raise unreadable(p.name, exc) from exc
 
         def ingest_progress(stage: str, i: int, n: int) -> None:
             progress(f"writing {stage}", len(stages) + 1 + i, total)
@@ -624,25 +629,9 @@ def _store_staged(
 ) -> ImportResult:
     """The last step of every import: the declared directions checked against the
     verifiers found, and the staged tables copied into the store in one transaction."""
-    stored_verifiers = set(figures["verifiers"])
-    declared_low = (declared_low | set(lower_is_better)) - set(higher_is_better)
-    declared_high = set(higher_is_better)
-    unknown = (declared_low | declared_high) - stored_verifiers
-    if unknown:
-        raise ImportValidationError(
-            [
-                Issue(
-                    shown_path(source),
-                    f"no verifier {sorted(unknown)[0]!r} to declare a direction for; the "
-                    f"data has: {', '.join(sorted(stored_verifiers))}",
-                )
-            ]
-        )
-    meta: dict[str, Any] = {}
-    if declared_low:
-        meta["lower_is_better"] = sorted(declared_low)
-    if declared_high:
-        meta["higher_is_better"] = sorted(declared_high)
+    meta = direction_meta(
+        source, figures["verifiers"], declared_low, lower_is_better, higher_is_better
+    )
     kept = [n for n in all_notes if not n.startswith("correctness: ")]
     info = store.ingest_staged(
         staged,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,3 +175,35 @@ def base_name(path: Path, suffixes: tuple[str, ...] = (".jsonl", ".json")) -> st
         if name.lower().endswith(s):
             return name[: -len(s)]
     return name
+
+
+def direction_meta(
+    source: Path,
+    verifiers: Iterable[str],
+    declared_low: set[str],
+    lower_is_better: Iterable[str],
+    higher_is_better: Iterable[str],
+) -> dict[str, Any]:
+    """The dataset metadata of the verifiers' declared directions (the format's own
+    lower-is-better ones, then the user's, higher-is-better winning); a verifier the data
+    does not have is an error naming the input."""
+    found = set(verifiers)
+    low = (declared_low | set(lower_is_better)) - set(higher_is_better)
+    high = set(higher_is_better)
+    unknown = (low | high) - found
+    if unknown:
+        raise ImportValidationError(
+            [
+                Issue(
+                    shown_path(source),
+                    f"no verifier {sorted(unknown)[0]!r} to declare a direction for; the "
+                    f"data has: {', '.join(sorted(found))}",
+                )
+            ]
+        )
+    meta: dict[str, Any] = {}
+    if low:
+        meta["lower_is_better"] = sorted(low)
+    if high:
+        meta["higher_is_better"] = sorted(high)
+    return meta

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
-from core.importers.common import shown_path
+from core.importers.common import direction_meta, shown_path
 from core.importers.errors import ImportValidationError, Issue, IssueList
 from core.importers.sqlcheck import (
     INT_TYPES,
@@ -28,6 +27,7 @@ from core.importers.sqlcheck import (
     NUMBER_TYPES,
     QueryChecks,
     accepts,
+    unreadable,
 )
 from core.importers.validate import suggest
 from core.parts import FILE_COLUMNS, KEYS, REQUIRED_FILE_COLUMNS, RESERVED, Part, list_parts
@@ -195,27 +195,12 @@ def register_in_place(
         step("counting", 4)
         problems = checks._con().sql(checks.problems_sql()).to_arrow_table()
         n_rows, n_responses, sha = checks.fingerprint()
+    except duckdb.Error as exc:
+        raise unreadable(shown_path(root), exc) from exc
     finally:
         checks.close()
     verifiers = sorted({p.verifier for p in parts})
-    declared_low = set(lower_is_better) - set(higher_is_better)
-    declared_high = set(higher_is_better)
-    unknown = (declared_low | declared_high) - set(verifiers)
-    if unknown:
-        raise ImportValidationError(
-            [
-                Issue(
-                    shown_path(root),
-                    f"no verifier {sorted(unknown)[0]!r} to declare a direction for; the "
-                    f"data has: {', '.join(verifiers)}",
-                )
-            ]
-        )
-    meta: dict[str, Any] = {}
-    if declared_low:
-        meta["lower_is_better"] = sorted(declared_low)
-    if declared_high:
-        meta["higher_is_better"] = sorted(declared_high)
+    meta = direction_meta(root, verifiers, set(), lower_is_better, higher_is_better)
     all_notes = [
         f"registered in place: {len(parts)} Parquet files under {root} are read where they "
         "are (not copied); a file changed or removed later is an error until the folder "

@@ -21,18 +21,16 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from core.importers.errors import Issue
+from core.importers.errors import ImportValidationError, Issue
 from core.importers.limits import MAX_ANSWER_CHARS
-from core.importers.staging import CrossChecks
+from core.importers.staging import STAGING_MEMORY, CrossChecks
 from core.importers.validate import MAX_SAMPLE_IDX, MAX_TOKENS
 from core.parts import FILE_COLUMNS, Part, glob_escape, select_list
 from core.store import RESPONSE_COLUMNS
+from core.types import TTSLabError
 
 #: problems reported per scan (as the in-memory checks do)
 MAX_ISSUES = 1000
-#: DuckDB memory of the checks (beyond it, aggregates spill to a private folder); more
-#: than the staging database's: an aggregate over 10^8 file rows needs room to spill
-QUERY_MEMORY = "600MB"
 #: verifiers a response's bitmask can hold (more: duplicates take their own pass)
 MAX_VERIFIER_BITS = 64
 
@@ -101,6 +99,17 @@ def row_rules(types: dict[str, str]) -> list[tuple[str, str, str, str]]:
     return rules
 
 
+class CheckError(TTSLabError):
+    """The checks could not run (not a problem of the input)."""
+
+
+def unreadable(file: str, exc: duckdb.Error) -> ImportValidationError:
+    """A DuckDB error while checking (data it cannot read or cast) as a named problem."""
+    return ImportValidationError(
+        [Issue(file, f"could not be checked: {str(exc).splitlines()[0][:300]}")]
+    )
+
+
 class QueryChecks(CrossChecks):
     """A private DuckDB (in memory, or the file `database`) over Parquet files."""
 
@@ -109,12 +118,13 @@ class QueryChecks(CrossChecks):
         copies from, `Store.ingest_staged`), else in memory."""
         self.con = None
         self.verifier_bits = False
+        self.one_file = False  # s_raw is one file (`open_file`), not partition files
         self.dir = Path(tempfile.mkdtemp(prefix="ttslab-check-", dir=spill_parent))
         self.path = self.dir / "stage.duckdb"
         try:
             self.con = duckdb.connect(str(self.path) if on_disk else ":memory:")
             spill = str(self.dir / "spill").replace("'", "''")
-            self.con.execute(f"SET memory_limit = '{QUERY_MEMORY}'")
+            self.con.execute(f"SET memory_limit = '{STAGING_MEMORY}'")
             self.con.execute(f"SET temp_directory = '{spill}'")
             self.con.execute("SET preserve_insertion_order = false")
         except BaseException:
@@ -167,6 +177,7 @@ class QueryChecks(CrossChecks):
         """``s_raw`` over one long file; `defaults` give the columns it lacks (llm,
         verifier) as constants."""
         con = self._con()
+        self.one_file = True
         con.read_parquet(
             glob_escape(path), file_row_number=True, hive_partitioning=False
         ).create_view("_read")
@@ -267,26 +278,53 @@ class QueryChecks(CrossChecks):
         each verifier once unless a key repeats (a bit per verifier), which spares the
         duplicate check its own pass over every row (`_duplicates`)."""
         con = self._con()
-        verifiers = [
-            str(r[0]) for r in con.execute("SELECT DISTINCT verifier FROM s_raw").fetchall()
-        ]
-        self.verifier_bits = len(verifiers) <= MAX_VERIFIER_BITS
-        dup = "false"
+        dup, source, same = "false", "s_rows", "answer_key"
+        if self.one_file:
+            # over one file (no join per row to name its pair): the files' own answers
+            # and a bit per verifier. Over partition files the per-row join beside them
+            # ran out of DuckDB's memory at 10^8 rows: the canonical rows there.
+            source, same = "s_flags", "same"
+            verifiers = [
+                str(r[0]) for r in con.execute("SELECT DISTINCT verifier FROM s_raw").fetchall()
+            ]
+            self.verifier_bits = len(verifiers) <= MAX_VERIFIER_BITS
         if self.verifier_bits:
             bit = " ".join(f"WHEN {literal(v)} THEN {k}" for k, v in enumerate(verifiers))
             dup = f"count(*) <> bit_count(bit_or(1::UBIGINT << (CASE verifier {bit} END)))"
-        con.execute(
+        self.spilling(
+            "r_first",
             f"""CREATE TABLE r_first AS
                SELECT llm, problem_id, sample_idx,
                       min((_batch::BIGINT << 40) | _loc) AS first_ord,
-                      min(hash(same)) <> max(hash(same))
+                      min(hash({same})) <> max(hash({same}))
                         OR min(is_correct::INTEGER) <> max(is_correct::INTEGER)
                         OR min(n_tokens) <> max(n_tokens)
                         OR count(n_tokens) NOT IN (0, count(*)) AS conflict,
                       {dup} AS dup
-               FROM s_flags
-               GROUP BY llm, problem_id, sample_idx"""
+               FROM {source}
+               GROUP BY llm, problem_id, sample_idx""",
         )
+
+    def spilling(self, table: str, sql: str) -> None:
+        """Run `sql` (which creates `table`); if it runs out of DuckDB's memory cap (its
+        aggregates spill, but how much a run holds varies with the plan and threads:
+        measured at 10^8 rows), once more on one thread; then a clear error."""
+        con = self._con()
+        try:
+            con.execute(sql)
+            return
+        except duckdb.OutOfMemoryException:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        con.execute("SET threads = 1")
+        try:
+            con.execute(sql)
+        except duckdb.OutOfMemoryException as exc:
+            raise CheckError(
+                f"the checks across rows ran out of their memory ({STAGING_MEMORY}) even on "
+                "one thread; nothing was imported"
+            ) from exc
+        finally:
+            con.execute("RESET threads")
 
     def _duplicates(self, loc_kind: str) -> list[Issue]:
         if not self._has("r_first"):
@@ -302,10 +340,11 @@ class QueryChecks(CrossChecks):
         if not self._has("r_first"):
             self._responses()
         if not self._has("r_rows"):
-            self._con().execute(
+            self.spilling(
+                "r_rows",
                 f"""CREATE TABLE r_rows AS
                     SELECT {", ".join(RESPONSE_COLUMNS)} FROM s_responses
-                    WHERE (_batch::BIGINT << 40) | _loc IN (SELECT first_ord FROM r_first)"""
+                    WHERE (_batch::BIGINT << 40) | _loc IN (SELECT first_ord FROM r_first)""",
             )
         return "r_rows"
 
@@ -356,8 +395,10 @@ __all__ = [
     "INT_TYPES",
     "MAX_ISSUES",
     "NUMBER_TYPES",
+    "CheckError",
     "QueryChecks",
     "accepts",
     "literal",
     "row_rules",
+    "unreadable",
 ]
