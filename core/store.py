@@ -350,6 +350,19 @@ def _figures(figures: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _for_pair(
+    alias: str, dataset_id: str, llm: str | None, verifier: str | None
+) -> tuple[str, list[Any]]:
+    """``WHERE`` clause (and parameters) of a dataset's rows, of one LLM and/or verifier
+    (`alias`: the table's qualifier, with its dot)."""
+    sql, params = f" WHERE {alias}dataset_id = ?", [dataset_id]
+    for column, value in (("llm", llm), ("verifier", verifier)):
+        if value is not None:
+            sql += f" AND {alias}{column} = ?"
+            params.append(value)
+    return sql, params
+
+
 def resolve_storage(storage: str, n_scores: int) -> str:
     """``table`` or ``parquet`` for an import of `n_scores` score rows (`STORAGES`)."""
     if storage not in STORAGES:
@@ -1035,15 +1048,16 @@ class Store:
     ) -> list[Part]:
         """A Parquet-stored dataset's files (of one LLM and/or verifier), checked to be
         those that were registered."""
-        sql = "SELECT llm, verifier, path, size, mtime_ns FROM parts WHERE dataset_id = ?"
-        params: list[Any] = [info.dataset_id]
-        if llm is not None:
-            sql += " AND llm = ?"
-            params.append(llm)
-        if verifier is not None:
-            sql += " AND verifier = ?"
-            params.append(verifier)
-        rows = self._cur().execute(sql + " ORDER BY llm, verifier, path", params).fetchall()
+        where, params = _for_pair("", info.dataset_id, llm, verifier)
+        rows = (
+            self._cur()
+            .execute(
+                f"SELECT llm, verifier, path, size, mtime_ns FROM parts{where} "
+                "ORDER BY llm, verifier, path",
+                params,
+            )
+            .fetchall()
+        )
         parts = [Part(str(m), str(v), str(p), int(n), int(t)) for m, v, p, n, t in rows]
         check_unchanged(parts, info.name, in_place=info.storage == "in-place")
         return parts
@@ -1061,16 +1075,9 @@ class Store:
                             r.n_tokens
                      FROM scores s JOIN responses r
                        ON r.dataset_id = s.dataset_id AND r.llm = s.llm
-                      AND r.problem_id = s.problem_id AND r.sample_idx = s.sample_idx
-                     WHERE s.dataset_id = ?"""
-            params: list[Any] = [info.dataset_id]
-            if llm is not None:
-                sql += " AND s.llm = ?"
-                params.append(llm)
-            if verifier is not None:
-                sql += " AND s.verifier = ?"
-                params.append(verifier)
-            return sql, params
+                      AND r.problem_id = s.problem_id AND r.sample_idx = s.sample_idx"""
+            where, params = _for_pair("s.", info.dataset_id, llm, verifier)
+            return sql + where, params
         parts, columns = self.pair_parts(info, llm, verifier)
         return _parquet_rows(parts, columns)
 
@@ -1086,15 +1093,12 @@ class Store:
     def _responses_rows(self, info: DatasetInfo, llm: str | None = None) -> tuple[str, list[Any]]:
         """SQL (and parameters) of the dataset's responses, one row each."""
         if info.storage == "table":
-            sql = (
+            where, params = _for_pair("", info.dataset_id, llm, None)
+            return (
                 "SELECT llm, problem_id, sample_idx, answer_raw, answer_key, is_correct, "
-                "n_tokens FROM responses WHERE dataset_id = ?"
+                f"n_tokens FROM responses{where}",
+                params,
             )
-            params: list[Any] = [info.dataset_id]
-            if llm is not None:
-                sql += " AND llm = ?"
-                params.append(llm)
-            return sql, params
         # a response scored by several verifiers has a row in each of their files; its
         # key, label and length agree (validated), its raw answer is the least one
         rows, params = self._pair_rows(info, llm)
@@ -1128,14 +1132,8 @@ class Store:
     ) -> pd.DataFrame:
         info = self.resolve(dataset)
         if info.storage == "table":
-            rows = "SELECT * FROM scores WHERE dataset_id = ?"
-            params: list[Any] = [info.dataset_id]
-            if llm is not None:
-                rows += " AND llm = ?"
-                params.append(llm)
-            if verifier is not None:
-                rows += " AND verifier = ?"
-                params.append(verifier)
+            where, params = _for_pair("", info.dataset_id, llm, verifier)
+            rows = f"SELECT * FROM scores{where}"
         else:
             rows, params = self._pair_rows(info, llm, verifier)
         return self._fetch_df(
@@ -1182,7 +1180,8 @@ class Store:
         )
         return float(row[0]) if row is not None and row[0] is not None else math.nan
 
-    def _check_pair(self, info: DatasetInfo, llm: str, verifier: str) -> None:
+    def check_pair(self, info: DatasetInfo, llm: str, verifier: str) -> None:
+        """Raise `StoreError` unless the dataset has this (LLM, verifier) pair."""
         if llm not in info.llms or verifier not in info.verifiers:
             raise StoreError(
                 f"dataset {info.name!r} has no pair ({llm!r}, {verifier!r}); "
@@ -1193,7 +1192,7 @@ class Store:
         """Packed arrays of one (dataset, llm, verifier) pair, problems in id order, each
         problem's responses in sample order, with the stored score."""
         info = self.resolve(dataset)
-        self._check_pair(info, llm, verifier)
+        self.check_pair(info, llm, verifier)
         rows, params = self._pair_rows(info, llm, verifier)
         table = self._cur().sql(_PAIR_SQL.format(rows=rows), params=params).to_arrow_table()
         return pair_from_arrow(table, info.dataset_id, llm, verifier)
@@ -1204,7 +1203,7 @@ class Store:
         """The pair's step scores, flat, with CSR offsets per response (rows in the order of
         `load_pair`); a response without step scores has an empty range."""
         info = self.resolve(dataset)
-        self._check_pair(info, llm, verifier)
+        self.check_pair(info, llm, verifier)
         rows, params = self._pair_rows(info, llm, verifier)
         table = self._cur().sql(_STEPS_SQL.format(rows=rows), params=params).to_arrow_table()
         return _steps_from_arrow(table)

@@ -113,7 +113,7 @@ def pair_source(
     rows in Parquet (and no simulator truth rides along), else the loaded pair."""
     if info.storage == "table" or (info.has_truth and reduction in _EXACT_REDUCTIONS):
         return load_pair(store, info, llm, verifier, reduction)
-    store._check_pair(info, llm, verifier)
+    store.check_pair(info, llm, verifier)
     parts, columns = store.pair_parts(info, llm, verifier)
     return PairFiles(
         info.name,

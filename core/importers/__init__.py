@@ -31,7 +31,7 @@ import pandas as pd
 
 from core.importers import boinf, openr, prm800k, qwen_rm, rewardmath, sal
 from core.importers.budget import ImportStopped, WorkBudget
-from core.importers.common import direction_meta, shown_path
+from core.importers.common import check_free_name, direction_meta, shown_path
 from core.importers.errors import ImportValidationError, Issue, IssueList, loads
 from core.importers.generic import (
     SUPPORTED_SUFFIXES,
@@ -316,16 +316,7 @@ def import_path(
     else:
         files = [p]
     ds_name = name if name is not None else p.stem
-    if not replace and store.has_dataset(ds_name):
-        raise ImportValidationError(
-            [
-                Issue(
-                    shown_path(p),
-                    f"a dataset named {ds_name!r} exists; choose another name or replace it "
-                    "(CLI: --replace)",
-                )
-            ]
-        )
+    check_free_name(store, ds_name, p, replace)
     if (
         TYPED_PATH
         and p.is_file()

@@ -30,6 +30,7 @@ from core.importers.generic import (
     sha256_of,
     skipped_note,
 )
+from core.store import Store
 
 #: LLM name used when neither the file nor the user names one.
 DEFAULT_LLM = "model"
@@ -207,3 +208,18 @@ def direction_meta(
     if high:
         meta["higher_is_better"] = sorted(high)
     return meta
+
+
+def check_free_name(store: Store, name: str, source: Path, replace: bool) -> None:
+    """Refuse, naming the input, an import under an existing dataset's name unless it
+    replaces that dataset."""
+    if not replace and store.has_dataset(name):
+        raise ImportValidationError(
+            [
+                Issue(
+                    shown_path(source),
+                    f"a dataset named {name!r} exists; choose another name or replace it "
+                    "(CLI: --replace)",
+                )
+            ]
+        )

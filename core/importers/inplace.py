@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from core.importers.common import direction_meta, shown_path
+from core.importers.common import check_free_name, direction_meta, shown_path
 from core.importers.errors import ImportValidationError, Issue, IssueList
 from core.importers.sqlcheck import (
     INT_TYPES,
@@ -143,16 +143,7 @@ def register_in_place(
             [Issue(shown_path(Path(folder)), "not a folder: --in-place registers a folder")]
         )
     ds_name = name if name is not None else root.name
-    if not replace and store.has_dataset(ds_name):
-        raise ImportValidationError(
-            [
-                Issue(
-                    shown_path(root),
-                    f"a dataset named {ds_name!r} exists; choose another name or replace it "
-                    "(CLI: --replace)",
-                )
-            ]
-        )
+    check_free_name(store, ds_name, root, replace)
     inside = store.parts_root
     if root == inside or inside in root.parents:
         raise ImportValidationError(
@@ -193,7 +184,7 @@ def register_in_place(
         step("checking across rows and files", 3)
         IssueList(checks.run_checks("row")).raise_if_any()
         step("counting", 4)
-        problems = checks._con().sql(checks.problems_sql()).to_arrow_table()
+        problems = checks.problems_table()
         n_rows, n_responses, sha = checks.fingerprint()
     except duckdb.Error as exc:
         raise unreadable(shown_path(root), exc) from exc

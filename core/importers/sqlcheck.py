@@ -288,9 +288,9 @@ class QueryChecks(CrossChecks):
                 str(r[0]) for r in con.execute("SELECT DISTINCT verifier FROM s_raw").fetchall()
             ]
             self.verifier_bits = len(verifiers) <= MAX_VERIFIER_BITS
-        if self.verifier_bits:
-            bit = " ".join(f"WHEN {literal(v)} THEN {k}" for k, v in enumerate(verifiers))
-            dup = f"count(*) <> bit_count(bit_or(1::UBIGINT << (CASE verifier {bit} END)))"
+            if self.verifier_bits:
+                bit = " ".join(f"WHEN {literal(v)} THEN {k}" for k, v in enumerate(verifiers))
+                dup = f"count(*) <> bit_count(bit_or(1::UBIGINT << (CASE verifier {bit} END)))"
         self.spilling(
             "r_first",
             f"""CREATE TABLE r_first AS
@@ -334,6 +334,10 @@ class QueryChecks(CrossChecks):
         ).fetchall() == [(0,)]:
             return []  # no response names a verifier twice: no duplicate key
         return super()._duplicates(loc_kind)  # find and name them
+
+    def problems_table(self) -> pa.Table:
+        """The problems (`problems_sql`) as an Arrow table."""
+        return self._con().sql(self.problems_sql()).to_arrow_table()
 
     def responses(self) -> str:
         """The name of the table of responses, one row each: its first occurrence."""
