@@ -258,7 +258,7 @@ def test_an_untyped_file_takes_the_batch_path(
         calls.append(p)
         return real(p, *a, **k)
 
-    monkeypatch.setattr(importers, "stream_long_parquet", spy)
+    monkeypatch.setitem(importers.STREAMERS, "long-parquet", spy)
     res = import_path(store, path, name="text labels")
     assert calls == [path]
     assert res.info.n_scores == len(df)

@@ -38,6 +38,7 @@ from core.importers.generic import (
     RawRead,
     ReadOptions,
     StreamRead,
+    _regular_file,
     collect_files,
     decode_utf8,
     read_bytes,
@@ -45,9 +46,13 @@ from core.importers.generic import (
     read_long_jsonl,
     read_long_parquet,
     read_wide_jsonl,
+    stream_long_csv,
+    stream_long_jsonl,
     stream_long_parquet,
+    stream_wide_jsonl,
 )
 from core.importers.grade import GradeSummary, grade_frame
+from core.importers.limits import MAX_LINE_CHARS
 from core.importers.sqlcheck import unreadable
 from core.importers.staging import Staging
 from core.importers.typed import TypedImport
@@ -72,6 +77,13 @@ READERS: dict[str, Reader] = {
     openr.FMT: openr.read_openr,
     boinf.FMT: boinf.read_boinf,
     rewardmath.FMT: rewardmath.read_rewardmath,
+}
+#: The formats read in batches by an import (memory bounded by one batch).
+STREAMERS: dict[str, Callable[[Path, ReadOptions], StreamRead]] = {
+    "long-csv": stream_long_csv,
+    "long-jsonl": stream_long_jsonl,
+    "long-parquet": stream_long_parquet,
+    "wide-jsonl": stream_wide_jsonl,
 }
 FORMAT_HELP: dict[str, str] = {
     "long-csv": "CSV, one row per response and verifier score",
@@ -183,20 +195,25 @@ def detect_format(path: Path) -> str:
 
 def _first_json_record(path: Path) -> object:
     """The first record of a JSON Lines file, or of a JSON document (its first element when
-    it is an array); None when there is none or it cannot be decoded."""
-    data = read_bytes(path)
-    first_line: bytes | None = next((ln for ln in data.split(b"\n") if ln.strip()), None)
+    it is an array); None when there is none or it cannot be decoded. Reads the first
+    non-blank line only, unless it is the start of a document over many lines."""
+    first_line: bytes | None = None
+    _regular_file(path)
+    with path.open("rb") as fh:
+        while first_line is None and (line := fh.readline(MAX_LINE_CHARS + 1)):
+            first_line = line if line.strip() else None
     if first_line is None:
-        return None
+        raise ImportValidationError([Issue(path.name, "the file is empty")])
     try:
         obj = loads(first_line)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         if first_line.strip()[:1] not in (b"[", b"{"):
             return None
+        data = read_bytes(path)
         try:  # one JSON document over many lines
             obj = loads(decode_utf8(data, path.name))
         except json.JSONDecodeError:
-            truncated = first_line is data.split(b"\n")[-1] or b"\n" not in data.strip()
+            truncated = b"\n" not in data.strip()
             why = (
                 "the file ends inside it (truncated)"
                 if truncated
@@ -353,11 +370,10 @@ def import_path(
             progress(f"reading {f.name}", k, total)
             try:
                 kind = detect_format(f) if fmt == "auto" else fmt
-                # long Parquet is read and validated in batches (memory bounded by one)
+                # the generic formats are read and validated in batches (memory
+                # bounded by one)
                 reads.append(
-                    stream_long_parquet(f, opts)
-                    if kind == "long-parquet"
-                    else READERS[kind](f, opts)
+                    STREAMERS[kind](f, opts) if kind in STREAMERS else READERS[kind](f, opts)
                 )
                 read_files.append(f)
             except ImportValidationError as exc:
@@ -440,11 +456,12 @@ def import_path(
             done_rows = 0
             for batch in _batches(sr, batch_issues):
                 done_rows += len(batch)
-                progress(
-                    f"validating {f.name}: {done_rows:,} of {sr.n_rows:,} rows",
-                    len(files) + 1,
-                    total,
+                of = (
+                    f"{done_rows:,} of {sr.n_rows:,} rows"
+                    if sr.n_rows
+                    else f"{done_rows:,} rows ({sr.done_bytes / max(sr.size, 1):.0%} of the file)"
                 )
+                progress(f"validating {f.name}: {of}", len(files) + 1, total)
                 if many:
                     batch = batch.assign(_file=str(f.relative_to(p)))
                 try:
@@ -655,12 +672,13 @@ MAX_ISSUES = 1000
 
 def _batches(sr: StreamRead, issues: IssueList) -> Iterator[pd.DataFrame]:
     """The batches of a streamed file. The problems found while reading a batch (NaN in
-    a float column) go to `issues` and the batch is still validated; damaged data that
-    cannot be read ends the file with its error."""
+    a float column, a line that is not JSON) go to `issues` and the batch is still
+    validated; damaged data that cannot be read ends the file with its error."""
     try:
         for frame, found in sr.batches():
             issues.extend(found)
-            yield frame
+            if frame is not None:
+                yield frame
     except ImportValidationError as exc:
         issues.extend(exc.issues)
 

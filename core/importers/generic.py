@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from core.importers.chunks import TEXT_CHUNK_BYTES, line_chunks
 from core.importers.errors import ImportValidationError, Issue, IssueList, loads
 from core.importers.limits import MAX_COLUMNS, MAX_LINE_CHARS
 
@@ -123,16 +124,18 @@ def read_bytes(path: Path) -> bytes:
     return data
 
 
-def decode_utf8(data: bytes, file: str) -> str:
+def decode_utf8(data: bytes, file: str, first_line: int = 1, offset: int = 0) -> str:
+    """The text of `data`, the part of a file from byte `offset` and line `first_line`
+    (the start of the file by default, where a byte-order mark is dropped)."""
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8-sig" if offset == 0 else "utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + first_line
         raise ImportValidationError(
             [
                 Issue(
                     file,
-                    f"not valid UTF-8 text (byte {exc.start} of the file, undecodable "
+                    f"not valid UTF-8 text (byte {offset + exc.start} of the file, undecodable "
                     f"byte 0x{data[exc.start]:02x}); is this really a text file?",
                     line=line,
                 )
@@ -145,10 +148,13 @@ def iter_json_lines(
     file: str,
     issues: IssueList,
     skipped: list[tuple[int, str]] | None = None,
+    first_line: int = 1,
 ) -> Iterator[tuple[int, Any]]:
     """Yield (line number, decoded object) for each non-blank line; collect bad lines.
 
     With ``skipped`` given, bad lines go there as (line, message) instead of into ``issues``.
+    ``first_line``: the number of the text's first line in its file (the text is a chunk
+    of whole lines; only the file's last piece may end without a newline).
     """
     lines = text.split("\n")
     ends_with_newline = text.endswith("\n")
@@ -159,12 +165,12 @@ def iter_json_lines(
         if len(line) > MAX_LINE_CHARS:
             msg = f"the line has {len(line):,} characters; the limit is {MAX_LINE_CHARS:,}"
             if skipped is not None:
-                skipped.append((i + 1, msg))
+                skipped.append((i + first_line, msg))
             else:
-                issues.add(Issue(file, msg, line=i + 1))
+                issues.add(Issue(file, msg, line=i + first_line))
             continue
         try:
-            yield i + 1, loads(line)
+            yield i + first_line, loads(line)
         except json.JSONDecodeError as exc:
             if i == last_content and not ends_with_newline:
                 msg = (
@@ -174,52 +180,79 @@ def iter_json_lines(
             else:
                 msg = f"invalid JSON: {exc.msg} at column {exc.colno}"
             if skipped is not None:
-                skipped.append((i + 1, msg))
+                skipped.append((i + first_line, msg))
             else:
-                issues.add(Issue(file, msg, line=i + 1))
+                issues.add(Issue(file, msg, line=i + first_line))
 
 
 def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def check_line_endings(data: bytes, file: str) -> None:
-    """Refuse text whose lines end in a bare CR (classic Mac): every reader would see one
-    giant line."""
-    if b"\r" in data and b"\n" not in data.rstrip(b"\r"):
-        raise ImportValidationError(
-            [Issue(file, "lines end in a bare CR (old Mac line endings); convert to LF or CRLF")]
-        )
-
-
-def check_line_lengths(data: bytes, file: str) -> None:
-    """Refuse a file with a line of more than MAX_LINE_CHARS bytes (found with one vectorised
-    pass over the newlines; UTF-8 text has at least as many bytes as characters)."""
-    if len(data) <= MAX_LINE_CHARS:
-        return
+def check_line_lengths(data: bytes, file: str, first_line: int = 1) -> int:
+    """Refuse text with a line of more than MAX_LINE_CHARS bytes (found with one vectorised
+    pass over the newlines; UTF-8 text has at least as many bytes as characters); return
+    the longest line's length. ``first_line``: the number of the text's first line."""
     ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
     bounds = np.concatenate(([-1], ends, [len(data)]))
     lengths = np.diff(bounds) - 1
     worst = int(np.argmax(lengths))
     if lengths[worst] > MAX_LINE_CHARS:
-        raise ImportValidationError(
-            [
-                Issue(
-                    file,
-                    f"the line has {int(lengths[worst]):,} bytes; the limit is {MAX_LINE_CHARS:,}",
-                    line=worst + 1,
-                )
-            ]
-        )
+        raise ImportValidationError([_overlong(file, int(lengths[worst]), worst + first_line)])
+    return int(lengths[worst])
+
+
+def _overlong(file: str, length: int, line: int) -> Issue:
+    return Issue(file, f"the line has {length:,} bytes; the limit is {MAX_LINE_CHARS:,}", line=line)
 
 
 def read_long_csv(path: Path, opts: ReadOptions | None = None) -> RawRead:
-    file = display_name(path)
-    data = read_bytes(path)
-    decode_utf8(data, file)
-    check_line_endings(data, file)
-    check_line_lengths(data, file)
-    first_line = data.split(b"\n", 1)[0].decode("utf-8-sig").strip("\r")
+    """The whole file at once: the batches of `stream_long_csv` put together."""
+    return whole_read(stream_long_csv(path, opts))
+
+
+def read_long_jsonl(path: Path, opts: ReadOptions | None = None) -> RawRead:
+    """The whole file at once: the batches of `stream_long_jsonl` put together."""
+    return whole_read(stream_long_jsonl(path, opts))
+
+
+def whole_read(sr: StreamRead) -> RawRead:
+    """All batches of a streamed file as one frame (its problems raised together)."""
+    frames: list[pd.DataFrame] = []
+    issues = IssueList()
+    for frame, found in sr.batches():
+        issues.extend(found)
+        if frame is not None:
+            frames.append(frame)
+    issues.raise_if_any()
+    whole = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if len({tuple(f.columns) for f in frames}) > 1:  # a later batch brought a column
+        added = [c for c in whole.columns if c not in frames[0].columns]
+        whole[added] = whole[added].astype(object).where(whole[added].notna(), None)
+    for col in whole.columns:  # one chunk per Arrow column, as the validator expects
+        arr = whole[col].array
+        if isinstance(arr, pd.arrays.ArrowExtensionArray):
+            whole[col] = pd.Series(pd.arrays.ArrowExtensionArray(arr._pa_array.combine_chunks()))
+    return RawRead(whole, sr.fmt, sr.loc_kind, sr.sha256, sr.notes)
+
+
+def _csv_header(path: Path, file: str) -> list[str]:
+    """The column names of a CSV file's first line, checked."""
+    with path.open("rb") as fh:
+        head = fh.readline(MAX_LINE_CHARS + 1)
+    if b"\n" not in head and b"\r" in head:
+        raise ImportValidationError(
+            [Issue(file, "lines end in a bare CR (old Mac line endings); convert to LF or CRLF")]
+        )
+    if len(head) > MAX_LINE_CHARS:
+        raise ImportValidationError([_overlong(file, len(head), 1)])
+    if not head.strip():
+        with path.open("rb") as fh:
+            blank = all(block.isspace() for block in iter(lambda: fh.read(1 << 20), b""))
+        raise ImportValidationError(
+            [Issue(file, "the file is empty" if blank else "the header (line 1) is blank", line=1)]
+        )
+    first_line = decode_utf8(head, file).strip("\r\n")
     if first_line.count(",") >= MAX_COLUMNS:
         raise ImportValidationError(
             [Issue(file, f"the header has more than {MAX_COLUMNS} columns", line=1)]
@@ -234,10 +267,104 @@ def read_long_csv(path: Path, opts: ReadOptions | None = None) -> RawRead:
         raise ImportValidationError(
             [Issue(file, "column name appears more than once", line=1, column=c) for c in dup_names]
         )
+    return names
+
+
+def stream_long_csv(
+    path: Path, opts: ReadOptions | None = None, chunk_bytes: int | None = None
+) -> StreamRead:
+    """A long-format CSV file read in chunks of whole lines (`line_chunks`), each parsed
+    by Arrow into one batch whose ``_loc`` is the line number of each row.
+
+    A last row without its final newline may be cut off: it is an error, or, with
+    ``complete_records_only``, skipped and noted (and left out of the fingerprint).
+    """
+    file = display_name(path)
+    size = _regular_file(path).st_size
+    names = _csv_header(path, file)
+    complete_only = opts is not None and opts.complete_records_only
+    sr = StreamRead(path, "long-csv", "line", "", 0, lambda: iter(()), size=size)
+
+    def batches() -> Iterator[tuple[pd.DataFrame | None, list[Issue]]]:
+        digest = hashlib.sha256()
+        rows = 0
+        for chunk in line_chunks(path, file, chunk_bytes or TEXT_CHUNK_BYTES):
+            if chunk.overlong:
+                raise ImportValidationError([_overlong(file, chunk.overlong, chunk.first_line)])
+            data = chunk.data
+            decode_utf8(data, file, chunk.first_line, chunk.offset)
+            longest = check_line_lengths(data, file, chunk.first_line)
+            body, line0 = data, chunk.first_line
+            if chunk.offset == 0:  # without the header
+                nl = data.find(b"\n")
+                body, line0 = (data[nl + 1 :] if nl >= 0 else b""), line0 + 1
+            kept = len(data)
+            if not chunk.complete:
+                tail = body[body.rfind(b"\n") + 1 :]
+                body = body[: len(body) - len(tail)]
+                if tail.strip(b"\r \t"):
+                    # a file that stops without a newline may have been cut off in its
+                    # last row (inside a quoted field, or inside the last value): never
+                    # store that row as if it were complete
+                    where = (
+                        "inside a quoted field"
+                        if tail.count(b'"') % 2 == 1
+                        else "without a final newline"
+                    )
+                    if not complete_only or rows + len(_row_lines(body)) < 1:
+                        raise ImportValidationError(
+                            [
+                                Issue(
+                                    file,
+                                    f"the file ends {where}: its last row may be cut off (add "
+                                    "a final newline if it is complete, or import the complete "
+                                    "records only)",
+                                    line=chunk.first_line + data.count(b"\n"),
+                                )
+                            ]
+                        )
+                    kept = len(data) - len(tail)
+                    sr.notes.append(
+                        f"{file}: skipped the last line, which ends {where} (complete records only)"
+                    )
+            digest.update(data[:kept])
+            frame = _csv_batch(body, names, line0, file, longest)
+            sr.done_bytes = chunk.offset + len(data)
+            if frame is not None:
+                rows += len(frame)
+                yield frame, []
+        if rows == 0:
+            raise ImportValidationError([Issue(file, "the file has a header but no data rows")])
+        sr.sha256 = digest.hexdigest()
+
+    sr.batches = batches
+    return sr
+
+
+def _row_lines(body: bytes) -> list[int]:
+    """Indices of the non-blank lines of `body` (one CSV row each)."""
+    return [i for i, ln in enumerate(body.split(b"\n")) if ln.strip(b"\r \t")]
+
+
+def _csv_batch(
+    body: bytes, names: list[str], line0: int, file: str, longest: int
+) -> pd.DataFrame | None:
+    """The rows of `body` (whole lines from line `line0`) as a raw frame of strings."""
+    lines = body.split(b"\n")
+    at = [i for i, ln in enumerate(lines) if ln.strip(b"\r \t")]
+    if not at:
+        return None
+    locs = line0 + np.asarray(at, dtype=np.int64)
+    rows = [lines[i] for i in at]
+    if len(at) != sum(1 for ln in lines if ln not in (b"", b"\r")):
+        # lines of white space only hold no row (Arrow would read one-field rows there)
+        body = b"\n".join(rows) + b"\n"
     try:
         table = pacsv.read_csv(
-            pa.BufferReader(data),
-            read_options=pacsv.ReadOptions(use_threads=True, block_size=16 << 20),
+            pa.BufferReader(body),
+            read_options=pacsv.ReadOptions(
+                column_names=names, use_threads=True, block_size=max(4 << 20, 2 * longest + 2)
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in names},
                 strings_can_be_null=True,
@@ -245,50 +372,38 @@ def read_long_csv(path: Path, opts: ReadOptions | None = None) -> RawRead:
             ),
         )
     except pa.ArrowInvalid as exc:
-        raise ImportValidationError([Issue(file, f"CSV parse error: {_csv_msg(exc)}")]) from exc
-    if table.num_rows == 0:
-        raise ImportValidationError([Issue(file, "the file has a header but no data rows")])
-    notes: list[str] = []
-    if not data.endswith(b"\n"):
-        # a file that stops without a newline may have been cut off in its last row
-        # (inside a quoted field, or inside the last value): never store that row as if
-        # it were complete
-        last = data.rsplit(b"\n", 1)[-1]
-        where = "inside a quoted field" if last.count(b'"') % 2 == 1 else "without a final newline"
-        if opts is None or not opts.complete_records_only or table.num_rows < 2:
-            raise ImportValidationError(
-                [
-                    Issue(
-                        file,
-                        f"the file ends {where}: its last row may be cut off (add a final "
-                        "newline if it is complete, or import the complete records only)",
-                        line=data.count(b"\n") + 1,
-                    )
-                ]
-            )
-        table = table.slice(0, table.num_rows - 1)
-        data = data[: data.rfind(b"\n") + 1]
-        notes.append(f"{file}: skipped the last line, which ends {where} (complete records only)")
-    # one row per non-blank line after the header (values hold no newlines here): fewer
-    # rows means the parser swallowed lines, as a file cut off inside a quoted field does
-    lines = [ln for ln in data.split(b"\n")[1:] if ln.strip(b"\r \t")]
-    if len(lines) != table.num_rows:
-        cut = "" if data.endswith(b"\n") else " (the file does not end with a newline: cut off?)"
+        raise ImportValidationError(
+            [Issue(file, f"CSV parse error: {_csv_msg(exc)}", line=_bad_row(rows, locs, names))]
+        ) from exc
+    # one row per non-blank line (values hold no newlines here): fewer rows means the
+    # parser swallowed lines, as a file cut off inside a quoted field does
+    if len(at) != table.num_rows:
         raise ImportValidationError(
             [
                 Issue(
                     file,
-                    f"{len(lines)} data lines but {table.num_rows} rows could be read: a "
-                    f"quoted field is never closed{cut}",
-                    line=table.num_rows + 2,
+                    f"{len(at)} data lines but {table.num_rows} rows could be read: a "
+                    "quoted field is never closed",
+                    line=int(locs[min(table.num_rows, len(at) - 1)]),
                 )
             ]
         )
     frame = table.to_pandas(types_mapper=None)
     frame = frame.astype(object).where(frame.notna(), None)
-    # header is line 1; data row i (0-based) is line i + 2 (no embedded newlines)
-    frame["_loc"] = np.arange(2, table.num_rows + 2, dtype=np.int64)
-    return RawRead(frame, "long-csv", "line", sha256_of(data), notes)
+    frame["_loc"] = locs
+    return frame
+
+
+def _bad_row(rows: list[bytes], locs: np.ndarray, names: list[str]) -> int | None:
+    """The line of the first row whose number of fields is not the header's."""
+    for row, loc in zip(rows, locs, strict=True):
+        try:
+            fields = next(csv.reader([row.decode("utf-8", "replace").rstrip("\r")]))
+        except csv.Error:
+            return int(loc)
+        if len(fields) != len(names):
+            return int(loc)
+    return None
 
 
 def _csv_msg(exc: Exception) -> str:
@@ -296,48 +411,148 @@ def _csv_msg(exc: Exception) -> str:
     return msg.replace("CSV parse error: ", "")[:300]
 
 
-def read_long_jsonl(path: Path, opts: ReadOptions | None = None) -> RawRead:
+def stream_long_jsonl(
+    path: Path, opts: ReadOptions | None = None, chunk_bytes: int | None = None
+) -> StreamRead:
+    """A long-format JSON Lines file read in chunks of whole lines: one batch of records
+    per chunk, ``_loc`` their line numbers."""
+
+    def build(
+        lines: Iterator[tuple[int, Any]], file: str, issues: IssueList
+    ) -> pd.DataFrame | None:
+        records: list[dict[str, Any]] = []
+        locs: list[int] = []
+        for line_no, obj in lines:
+            if not isinstance(obj, dict):
+                issues.add(
+                    Issue(file, f"expected a JSON object, got {type(obj).__name__}", line=line_no)
+                )
+                continue
+            records.append(obj)
+            locs.append(line_no)
+        if not records:
+            return None
+        frame = pd.DataFrame.from_records(records)
+        frame = frame.astype(object).where(frame.notna(), None)
+        frame["_loc"] = np.asarray(locs, dtype=np.int64)
+        return frame
+
+    return _stream_json(path, opts, chunk_bytes, "long-jsonl", build)
+
+
+def stream_wide_jsonl(
+    path: Path, opts: ReadOptions | None = None, chunk_bytes: int | None = None
+) -> StreamRead:
+    """A wide JSON Lines file (one line per problem and LLM, with lists of answers,
+    correctness and scores) read in chunks of whole lines, each expanded to long rows."""
+
+    def build(
+        lines: Iterator[tuple[int, Any]], file: str, issues: IssueList
+    ) -> pd.DataFrame | None:
+        rows: dict[str, list[Any]] = {k: [] for k in WIDE_COLUMNS}
+        present: set[str] = set()
+        for line_no, obj in lines:
+            if not isinstance(obj, dict):
+                issues.add(
+                    Issue(file, f"expected a JSON object, got {type(obj).__name__}", line=line_no)
+                )
+                continue
+            _expand_wide(obj, line_no, file, rows, present, issues)
+        if not rows["_loc"]:
+            return None
+        frame = pd.DataFrame({k: v for k, v in rows.items() if k in present or k == "_loc"})
+        frame["_loc"] = frame["_loc"].astype(np.int64)
+        return frame
+
+    return _stream_json(path, opts, chunk_bytes, "wide-jsonl", build)
+
+
+#: Fields whose absence means something else than a null: a default LLM / verifier name,
+#: grading by string match, answer keys from the answers, one cluster per response. A
+#: streamed file whose later records bring one of them that its first batch lacked is
+#: refused (read whole, the early records would have had nulls there).
+MEANINGFUL_FIELDS = ("answer", "answer_key", "is_correct", "llm", "verifier")
+
+
+def _stream_json(
+    path: Path,
+    opts: ReadOptions | None,
+    chunk_bytes: int | None,
+    fmt: str,
+    build: Callable[[Iterator[tuple[int, Any]], str, IssueList], pd.DataFrame | None],
+) -> StreamRead:
     file = display_name(path)
-    data = read_bytes(path)
-    text = decode_utf8(data, file)
-    check_line_endings(data, file)
-    issues = IssueList()
-    records: list[dict[str, Any]] = []
-    locs: list[int] = []
+    size = _regular_file(path).st_size
     skipped: list[tuple[int, str]] | None = (
         [] if opts is not None and opts.complete_records_only else None
     )
-    for line_no, obj in iter_json_lines(text, file, issues, skipped):
-        if not isinstance(obj, dict):
-            issues.add(
-                Issue(file, f"expected a JSON object, got {type(obj).__name__}", line=line_no)
+    sr = StreamRead(path, fmt, "line", "", 0, lambda: iter(()), size=size)
+
+    def batches() -> Iterator[tuple[pd.DataFrame | None, list[Issue]]]:
+        digest = hashlib.sha256()
+        columns: list[str] = []
+        first_loc = 0
+        rows = 0
+        found = 0
+        for chunk in line_chunks(path, file, chunk_bytes or TEXT_CHUNK_BYTES, digest=digest):
+            issues = IssueList()
+            if chunk.overlong:
+                issue = _overlong(file, chunk.overlong, chunk.first_line)
+                if skipped is not None:
+                    skipped.append((chunk.first_line, issue.message))
+                else:
+                    issues.add(issue)
+                frame = None
+            else:
+                text = decode_utf8(chunk.data, file, chunk.first_line, chunk.offset)
+                lines = iter_json_lines(text, file, issues, skipped, chunk.first_line)
+                frame = build(lines, file, issues)
+            if frame is not None:
+                if not columns:
+                    columns, first_loc = list(frame.columns), int(frame["_loc"].iloc[0])
+                for c in [c for c in frame.columns if c not in columns]:
+                    columns.append(c)
+                    if c in MEANINGFUL_FIELDS:
+                        at = int(frame["_loc"].to_numpy()[frame[c].notna().to_numpy()][0])
+                        issues.add(
+                            Issue(
+                                file,
+                                f"the field {c!r} first appears on line {at}, but the "
+                                f"records before it (from line {first_loc}) lack it: give "
+                                "it in every record (null where unknown)",
+                                line=first_loc,
+                                column=c,
+                            )
+                        )
+                for c in columns:
+                    if c not in frame.columns:
+                        frame[c] = None
+                rows += len(frame)
+            found += len(issues)
+            sr.done_bytes = chunk.offset + len(chunk.data) + chunk.overlong
+            yield frame, issues.issues
+        if skipped:
+            sr.notes.append(skipped_note(file, skipped))
+        if rows == 0 and not found:
+            raise ImportValidationError(
+                [
+                    Issue(
+                        file,
+                        "no complete record in the file"
+                        if skipped
+                        else "no records found in the file",
+                    )
+                ]
             )
-            continue
-        records.append(obj)
-        locs.append(line_no)
-    issues.raise_if_any()
-    frame = pd.DataFrame.from_records(records)
-    frame = frame.astype(object).where(frame.notna(), None) if len(frame) else frame
-    frame["_loc"] = np.asarray(locs, dtype=np.int64)
-    notes = [skipped_note(file, skipped)] if skipped else []
-    return RawRead(frame, "long-jsonl", "line", sha256_of(data), notes)
+        sr.sha256 = digest.hexdigest()
+
+    sr.batches = batches
+    return sr
 
 
 def read_long_parquet(path: Path, opts: ReadOptions | None = None) -> RawRead:
     """The whole file at once: the batches of `stream_long_parquet` put together."""
-    sr = stream_long_parquet(path, opts)
-    frames: list[pd.DataFrame] = []
-    issues = IssueList()
-    for frame, found in sr.batches():
-        issues.extend(found)
-        frames.append(frame)
-    issues.raise_if_any()
-    whole = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    for col in whole.columns:  # one chunk per Arrow column, as the validator expects
-        arr = whole[col].array
-        if isinstance(arr, pd.arrays.ArrowExtensionArray):
-            whole[col] = pd.Series(pd.arrays.ArrowExtensionArray(arr._pa_array.combine_chunks()))
-    return RawRead(whole, sr.fmt, sr.loc_kind, sr.sha256)
+    return whole_read(stream_long_parquet(path, opts))
 
 
 #: Rows validated at once by a streamed import (memory grows with this, not the file).
@@ -348,18 +563,23 @@ STREAM_BATCH_ROWS = 500_000
 class StreamRead:
     """A file read in batches by a streamed import (`batches` yields raw long frames
     whose ``_loc`` continue across batches, each with the problems found while reading
-    it, such as NaN in a float column)."""
+    it, such as NaN in a float column or an undecodable JSON line; None where a batch
+    held no row). A text file's ``sha256`` is known once its batches were read."""
 
     path: Path
     fmt: str
     loc_kind: str
     sha256: str
     n_rows: int
-    batches: Callable[[], Iterator[tuple[pd.DataFrame, list[Issue]]]]
+    batches: Callable[[], Iterator[tuple[pd.DataFrame | None, list[Issue]]]]
     notes: list[str] = field(default_factory=list)
     grade: bool = False
     files: list[Path] | None = None
     lower_is_better: tuple[str, ...] = ()
+    #: the file's size and how much of it the batches read so far (progress of a file
+    #: whose number of rows is not known before it is read: ``n_rows`` 0)
+    size: int = 0
+    done_bytes: int = 0
 
 
 def _regular_file(path: Path) -> os.stat_result:
@@ -404,7 +624,7 @@ def stream_long_parquet(
     if meta.num_rows == 0:
         raise ImportValidationError([Issue(file, "the file has no rows")])
 
-    def batches() -> Iterator[tuple[pd.DataFrame, list[Issue]]]:
+    def batches() -> Iterator[tuple[pd.DataFrame | None, list[Issue]]]:
         start = 0
         try:
             # pre_buffer off: with it the reader keeps every column chunk it has read, so
@@ -474,46 +694,26 @@ def _arrow_column(col: pa.ChunkedArray) -> Any:
 
 
 def read_wide_jsonl(path: Path, opts: ReadOptions | None = None) -> RawRead:
-    """One line per problem (and LLM) with lists of answers, correctness and scores."""
-    file = display_name(path)
-    data = read_bytes(path)
-    text = decode_utf8(data, file)
-    issues = IssueList()
-    rows: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "problem_id",
-            "sample_idx",
-            "llm",
-            "verifier",
-            "answer",
-            "is_correct",
-            "n_tokens",
-            "score",
-            "step_scores",
-            "gold_answer",
-            "level",
-            "subject",
-            "problem_text",
-            "_loc",
-        )
-    }
-    present: set[str] = set()
-    skipped: list[tuple[int, str]] | None = (
-        [] if opts is not None and opts.complete_records_only else None
-    )
-    for line_no, obj in iter_json_lines(text, file, issues, skipped):
-        if not isinstance(obj, dict):
-            issues.add(
-                Issue(file, f"expected a JSON object, got {type(obj).__name__}", line=line_no)
-            )
-            continue
-        _expand_wide(obj, line_no, file, rows, present, issues)
-    issues.raise_if_any()
-    frame = pd.DataFrame({k: v for k, v in rows.items() if k in present or k == "_loc"})
-    frame["_loc"] = frame["_loc"].astype(np.int64)
-    notes = [skipped_note(file, skipped)] if skipped else []
-    return RawRead(frame, "wide-jsonl", "line", sha256_of(data), notes)
+    """The whole file at once: the batches of `stream_wide_jsonl` put together."""
+    return whole_read(stream_wide_jsonl(path, opts))
+
+
+WIDE_COLUMNS = (
+    "problem_id",
+    "sample_idx",
+    "llm",
+    "verifier",
+    "answer",
+    "is_correct",
+    "n_tokens",
+    "score",
+    "step_scores",
+    "gold_answer",
+    "level",
+    "subject",
+    "problem_text",
+    "_loc",
+)
 
 
 def _expand_wide(
