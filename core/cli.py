@@ -747,8 +747,15 @@ def cmd_transfer(args: argparse.Namespace) -> int:
                 run_log=log,
             ),
         )
-        view = transfer_view(
-            store, sources, targets, args.strategy, args.baseline, args.budget, config
+        view = transfer_view(  # reads what the executor computed (serially: computes)
+            store,
+            sources,
+            targets,
+            args.strategy,
+            args.baseline,
+            args.budget,
+            config,
+            executor="serial",
         )
     df = view.to_frame()
     print(

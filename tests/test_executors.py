@@ -453,3 +453,36 @@ def test_cli_transfer_on_a_pool_prints_what_the_serial_run_prints(
     assert capsys.readouterr().out == serial_out
     with Store(db2) as s:
         assert s.cache_kinds().get("transfer_cell") == 2
+
+
+def test_transfer_view_runs_on_the_dashboards_executor(
+    study: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dashboard's Transfer page calls `transfer_view` with no executor: it takes
+    ``TTSLAB_EXECUTOR``, computes the columns there, and shows the serial numbers."""
+    from core.info.transfer import transfer_view
+    from core.studies.transfer import PairRef
+
+    refs = [PairRef("study", m, v) for m, v in (("m1", "v1"), ("m2", "v2"), ("m1", "v3"))]
+    with Store(_copy(study, tmp_path / "s.duckdb")) as s:
+        serial = transfer_view(s, refs[:2], refs, "logit_wv", "majority", 8, CONFIG)
+        assert s.cache_kinds().get("transfer_cell") == 6
+    monkeypatch.setenv("TTSLAB_EXECUTOR", "local:2")
+    import core.info.transfer as info_transfer
+
+    computed: list[set[int]] = []
+    real = info_transfer.precompute_transfer
+
+    def spy(*a: Any, **k: Any) -> set[int]:
+        computed.append(real(*a, **k))
+        return computed[-1]
+
+    monkeypatch.setattr(info_transfer, "precompute_transfer", spy)
+    with Store(_copy(study, tmp_path / "p.duckdb")) as s:
+        log = RunLog()
+        pooled = transfer_view(s, refs[:2], refs, "logit_wv", "majority", 8, CONFIG, run_log=log)
+        assert s.cache_kinds().get("transfer_cell") == 6 and log.retried == []
+    assert computed == [{0, 1, 2}], "every target column was a task on the pool"
+    assert np.isfinite(serial.gain).all()
+    for name in ("accuracy", "gain", "low", "high", "baseline_accuracy"):
+        np.testing.assert_array_equal(getattr(serial, name), getattr(pooled, name), name)

@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 
 from core.evaluation.config import EvalConfig
+from core.evaluation.executors import RunLog, parse_executor
 from core.info.common import Issue, ViewError, check_pair, dataset_label
 from core.methods.registry import get_strategy, short_name
 from core.store import DatasetInfo, Store
-from core.studies.transfer import PairRef, TransferCell, transfer_cells
+from core.studies.transfer import PairRef, TransferCell, precompute_transfer, transfer_cells
 from core.types import BoolArray, FloatArray, IntArray, TTSLabError
 
 ProgressFn = Callable[[str, int, int], None]
@@ -177,10 +178,16 @@ def transfer_view(
     config: EvalConfig,
     *,
     progress: ProgressFn | None = None,
+    executor: str | None = None,
+    run_log: RunLog | None = None,
 ) -> TransferView:
     """The transfer matrix of `core.studies.transfer`: every cell from the cache or
     computed (cells with a common source share one offset search). A cell that cannot be
-    computed is NaN, with an issue saying why."""
+    computed is NaN, with an issue saying why.
+
+    ``executor`` (None: ``TTSLAB_EXECUTOR``, else serial): on ``local[:N]`` or
+    ``dask://HOST:PORT`` the uncached target columns are computed there first, one task
+    each (`precompute_transfer`), with the serial path's cache keys."""
     sources, targets = tuple(sources), tuple(targets)
     if not sources or not targets:
         raise ViewError("choose at least one source and one target pair")
@@ -199,7 +206,21 @@ def transfer_view(
             except TTSLabError as exc:
                 raise ViewError(str(exc)) from exc
         check_pair(infos[r.dataset], r.llm, r.verifier)
+    spec = parse_executor(executor)
     try:
+        if spec.kind != "serial":
+            precompute_transfer(
+                store,
+                [(infos[r.dataset], r) for r in sources],
+                [(infos[r.dataset], r) for r in targets],
+                strategy,
+                baseline,
+                budget,
+                config,
+                spec.text,
+                progress=progress,
+                run_log=run_log,
+            )
         cells = transfer_cells(
             store,
             [(infos[r.dataset], r) for r in sources],
