@@ -46,8 +46,8 @@ typecheck: $(VENV)/.installed-test
 # two phases: the tests that can share the machine on two workers (a file per worker at a
 # time), then the serial ones (servers, browsers, timing, process pools) alone
 unit: $(VENV)/.installed-test
-	$(PY) -m pytest -n 2 --dist loadfile -m "not serial"
-	$(PY) -m pytest -m serial
+	$(PY) -m pytest -n 2 --dist loadfile -m "not serial" --durations=10
+	$(PY) -m pytest -m serial --durations=15
 
 test: $(VENV)/.installed-test chromium lint typecheck unit
 
