@@ -533,3 +533,39 @@ def test_efficiency_is_also_stated_in_tokens(tmp_path) -> None:  # type: ignore[
     assert used == pytest.approx(float(np.interp(np.log2(e.result.budget), budgets, tok)))
     assert used < ref
     assert f"in tokens, {used:,.0f} instead of {ref:,.0f} per problem" in efficiency_sentence(e)
+
+
+def test_fixed_n_references_are_the_pairs_budget_curves(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """One result for one question: the Adaptive page's fixed-N curves are the budget
+    curves the budget pages and the background warm-up cache, not a second computation;
+    a replay only adds its rules (and the posterior vote it reads)."""
+    from core.cli import DEMO_NAME, build_demo
+    from core.evaluation.config import EvalConfig
+    from core.evaluation.pipeline import pair_curves
+    from core.methods.registry import default_strategies
+    from core.store import Store
+    from core.studies.stopping import pair_stopping
+
+    config = EvalConfig(budgets=(1, 2, 4, 8), n_subsets=20)
+    with Store(tmp_path / "s.duckdb") as store:
+        build_demo(store, n_problems=40, n_samples=8)
+        info = store.get_dataset(DEMO_NAME)
+        m, v = "sim-llm-C", "sim-qwen-orm"
+        curves = pair_curves(store, info, m, v, default_strategies(simulated=True), config)
+        assert not curves.from_cache and store.cache_kinds() == {"pair_curves": 1}
+        res = pair_stopping(store, info, m, v, ["esc", "posterior"], config)
+        assert store.cache_kinds() == {"pair_curves": 1, "stopping": 1}
+        assert res.fixed.strategies == (
+            "majority", "linear_wv", "logit_wv", "kde_wv", "posterior_vote",
+        )  # fmt: skip
+        for s in res.fixed.strategies:
+            np.testing.assert_array_equal(
+                res.fixed.per_problem[res.fixed.index(s)],
+                curves.curves.per_problem[curves.curves.index(s)],
+            )
+        assert [c.rule for c in res.curves] == ["esc", "posterior"]
+        again = pair_stopping(store, info, m, v, ["esc", "posterior"], config)
+        assert again.from_cache and store.cache_kinds() == {"pair_curves": 1, "stopping": 1}
+        # a pair with nothing cached: the replay computes (and caches) its budget curves
+        pair_stopping(store, info, "sim-llm-A", v, ["esc"], config)
+        assert store.cache_kinds() == {"pair_curves": 2, "stopping": 2}

@@ -57,7 +57,7 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numba
@@ -403,6 +403,16 @@ class CurveSet:
             n_clipped=tuple(int(x) for x in d["n_clipped"]),
             order=str(d["order"]),
             tie_break=str(d["tie_break"]),
+        )
+
+    def only(self, strategies: Sequence[str]) -> CurveSet:
+        """The curves of `strategies` (those present, in that order)."""
+        idx = [self.strategies.index(s) for s in strategies if s in self.strategies]
+        return replace(
+            self,
+            strategies=tuple(self.strategies[i] for i in idx),
+            per_problem=self.per_problem[idx],
+            exact=tuple(self.exact[i] for i in idx),
         )
 
     def with_strategy(self, name: str, per_problem: FloatArray, exact: bool = True) -> CurveSet:

@@ -1,6 +1,9 @@
 """Early stopping on one stored pair: every rule's replay next to the fixed-N curves of
 majority vote and the calibrated strategies, on the same problems and the same random
-orders (cached per dataset content, pair, rules, cap and config)."""
+orders. The replays are cached per dataset content, pair, rules, cap and config; the
+fixed-N curves are the pair's budget curves (`pair_curves` with the default strategy
+set: the one result the budget pages, ``ttslab curves`` and the dashboard's background
+warm-up share)."""
 
 from __future__ import annotations
 
@@ -17,15 +20,16 @@ from core.evaluation.pipeline import (
     PairFiles,
     _key,
     crossfit_strategies,
-    evaluate,
     load_pair,
     materialize,
+    pair_curves,
     pair_source,
+    precompute_curves,
     precompute_pairs,
 )
 from core.evaluation.stopping import RULES, StopCurve, get_rule, replay
 from core.methods.params import CalibrationError
-from core.methods.registry import calibrated_strategies
+from core.methods.registry import calibrated_strategies, default_strategies
 from core.store import DatasetInfo, Store
 from core.types import PairData
 
@@ -61,36 +65,30 @@ class StoppingTask:
 
 
 def stopping_payload(task: StoppingTask, progress: ProgressFn | None = None) -> dict[str, Any]:
-    """The cacheable result of one pair's replays and fixed-N curves."""
-    pair, names, strategies, config, cap = (
-        materialize(task.pair),
-        task.names,
-        list(task.strategies),
-        task.config,
-        task.cap,
-    )
+    """The cacheable result of one pair's replays (the posterior stop reads the
+    cross-fitted posterior vote, fitted here)."""
+    pair, names, config, cap = materialize(task.pair), task.names, task.config, task.cap
     skipped: dict[str, str] = {}
+    notes: list[str] = []
     step = [0]
-    total = len(names) + 2
+    total = len(names) + 1
 
     def note(stage: str) -> None:
         if progress is not None:
             progress(stage, step[0], total)
         step[0] += 1
 
-    note("fitting the calibrated strategies")
-    try:
-        cf = crossfit_strategies(pair, strategies, config)
-        inputs = dict(cf.inputs)
-        skipped.update(cf.skipped)
-        notes = list(cf.notes)
-    except CalibrationError as exc:
-        cf = crossfit_strategies(pair, ["majority"], config)
-        inputs = dict(cf.inputs)
-        skipped.update({s: str(exc) for s in strategies[1:]})
-        notes = [str(exc)]
-    note("fixed-N curves")
-    fixed = evaluate(pair, inputs, config, iid=task.iid)
+    calibrated = None
+    if task.strategies:
+        note("fitting the posterior vote")
+        try:
+            cf = crossfit_strategies(pair, list(task.strategies), config)
+            calibrated = cf.inputs.get(POSTERIOR_SOURCE)
+            skipped.update(cf.skipped)
+            notes.extend(cf.notes)
+        except CalibrationError as exc:
+            skipped[POSTERIOR_SOURCE] = str(exc)
+            notes.append(str(exc))
     subsets = make_subsets(
         pair,
         config.budgets,
@@ -101,7 +99,6 @@ def stopping_payload(task: StoppingTask, progress: ProgressFn | None = None) -> 
     out: dict[str, Any] = {"skipped": skipped, "notes": notes, "rules": []}
     for name in names:
         note(f"replaying {RULES[name].label}")
-        calibrated = inputs.get(POSTERIOR_SOURCE)
         if name == "posterior" and calibrated is None:
             skipped[name] = skipped.get(POSTERIOR_SOURCE, "the posterior vote was not fitted")
             continue
@@ -117,8 +114,20 @@ def stopping_payload(task: StoppingTask, progress: ProgressFn | None = None) -> 
         out[f"t:{name}"] = c.tokens
         out[f"thr:{name}"] = np.asarray(c.thresholds)
         out[f"cap:{name}"] = c.cap
-    out.update({f"fixed:{k}": v for k, v in fixed.to_payload().items()})
     return out
+
+
+def curve_set(info: DatasetInfo) -> tuple[str, ...]:
+    """The strategies of the pair's budget curves the fixed-N references come from (the
+    default set, as the budget pages compute it)."""
+    return default_strategies(simulated=info.has_truth)
+
+
+def fixed_strategies(info: DatasetInfo) -> tuple[str, ...]:
+    """Majority vote and the calibrated strategies of `curve_set`: the fixed-N
+    references of a replay."""
+    shown = curve_set(info)
+    return ("majority", *(s for s in calibrated_strategies() if s in shown))
 
 
 def stopping_params(
@@ -129,10 +138,14 @@ def stopping_params(
     config: EvalConfig,
     cap: int | None,
 ) -> dict[str, Any]:
-    """The result-cache parameters of `pair_stopping`."""
+    """The result-cache parameters of the replays of `pair_stopping`."""
     names = [get_rule(r).name for r in dict.fromkeys(rules)]
-    strategies = ["majority", *calibrated_strategies()]
-    return _key(info, llm, verifier, strategies, config) | {"rules": names, "cap": cap}
+    return _key(info, llm, verifier, _fitted(names), config) | {"rules": names, "cap": cap}
+
+
+def _fitted(names: Sequence[str]) -> tuple[str, ...]:
+    """The strategies a replay fits: the posterior vote, when the posterior stop is one."""
+    return (POSTERIOR_SOURCE,) if "posterior" in names else ()
 
 
 def stopping_task(
@@ -151,8 +164,7 @@ def stopping_task(
     names = tuple(get_rule(r).name for r in dict.fromkeys(rules))
     load = pair_source if remote else load_pair
     pair = load(store, info, llm, verifier, config.reduction)
-    strategies = ("majority", *calibrated_strategies())
-    return StoppingTask(pair, names, strategies, config, cap, info.iid)
+    return StoppingTask(pair, names, _fitted(names), config, cap, info.iid)
 
 
 def pair_stopping(
@@ -166,8 +178,9 @@ def pair_stopping(
     cap: int | None = None,
     progress: ProgressFn | None = None,
 ) -> PairStopping:
-    """Replay `rules` on one pair and evaluate majority vote and every calibrated strategy
-    at fixed N (cross-fitted as the budget curves are)."""
+    """Replay `rules` on one pair, beside majority vote and every calibrated strategy of
+    the pair's budget curves at fixed N (same problems, same subsets and orders)."""
+    fixed = pair_curves(store, info, llm, verifier, curve_set(info), config, progress=progress)
     task = stopping_task(store, info, llm, verifier, rules, config, cap)
     pair = materialize(task.pair)
 
@@ -187,15 +200,16 @@ def pair_stopping(
         )
         for n in payload["rules"]
     )
+    references = fixed_strategies(info)
+    skipped = {s: why for s, why in fixed.skipped.items() if s in references}
+    skipped.update({str(k): str(v) for k, v in payload["skipped"].items()})
     return PairStopping(
         pair=pair,
         curves=curves,
-        fixed=CurveSet.from_payload(
-            {k[6:]: v for k, v in payload.items() if k.startswith("fixed:")}
-        ),
-        skipped={str(k): str(v) for k, v in payload["skipped"].items()},
-        notes=tuple(str(n) for n in payload["notes"]),
-        from_cache=hit,
+        fixed=fixed.curves.only(references),
+        skipped=skipped,
+        notes=tuple(dict.fromkeys([*fixed.notes, *(str(n) for n in payload["notes"])])),
+        from_cache=hit and fixed.from_cache,
     )
 
 
@@ -211,9 +225,12 @@ def precompute_stopping(
     progress: ProgressFn | None = None,
     run_log: RunLog | None = None,
 ) -> set[tuple[str, str]]:
-    """`precompute_pairs` of `pair_stopping`: what ``ttslab stopping --executor E`` runs
-    before it prints."""
-    return precompute_pairs(
+    """`precompute_pairs` of `pair_stopping` (its budget curves first, `precompute_curves`):
+    what ``ttslab stopping --executor E`` runs before it prints."""
+    curves = precompute_curves(
+        store, info, pairs, curve_set(info), config, executor, progress=progress, run_log=run_log
+    )
+    return curves | precompute_pairs(
         store,
         info,
         pairs,
