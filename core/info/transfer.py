@@ -207,12 +207,14 @@ def transfer_view(
                 raise ViewError(str(exc)) from exc
         check_pair(infos[r.dataset], r.llm, r.verifier)
     spec = parse_executor(executor)
+    src = [(infos[r.dataset], r) for r in sources]
+    tgt = [(infos[r.dataset], r) for r in targets]
     try:
         if spec.kind != "serial":
             precompute_transfer(
                 store,
-                [(infos[r.dataset], r) for r in sources],
-                [(infos[r.dataset], r) for r in targets],
+                src,
+                tgt,
                 strategy,
                 baseline,
                 budget,
@@ -222,14 +224,7 @@ def transfer_view(
                 run_log=run_log,
             )
         cells = transfer_cells(
-            store,
-            [(infos[r.dataset], r) for r in sources],
-            [(infos[r.dataset], r) for r in targets],
-            strategy,
-            baseline,
-            budget,
-            config,
-            progress=progress,
+            store, src, tgt, strategy, baseline, budget, config, progress=progress
         )
     except TTSLabError as exc:
         raise ViewError(str(exc)) from exc
