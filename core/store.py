@@ -409,6 +409,8 @@ class Store:
         self._write_lock = threading.RLock()
         self._memory: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._memory_lock = threading.Lock()
+        # per-pair summaries by dataset content (every page's default pair reads one)
+        self._summaries: OrderedDict[tuple[str, str, datetime], pd.DataFrame] = OrderedDict()
         # one computation per cache key at a time: a second asker (a page while the
         # background warm-up computes the same pair) waits for the first one's result
         self._inflight: dict[str, threading.Lock] = {}
@@ -1147,8 +1149,13 @@ class Store:
         separation of the classes: (mean score of correct - mean of incorrect responses)
         in units of the score's standard deviation (NaN when a class is absent)."""
         info = self.resolve(dataset)
+        key = (info.dataset_id, info.content_sha256, info.imported_at)
+        with self._memory_lock:
+            known = self._summaries.get(key)
+        if known is not None:  # the same content: the same summary (a copy to change)
+            return known.copy()
         rows, params = self._pair_rows(info)
-        return self._fetch_df(
+        summary = self._fetch_df(
             f"""SELECT llm, verifier, count(*) AS responses,
                       count(DISTINCT problem_id) AS problems,
                       avg(is_correct::DOUBLE) AS accuracy,
@@ -1160,6 +1167,11 @@ class Store:
                GROUP BY llm, verifier ORDER BY llm, verifier""",
             params,
         )
+        with self._memory_lock:
+            self._summaries[key] = summary
+            while len(self._summaries) > _SUMMARY_ENTRIES:
+                self._summaries.popitem(last=False)
+        return summary.copy()
 
     def all_distinct_share(self, dataset: DatasetInfo | str) -> float:
         """The share of (LLM, problem) groups of at least two responses whose answers all
@@ -1488,6 +1500,8 @@ def pair_from_frame(df: pd.DataFrame, dataset_id: str, llm: str, verifier: str) 
 # --------------------------------------------------------------------------------------
 
 _MEMORY_ENTRIES = 256
+#: datasets whose pair summaries a Store keeps in memory
+_SUMMARY_ENTRIES = 32
 #: longest wait for another thread computing the same cached result
 INFLIGHT_WAIT_S = 600.0
 _META = "__meta__"

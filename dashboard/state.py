@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from core.access import AccessPolicy
 from core.evaluation import EvalConfig
@@ -771,33 +772,64 @@ def approx_budgets(info: DatasetInfo, llms: Sequence[str] | None = None) -> tupl
 
 
 class ProgressBar:
-    """A progress callback that draws a bar once the work has taken a moment."""
+    """A progress callback that draws a bar once the work has taken a moment.
 
-    def __init__(self, label: str, delay: float = 0.1, every: float = 0.5) -> None:
+    The bar has its place (an empty slot) from the start, and a timer fills it after
+    `delay` seconds even when the work has not reported yet (loading a pair, a first
+    fold), so a cold computation shows itself within a second; work that ends sooner
+    (a cache hit) draws nothing."""
+
+    def __init__(
+        self, label: str, delay: float = 0.25, every: float = 0.5, slot: Any = None
+    ) -> None:
         self.label = label
         self.delay = delay
         self.every = every
         self.start = time.monotonic()
         self._last = -math.inf
         self._bar: Any = None
+        self._slot: Any = st.empty() if slot is None else slot
+        self._pending = (0.0, plain(f"{label}: starting"))
+        self._closed = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(delay, self._draw_pending)
+        self._timer.daemon = True
+        ctx = get_script_run_ctx(suppress_warning=True)
+        if ctx is not None:
+            add_script_run_ctx(self._timer, ctx)
+        self._timer.start()
+
+    def _draw_pending(self) -> None:
+        with self._lock:
+            if self._closed or self._bar is not None:
+                return
+            self._last = time.monotonic()
+            self._bar = self._slot.progress(self._pending[0], text=self._pending[1])
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         frac = min(max(done / total if total else 1.0, 0.0), 1.0)
-        now = time.monotonic()
-        if self._bar is None and now - self.start < self.delay:
-            return
-        if now - self._last < self.every:  # at most two redraws a second
-            return
-        self._last = now
         text = plain(f"{self.label}: {stage}")
-        if self._bar is None:
-            self._bar = st.progress(frac, text=text)
-        else:
-            self._bar.progress(frac, text=text)
+        now = time.monotonic()
+        with self._lock:
+            if self._closed:
+                return
+            if self._bar is None and now - self.start < self.delay:
+                self._pending = (frac, text)  # the timer draws it
+                return
+            if now - self._last < self.every:  # at most two redraws a second
+                return
+            self._last = now
+            if self._bar is None:
+                self._bar = self._slot.progress(frac, text=text)
+            else:
+                self._bar.progress(frac, text=text)
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.empty()
+        with self._lock:
+            self._closed = True
+            self._timer.cancel()
+            if self._bar is not None:
+                self._slot.empty()
 
 
 def compute(label: str, fn: Callable[[ProgressFn], T]) -> T:

@@ -356,3 +356,30 @@ def test_pair_summary_separation_counted_by_hand(store: Store, tmp_path: Path) -
         expect = (sc[ok].mean() - sc[~ok].mean()) / sc.std()
         assert got.loc[(m, v), "separation"] == pytest.approx(expect)
         assert got.loc[(m, v), "accuracy"] == pytest.approx(ok.mean())
+
+
+def test_pair_summary_is_computed_once_per_content(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every page's default pair reads the summary: one query per dataset content."""
+    df = make_long_frame(n_problems=5, n_samples=3)
+    import_path(store, WRITERS["long-csv"][0](df, tmp_path / "a.csv"), name="d")
+    queries: list[str] = []
+    real = Store._fetch_df
+
+    def spy(self: Store, sql: str, *a: object, **k: object) -> pd.DataFrame:
+        queries.append(sql)
+        return real(self, sql, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "_fetch_df", spy)
+    first = store.pair_summary("d")
+    assert len(queries) == 1 and list(first["responses"]) == [15, 15, 15, 15]
+    first.loc[0, "accuracy"] = -1.0  # a caller's change stays with the caller
+    again = store.pair_summary("d")
+    assert len(queries) == 1 and again.loc[0, "accuracy"] >= 0
+    bigger = make_long_frame(n_problems=7, n_samples=3)
+    path = WRITERS["long-csv"][0](bigger, tmp_path / "b.csv")
+    import_path(store, path, name="d", replace=True)  # new content: a new summary
+    queries.clear()
+    assert list(store.pair_summary("d")["responses"]) == [21, 21, 21, 21]
+    assert len(queries) == 1
