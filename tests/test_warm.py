@@ -121,3 +121,29 @@ def test_the_dashboard_warms_a_dataset_in_the_background(tmp_path: Path) -> None
             os.environ.pop("TTSLAB_WARM", None)
         else:
             os.environ["TTSLAB_WARM"] = old
+
+
+def test_warm_curves_goes_in_the_order_the_pages_open_on(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.info.budget as budget_mod
+
+    build_demo(store, n_problems=6, n_samples=4)
+    info = store.get_dataset(DEMO_NAME)
+    seen: list[tuple[str, str]] = []
+
+    class Done:
+        from_cache = True
+
+    def record(_s: Any, _i: Any, pairs: Any, *_a: Any, **_k: Any) -> list[Done]:
+        seen.extend(pairs)
+        return [Done()]
+
+    monkeypatch.setattr(budget_mod, "many_curves", record)
+    first = info.llms[2]
+    assert warm_curves(store, info, EvalConfig(), llm_first=first) == 0
+    n_v = len(info.verifiers)
+    assert seen[:n_v] == [(first, v) for v in info.verifiers]  # Compare's default view
+    frontier = [(m, info.verifiers[0]) for m in info.llms if m != first]
+    assert seen[n_v : n_v + len(frontier)] == frontier  # Compute frontier's default view
+    assert sorted(seen) == sorted(info.pairs)

@@ -357,13 +357,16 @@ def warm_curves(
 ) -> int:
     """Compute into the result cache the cross-fitted curves of every pair of `info` with
     the default strategy set (what Compare, Budget curves and the explorer's contrasts
-    read with default settings), one pair at a time, `llm_first`'s pairs first; `stop()`
-    is asked between pairs. Returns how many pairs were computed (not already cached)."""
+    read with default settings), one pair at a time in the order the pages open on:
+    `llm_first`'s pairs (Compare, Budget curves, Adaptive sampling), then every LLM's
+    pair with the first verifier (Compute frontier), then the rest; `stop()` is asked
+    between pairs. Returns how many pairs were computed (not already cached)."""
     from core.methods.registry import default_strategies
 
     strategies = default_strategies(simulated=info.has_truth)
+    first_verifier = info.verifiers[0] if info.verifiers else None
     computed = 0
-    for pair in sorted(info.pairs, key=lambda p: p[0] != llm_first):
+    for pair in sorted(info.pairs, key=lambda p: (p[0] != llm_first, p[1] != first_verifier)):
         if stop is not None and stop():
             break
         (res,) = many_curves(store, info, [pair], strategies, config, None)
