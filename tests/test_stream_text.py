@@ -250,6 +250,16 @@ def test_jsonl_field_that_appears_late(store: Store, tmp_path: Path, tiny_chunks
     issues = issues_of(store, p)
     assert [(i.line, i.column) for i in issues] == [(1, "is_correct")]
     assert "first appears on line 21" in issues[0].message
+    # arriving late as nulls only: still refused, named at the first record of its batch
+    recs = jsonl_records(40)
+    for k, r in enumerate(recs):
+        if k < 20:
+            del r["is_correct"]
+        else:
+            r["is_correct"] = None
+    issues = issues_of(store, write_jsonl(tmp_path / "nulls.jsonl", recs))
+    assert [(i.line, i.column) for i in issues[:1]] == [(1, "is_correct")]
+    assert "first appears on line" in issues[0].message
     # an optional field arriving late is only a null in the early records
     recs = jsonl_records(40)
     for k, r in enumerate(recs[20:]):

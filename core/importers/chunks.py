@@ -74,7 +74,7 @@ def line_chunks(
             if not block:  # end of the file: what is left is its last piece
                 if buf:
                     if line == 1 and b"\r" in buf:
-                        raise _bare_cr(file)
+                        raise bare_cr(file)
                     yield Chunk(bytes(buf), line, offset)
                 break
             cut = buf.rfind(b"\n")
@@ -82,7 +82,7 @@ def line_chunks(
                 if len(buf) <= max_line:
                     continue
                 if line == 1 and b"\r" in buf:
-                    raise _bare_cr(file)
+                    raise bare_cr(file)
                 length, rest = _skip_line(fh, len(buf), chunk_bytes, digest)
                 yield Chunk(b"", line, offset, overlong=length)
                 if rest is None:
@@ -97,7 +97,8 @@ def line_chunks(
             offset += len(piece)
 
 
-def _bare_cr(file: str) -> ImportValidationError:
+def bare_cr(file: str) -> ImportValidationError:
+    """The error of a text file whose lines end in a bare CR."""
     return ImportValidationError(
         [Issue(file, "lines end in a bare CR (old Mac line endings); convert to LF or CRLF")]
     )

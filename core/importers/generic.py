@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from core.importers.chunks import TEXT_CHUNK_BYTES, line_chunks
+from core.importers.chunks import TEXT_CHUNK_BYTES, bare_cr, line_chunks
 from core.importers.errors import ImportValidationError, Issue, IssueList, loads
 from core.importers.limits import MAX_COLUMNS, MAX_LINE_CHARS
 
@@ -241,9 +241,7 @@ def _csv_header(path: Path, file: str) -> list[str]:
     with path.open("rb") as fh:
         head = fh.readline(MAX_LINE_CHARS + 1)
     if b"\n" not in head and b"\r" in head:
-        raise ImportValidationError(
-            [Issue(file, "lines end in a bare CR (old Mac line endings); convert to LF or CRLF")]
-        )
+        raise bare_cr(file)
     if len(head) > MAX_LINE_CHARS:
         raise ImportValidationError([_overlong(file, len(head), 1)])
     if not head.strip():
@@ -311,7 +309,7 @@ def stream_long_csv(
                         if tail.count(b'"') % 2 == 1
                         else "without a final newline"
                     )
-                    if not complete_only or rows + len(_row_lines(body)) < 1:
+                    if not complete_only or rows + len(_row_lines(body.split(b"\n"))) < 1:
                         raise ImportValidationError(
                             [
                                 Issue(
@@ -341,9 +339,9 @@ def stream_long_csv(
     return sr
 
 
-def _row_lines(body: bytes) -> list[int]:
-    """Indices of the non-blank lines of `body` (one CSV row each)."""
-    return [i for i, ln in enumerate(body.split(b"\n")) if ln.strip(b"\r \t")]
+def _row_lines(lines: list[bytes]) -> list[int]:
+    """Indices of the non-blank lines (one CSV row each)."""
+    return [i for i, ln in enumerate(lines) if ln.strip(b"\r \t")]
 
 
 def _csv_batch(
@@ -351,7 +349,7 @@ def _csv_batch(
 ) -> pd.DataFrame | None:
     """The rows of `body` (whole lines from line `line0`) as a raw frame of strings."""
     lines = body.split(b"\n")
-    at = [i for i, ln in enumerate(lines) if ln.strip(b"\r \t")]
+    at = _row_lines(lines)
     if not at:
         return None
     locs = line0 + np.asarray(at, dtype=np.int64)
@@ -418,16 +416,11 @@ def stream_long_jsonl(
     per chunk, ``_loc`` their line numbers."""
 
     def build(
-        lines: Iterator[tuple[int, Any]], file: str, issues: IssueList
+        lines: Iterator[tuple[int, dict[str, Any]]], file: str, issues: IssueList
     ) -> pd.DataFrame | None:
         records: list[dict[str, Any]] = []
         locs: list[int] = []
         for line_no, obj in lines:
-            if not isinstance(obj, dict):
-                issues.add(
-                    Issue(file, f"expected a JSON object, got {type(obj).__name__}", line=line_no)
-                )
-                continue
             records.append(obj)
             locs.append(line_no)
         if not records:
@@ -447,16 +440,11 @@ def stream_wide_jsonl(
     correctness and scores) read in chunks of whole lines, each expanded to long rows."""
 
     def build(
-        lines: Iterator[tuple[int, Any]], file: str, issues: IssueList
+        lines: Iterator[tuple[int, dict[str, Any]]], file: str, issues: IssueList
     ) -> pd.DataFrame | None:
         rows: dict[str, list[Any]] = {k: [] for k in WIDE_COLUMNS}
         present: set[str] = set()
         for line_no, obj in lines:
-            if not isinstance(obj, dict):
-                issues.add(
-                    Issue(file, f"expected a JSON object, got {type(obj).__name__}", line=line_no)
-                )
-                continue
             _expand_wide(obj, line_no, file, rows, present, issues)
         if not rows["_loc"]:
             return None
@@ -465,6 +453,19 @@ def stream_wide_jsonl(
         return frame
 
     return _stream_json(path, opts, chunk_bytes, "wide-jsonl", build)
+
+
+def _objects(
+    lines: Iterator[tuple[int, Any]], file: str, issues: IssueList
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The JSON objects of decoded lines; anything else is an issue of its line."""
+    for line_no, obj in lines:
+        if isinstance(obj, dict):
+            yield line_no, obj
+        else:
+            issues.add(
+                Issue(file, f"expected a JSON object, got {type(obj).__name__}", line=line_no)
+            )
 
 
 #: Fields whose absence means something else than a null: a default LLM / verifier name,
@@ -479,8 +480,10 @@ def _stream_json(
     opts: ReadOptions | None,
     chunk_bytes: int | None,
     fmt: str,
-    build: Callable[[Iterator[tuple[int, Any]], str, IssueList], pd.DataFrame | None],
+    build: Callable[[Iterator[tuple[int, dict[str, Any]]], str, IssueList], pd.DataFrame | None],
 ) -> StreamRead:
+    """A JSON Lines file in chunks of whole lines; `build` makes one chunk's objects
+    (line number, object) into a raw long frame (None: no row)."""
     file = display_name(path)
     size = _regular_file(path).st_size
     skipped: list[tuple[int, str]] | None = (
@@ -506,14 +509,15 @@ def _stream_json(
             else:
                 text = decode_utf8(chunk.data, file, chunk.first_line, chunk.offset)
                 lines = iter_json_lines(text, file, issues, skipped, chunk.first_line)
-                frame = build(lines, file, issues)
+                frame = build(_objects(lines, file, issues), file, issues)
             if frame is not None:
                 if not columns:
                     columns, first_loc = list(frame.columns), int(frame["_loc"].iloc[0])
                 for c in [c for c in frame.columns if c not in columns]:
                     columns.append(c)
                     if c in MEANINGFUL_FIELDS:
-                        at = int(frame["_loc"].to_numpy()[frame[c].notna().to_numpy()][0])
+                        given = frame["_loc"].to_numpy()[frame[c].notna().to_numpy()]
+                        at = int(given[0] if given.size else frame["_loc"].iloc[0])
                         issues.add(
                             Issue(
                                 file,
