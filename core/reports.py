@@ -141,7 +141,8 @@ def _pct(r: float) -> str:
 
 
 def efficiency_text(a: str, b: str, res: EfficiencyResult) -> str:
-    """E.g. "logit WV reaches vanilla WV@64 with 14 samples = 22% (95% CI 15%-34%)"; the
+    """E.g. "logit WV reaches vanilla WV@64 with 14 samples, 22% of its budget (95% CI 15%
+    to 34%)"; the
     interval's upper end is "not reached" when A misses the target in too many resamples."""
     sa, sb = short_name(a), short_name(b)
     ci = ""
@@ -152,7 +153,10 @@ def efficiency_text(a: str, b: str, res: EfficiencyResult) -> str:
     n = res.budget
     samples = f"{n:.0f}" if n >= 10 else f"{n:.1f}"
     unit = "sample" if samples in ("1", "1.0") else "samples"
-    return f"{sa} reaches {sb}@{res.ref_budget} with {samples} {unit} = {100 * res.ratio:.0f}%{ci}"
+    return (
+        f"{sa} reaches {sb}@{res.ref_budget} with {samples} {unit}, "
+        f"{100 * res.ratio:.0f}% of its budget{ci}"
+    )
 
 
 def efficiency_sentence(e: Efficiency) -> str:
@@ -455,23 +459,27 @@ def saving_text(s: Saving, budget: int, label: str) -> str:
     )
 
 
-def savings_display(view: StoppingView) -> pd.DataFrame:
-    """The savings as a reader's table: rule, reference, what it needs, what it saves."""
+def savings_display(view: StoppingView, unit: str = "samples") -> pd.DataFrame:
+    """The savings in one unit as a reader's table: rule, reference, what it needs, what
+    it saves. Every rule is read at the same fixed N, so what the reference spends is one
+    number, given in the "needs" header (a column of one repeated value would crowd out
+    the ones that differ)."""
     labels = {r.rule: r.label for r in view.rules}
     tops = {r.rule: float(np.max(r.accuracy)) for r in view.rules}
+    part = [s for s in view.savings if s.unit == unit]
+    costs = {_cost(s.reference_cost, unit) for s in part}
+    needs = f"needs (fixed N: {costs.pop()})" if len(costs) == 1 else "needs"
     rows = []
-    for s in view.savings:
-        unit = s.unit
-        rows.append(
-            {
-                "rule": labels.get(s.rule, s.rule),
-                "reference": f"{short_name(s.reference)} ({100 * s.target_accuracy:.1f}%)",
-                "unit": unit,
-                "needs": _cell_cost(s, tops.get(s.rule, float("nan"))),
-                "instead of": _cost(s.reference_cost, unit),
-                "saves": _cell_saved(s),
-            }
-        )
+    for s in part:
+        row = {
+            "rule": labels.get(s.rule, s.rule),
+            "reference": f"{short_name(s.reference)} ({100 * s.target_accuracy:.1f}%)",
+            needs: _cell_cost(s, tops.get(s.rule, float("nan"))),
+        }
+        if needs == "needs":
+            row["instead of"] = _cost(s.reference_cost, unit)
+        row["saves"] = _cell_saved(s)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

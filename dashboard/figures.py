@@ -135,6 +135,8 @@ def _pair(llm: str, verifier: str) -> str:
 
 #: subtitle lines are wrapped at about this many characters (a laptop-width chart)
 SUBTITLE_CHARS = 96
+#: and title lines (18 px type) at this many
+TITLE_CHARS = 56
 
 
 def _wrap_sub(sub: str, width: int = SUBTITLE_CHARS) -> str:
@@ -167,7 +169,7 @@ def _panel_title(main: str, sub: str) -> dict[str, object]:
     own titles sit above the plot areas, where `_title` would put it); the figure's top
     margin is set from `_title_lines`."""
     return {
-        "text": f"{main}<br><sup style='color:#555'>{_wrap_sub(sub)}</sup>",
+        "text": f"{_wrap_sub(main, TITLE_CHARS)}<br><sup style='color:#555'>{_wrap_sub(sub)}</sup>",
         "x": 0.0,
         "xanchor": "left",
         "yref": "container",
@@ -183,7 +185,7 @@ def _title(main: str, sub: str) -> dict[str, object]:
     subtitle is wrapped, and the title pushes the plot area down as far as it needs
     (automargin), so neither is clipped on a narrow screen."""
     return {
-        "text": f"{main}<br><sup style='color:#555'>{_wrap_sub(sub)}</sup>",
+        "text": f"{_wrap_sub(main, TITLE_CHARS)}<br><sup style='color:#555'>{_wrap_sub(sub)}</sup>",
         "x": 0.0,
         "xanchor": "left",
         "yref": "paper",
@@ -717,7 +719,16 @@ def _efficiency_box(eff: Efficiency, tokens: bool) -> str:
     the token counts on a third when the axis is tokens."""
     text, _, tok = efficiency_sentence(eff).partition("; in tokens, ")
     head, sep, ci = text.partition(" (")
-    out = plotly_plain(head) + ("<br>(" + plotly_plain(ci) if sep else "")
+    reach, comma, share = head.partition(", ")  # "... with 12 samples" / "19% of its budget"
+    if comma:
+        out = (
+            plotly_plain(reach)
+            + ",<br>"
+            + plotly_plain(share)
+            + (" (" + plotly_plain(ci) if sep else "")
+        )
+    else:
+        out = plotly_plain(head) + ("<br>(" + plotly_plain(ci) if sep else "")
     if tokens and tok:
         out += "<br>in tokens: " + plotly_plain(tok)
     return out
@@ -1366,6 +1377,9 @@ def transfer_heatmap(view: TransferView) -> go.Figure:
     written in each cell (* when it excludes 0); a pair evaluated on itself is outlined."""
     z = 100.0 * view.gain
     sig = view.significant()
+    # from four columns on, a cell is narrower than "[+10.6, +15.2]" on a laptop screen:
+    # the interval's two ends go on two lines
+    split = "<br>" if len(view.targets) >= 4 else " "
     text: list[list[str]] = []
     for i in range(len(view.sources)):
         row = []
@@ -1376,7 +1390,7 @@ def transfer_heatmap(view: TransferView) -> go.Figure:
             mark = "*" if sig[i, j] else ""
             row.append(
                 f"<b>{_points(view.gain[i, j])}{mark}</b><br>"
-                f"[{_points(view.low[i, j])}, {_points(view.high[i, j])}]"
+                f"[{_points(view.low[i, j])},{split}{_points(view.high[i, j])}]"
             )
         text.append(row)
     finite = np.abs(z[np.isfinite(z)])
@@ -1579,7 +1593,8 @@ def allocation_figure(view: AllocationView) -> go.Figure:
     best = labels[int(view.best_fixed[last])]
     fig.add_annotation(
         text=(
-            f"at N = {view.budgets[last]}: per-bin choice − best fixed ({best}) = "
+            # two lines: one is wider than the panel on a laptop screen
+            f"at N = {view.budgets[last]}: per-bin choice − best fixed ({best})<br>= "
             f"<b>{_points(view.gain[last])}</b> points "
             f"[{_points(view.gain_low[last])}, {_points(view.gain_high[last])}]"
         ),
@@ -1753,20 +1768,6 @@ def combine_figure(view: CombineView) -> go.Figure:
                 f"{labels[s]}: <b>{_points(view.gain[s, last])}</b> points "
                 f"[{_points(view.gain_low[s, last])}, {_points(view.gain_high[s, last])}]"
             )
-    # bottom right: accuracy curves rise to the top right, so the corner below them is
-    # where they leave room
-    fig.add_annotation(
-        text="<br>".join(lines),
-        showarrow=False,
-        xref="x domain",
-        yref="y domain",
-        x=0.99,
-        y=0.02,
-        xanchor="right",
-        yanchor="bottom",
-        align="left",
-        **NOTE_BOX,
-    )
     budgets = list(view.budgets)
     fig.update_xaxes(
         type="log",
@@ -1786,11 +1787,13 @@ def combine_figure(view: CombineView) -> go.Figure:
             f"read), {view.n_subsets} common random subsets per budget{order}<br>bands: "
             f"{view.level:.0%} bootstrap over {view.n_problems} problems, drawn for the "
             "combiners (hover any curve for its interval) · dotted: KDE WV on one signal "
-            "alone · dashed: majority vote",
+            "alone · dashed: majority vote<br>" + "<br>".join(lines),
+            # the headline gains under the title, where they cannot cover a curve (a box
+            # in the plot did, wherever it was put, on a laptop-width chart)
         ),
         legend={"orientation": "h", "x": 0.0, "y": -0.18},
     )
-    _base_layout(fig, 620)
+    _base_layout(fig, 620 + 16 * len(lines))  # the plot keeps its height under the notes
     fig.update_layout(margin={"b": 140, "t": 40})
     return fig
 

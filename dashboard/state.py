@@ -457,6 +457,7 @@ def multiselect(
     value = [v for v in (stored if isinstance(stored, list) else default) if v in opts]
     st.session_state[key] = value
     st.session_state[f"w_{key}"] = value
+    kwargs.setdefault("wrap", True)  # every chosen chip on screen, on as many rows as needed
     out = (where or st).multiselect(
         label, opts, key=f"w_{key}", on_change=_keep, args=(key,), **kwargs
     )

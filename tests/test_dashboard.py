@@ -368,6 +368,16 @@ def test_adaptive_sampling_page(db: Path) -> None:
         "confidence stop",
         "calibrated posterior stop",
     }
+    # what fixed N spends is one number per unit, given in the header, not a column
+    ref = at.selectbox(key="w_a_ref").value
+    assert list(tables[0].value.columns) == [
+        "rule",
+        "reference",
+        f"needs (fixed N: {ref}.0)",
+        "saves",
+    ]
+    tokens_needs = list(tables[1].value.columns)[2]
+    assert re.fullmatch(r"needs \(fixed N: [\d,]+\)", tokens_needs), tokens_needs
     at.selectbox(key="w_a_axis").select("tokens").run()
     assert not at.exception
     spec = _chart(at)

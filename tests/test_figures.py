@@ -292,7 +292,7 @@ def test_transfer_heatmap_cells_are_the_views_gains(tview: V.TransferView) -> No
     sig = tview.significant()
     for i in range(len(tview.sources)):
         for j in range(len(tview.targets)):
-            cell = text[i, j]
+            cell = text[i, j].replace("<br>", " ")  # a narrow cell's interval: two lines
             assert f"{100 * tview.gain[i, j]:+.1f}" in cell
             assert f"[{100 * tview.low[i, j]:+.1f}, {100 * tview.high[i, j]:+.1f}]" in cell
             assert ("*" in cell) == bool(sig[i, j])
@@ -303,6 +303,32 @@ def test_transfer_heatmap_cells_are_the_views_gains(tview: V.TransferView) -> No
     # a pair evaluated on itself is outlined
     assert len([s for s in fig.layout.shapes if s.type == "rect"]) == int(tview.diagonal.sum())
     assert "(simulated)" in fig.layout.title.text
+
+
+def test_transfer_heatmap_splits_intervals_of_narrow_cells(tview: V.TransferView) -> None:
+    # six target columns (the three twice): a cell is then too narrow on a laptop screen
+    # for an interval on one line
+    twice = np.concatenate
+    wide = replace(
+        tview,
+        targets=tview.targets * 2,
+        target_simulated=tview.target_simulated * 2,
+        target_labels=tuple(f"{lb} ({k})" for k in (1, 2) for lb in tview.target_labels),
+        accuracy=twice([tview.accuracy] * 2, axis=1),
+        baseline_accuracy=twice([tview.baseline_accuracy] * 2),
+        gain=twice([tview.gain] * 2, axis=1),
+        low=twice([tview.low] * 2, axis=1),
+        high=twice([tview.high] * 2, axis=1),
+        shared=twice([tview.shared] * 2, axis=1),
+        target_budget=twice([tview.target_budget] * 2),
+        target_problems=twice([tview.target_problems] * 2),
+    )
+    for cell in np.asarray(F.transfer_heatmap(wide).data[0].text).ravel():
+        lines = [_shown(x) for x in cell.split("<br>")]
+        assert len(lines) == 3 and max(len(x) for x in lines) <= 7, cell
+    # three columns keep it on one line
+    narrow = np.asarray(F.transfer_heatmap(tview).data[0].text).ravel()
+    assert all(cell.count("<br>") == 1 for cell in narrow)
 
 
 def test_transfer_colour_scale_is_centred_at_zero(tview: V.TransferView) -> None:
@@ -342,6 +368,13 @@ def test_allocation_curve_with_its_band_on_a_log2_axis(aview: V.AllocationView) 
     assert [t.name for t in fixed] == list(aview.labels)
     for t, row in zip(fixed, aview.fixed, strict=True):
         np.testing.assert_allclose(t.y, row)
+    # the headline gain at the full budget, with its interval, on lines that fit a
+    # laptop-width panel (one line of ~90 characters ran past the chart's edge)
+    (note,) = [a.text for a in fig.layout.annotations if "best fixed" in a.text]
+    last = len(aview.budgets) - 1
+    assert f"at N = {aview.budgets[last]}:" in note
+    assert re.search(r"<b>[+-]?\d+\.\d</b> points \[[+-]?\d+\.\d, [+-]?\d+\.\d\]", note)
+    assert max(len(_shown(line)) for line in note.split("<br>")) <= 60
 
 
 def test_allocation_choice_panel_shows_each_bins_choice(aview: V.AllocationView) -> None:
@@ -390,6 +423,17 @@ def test_combine_one_trace_per_strategy_on_a_log2_axis(mview: V.CombineView) -> 
         np.testing.assert_allclose(y[:n], mview.high[s])
         np.testing.assert_allclose(y[n:][::-1], mview.low[s])
     assert "(simulated)" in fig.layout.title.text
+    # each combiner's gain at the full budget, with its interval, under the title: no
+    # box inside the plot (one covered the curves at laptop width)
+    title = fig.layout.title.text
+    last = len(mview.budgets) - 1
+    assert f"at N = {mview.budgets[last]}, gain over the best single signal" in title
+    for s, kind in enumerate(mview.kinds):
+        if kind == "combined":
+            gain = f"{100 * mview.gain[s, last]:+.1f}"
+            band = f"[{100 * mview.gain_low[s, last]:+.1f}, {100 * mview.gain_high[s, last]:+.1f}]"
+            assert f"{mview.labels[s]}: <b>{gain}</b> points {band}" in title
+    assert not [a for a in fig.layout.annotations if "gain over" in (a.text or "")]
 
 
 def test_dataset_overview_is_the_pair_summary() -> None:
@@ -634,7 +678,9 @@ def test_user_names_are_drawn_as_text_not_markup(
     for raw in RAW:
         assert not [s for s in strings if raw in s], f"{raw!r} reaches plotly unescaped"
     for esc in escaped:
-        assert any(esc in s for s in strings), f"{esc!r} (an escaped user name) is missing"
+        # (a long title may be wrapped at a space inside the name: the same words shown)
+        shown = [s.replace("<br>", " ") for s in strings]
+        assert any(esc in s for s in strings + shown), f"{esc!r} (an escaped user name) is missing"
     # every template variable left is the figure's own (none from a user string)
     variables = {m for s in strings for m in re.findall(r"%\{([^}]*)\}", s)}
     assert variables <= {
@@ -743,7 +789,8 @@ def test_stopping_figure_draws_rules_against_fixed_n_in_samples_or_tokens() -> N
         stopping_figure(_stopping_view(), "flops")
     hostile = stopping_figure(_stopping_view(llm='<a href="http://evil.example/">m</a>'))
     text = hostile.to_json()
-    assert "<a href" not in text and "&lt;a href" in text
+    title = hostile.layout.title.text.replace("<br>", " ")  # (a long title is wrapped)
+    assert "<a href" not in text and "<a href" not in title and "&lt;a href" in title
 
 
 def test_frontier_figure_marks_the_pareto_points() -> None:

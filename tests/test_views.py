@@ -276,7 +276,8 @@ def test_budget_view_curves_intervals_and_efficiency(demo: Store, info: DatasetI
         if r.reached:
             assert r.low <= r.ratio <= r.high
         assert re.fullmatch(
-            r"logit WV (reaches vanilla WV@8 with [0-9.]+ samples? = \d+%|does not reach .*)"
+            r"logit WV (reaches vanilla WV@8 with [0-9.]+ samples?, \d+% of its budget"
+            r"|does not reach .*)"
             r" \(95% CI (\d+%|not reached) to (\d+%|not reached)\)"
             r"(; in tokens, [0-9,]+ instead of [0-9,]+ per problem)?",
             R.efficiency_sentence(e),
@@ -292,11 +293,12 @@ def test_efficiency_text_reads_like_the_paper() -> None:
         ratio=14.2 / 64, budget=14.2, target=0.6, ref_budget=64, reached=True, reason=""
     )
     assert R.efficiency_text("logit_wv", "vanilla_wv", r) == (
-        "logit WV reaches vanilla WV@64 with 14 samples = 22%"
+        "logit WV reaches vanilla WV@64 with 14 samples, 22% of its budget"
     )
     with_ci = replace(r, low=0.15, high=math.inf, level=0.95, share_reached=0.9)
     assert R.efficiency_text("logit_wv", "vanilla_wv", with_ci) == (
-        "logit WV reaches vanilla WV@64 with 14 samples = 22% (95% CI 15% to not reached)"
+        "logit WV reaches vanilla WV@64 with 14 samples, 22% of its budget "
+        "(95% CI 15% to not reached)"
     )
 
 

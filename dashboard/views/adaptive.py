@@ -70,14 +70,13 @@ state.chart(
 for note in issue_lines(view.issues):
     st.warning(note, icon=":material/warning:")
 st.subheader(f"At the accuracy of fixed N = {view.reference_budget}")
-table = savings_display(view)
 tabs = st.tabs(["Samples", "Tokens"] if view.has_tokens else ["Samples"])
 for tab, unit in zip(tabs, ("samples", "tokens"), strict=False):
-    part = table[table["unit"] == unit].drop(columns=["unit"])
+    part = savings_display(view, unit)
     tab.dataframe(part, hide_index=True, width="stretch", height=36 * (len(part) + 1) + 4)
 st.caption(
     f"needs: mean samples (or tokens) per problem a rule uses where it comes within "
     f"{100 * view.tolerance:g} points of the reference's accuracy [{view.level:.0%} paired "
     "bootstrap interval over problems]; never: not within its cap (an interval's never "
-    "end: not in more than 2.5 % of the resamples); saves: 1 - needs / instead of."
+    "end: not in more than 2.5 % of the resamples); saves: 1 - needs / what fixed N spends."
 )

@@ -54,13 +54,11 @@ if layout == "overlay":
         for m, v in i.pairs
     }
     own = pair_ref_label(PairRef(ctx.dataset, ctx.llm, ctx.verifier), ctx.info.simulated)
-    o1, o2 = st.columns([1.4, 1.6])
     picked = state.multiselect(
         f"Pairs (up to {MAX_OVERLAY}, any dataset)",
         list(refs),
         "b_overlay",
         default=[own],
-        where=o1,
         max_selections=MAX_OVERLAY,
     )
     over_strategies = state.multiselect(
@@ -68,7 +66,6 @@ if layout == "overlay":
         names,
         "b_overlay_strategies",
         default=["majority", "logit_wv"],
-        where=o2,
         format_func=lambda s: get_strategy(s).label,
     )
     if not picked or not over_strategies:
@@ -85,13 +82,11 @@ if layout == "overlay":
         st.warning(note, icon=":material/warning:")
     st.stop()
 
-c1, c2 = st.columns([1, 1.6])
 chosen = state.multiselect(
     "Pairs (LLM × verifier)",
     list(pair_names),
     "b_pairs",
     default=[f"{ctx.llm} × {ctx.verifier}"],
-    where=c1,
     max_selections=6,
 )
 strategies = state.multiselect(
@@ -99,10 +94,9 @@ strategies = state.multiselect(
     names,
     "b_strategies",
     default=[s for s in DEFAULT if s in names],
-    where=c2,
     format_func=lambda s: get_strategy(s).label,
 )
-c3, c4, c5, c6 = st.columns([1, 1, 1, 0.8])
+c3, c4, c5, c6 = st.columns([1.2, 1.2, 0.7, 0.9])
 eff_a = state.select(
     "Efficiency of",
     names,
@@ -120,7 +114,7 @@ eff_b = state.select(
     format_func=lambda s: get_strategy(s).label,
 )
 budgets = state.approx_budgets(ctx.info, [pair_names[c][0] for c in chosen])
-ref = state.select("at the reference budget N", budgets, "b_ref", budgets[-1], where=c5)
+ref = state.select("at budget N", budgets, "b_ref", budgets[-1], where=c5)
 x_axis = state.select(
     "x-axis",
     ["samples", "tokens", "flops"],

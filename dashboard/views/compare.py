@@ -108,6 +108,9 @@ st.dataframe(
     hide_index=True,
     width="stretch",
     column_config={
+        # the row's names stay in view when the table scrolls sideways on a narrow screen
+        "pair": st.column_config.TextColumn(pinned=True),
+        "strategy": st.column_config.TextColumn(pinned=True),
         "accuracy (%)": st.column_config.NumberColumn(format="%.1f"),
         table.columns[3]: st.column_config.NumberColumn(format="%+.2f"),
     },

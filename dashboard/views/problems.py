@@ -28,7 +28,7 @@ st.caption(
 )
 ctx = state.page_context()
 
-c1, c2 = st.columns([2, 1])
+c1, c2 = st.columns([1.6, 1.4])
 strategies = state.multiselect(
     "Strategies",
     list(explorer_strategies()),
