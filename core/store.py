@@ -410,7 +410,7 @@ class Store:
         self._memory: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._memory_lock = threading.Lock()
         # per-pair summaries by dataset content (every page's default pair reads one)
-        self._summaries: OrderedDict[tuple[str, str, datetime], pd.DataFrame] = OrderedDict()
+        self._facts: OrderedDict[tuple[str, str, str, datetime], Any] = OrderedDict()
         # one computation per cache key at a time: a second asker (a page while the
         # background warm-up computes the same pair) waits for the first one's result
         self._inflight: dict[str, threading.Lock] = {}
@@ -1149,29 +1149,40 @@ class Store:
         separation of the classes: (mean score of correct - mean of incorrect responses)
         in units of the score's standard deviation (NaN when a class is absent)."""
         info = self.resolve(dataset)
-        key = (info.dataset_id, info.content_sha256, info.imported_at)
+
+        def query() -> pd.DataFrame:
+            rows, params = self._pair_rows(info)
+            return self._fetch_df(
+                f"""SELECT llm, verifier, count(*) AS responses,
+                          count(DISTINCT problem_id) AS problems,
+                          avg(is_correct::DOUBLE) AS accuracy,
+                          min(score) AS score_min, max(score) AS score_max,
+                          (avg(score) FILTER (WHERE is_correct)
+                           - avg(score) FILTER (WHERE NOT is_correct))
+                           / nullif(stddev_pop(score), 0) AS separation
+                   FROM ({rows})
+                   GROUP BY llm, verifier ORDER BY llm, verifier""",
+                params,
+            )
+
+        summary: pd.DataFrame = self._per_content("pair_summary", info, query)
+        return summary.copy()  # (a copy to change)
+
+    def _per_content(self, kind: str, info: DatasetInfo, compute: Callable[[], Any]) -> Any:
+        """A fact of a dataset's content (`kind`: which fact), computed once per content
+        and kept in memory: every page asks for some on every script run (0.03-0.2 s a
+        query). The key holds the content's fingerprint and import time, so a replaced
+        dataset is asked again."""
+        key = (kind, info.dataset_id, info.content_sha256, info.imported_at)
         with self._memory_lock:
-            known = self._summaries.get(key)
-        if known is not None:  # the same content: the same summary (a copy to change)
-            return known.copy()
-        rows, params = self._pair_rows(info)
-        summary = self._fetch_df(
-            f"""SELECT llm, verifier, count(*) AS responses,
-                      count(DISTINCT problem_id) AS problems,
-                      avg(is_correct::DOUBLE) AS accuracy,
-                      min(score) AS score_min, max(score) AS score_max,
-                      (avg(score) FILTER (WHERE is_correct)
-                       - avg(score) FILTER (WHERE NOT is_correct))
-                       / nullif(stddev_pop(score), 0) AS separation
-               FROM ({rows})
-               GROUP BY llm, verifier ORDER BY llm, verifier""",
-            params,
-        )
+            if key in self._facts:
+                return self._facts[key]
+        value = compute()
         with self._memory_lock:
-            self._summaries[key] = summary
-            while len(self._summaries) > _SUMMARY_ENTRIES:
-                self._summaries.popitem(last=False)
-        return summary.copy()
+            self._facts[key] = value
+            while len(self._facts) > _FACT_ENTRIES:
+                self._facts.popitem(last=False)
+        return value
 
     def all_distinct_share(self, dataset: DatasetInfo | str) -> float:
         """The share of (LLM, problem) groups of at least two responses whose answers all
@@ -1179,18 +1190,22 @@ class Store:
         vote is a random pick (e.g. RewardMATH's one correct and nine incorrect
         solutions). NaN when no group has two responses."""
         info = self.resolve(dataset)
-        rows, params = self._responses_rows(info)
-        row = _one(
-            self._cur().execute(
-                f"""SELECT avg((n = k)::DOUBLE) FROM (
-                       SELECT count(*) AS n,
-                              count(DISTINCT coalesce(answer_key, '\x00' || sample_idx)) AS k
-                       FROM ({rows})
-                       GROUP BY llm, problem_id HAVING count(*) > 1)""",
-                params,
+
+        def query() -> float:
+            rows, params = self._responses_rows(info)
+            row = _one(
+                self._cur().execute(
+                    f"""SELECT avg((n = k)::DOUBLE) FROM (
+                           SELECT count(*) AS n,
+                                  count(DISTINCT coalesce(answer_key, '\x00' || sample_idx)) AS k
+                           FROM ({rows})
+                           GROUP BY llm, problem_id HAVING count(*) > 1)""",
+                    params,
+                )
             )
-        )
-        return float(row[0]) if row is not None and row[0] is not None else math.nan
+            return float(row[0]) if row is not None and row[0] is not None else math.nan
+
+        return float(self._per_content("all_distinct_share", info, query))
 
     def check_pair(self, info: DatasetInfo, llm: str, verifier: str) -> None:
         """Raise `StoreError` unless the dataset has this (LLM, verifier) pair."""
@@ -1500,8 +1515,8 @@ def pair_from_frame(df: pd.DataFrame, dataset_id: str, llm: str, verifier: str) 
 # --------------------------------------------------------------------------------------
 
 _MEMORY_ENTRIES = 256
-#: datasets whose pair summaries a Store keeps in memory
-_SUMMARY_ENTRIES = 32
+#: facts of dataset contents (pair summaries, ...) a Store keeps in memory
+_FACT_ENTRIES = 64
 #: longest wait for another thread computing the same cached result
 INFLIGHT_WAIT_S = 600.0
 _META = "__meta__"

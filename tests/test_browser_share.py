@@ -3,8 +3,9 @@ so a URL copied from one browser and opened in a fresh one draws the same chart;
 chart downloads as SVG, PDF, PNG and CSV; a dataset's HTML report downloads and opens.
 
 For every page: open it, change controls (the sidebar's dataset, and a page control where
-the page has one), take the address the app wrote, open it in a new browser context (no
-shared session) and compare the Plotly data drawn there with the first browser's. The
+the page has one), take the address the app wrote, open it in a new page of a second
+browser context, which only ever opens copied addresses (no session, cookies or storage
+shared with the first), and compare the Plotly data drawn there with the first one's. The
 same page opened without the query string draws something else, so the comparison can
 fail.
 """
@@ -63,12 +64,42 @@ def browser() -> Iterator[Any]:
         yield b
 
 
-def _fresh(browser: Any, url: str, height: int = VIEWPORT["height"]) -> tuple[Any, Any]:
-    context = browser.new_context(viewport={**VIEWPORT, "height": height})
-    page = context.new_page()
+class _Tab:
+    """A page of one of the module's two browser contexts; `close()` closes the page.
+    Every page is a session of its own (Streamlit's state lives per connection); the
+    contexts are kept for the module so that the app's scripts and Plotly are loaded
+    once per context instead of once per test (a cold load took 3-5 s a time)."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+
+    def close(self) -> None:
+        self.page.close()
+
+
+@pytest.fixture(scope="module")
+def contexts(browser: Any) -> Iterator[dict[str, Any]]:
+    """'sender': where views are made and their URLs copied from; 'receiver': a second
+    browser context (no cookies, storage or cache shared with the sender) where copied
+    URLs are opened, each in a new page, so nothing but the address carries the view."""
+    made = {role: browser.new_context(viewport=VIEWPORT) for role in ("sender", "receiver")}
+    try:
+        yield made
+    finally:
+        for c in made.values():
+            c.close()
+
+
+def _fresh(
+    contexts: dict[str, Any], url: str, height: int = VIEWPORT["height"], role: str = "sender"
+) -> tuple[_Tab, Any]:
+    """A new page (a new session) at `url` in the `role` context."""
+    page = contexts[role].new_page()
+    if height != VIEWPORT["height"]:
+        page.set_viewport_size({**VIEWPORT, "height": height})
     page.goto(url, wait_until="domcontentloaded")
     wait_until_idle(page)
-    return context, page
+    return _Tab(page), page
 
 
 def _plot(page: Any) -> list[dict[str, Any]]:
@@ -115,9 +146,9 @@ CHANGES: dict[str, tuple[Callable[[Any], None], str]] = {
 
 
 @pytest.mark.parametrize("path", list(CHANGES))
-def test_a_copied_url_reproduces_the_view(server: str, browser: Any, path: str) -> None:
+def test_a_copied_url_reproduces_the_view(server: str, contexts: dict[str, Any], path: str) -> None:
     change, key = CHANGES[path]
-    ctx_a, a = _fresh(browser, f"{server}/{path}")
+    ctx_a, a = _fresh(contexts, f"{server}/{path}")
     try:
         assert urlparse(a.url).path == f"/{path}", a.url
         default_view = _plot(a)
@@ -131,7 +162,7 @@ def test_a_copied_url_reproduces_the_view(server: str, browser: Any, path: str) 
     assert "dataset" in query, url  # the sidebar's controls are in every page's address
     assert shown != default_view  # the change changed the chart
 
-    ctx_b, b = _fresh(browser, url)  # a fresh session: nothing but the address
+    ctx_b, b = _fresh(contexts, url, role="receiver")  # nothing but the address
     try:
         dataset = b.get_by_role("combobox", name="Dataset").first.input_value()
         assert dataset.startswith(query["dataset"][0])
@@ -141,15 +172,17 @@ def test_a_copied_url_reproduces_the_view(server: str, browser: Any, path: str) 
         ctx_b.close()
 
 
-def test_the_bare_address_opens_the_first_page_under_its_path(server: str, browser: Any) -> None:
-    ctx, page = _fresh(browser, f"{server}/?dataset={SECOND.replace(' ', '+')}")
+def test_the_bare_address_opens_the_first_page_under_its_path(
+    server: str, contexts: dict[str, Any]
+) -> None:
+    ctx, page = _fresh(contexts, f"{server}/?dataset={SECOND.replace(' ', '+')}")
     try:
         page.wait_for_url("**/datasets?**", timeout=30_000)
         assert page.get_by_role("combobox", name="Dataset").first.input_value().startswith(SECOND)
         assert page.get_by_text("Page not found").count() == 0
     finally:
         ctx.close()
-    ctx, page = _fresh(browser, f"{server}/datasets")
+    ctx, page = _fresh(contexts, f"{server}/datasets")
     try:
         assert page.get_by_text("Page not found").count() == 0
         assert page.get_by_role("combobox", name="Dataset").first.input_value() == DEMO_NAME
@@ -164,8 +197,8 @@ def _download(page: Any, label: str) -> bytes:
     return Path(path).read_bytes()
 
 
-def test_every_chart_export_is_a_valid_file(server: str, browser: Any) -> None:
-    ctx, page = _fresh(browser, f"{server}/compare?c_budget=8")
+def test_every_chart_export_is_a_valid_file(server: str, contexts: dict[str, Any]) -> None:
+    ctx, page = _fresh(contexts, f"{server}/compare?c_budget=8")
     try:
         _plot(page)
         svg = _download(page, "SVG")
@@ -190,9 +223,9 @@ def test_every_chart_export_is_a_valid_file(server: str, browser: Any) -> None:
 
 
 def test_the_report_downloads_and_opens_with_its_figures(
-    server: str, browser: Any, tmp_path: Path
+    server: str, contexts: dict[str, Any], browser: Any, tmp_path: Path
 ) -> None:
-    ctx, page = _fresh(browser, f"{server}/datasets")
+    ctx, page = _fresh(contexts, f"{server}/datasets")
     try:
         page.get_by_role("button", name="Build an HTML report").click()
         page.get_by_role("button", name="Download the report (HTML)").wait_for(timeout=300_000)
@@ -217,8 +250,10 @@ def test_the_report_downloads_and_opens_with_its_figures(
         ctx.close()
 
 
-def test_a_click_on_a_compare_cell_opens_its_problems(server: str, browser: Any) -> None:
-    ctx, page = _fresh(browser, f"{server}/compare?c_budget=8&c_metric=gain&c_baseline=majority")
+def test_a_click_on_a_compare_cell_opens_its_problems(
+    server: str, contexts: dict[str, Any]
+) -> None:
+    ctx, page = _fresh(contexts, f"{server}/compare?c_budget=8&c_metric=gain&c_baseline=majority")
     try:
         _plot(page)
         # the cell marker of the first pair and the second strategy column (the first is
@@ -261,14 +296,14 @@ def test_a_click_on_a_compare_cell_opens_its_problems(server: str, browser: Any)
 
 
 def test_the_upload_forms_options_reach_the_stored_dataset(
-    server: str, browser: Any, tmp_path: Path
+    server: str, contexts: dict[str, Any], tmp_path: Path
 ) -> None:
     src = pd.read_json(EXAMPLES_DIR / EXAMPLE_FILES["long-jsonl"], lines=True)
     one = src[(src["llm"] == src["llm"].iloc[0]) & (src["verifier"] == src["verifier"].iloc[0])]
     lines = one.to_json(orient="records", lines=True).splitlines()
     cut = tmp_path / "cut_off.jsonl"
     cut.write_text("\n".join([*lines, lines[0][: len(lines[0]) // 2]]))  # a cut-off last line
-    ctx, page = _fresh(browser, f"{server}/datasets")
+    ctx, page = _fresh(contexts, f"{server}/datasets")
     try:
         upload_through_the_page(page, cut, "with options", wait=False, before_import=_options)
         page.get_by_text("imported 'with options'").wait_for(timeout=60_000)
@@ -309,9 +344,11 @@ STRATEGIES_ON_BUDGET = {
 }
 
 
-def test_a_click_on_a_budget_curve_point_opens_its_problems(server: str, browser: Any) -> None:
+def test_a_click_on_a_budget_curve_point_opens_its_problems(
+    server: str, contexts: dict[str, Any]
+) -> None:
     # tall enough that the chart's points are on screen without scrolling
-    ctx, page = _fresh(browser, f"{server}/budget?b_layout=panels&b_mode=accuracy", 2000)
+    ctx, page = _fresh(contexts, f"{server}/budget?b_layout=panels&b_mode=accuracy", 2000)
     try:
         _plot(page)
         # the point (at N = 4) farthest from every other curve's, so the click is its

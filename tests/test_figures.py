@@ -876,3 +876,28 @@ def test_overlay_figure_keeps_strategy_colours_and_styles_pairs(
         assert t.line.dash == F.PAIR_DASHES[k] and t.marker.symbol == F.PAIR_SYMBOLS[k]
         np.testing.assert_allclose(np.asarray(t.y, dtype=float), c.accuracy)
     assert fig.layout.xaxis.type == "log"
+
+
+def test_every_figure_is_drawn_on_the_white_template(
+    wview: V.WeightView,
+    bview: V.BudgetView,
+    cview: V.CompareView,
+    tview: V.TransferView,
+    aview: V.AllocationView,
+    mview: V.CombineView,
+) -> None:
+    # the template comes from Plotly's default (set once by the figures module), not
+    # from each figure: it must still be the white one in every figure and in its JSON
+    figs = [
+        F.weight_figure(wview),
+        F.budget_figure(bview),
+        F.compare_figure(cview),
+        F.transfer_heatmap(tview),
+        F.allocation_figure(aview),
+        F.combine_figure(mview),
+        F.stopping_figure(_stopping_view()),
+    ]
+    for fig in figs:
+        layout = fig.to_plotly_json()["layout"]
+        assert layout["template"]["layout"]["plot_bgcolor"] == "white"
+        assert layout["template"]["layout"]["xaxis"]["gridcolor"] == "#EBF0F8"

@@ -383,3 +383,28 @@ def test_pair_summary_is_computed_once_per_content(
     queries.clear()
     assert list(store.pair_summary("d")["responses"]) == [21, 21, 21, 21]
     assert len(queries) == 1
+
+
+def test_the_all_distinct_share_is_computed_once_per_content(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compare's default baseline reads it on every script run: one query per content."""
+    df = make_long_frame(n_problems=5, n_samples=3)
+    import_path(store, WRITERS["long-csv"][0](df, tmp_path / "a.csv"), name="d")
+    asked: list[str] = []
+    real = Store._responses_rows
+
+    def spy(self: Store, info: object) -> object:
+        asked.append("rows")
+        return real(self, info)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "_responses_rows", spy)
+    share = store.all_distinct_share("d")
+    assert 0.0 <= share <= 1.0 and store.all_distinct_share("d") == share
+    assert len(asked) == 1
+    # every answer its own: a new content, asked again, and now 1
+    distinct = df.assign(answer="x" + df["problem_id"] + "-" + df["sample_idx"].astype(str))
+    path = WRITERS["long-csv"][0](distinct, tmp_path / "b.csv")
+    import_path(store, path, name="d", replace=True)
+    assert store.all_distinct_share("d") == pytest.approx(1.0)
+    assert len(asked) == 2
