@@ -693,8 +693,9 @@ def cmd_allocate(args: argparse.Namespace) -> int:
     print(_render(curves, args, float_format=lambda x: f"{x:.3f}"))
     table = alloc.table()
     print(
-        "\nchosen strategy per budget and bin (bin 1 = lowest mean verifier score, for PRM "
-        "scores the predicted hardest; each fold's choice is made on the other fold)"
+        "\nchosen strategy per budget and bin (bin 1 = the predicted hardest: the lowest mean "
+        "verifier score, or the highest where lower scores are better; each fold's choice is "
+        "made on the other fold)"
     )
     print(
         table.pivot_table(

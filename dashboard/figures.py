@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -134,10 +134,25 @@ def _pair(llm: str, verifier: str) -> str:
     return f"{plotly_plain(llm)} × {plotly_plain(verifier)}"
 
 
-#: Every figure's template, set once as Plotly's default: a figure takes the default
-#: when it is made (about 3 ms), while `template=` on each figure validated and copied the
-#: whole template every time (25-30 ms a figure, on every rerun of a page).
-pio.templates.default = "plotly_white"
+#: Every figure's template. A figure takes Plotly's default template when it is made
+#: (about 3 ms), while `template=` on each figure validated and copied the whole template
+#: every time (25-30 ms a figure, on every rerun of a page); so the figures are made by
+#: `_figure` and `_subplots`, which make it the default first (importing Streamlit sets
+#: its own).
+TEMPLATE = "plotly_white"
+
+
+def _figure(*args: Any, **kwargs: Any) -> go.Figure:
+    if pio.templates.default != TEMPLATE:
+        pio.templates.default = TEMPLATE
+    return go.Figure(*args, **kwargs)
+
+
+def _subplots(**kwargs: Any) -> go.Figure:
+    if pio.templates.default != TEMPLATE:
+        pio.templates.default = TEMPLATE
+    return make_subplots(**kwargs)
+
 
 #: subtitle lines are wrapped at about this many characters (a laptop-width chart)
 SUBTITLE_CHARS = 96
@@ -241,7 +256,7 @@ def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
     if axis not in WEIGHT_AXES:
         raise ValueError(f"axis must be one of {WEIGHT_AXES}, got {axis!r}")
     x = _x_axis(view, view.grid, axis)
-    fig = make_subplots(
+    fig = _subplots(
         rows=2,
         cols=1,
         shared_xaxes=True,
@@ -432,8 +447,9 @@ def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
             f" (after the {tname} transform, in [0, 1])" if tname != "identity" else ""
         )
     if lower and axis != "raw":
-        xtitle += " · lower raw scores are better, so s = 1 - transformed score"
-    fig.update_xaxes(title_text=xtitle, row=2, col=1)
+        # on a second line: one line ran past both edges of a laptop-width chart
+        xtitle += "<br>lower raw scores are better, so s = 1 - transformed score"
+    fig.update_xaxes(title_text=xtitle, automargin=True, row=2, col=1)
     if axis == "raw":
         lo_r, hi_r = float(np.min(view.raw_grid)), float(np.max(view.raw_grid))
         if lo_r > 0 and hi_r / lo_r > 100:
@@ -505,7 +521,7 @@ def offset_figure(view: WeightView) -> go.Figure:
     if view.offset_candidates.size == 0:
         raise ValueError(f"{view.label} has no offset search to draw")
     x = view.offset_candidates
-    fig = go.Figure()
+    fig = _figure()
     fig.add_trace(
         _band(
             x,
@@ -705,7 +721,7 @@ def weight_grid_figure(view: WeightGridView) -> go.Figure:
     head = layout["title"]
     assert isinstance(head, dict)
     layout["margin"] = {"l": 50, "r": 60, "b": 70, "t": _top_margin(head, 100)}
-    return go.Figure({"data": traces, "layout": layout})
+    return _figure({"data": traces, "layout": layout})
 
 
 # --------------------------------------------------------------------------------------
@@ -742,6 +758,7 @@ def budget_figure(
     x_axis: str = "samples",
     params: Mapping[str, float] | None = None,
     mode: str = "accuracy",
+    highlight: Sequence[str] = (),
 ) -> go.Figure:
     """Accuracy against N on a log2 axis (or against the expected generated tokens per
     problem, `x_axis="tokens"`, or FLOPs = 2 x parameters x tokens with `params` per LLM,
@@ -749,7 +766,10 @@ def budget_figure(
     per pair, with bootstrap bands; oracle curves dashed; majority over all samples (the
     Best-of-infinity asymptote) dotted; the efficiency ratio written on each panel.
     `mode="gain"` (a view with a baseline): each strategy's gain over the baseline in
-    points against N, with its paired bootstrap band, and a zero line."""
+    points against N, with its paired bootstrap band, and a zero line. `highlight`: with
+    more than three strategies drawn, only these get bands (e.g. the two of the efficiency
+    ratio; every curve's interval stays in its hover): many overlapping bands are a grey
+    mass on real data."""
     if x_axis not in ("samples", "tokens", "flops"):
         raise ValueError(f"x_axis must be samples, tokens or flops, got {x_axis!r}")
     if mode not in ("accuracy", "gain"):
@@ -774,7 +794,7 @@ def budget_figure(
         titles.append(f"<b>{_pair(m, v)}</b>{note}")
     title_h = max(t.count("<br>") + 1 for t in titles) * 15 + 12
     gap = title_h + 70  # the panel title plus the x axis title of the row above
-    fig = make_subplots(
+    fig = _subplots(
         rows=rows,
         cols=cols,
         subplot_titles=titles,
@@ -784,7 +804,11 @@ def budget_figure(
     seen: set[str] = set()
     budgets = list(view.budgets)
     # bands stay readable when many overlap: their total shade is bounded
-    n_strat = max(1, len({cur.strategy for cur in view.curves}))
+    drawn = {cur.strategy for cur in view.curves}
+    if gain_mode and view.baseline is not None:
+        drawn.discard(view.baseline)
+    banded = drawn & set(highlight) if len(drawn) > 3 and set(highlight) & drawn else drawn
+    n_strat = max(1, len(banded))
     band_alpha = min(0.10, 0.30 / n_strat)
     for i, (m, v) in enumerate(view.pairs):
         r, c = i // cols + 1, i % cols + 1
@@ -837,11 +861,12 @@ def budget_figure(
                 y_mid, y_lo, y_hi = 100 * cur.gain, 100 * cur.gain_low, 100 * cur.gain_high
             else:
                 y_mid, y_lo, y_hi = cur.accuracy, cur.low, cur.high
-            fig.add_trace(
-                _band(x, y_lo, y_hi, _rgba(color, band_alpha), f"{cur_label} band", group),
-                row=r,
-                col=c,
-            )
+            if s in banded:
+                fig.add_trace(
+                    _band(x, y_lo, y_hi, _rgba(color, band_alpha), f"{cur_label} band", group),
+                    row=r,
+                    col=c,
+                )
             label = cur_label + (
                 " [oracle]" if cur.oracle and "oracle" not in cur.label.lower() else ""
             )
@@ -953,7 +978,14 @@ def budget_figure(
             ),
             f"{ds} · {_calibration_caption(view.k, view.calibration)}, {view.n_subsets} "
             "random subsets per "
-            f"budget, {view.level:.0%} bootstrap bands over {view.n_problems} problems<br>"
+            f"budget, {view.level:.0%} bootstrap bands over {view.n_problems} problems"
+            + (
+                f" drawn for {' and '.join(plotly_plain(short_name(x)) for x in sorted(banded))}"
+                " (hover any curve for its interval)"
+                if banded != drawn
+                else ""
+            )
+            + "<br>"
             + (
                 "dashed: oracles (test labels or the simulator's parameters); only pass@N "
                 "and the Bayes-optimal vote are ceilings"
@@ -978,7 +1010,7 @@ def overlay_figure(view: OverlayView) -> go.Figure:
     """Pairs of any datasets on one chart: accuracy against N (log2 axis) with bootstrap
     bands; a strategy keeps its colour (as on every page), a pair has its own line style
     and marker, and the legend names both."""
-    fig = go.Figure()
+    fig = _figure()
     n_strat = max(1, len(view.strategies))
     alpha = min(0.10, 0.30 / (n_strat * max(1, len(view.refs))) ** 0.5)
     budgets: set[int] = set()
@@ -1071,22 +1103,33 @@ def dataset_overview_figure(summary: pd.DataFrame, title: str) -> go.Figure:
     for row in summary.itertuples(index=False):
         z[llms.index(str(row.llm)), vers.index(str(row.verifier))] = float(row.separation)
     share = summary.groupby("llm", sort=False)["accuracy"].first()
-    ylab = [f"{plotly_plain(m)} ({100 * float(share[m]):.0f}% correct)" for m in llms]
+    llm_lab = [f"{plotly_plain(m)} ({100 * float(share[m]):.0f}% correct)" for m in llms]
     text = [["–" if np.isnan(v) else f"{v:+.2f}" for v in r] for r in z]
     lim = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
-    fig = go.Figure(
+    # many verifiers of few LLMs (RewardMATH: 1 x 10): verifiers as rows, so their names
+    # and the cells stay legible on a laptop screen instead of one strip of run-together
+    # numbers
+    flip = len(vers) > 6 and len(llms) < len(vers)
+    if flip:
+        z, text = z.T, [list(r) for r in zip(*text, strict=True)]
+        x, y = [_wrap(m, 18) for m in llm_lab], [plotly_plain(v) for v in vers]
+        hover = "%{x}<br>%{y}: separation %{z:.2f} sd<extra></extra>"
+    else:
+        x, y = [_wrap(v, 14) for v in vers], llm_lab
+        hover = "%{y}<br>%{x}: separation %{z:.2f} sd<extra></extra>"
+    fig = _figure(
         go.Heatmap(
             z=z,
-            x=[_wrap(v, 14) for v in vers],
-            y=ylab,
+            x=x,
+            y=y,
             text=text,
             texttemplate="%{text}",
             colorscale="PuOr",
             zmid=0.0,
             zmin=-lim,
             zmax=lim,
-            colorbar={"title": {"text": "separation<br>(sd)"}},
-            hovertemplate="%{y}<br>%{x}: separation %{z:.2f} sd<extra></extra>",
+            colorbar={"title": {"text": "separation<br>(sd)"}, "thickness": 14},
+            hovertemplate=hover,
         )
     )
     fig.update_yaxes(autorange="reversed")
@@ -1097,7 +1140,9 @@ def dataset_overview_figure(summary: pd.DataFrame, title: str) -> go.Figure:
             "(negative: lower is better)",
         )
     )
-    _base_layout(fig, 170 + 42 * len(llms))
+    # at least ~150 px of cells: a one-row strip left no room for the colour bar's title
+    # and ticks, and the subtitle ran into the cells
+    _base_layout(fig, 170 + max(150, 42 * len(y)))
     return fig
 
 
@@ -1172,7 +1217,7 @@ def compare_figure(view: CompareView, metric: str = "gain") -> go.Figure:
     else:
         ys = [_pair(m, v) for m, v in view.pairs]
         shared = ""
-    fig = go.Figure(
+    fig = _figure(
         go.Heatmap(
             z=z,
             x=x,
@@ -1264,7 +1309,7 @@ def problem_figure(view: ProblemView) -> go.Figure:
         while lab in labels:  # answers that look alike after shortening stay apart
             lab += "\u200b"
         labels.append(lab)
-    fig = make_subplots(
+    fig = _subplots(
         rows=1,
         cols=1 + n_s,
         shared_yaxes=True,
@@ -1418,7 +1463,7 @@ def transfer_heatmap(view: TransferView) -> go.Figure:
         axis=-1,
     )
     strat = plotly_plain(short_name(view.strategy))
-    fig = go.Figure(
+    fig = _figure(
         go.Heatmap(
             z=z,
             x=list(range(len(x))),
@@ -1529,7 +1574,7 @@ def allocation_figure(view: AllocationView) -> go.Figure:
     """Top: accuracy against N (log2 axis) of choosing the strategy per difficulty bin,
     with its bootstrap band, and of every fixed strategy. Bottom, on the same N axis: the
     strategy chosen for each bin (and each fold of the two-fold cross-validation)."""
-    fig = make_subplots(
+    fig = _subplots(
         rows=2,
         cols=1,
         shared_xaxes=True,
@@ -1680,7 +1725,7 @@ def allocation_figure(view: AllocationView) -> go.Figure:
         title=_panel_title(
             f"Choosing the strategy per difficulty bin · {_pair(view.llm, view.verifier)}",
             f"{ds} · {view.n_bins} quantile bins of the mean verifier score per problem (no "
-            "labels; bin 1 = lowest) · choice per bin and budget by two-fold CV over "
+            f"labels; {view.bin_order}) · choice per bin and budget by two-fold CV over "
             f"{view.n_problems} problems<br>{view.k}-fold cross-fitted weights · band: "
             f"{view.level:.0%} bootstrap over problems with the bins and choices held fixed",
         ),
@@ -1710,7 +1755,7 @@ COMBINER_COLORS = {
 def combine_figure(view: CombineView) -> go.Figure:
     """Accuracy against N (log2 axis) of majority vote, each signal alone (dotted), the sum
     of per-signal LLRs and the logistic combiner (thick), with bootstrap bands."""
-    fig = go.Figure()
+    fig = _figure()
     x = np.asarray(view.budgets, dtype=float)
     style: dict[int, tuple[str, dict[str, object]]] = {}
     n_single = 0
@@ -1822,7 +1867,7 @@ def stopping_figure(view: StoppingView, x: str = "samples") -> go.Figure:
     tolerance (dotted)."""
     if x not in ("samples", "tokens"):
         raise ValueError(f"x must be samples or tokens, got {x!r}")
-    fig = go.Figure()
+    fig = _figure()
     unit = "samples" if x == "samples" else "tokens"
     fmt = "%{x:.1f}" if x == "samples" else "%{x:,.0f}"
     for f in view.fixed:
@@ -1926,7 +1971,7 @@ def frontier_figure(view: FrontierView) -> go.Figure:
     """Every (LLM, strategy, N) as a faint point (colour: LLM, marker: strategy) against
     its cost per problem on a log axis, and the Pareto frontier as a step line through the
     points no other beats, with their bootstrap intervals."""
-    fig = go.Figure()
+    fig = _figure()
     llms = list(dict.fromkeys(p.llm for p in view.points))
     strategies = list(dict.fromkeys(p.strategy for p in view.points))
     unit = view.unit

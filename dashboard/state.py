@@ -46,7 +46,13 @@ from core.importers.uploads import (
     save_upload,
     save_upload_folder,
 )
-from core.info import common_budgets, dataset_label, parse_llm_params, warm_curves
+from core.info import (
+    common_budgets,
+    dataset_label,
+    parse_llm_params,
+    voting_note,
+    warm_curves,
+)
 from core.methods import get_strategy
 from core.store import ID_PREFIX, DatasetInfo, Store, StoreError, default_db_path
 from core.types import ORDERS, ORIENTATIONS, REDUCTIONS, TIE_BREAKS, TRANSFORMS, TTSLabError
@@ -93,6 +99,7 @@ __all__ = [
     "score_controls",
     "select",
     "simulated_banner",
+    "voting_banner",
     "warm_up_in_background",
 ]
 
@@ -741,6 +748,14 @@ def simulated_banner(ctx: Context) -> None:
             "likelihood ratios, parameters fitted to real outputs (data/sim_params.json).",
             icon=":material/science:",
         )
+
+
+def voting_banner(ctx: Context) -> None:
+    """On pages that vote over answers: a warning where votes mean nothing (every
+    problem's answers all differ)."""
+    note = voting_note(ctx.store, ctx.info)
+    if note:
+        st.warning(plain(note), icon=":material/warning:")
 
 
 def llm_params(llms: Sequence[str]) -> dict[str, float]:

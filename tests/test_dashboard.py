@@ -698,3 +698,22 @@ def test_budget_page_overlays_pairs_of_two_datasets(db: Path) -> None:
     names = [t["name"] for t in spec["data"] if t.get("mode") == "lines+markers"]
     assert len(names) == 4  # 2 pairs x 2 strategies
     assert sum(n.startswith("other demo") for n in names) == 2
+
+
+def test_pages_that_vote_warn_where_every_answer_differs(db: Path) -> None:
+    # RewardMATH (real): one correct and nine incorrect solutions, each its own answer
+    from tests.conftest import SHARED_DATA
+
+    folder = SHARED_DATA / "rewardmath"
+    with Store(db) as s:
+        import_path(s, folder / "ArmoRM_reward.json", name="rewardmath")
+    at = _page(_app(), "budget")
+    assert not [w for w in at.warning if "answers all differ" in w.value]  # the demo votes
+    box = next(b for b in at.sidebar.selectbox if b.label == "Dataset")
+    box.select(next(o for o in box.options if o.startswith("rewardmath"))).run()
+    assert not at.exception
+    for page in ("budget", "adaptive", "allocation", "problems"):
+        _page(at, page)
+        notes = [w.value for w in at.warning if "answers all differ" in w.value]
+        assert len(notes) == 1, (page, [w.value for w in at.warning])
+        assert "In 100% of this dataset's problems" in notes[0]

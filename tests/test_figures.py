@@ -189,6 +189,26 @@ def _shown(markup: str) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", markup).split())
 
 
+def test_budget_bands_only_for_the_highlighted_strategies_when_many(
+    bview: V.BudgetView,
+) -> None:
+    def banded(fig: go.Figure) -> set[str]:
+        return {t.legendgroup for t in fig.data if t.type == "scatter" and t.fill == "toself"}
+
+    every = {cur.strategy for cur in bview.curves}
+    assert len(every) == 5 and banded(F.budget_figure(bview)) == every
+    fig = F.budget_figure(bview, highlight=("logit_wv", "vanilla_wv"))
+    assert banded(fig) == {"logit_wv", "vanilla_wv"}
+    title = fig.layout.title.text.replace("<br>", " ")
+    assert "drawn for logit WV and vanilla WV (hover any curve for its interval)" in title
+    # every curve is still drawn, with its interval in the hover
+    lines = [t for t in fig.data if t.mode == "lines+markers" and t.legendgroup in every]
+    assert {t.legendgroup for t in lines} == every
+    assert all(t.customdata is not None and "%{customdata[0]" in t.hovertemplate for t in lines)
+    # a strategy not drawn highlights nothing: all bands again
+    assert banded(F.budget_figure(bview, highlight=("kde_wv",))) == every
+
+
 def test_efficiency_written_under_each_panels_title(bview: V.BudgetView) -> None:
     fig = F.budget_figure(bview)
     texts = [a.text for a in fig.layout.annotations]
@@ -377,6 +397,19 @@ def test_allocation_curve_with_its_band_on_a_log2_axis(aview: V.AllocationView) 
     assert max(len(_shown(line)) for line in note.split("<br>")) <= 60
 
 
+def test_allocation_says_which_bin_is_hardest_in_the_scores_as_imported(
+    aview: V.AllocationView,
+) -> None:
+    # bin 1 is the predicted hardest: the lowest mean score, but the highest where lower
+    # scores are better (a length), whose bins are shown in raw units
+    higher = F.allocation_figure(aview).layout.title.text.replace("<br>", " ")
+    assert "bin 1 = lowest mean score: the predicted hardest" in higher
+    lower = replace(aview, lower_is_better=True)
+    title = F.allocation_figure(lower).layout.title.text.replace("<br>", " ")
+    assert "bin 1 = highest mean score (lower is better here)" in title
+    assert "bin 1 = lowest" not in title
+
+
 def test_allocation_choice_panel_shows_each_bins_choice(aview: V.AllocationView) -> None:
     fig = F.allocation_figure(aview)
     (hm,) = [t for t in fig.data if t.type == "heatmap"]
@@ -455,6 +488,26 @@ def test_dataset_overview_is_the_pair_summary() -> None:
     assert heat.text[1][0] == "–" and heat.text[0][1] == "-0.40"
     # a diverging scale centred on 0: negative separation (lower is better) reads blue/red
     assert heat.zmid == 0.0 and heat.zmin == -1.2 and heat.zmax == 1.2
+
+
+def test_dataset_overview_of_one_llm_and_many_verifiers_lists_them_as_rows() -> None:
+    import pandas as pd
+
+    vers = [f"verifier-{k}" for k in range(10)]  # RewardMATH: 1 LLM x 10 reward models
+    seps = [0.1 * k - 0.3 for k in range(10)]
+    summary = pd.DataFrame(
+        {"llm": ["m"] * 10, "verifier": vers, "accuracy": [0.1] * 10, "separation": seps}
+    )
+    fig = F.dataset_overview_figure(summary, "one LLM: pairs")
+    (heat,) = fig.data
+    assert list(heat.y) == vers and list(heat.x) == ["m (10% correct)"]
+    np.testing.assert_allclose(np.asarray(heat.z, dtype=float).ravel(), seps)
+    assert [r[0] for r in heat.text] == [f"{v:+.2f}" for v in seps]
+    assert "%{x}<br>%{y}" in heat.hovertemplate  # the LLM first, as in the other layout
+    # one row of 42 px per verifier, and never a strip too low for its colour bar
+    assert fig.layout.height >= 170 + 42 * 10
+    few = F.dataset_overview_figure(summary.iloc[:1], "one pair")
+    assert few.layout.height >= 170 + 150
 
 
 def test_issue_lines_show_user_strings_as_written() -> None:
@@ -879,6 +932,7 @@ def test_overlay_figure_keeps_strategy_colours_and_styles_pairs(
 
 
 def test_every_figure_is_drawn_on_the_white_template(
+    monkeypatch: pytest.MonkeyPatch,
     wview: V.WeightView,
     bview: V.BudgetView,
     cview: V.CompareView,
@@ -886,8 +940,12 @@ def test_every_figure_is_drawn_on_the_white_template(
     aview: V.AllocationView,
     mview: V.CombineView,
 ) -> None:
-    # the template comes from Plotly's default (set once by the figures module), not
-    # from each figure: it must still be the white one in every figure and in its JSON
+    # the template comes from Plotly's default, which the figures module makes the white
+    # one when it makes a figure: whatever set it before (importing Streamlit sets its
+    # own; here Plotly's grey one), every figure and its JSON carry the white template
+    import plotly.io as pio
+
+    monkeypatch.setattr(pio.templates, "default", "plotly")
     figs = [
         F.weight_figure(wview),
         F.budget_figure(bview),

@@ -871,3 +871,23 @@ def test_where_every_answer_differs_the_baseline_is_best_of_n(store: Store, tmp_
     assert V.default_baseline(store, rep) == ("majority", "")
     base, why = V.default_baseline(store, dis)
     assert base == "best_of_n" and "majority vote is a random pick" in why
+
+
+def test_combining_a_dataset_of_one_signal_says_there_is_nothing_to_combine(
+    store: Store, tmp_path: Path
+) -> None:
+    from core.importers.writers import WRITERS
+    from tests.conftest import make_long_frame
+
+    one = make_long_frame(n_problems=6, verifiers=("prm",))
+    import_path(store, WRITERS["long-csv"][0](one, tmp_path / "one.csv"), name="one signal")
+    info = store.get_dataset("one signal")
+    why = V.combine_obstacle(store, info, "m1", ["prm"], SETTINGS)
+    assert why is not None and "one signal per response (prm)" in why
+    assert "Choose" not in why  # there is nothing more to choose
+    two = make_long_frame(n_problems=6)
+    import_path(store, WRITERS["long-csv"][0](two, tmp_path / "two.csv"), name="two signals")
+    info2 = store.get_dataset("two signals")
+    assert V.combine_obstacle(store, info2, "m1", ["prm"], SETTINGS) == (
+        "Choose at least two signals to combine."
+    )

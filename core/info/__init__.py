@@ -23,7 +23,7 @@ from core.info.common import (
     parse_llm_params,
     sample_issues,
 )
-from core.info.compare import CompareView, compare_view, default_baseline
+from core.info.compare import CompareView, compare_view, default_baseline, voting_note
 from core.info.overlay import MAX_OVERLAY, OverlayView, overlay_view
 from core.info.problems import (
     FILTER_KINDS,
@@ -92,6 +92,7 @@ __all__ = [
     "problem_view",
     "sample_issues",
     "transfer_view",
+    "voting_note",
     "warm_curves",
     "weight_grid_view",
     "weight_summary",

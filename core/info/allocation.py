@@ -99,6 +99,15 @@ class AllocationView:
     reduction: str
     from_cache: bool
     issues: tuple[Issue, ...] = ()
+    lower_is_better: bool = False  # the verifier's raw scores (e.g. a length)
+
+    @property
+    def bin_order(self) -> str:
+        """Which bin is which, in the scores as imported: bin 1 is always the predicted
+        hardest, which is the lowest mean score, or the highest where lower is better."""
+        if self.lower_is_better:
+            return "bin 1 = highest mean score (lower is better here): the predicted hardest"
+        return "bin 1 = lowest mean score: the predicted hardest"
 
     def bin_label(self, k: int) -> str:
         """E.g. "bin 1: mean score 0.12-0.45"."""
@@ -310,6 +319,7 @@ def allocation_view(
         n_subsets=config.n_subsets,
         seed=seed,
         reduction=config.reduction,
+        lower_is_better=pair.orientation == "lower",
         from_cache=res.from_cache,
         issues=tuple(issues),
     )

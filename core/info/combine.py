@@ -101,6 +101,13 @@ def combine_obstacle(
     calibration problems lack two correct and two incorrect responses (every labelled
     combiner fits a density per class there)."""
     vs = tuple(dict.fromkeys(verifiers))
+    if len(info.verifiers) < 2:
+        return (
+            f"{info.name} has one signal per response ({info.verifiers[0]}): there is "
+            "nothing to combine. Combining needs a dataset scored by two or more verifiers "
+            "(or with other per-response signals, such as the response length, imported "
+            "as verifiers)."
+        )
     if len(vs) < 2:
         return "Choose at least two signals to combine."
     for v in vs:

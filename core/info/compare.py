@@ -158,6 +158,21 @@ def default_baseline(store: Store, info: DatasetInfo) -> tuple[str, str]:
     return "majority", ""
 
 
+def voting_note(store: Store, info: DatasetInfo) -> str:
+    """Why votes over answers mean nothing on this dataset, or "" when they do: where
+    (almost) every problem's answers all differ (e.g. RewardMATH's solutions, each its own
+    answer), majority vote is a random pick and a weighted vote is the best-of-N choice."""
+    share = store.all_distinct_share(info)
+    if share == share and share >= ALL_DISTINCT:
+        return (
+            f"In {share:.0%} of this dataset's problems the answers all differ (each response "
+            "is its own answer), so majority vote is a random pick and a weighted vote picks "
+            "the best-scored response, as best-of-N does: read the verifiers against best-of-N "
+            "here, not against majority vote."
+        )
+    return ""
+
+
 def compare_view(
     store: Store,
     info: DatasetInfo,

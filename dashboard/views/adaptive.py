@@ -20,6 +20,7 @@ st.caption(
 )
 ctx = state.page_context()
 state.simulated_banner(ctx)
+state.voting_banner(ctx)
 c1, c2, c3 = st.columns([2.2, 1, 1])
 rules = state.multiselect(
     "Stopping rules",

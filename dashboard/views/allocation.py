@@ -24,6 +24,7 @@ st.caption(
 )
 ctx = state.page_context()
 state.simulated_banner(ctx)
+state.voting_banner(ctx)
 
 c1, c2 = st.columns([2.6, 1])
 candidates = state.multiselect(
@@ -90,10 +91,8 @@ table = view.bin_table(int(budget))
 pct = {c: st.column_config.NumberColumn(format="%.1f") for c in table.columns[4:]}
 st.dataframe(table, hide_index=True, width="stretch", column_config=pct)
 st.caption(
-    "Accuracy in % within each bin, over both folds. Bin 1 holds the problems with the "
-    "lowest mean verifier score (for scores where higher means more likely correct: the "
-    "predicted hardest). Each fold's choice is made "
-    "on the other fold's problems of the same bin."
+    f"Accuracy in % within each bin, over both folds; {view.bin_order}. Each fold's "
+    "choice is made on the other fold's problems of the same bin."
 )
 with st.expander("Every budget, bin and fold (table)"):
     full = view.to_frame()

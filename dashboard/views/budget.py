@@ -29,6 +29,7 @@ st.caption(
     "subsets serve every strategy."
 )
 ctx = state.page_context()
+state.voting_banner(ctx)
 names = strategy_names(simulated=ctx.info.has_truth)
 pair_names = {f"{m} × {v}": (m, v) for m, v in ctx.info.pairs}
 
@@ -171,7 +172,7 @@ view = state.compute(
     ),
 )
 state.chart(
-    budget_figure(view, x_axis, params, mode=mode),
+    budget_figure(view, x_axis, params, mode=mode, highlight=(eff_a, eff_b)),
     "budget_chart",
     "budget",
     mode,

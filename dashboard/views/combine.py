@@ -20,6 +20,7 @@ st.caption(
 )
 ctx = state.page_context()
 state.simulated_banner(ctx)
+state.voting_banner(ctx)
 state.reset_on_dataset_change("combine", ["m_verifiers"], ctx.info)
 others = [v for v in ctx.info.verifiers if v != ctx.verifier]
 verifiers = state.multiselect(

@@ -48,7 +48,7 @@ else:
         hide_index=True,
         width="stretch",
         column_config={
-            "name": st.column_config.TextColumn(width="large"),  # long names in full
+            "name": st.column_config.TextColumn(width="large", pinned=True),  # in full
             "responses": st.column_config.NumberColumn(format="localized"),
             "imported": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
         },
@@ -91,6 +91,17 @@ if info is not None:
     st.dataframe(
         summary,
         hide_index=True,
+        # what tells the pairs apart first (a narrow screen scrolls the rest sideways)
+        column_order=[
+            "llm",
+            "verifier",
+            "separation",
+            "accuracy",
+            "responses",
+            "problems",
+            "score_min",
+            "score_max",
+        ],
         width="stretch",
         column_config={
             "responses": st.column_config.NumberColumn(format="localized"),
@@ -98,15 +109,16 @@ if info is not None:
             "score_min": st.column_config.NumberColumn("min score", format="%.3f"),
             "score_max": st.column_config.NumberColumn("max score", format="%.3f"),
             "separation": st.column_config.NumberColumn(
-                "separation (sd; higher: better)",
+                "separation (sd, ↑ better)",
                 format="%+.2f",
+                width=170,  # its numbers in view beside the two pinned name columns
                 help="mean score of correct minus incorrect responses, in standard "
                 "deviations of the score: how well the verifier tells them apart. Higher "
                 "is better; near 0 the verifier does not separate them; negative: lower "
                 "scores go with correct answers (e.g. a length).",
             ),
-            "llm": st.column_config.TextColumn("LLM", width="medium"),
-            "verifier": st.column_config.TextColumn(width="medium"),
+            "llm": st.column_config.TextColumn("LLM", width=150, pinned=True),
+            "verifier": st.column_config.TextColumn(width=150, pinned=True),
         },
     )
     c1, c2, _ = st.columns([1, 1, 3])

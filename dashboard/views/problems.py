@@ -27,6 +27,7 @@ st.caption(
     "own labels were never used."
 )
 ctx = state.page_context()
+state.voting_banner(ctx)
 
 c1, c2 = st.columns([1.6, 1.4])
 strategies = state.multiselect(

@@ -22,6 +22,7 @@ st.caption(
     "a fit that never saw it."
 )
 ctx = state.page_context()
+state.voting_banner(ctx)
 store = ctx.store
 infos = store.list_datasets()
 refs: dict[str, PairRef] = {}
