@@ -144,13 +144,19 @@ def _ratio_cell(r: float, lo: float, hi: float) -> str:
 ALL_DISTINCT = 0.9
 
 
+def _all_distinct(store: Store, info: DatasetInfo) -> float | None:
+    """The share of problems whose answers all differ, when it makes votes meaningless."""
+    share = store.all_distinct_share(info)
+    return share if share == share and share >= ALL_DISTINCT else None
+
+
 def default_baseline(store: Store, info: DatasetInfo) -> tuple[str, str]:
     """The baseline a comparison should default to, and why when it is not majority vote:
     where (almost) every problem's answers all differ, majority vote is a random pick and
     a gain over it means nothing; best-of-N (the reward model's own choice) is then the
     baseline."""
-    share = store.all_distinct_share(info)
-    if share == share and share >= ALL_DISTINCT:
+    share = _all_distinct(store, info)
+    if share is not None:
         return "best_of_n", (
             f"In {share:.0%} of this dataset's problems the answers all differ, so majority "
             "vote is a random pick: the baseline is best-of-N (the verifier's own choice)."
@@ -162,8 +168,8 @@ def voting_note(store: Store, info: DatasetInfo) -> str:
     """Why votes over answers mean nothing on this dataset, or "" when they do: where
     (almost) every problem's answers all differ (e.g. RewardMATH's solutions, each its own
     answer), majority vote is a random pick and a weighted vote is the best-of-N choice."""
-    share = store.all_distinct_share(info)
-    if share == share and share >= ALL_DISTINCT:
+    share = _all_distinct(store, info)
+    if share is not None:
         return (
             f"In {share:.0%} of this dataset's problems the answers all differ (each response "
             "is its own answer), so majority vote is a random pick and a weighted vote picks "
