@@ -20,6 +20,7 @@ decoded payloads in front of it.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import hashlib
@@ -32,6 +33,7 @@ import shutil
 import threading
 import time
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -414,6 +416,7 @@ class Store:
         # one computation per cache key at a time: a second asker (a page while the
         # background warm-up computes the same pair) waits for the first one's result
         self._inflight: dict[str, threading.Lock] = {}
+        _OPEN_STORES.add(self)
         with self._use():
             self._ensure_schema()
 
@@ -466,6 +469,17 @@ class Store:
                         )
                         timer.daemon = True
                         timer.start()
+
+    def _release_at_exit(self) -> None:
+        """Close the connection on the exiting main thread and void the idle-release
+        timers: a timer thread closing it while the interpreter shuts down is stopped
+        inside DuckDB's close, which aborts the process ("FATAL: exception not
+        rethrown")."""
+        with self._conn_lock:
+            self._release_token += 1
+            if self._con is not None:
+                self._con.close()
+                self._con = None
 
     def _release_if_idle(self, token: int) -> None:
         with self._conn_lock:
@@ -1513,6 +1527,17 @@ def pair_from_frame(df: pd.DataFrame, dataset_id: str, llm: str, verifier: str) 
 # --------------------------------------------------------------------------------------
 # the result cache's codec
 # --------------------------------------------------------------------------------------
+
+#: Every Store of the process, so that their connections are closed at exit by the main
+#: thread (`Store._release_at_exit`), before daemon threads are stopped.
+_OPEN_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_stores_at_exit() -> None:
+    for store in list(_OPEN_STORES):
+        store._release_at_exit()
+
 
 _MEMORY_ENTRIES = 256
 #: facts of dataset contents (pair summaries, ...) a Store keeps in memory

@@ -14,7 +14,7 @@ import core.store as store_mod
 from core.importers import ImportValidationError, collect_files, import_path
 from core.importers.writers import WRITERS
 from core.store import Store, StoreError
-from tests.conftest import make_long_frame
+from tests.conftest import ROOT, make_long_frame
 
 LONG_COLS = [
     "problem_id",
@@ -408,3 +408,37 @@ def test_the_all_distinct_share_is_computed_once_per_content(
     import_path(store, path, name="d", replace=True)
     assert store.all_distinct_share("d") == pytest.approx(1.0)
     assert len(asked) == 2
+
+
+EXIT_SCRIPT = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import core.store as S
+S.IDLE_RELEASE_S = 0.001  # the idle-release timers fire while the interpreter exits
+store = S.Store(sys.argv[2], shared=True)
+for _ in range(200):
+    with store._use():
+        store._cur().execute("SELECT 1").fetchall()
+time.sleep(float(sys.argv[3]))
+"""
+
+
+def test_a_process_exits_cleanly_while_its_store_releases_the_file(tmp_path: Path) -> None:
+    """A shared Store lets go of the file from timer threads; one closing it while the
+    interpreter shut down aborted the process ("FATAL: exception not rethrown", exit
+    134), which could fail a whole test run at its end."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "exit.duckdb"
+    Store(db).close()
+    codes = [
+        subprocess.run(
+            [sys.executable, "-c", EXIT_SCRIPT, str(ROOT), str(db), str(pause)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        for pause in (0.001, 0.003) * 4
+    ]
+    assert [c.returncode for c in codes] == [0] * 8, [c.stderr[-300:] for c in codes]
