@@ -950,7 +950,7 @@ def budget_figure(
         x_title = f"expected {what} per problem (log)"
     else:
         fig.update_xaxes(
-            type="log", tickvals=budgets, ticktext=[str(b) for b in budgets], showgrid=True
+            type="log", tickvals=budgets, ticktext=_budget_ticktext(budgets), showgrid=True
         )
         x_title = "samples per problem N (log2 scale)"
     y_title = "accuracy"
@@ -1044,7 +1044,7 @@ def overlay_figure(view: OverlayView) -> go.Figure:
     fig.update_xaxes(
         type="log",
         tickvals=ticks,
-        ticktext=[str(b) for b in ticks],
+        ticktext=_budget_ticktext(ticks),
         title_text="samples per problem N (log2 scale)",
         showgrid=True,
     )
@@ -1559,6 +1559,23 @@ def _tint(hex_color: str, amount: float) -> str:
 CHOICE = "#111111"
 
 
+def _budget_ticktext(budgets: Sequence[int], min_gap: float = 0.5) -> list[str]:
+    """Tick labels of budgets on a log2 axis: a budget closer than `min_gap` doublings to
+    the last labelled one gets none (64 and 80 ran together as "6480"); the last budget
+    (the full one) is always labelled, in place of a close predecessor."""
+    logs = np.log2(np.asarray(budgets, dtype=float))
+    keep = [False] * len(budgets)
+    last = -math.inf
+    for i, x in enumerate(logs):
+        if x - last >= min_gap:
+            keep[i], last = True, x
+    if keep and not keep[-1]:
+        j = max(i for i in range(len(keep) - 1) if keep[i])
+        keep[j] = j == 0  # the first label stays (the axis needs a start)
+        keep[-1] = True
+    return [str(b) if k else "" for b, k in zip(budgets, keep, strict=True)]
+
+
 def _log2_edges(budgets: tuple[int, ...]) -> list[float]:
     """Cell edges centred on each budget on a log axis (geometric midpoints)."""
     b = np.asarray(budgets, dtype=float)
@@ -1655,7 +1672,10 @@ def allocation_figure(view: AllocationView) -> go.Figure:
         yanchor="top",
         **NOTE_BOX,
     )
-    # which strategy each (bin, fold) chose: rows from bin 1 (top) down
+    # which strategy each (bin, fold) chose: rows from bin 1 (top) down; a cell less than
+    # half a doubling wide (64 next to 80) is named in its hover only
+    edges = np.log2(_log2_edges(view.budgets))
+    wide_cells = list(np.diff(edges) >= 0.5)
     n_c = len(view.candidates)
     zrows, trows, ylabels, custom = [], [], [], []
     for k in range(view.n_bins):
@@ -1665,7 +1685,10 @@ def allocation_figure(view: AllocationView) -> go.Figure:
             # a cell is ~60 px on a laptop: the name's first word (the colour is the
             # strategy's own, as in the curves above; the hover has the full name)
             trows.append(
-                [plotly_plain(short_name(view.candidates[i]).split(" ")[0][:9]) for i in idx]
+                [
+                    plotly_plain(short_name(view.candidates[i]).split(" ")[0][:9]) if wide else ""
+                    for i, wide in zip(idx, wide_cells, strict=True)
+                ]
             )
             rng = (
                 f"{view.score_low[k]:.2f}–{view.score_high[k]:.2f}"
@@ -1715,7 +1738,7 @@ def allocation_figure(view: AllocationView) -> go.Figure:
         fig.add_hline(y=2 * k - 0.5, line={"color": "white", "width": 5}, row=2, col=1)
     fig.update_yaxes(autorange="reversed", row=2, col=1, showgrid=False)
     budgets = list(view.budgets)
-    fig.update_xaxes(type="log", tickvals=budgets, ticktext=[str(b) for b in budgets])
+    fig.update_xaxes(type="log", tickvals=budgets, ticktext=_budget_ticktext(budgets))
     fig.update_xaxes(showgrid=True, row=1, col=1)
     fig.update_xaxes(title_text="samples per problem N (log2 scale)", showgrid=False, row=2, col=1)
     fig.update_xaxes(showticklabels=True, row=1, col=1)
@@ -1820,7 +1843,7 @@ def combine_figure(view: CombineView) -> go.Figure:
     fig.update_xaxes(
         type="log",
         tickvals=budgets,
-        ticktext=[str(b) for b in budgets],
+        ticktext=_budget_ticktext(budgets),
         title_text="samples per problem N (log2 scale)",
         showgrid=True,
     )

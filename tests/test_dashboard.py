@@ -420,8 +420,12 @@ def test_compare_page_recomputes_on_controls(db: Path) -> None:
     table = at.dataframe[0].value
     assert len(table) == 7 * len(default_strategies())
     # every cell says how many samples the strategy needs to match the baseline, with CI
+    # (the baseline's own rows: that it is the baseline)
     col = next(c for c in table.columns if c.startswith("samples to match"))
-    assert table[col].str.fullmatch(r"(\d+%|never) \[(\d+%|never), (\d+%|never)\]").all()
+    own = table["strategy"] == "Majority vote"
+    assert own.sum() == 7 and (table.loc[own, col] == "(the baseline)").all()
+    cells = table.loc[~own, col]
+    assert cells.str.fullmatch(r"(\d+%|never) \[(\d+%|never), (\d+%|never)\]").all()
     at.select_slider(key="w_c_budget").set_value(4).run()
     assert not at.exception
     heat4 = _chart(at)["data"][0]

@@ -959,3 +959,14 @@ def test_every_figure_is_drawn_on_the_white_template(
         layout = fig.to_plotly_json()["layout"]
         assert layout["template"]["layout"]["plot_bgcolor"] == "white"
         assert layout["template"]["layout"]["xaxis"]["gridcolor"] == "#EBF0F8"
+
+
+def test_budget_tick_labels_never_run_together() -> None:
+    # BoInf's budgets end in 64 and 80: a third of a doubling apart on the log2 axis
+    assert F._budget_ticktext([1, 2, 4, 8, 16, 32, 64, 80]) == [
+        "1", "2", "4", "8", "16", "32", "", "80",
+    ]  # fmt: skip
+    assert F._budget_ticktext([1, 2, 4, 8]) == ["1", "2", "4", "8"]
+    assert F._budget_ticktext([32, 48, 64, 80]) == ["32", "48", "", "80"]
+    assert F._budget_ticktext([8, 10]) == ["8", "10"]  # two: both kept
+    assert F._budget_ticktext([1]) == ["1"]

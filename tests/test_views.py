@@ -344,6 +344,9 @@ def test_compare_exports(demo: Store, info: DatasetInfo) -> None:
     assert shown.shape[0] == 2 and shown["accuracy (%)"].iloc[1] == pytest.approx(
         100 * v.accuracy[0, 1]
     )
+    # the baseline's own row has no "samples to match" interval (itself at its budget)
+    match = shown[next(c for c in shown.columns if c.startswith("samples to match"))]
+    assert match.iloc[0] == "(the baseline)" and match.iloc[1] != "(the baseline)"
 
 
 def test_latex_escapes_special_characters() -> None:

@@ -114,8 +114,10 @@ class CompareView:
                 ],
                 "interval excludes 0": self.significant().reshape(-1),
                 f"samples to match {get_strategy(self.baseline).short_name}@{self.budget}": [
-                    _ratio_cell(r, lo, hi)
-                    for r, lo, hi in zip(
+                    # the baseline against itself matches at its own budget: nothing to say
+                    "(the baseline)" if s == self.baseline else _ratio_cell(r, lo, hi)
+                    for s, r, lo, hi in zip(
+                        df["strategy"],
                         df["samples_ratio"],
                         df["samples_ratio_low"],
                         df["samples_ratio_high"],

@@ -109,10 +109,12 @@ st.dataframe(
     width="stretch",
     column_config={
         # the row's names stay in view when the table scrolls sideways on a narrow screen
-        "pair": st.column_config.TextColumn(pinned=True),
-        "strategy": st.column_config.TextColumn(pinned=True),
-        "accuracy (%)": st.column_config.NumberColumn(format="%.1f"),
-        table.columns[3]: st.column_config.NumberColumn(format="%+.2f"),
+        "pair": st.column_config.TextColumn(pinned=True, width=170),
+        "strategy": st.column_config.TextColumn(pinned=True, width=140),
+        "accuracy (%)": st.column_config.NumberColumn(format="%.1f", width=95),
+        # the gain and its interval next: on a laptop screen the rest scrolls
+        table.columns[3]: st.column_config.NumberColumn(format="%+.2f", width=110),
+        table.columns[4]: st.column_config.TextColumn(width=120),
     },
 )
 stem = re.sub(r"[^A-Za-z0-9._-]+", "_", f"compare_{view.dataset}_N{view.budget}")
