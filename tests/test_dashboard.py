@@ -397,6 +397,7 @@ def test_compute_frontier_page(db: Path) -> None:
     front = _trace(spec, "Pareto frontier")
     assert len(_values(front["x"])) >= 2
     assert "accuracy" in at.success[0].value
+    assert re.search(r"for [\d,]+ tokens per problem\.$", at.success[0].value)  # not 1.1e+04
     at.number_input(key="w_f_budget_tokens").set_value(0.0).run()
     assert "Nothing fits" in at.info[0].value
     at.selectbox(key="w_f_unit").select("flops").run()

@@ -93,8 +93,16 @@ best = view.best_at(budget)
 if best is None:
     st.info("Nothing fits that budget: even the cheapest point costs more.")
 else:
+    # 11,200 tokens, not 1.12e+04; FLOPs stay in scientific notation
+    cost = (
+        f"{best.cost:.3g} FLOPs"
+        if unit == "flops"
+        else f"{best.cost:,.1f} samples"
+        if unit == "samples"
+        else f"{best.cost:,.0f} {unit}"
+    )
     st.success(
         f"**{plain(best.llm)}** with {plain(get_strategy(best.strategy).label)} at N = "
         f"{best.budget}: accuracy {best.accuracy:.1%} [{best.low:.1%}, {best.high:.1%}] for "
-        f"{best.cost:,.4g} {'FLOPs' if unit == 'flops' else unit} per problem."
+        f"{cost} per problem."
     )
