@@ -230,7 +230,7 @@ def scenario(page: Any, record: Callable[[str, str, float], None]) -> None:
     record(
         "control",
         "baseline -> weighted vote",
-        timed(page, title=ct, **pick(page, "Baseline", "Weighted vote")),
+        timed(page, title=ct, **pick(page, "Baseline", "Vanilla WV")),
     )
     record(
         "control",

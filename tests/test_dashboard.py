@@ -434,7 +434,7 @@ def test_compare_page_recomputes_on_controls(db: Path) -> None:
     assert "N = 4" in _chart(at)["layout"]["title"]["text"]
     at.selectbox(key="w_c_baseline").select("vanilla_wv").run()
     heat_v = _chart(at)["data"][0]
-    col = heat_v["x"].index(next(x for x in heat_v["x"] if x.startswith("Weighted")))
+    col = heat_v["x"].index(next(x for x in heat_v["x"] if x.startswith("Vanilla WV")))
     assert np.all(_values(heat_v["z"])[:, col] == 0)
     labels = [d.label for d in at.get("download_button")]
     # the chart's own downloads, then the table's (with its intervals) as CSV and LaTeX

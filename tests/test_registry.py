@@ -93,9 +93,9 @@ def test_readme_example_runs_as_written(plugin: Path) -> None:
     assert out.returncode == 0, out.stderr
     rows = {
         m.group(1): [float(x) for x in m.group(2).split()]
-        for m in re.finditer(r"^(Majority vote|Power WV|Weighted vote)\s+(.*)$", out.stdout, re.M)
+        for m in re.finditer(r"^(Majority vote|Power WV|Vanilla WV)\s+(.*)$", out.stdout, re.M)
     }
-    assert set(rows) == {"Majority vote", "Power WV", "Weighted vote"}, out.stdout
+    assert set(rows) == {"Majority vote", "Power WV", "Vanilla WV"}, out.stdout
     # budgets 1, 2, 4, 8, 16; at N = 1 every strategy picks the single response
     assert all(len(v) == 5 for v in rows.values())
     assert len({v[0] for v in rows.values()}) == 1

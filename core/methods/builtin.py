@@ -386,7 +386,7 @@ BUILTIN: Final[tuple[Strategy, ...]] = (
     ),
     Vanilla(
         name="vanilla_wv",
-        label="Weighted vote",
+        label="Vanilla WV",
         short="vanilla WV",
         description="weight = transformed score t",
         color="#1f77b4",
