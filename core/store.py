@@ -37,7 +37,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -412,7 +412,8 @@ class Store:
         self._memory: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._memory_lock = threading.Lock()
         # per-pair summaries by dataset content (every page's default pair reads one)
-        self._facts: OrderedDict[tuple[str, str, str, datetime], Any] = OrderedDict()
+        self._facts: OrderedDict[tuple[str, str, str, datetime], tuple[Any, int]] = OrderedDict()
+        self._fact_bytes = 0
         # one computation per cache key at a time: a second asker (a page while the
         # background warm-up computes the same pair) waits for the first one's result
         self._inflight: dict[str, threading.Lock] = {}
@@ -1134,12 +1135,18 @@ class Store:
             [info.dataset_id],
         )
 
-    def responses(self, dataset: DatasetInfo | str, llm: str | None = None) -> pd.DataFrame:
+    def responses(
+        self, dataset: DatasetInfo | str, llm: str | None = None, problem_id: str | None = None
+    ) -> pd.DataFrame:
+        """The responses of a dataset (of one LLM, of one problem)."""
         info = self.resolve(dataset)
         rows, params = self._responses_rows(info, llm)
+        where = ""
+        if problem_id is not None:
+            where, params = " WHERE problem_id = ?", [*params, problem_id]
         return self._fetch_df(
             "SELECT llm, problem_id, sample_idx, answer_raw, answer_key, is_correct, n_tokens "
-            f"FROM ({rows}) ORDER BY llm, problem_id, sample_idx",
+            f"FROM ({rows}){where} ORDER BY llm, problem_id, sample_idx",
             params,
         )
 
@@ -1179,23 +1186,31 @@ class Store:
                 params,
             )
 
-        summary: pd.DataFrame = self._per_content("pair_summary", info, query)
+        summary: pd.DataFrame = self.per_content("pair_summary", info, query)
         return summary.copy()  # (a copy to change)
 
-    def _per_content(self, kind: str, info: DatasetInfo, compute: Callable[[], Any]) -> Any:
-        """A fact of a dataset's content (`kind`: which fact), computed once per content
-        and kept in memory: every page asks for some on every script run (0.03-0.2 s a
-        query). The key holds the content's fingerprint and import time, so a replaced
-        dataset is asked again."""
+    def per_content(self, kind: str, info: DatasetInfo, compute: Callable[[], Any]) -> Any:
+        """A fact of a dataset's content, or a view computed from it, computed once per
+        content and kept in memory (`kind` names it with every input besides the content):
+        every page asks for some on every script run (0.03-0.2 s each). The key holds the
+        content's fingerprint and import time, so a replaced dataset is asked again."""
         key = (kind, info.dataset_id, info.content_sha256, info.imported_at)
         with self._memory_lock:
             if key in self._facts:
-                return self._facts[key]
+                self._facts.move_to_end(key)
+                return self._facts[key][0]
         value = compute()
+        size = held_bytes(value)
+        if size > _FACT_BYTES // 4:  # a view of a huge dataset: asked again when needed
+            return value
+        held_bytes(value, freeze=True)
         with self._memory_lock:
-            self._facts[key] = value
-            while len(self._facts) > _FACT_ENTRIES:
-                self._facts.popitem(last=False)
+            if key in self._facts:
+                self._fact_bytes -= self._facts.pop(key)[1]
+            self._facts[key] = (value, size)
+            self._fact_bytes += size
+            while len(self._facts) > _FACT_ENTRIES or self._fact_bytes > _FACT_BYTES:
+                self._fact_bytes -= self._facts.popitem(last=False)[1][1]
         return value
 
     def all_distinct_share(self, dataset: DatasetInfo | str) -> float:
@@ -1219,7 +1234,7 @@ class Store:
             )
             return float(row[0]) if row is not None and row[0] is not None else math.nan
 
-        return float(self._per_content("all_distinct_share", info, query))
+        return float(self.per_content("all_distinct_share", info, query))
 
     def check_pair(self, info: DatasetInfo, llm: str, verifier: str) -> None:
         """Raise `StoreError` unless the dataset has this (LLM, verifier) pair."""
@@ -1540,8 +1555,36 @@ def _close_stores_at_exit() -> None:
 
 
 _MEMORY_ENTRIES = 256
-#: facts of dataset contents (pair summaries, ...) a Store keeps in memory
+#: facts and views of dataset contents (pair summaries, ...) a Store keeps in memory: at
+#: most this many, of at most this many bytes in all (`held_bytes`)
 _FACT_ENTRIES = 64
+_FACT_BYTES = 256 * 2**20
+
+
+def held_bytes(value: Any, freeze: bool = False, depth: int = 0) -> int:
+    """About how much memory `value` holds: its arrays and frames (through dataclasses,
+    mappings and sequences, a few levels deep); everything else counts 64 bytes. With
+    `freeze`, its arrays are made read-only: a value kept in memory is shared by every
+    caller, and one writing into it would change what the others see (now it raises)."""
+    if isinstance(value, np.ndarray):
+        if freeze:
+            value.setflags(write=False)
+        return int(value.nbytes)
+    if isinstance(value, pd.DataFrame | pd.Series):
+        return int(np.sum(value.memory_usage(index=True, deep=False)))
+    if depth >= 4:
+        return 64
+    if is_dataclass(value) and not isinstance(value, type):
+        return 64 + sum(
+            held_bytes(getattr(value, f.name), freeze, depth + 1) for f in fields(value)
+        )
+    if isinstance(value, Mapping):
+        return 64 + sum(held_bytes(v, freeze, depth + 1) for v in value.values())
+    if isinstance(value, list | tuple):
+        return 64 + sum(held_bytes(v, freeze, depth + 1) for v in value)
+    return 64
+
+
 #: longest wait for another thread computing the same cached result
 INFLIGHT_WAIT_S = 600.0
 _META = "__meta__"

@@ -142,15 +142,18 @@ def _pair(llm: str, verifier: str) -> str:
 TEMPLATE = "plotly_white"
 
 
-def _figure(*args: Any, **kwargs: Any) -> go.Figure:
+def _white_default() -> None:
     if pio.templates.default != TEMPLATE:
         pio.templates.default = TEMPLATE
+
+
+def _figure(*args: Any, **kwargs: Any) -> go.Figure:
+    _white_default()
     return go.Figure(*args, **kwargs)
 
 
 def _subplots(**kwargs: Any) -> go.Figure:
-    if pio.templates.default != TEMPLATE:
-        pio.templates.default = TEMPLATE
+    _white_default()
     return make_subplots(**kwargs)
 
 

@@ -18,6 +18,7 @@ from core.info.common import (
     ViewError,
     check_pair,
     curve_strategies,
+    kept_per_content,
     pair_name,
     sample_issues,
 )
@@ -190,6 +191,7 @@ class AllocationView:
         return str(self.to_frame().to_csv(index=False, float_format="%.6g"))
 
 
+@kept_per_content
 def allocation_view(
     store: Store,
     info: DatasetInfo,

@@ -22,6 +22,7 @@ from core.info.common import (
     ViewError,
     check_pair,
     curve_strategies,
+    kept_per_content,
     pair_name,
     sample_issues,
 )
@@ -194,6 +195,7 @@ class BudgetView:
         raise KeyError((llm, verifier, strategy))
 
 
+@kept_per_content
 def budget_view(
     store: Store,
     info: DatasetInfo,

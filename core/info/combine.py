@@ -13,7 +13,7 @@ from core.evaluation.config import EvalConfig
 from core.evaluation.crossfit import kfold
 from core.evaluation.pipeline import load_pair
 from core.evaluation.stats import curve_cis, paired_difference_cis
-from core.info.common import Issue, ViewError, check_pair
+from core.info.common import Issue, ViewError, check_pair, kept_per_content
 from core.store import DatasetInfo, Store
 from core.studies.combine import combined_curves
 from core.types import FloatArray, IntArray, TTSLabError
@@ -134,6 +134,7 @@ def combine_obstacle(
     return None
 
 
+@kept_per_content
 def combine_view(
     store: Store,
     info: DatasetInfo,

@@ -10,16 +10,99 @@ result of plain arrays. It writes no cache and no prose: what a reader should be
 
 from __future__ import annotations
 
+import enum
+import functools
+import hashlib
+import inspect
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields, is_dataclass, replace
+from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 import numpy as np
 
+from core.evaluation.config import EvalConfig
 from core.methods.registry import default_strategies, get_strategy, strategy_names
-from core.store import DatasetInfo
+from core.store import DatasetInfo, Store
 from core.types import FloatArray, TTSLabError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: arguments of a view function that do not change what it returns
+_NOT_KEYS = frozenset({"store", "info", "progress", "run_log"})
+
+
+class _Unkeyable(Exception):
+    pass
+
+
+def _key_part(v: Any) -> str:
+    """An exact text of an argument for a memory key (never one that two different values
+    share: arrays by a digest of their bytes, configs by their digest)."""
+    if v is None or isinstance(v, bool | int | float | str | enum.Enum):
+        return repr(v)
+    if isinstance(v, EvalConfig):
+        return f"config:{v.digest()}"
+    if isinstance(v, np.ndarray):
+        digest = hashlib.blake2b(np.ascontiguousarray(v).tobytes(), digest_size=16).hexdigest()
+        return f"array:{v.dtype}:{v.shape}:{digest}"
+    if isinstance(v, Mapping):
+        items = sorted((_key_part(k), _key_part(x)) for k, x in v.items())
+        return "{" + ",".join(f"{k}:{x}" for k, x in items) + "}"
+    if isinstance(v, list | tuple):
+        return "(" + ",".join(_key_part(x) for x in v) + ")"
+    if is_dataclass(v) and not isinstance(v, type):
+        state = {f.name: getattr(v, f.name) for f in fields(v)}
+        return f"{type(v).__qualname__}{_key_part(state)}"
+    raise _Unkeyable(type(v).__name__)
+
+
+def _kept(view: R) -> R:
+    """A view kept in memory, as a later caller gets it: its `from_cache` (whether its
+    numbers were computed now or read back) says read back."""
+    got = getattr(view, "from_cache", None)
+    if not is_dataclass(view) or isinstance(view, type) or got is None:
+        return view
+    again = True if isinstance(got, bool) else tuple(True for _ in got)
+    return cast(R, replace(view, from_cache=again))
+
+
+def kept_per_content(fn: Callable[P, R]) -> Callable[P, R]:
+    """A view function `fn(store, info, ...)` whose result is kept in memory per dataset
+    content (`Store.per_content`), keyed by its name and every other argument but
+    `progress` and `run_log`: a view seen before (a control set back, a page revisited,
+    another visitor on the same view) is not computed again, and says it was read back
+    (`from_cache`). `fn` must be pure: what it returns depends on the dataset's content
+    and its arguments only. A call with an
+    argument that has no exact key (a frame, an object) is computed as usual."""
+    sig = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        given = bound.arguments
+        store, info = given["store"], given["info"]
+        if not isinstance(store, Store) or not isinstance(info, DatasetInfo):
+            return fn(*args, **kwargs)
+        try:
+            key = f"{fn.__module__}.{fn.__qualname__}:" + ",".join(
+                f"{k}={_key_part(v)}" for k, v in given.items() if k not in _NOT_KEYS
+            )
+        except _Unkeyable:
+            return fn(*args, **kwargs)
+        computed: list[bool] = []
+
+        def compute() -> R:
+            computed.append(True)
+            return fn(*args, **kwargs)
+
+        result: R = store.per_content(key, info, compute)
+        return result if computed else _kept(result)
+
+    return wrapper
+
 
 IssueKind = Literal[
     "unfittable",  # a strategy could not be fitted (detail: why)

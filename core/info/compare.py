@@ -14,7 +14,7 @@ from core.evaluation.config import EvalConfig
 from core.evaluation.executors import RunLog
 from core.evaluation.stats import efficiencies, paired_difference_cis
 from core.info.budget import many_curves, pair_issues
-from core.info.common import Issue, ViewError, pair_name
+from core.info.common import Issue, ViewError, kept_per_content, pair_name
 from core.methods.registry import get_strategy
 from core.store import DatasetInfo, Store
 from core.types import BoolArray, FloatArray
@@ -181,6 +181,7 @@ def voting_note(store: Store, info: DatasetInfo) -> str:
     return ""
 
 
+@kept_per_content
 def compare_view(
     store: Store,
     info: DatasetInfo,

@@ -15,7 +15,7 @@ from core.evaluation.config import EvalConfig
 from core.evaluation.pipeline import load_pair, pair_curves
 from core.evaluation.stats import bootstrap_mean_ci
 from core.evaluation.stopping import fixed_cost, has_tokens
-from core.info.common import MIN_PROBLEMS, Issue, ViewError
+from core.info.common import MIN_PROBLEMS, Issue, ViewError, kept_per_content
 from core.store import DatasetInfo, Store
 from core.types import FloatArray
 
@@ -70,6 +70,7 @@ def pareto(cost: FloatArray, accuracy: FloatArray) -> np.ndarray:
     return out
 
 
+@kept_per_content
 def frontier_view(
     store: Store,
     info: DatasetInfo,

@@ -16,7 +16,7 @@ import pandas as pd
 from core.evaluation.config import EvalConfig
 from core.evaluation.engine import Q_EPS, TIE_RTOL
 from core.evaluation.pipeline import PairInputs, pair_inputs
-from core.info.common import ViewError, check_pair
+from core.info.common import ViewError, check_pair, kept_per_content
 from core.methods.ranked import ranked_scores
 from core.methods.registry import get_strategy, short_name, strategy_names
 from core.store import DatasetInfo, Store
@@ -231,8 +231,7 @@ class ProblemView:
 def _cluster_answers(
     store: Store, info: DatasetInfo, llm: str, problem_id: str, cluster: IntArray
 ) -> tuple[str, ...]:
-    resp = store.responses(info, llm)
-    rows = resp[resp["problem_id"] == problem_id].sort_values("sample_idx")
+    rows = store.responses(info, llm, problem_id)  # in sample order
     if len(rows) != len(cluster):
         return tuple(f"answer {c + 1}" for c in range(int(cluster.max()) + 1))
     raw = rows["answer_raw"].where(rows["answer_raw"].notna(), rows["answer_key"]).astype(str)
@@ -243,6 +242,7 @@ def _cluster_answers(
     return tuple(out)
 
 
+@kept_per_content
 def problem_view(
     store: Store,
     info: DatasetInfo,
@@ -484,6 +484,7 @@ def _contrast(
     return ids, share_a, share_b, float(np.mean(pa - pb)), note
 
 
+@kept_per_content
 def explorer_problems(
     store: Store,
     info: DatasetInfo,

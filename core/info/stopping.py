@@ -13,7 +13,7 @@ import numpy as np
 from core.evaluation.config import EvalConfig
 from core.evaluation.stats import bootstrap_mean_ci
 from core.evaluation.stopping import RULES, Saving, fixed_cost, has_tokens, saving
-from core.info.common import MIN_PROBLEMS, Issue
+from core.info.common import MIN_PROBLEMS, Issue, kept_per_content
 from core.store import DatasetInfo, Store
 from core.studies.stopping import pair_stopping
 from core.types import FloatArray
@@ -68,6 +68,7 @@ class StoppingView:
     issues: tuple[Issue, ...]
 
 
+@kept_per_content
 def stopping_view(
     store: Store,
     info: DatasetInfo,

@@ -17,6 +17,7 @@ from core.info.common import (
     Issue,
     ViewError,
     check_pair,
+    kept_per_content,
     negative_intervals,
 )
 from core.methods.fitted import FittedWeights
@@ -168,6 +169,7 @@ class WeightView:
         return float(np.mean(self._weights_at(self.t_sorted, b) < 0))
 
 
+@kept_per_content
 def weight_view(
     store: Store,
     info: DatasetInfo,

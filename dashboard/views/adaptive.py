@@ -66,7 +66,12 @@ if axis == "tokens" and not view.has_tokens:
     st.info("This pair has no token counts: drawn against samples.", icon=":material/info:")
     axis = "samples"
 state.chart(
-    stopping_figure(view, axis), "adaptive_chart", "adaptive", ctx.dataset, ctx.llm, ctx.verifier
+    state.figure(stopping_figure, view, axis),
+    "adaptive_chart",
+    "adaptive",
+    ctx.dataset,
+    ctx.llm,
+    ctx.verifier,
 )
 for note in issue_lines(view.issues):
     st.warning(note, icon=":material/warning:")

@@ -62,7 +62,12 @@ view = state.compute(
     ),
 )
 state.chart(
-    allocation_figure(view), "allocation_chart", "allocation", ctx.dataset, ctx.llm, ctx.verifier
+    state.figure(allocation_figure, view),
+    "allocation_chart",
+    "allocation",
+    ctx.dataset,
+    ctx.llm,
+    ctx.verifier,
 )
 for note in issue_lines(view.issues):
     st.warning(note, icon=":material/warning:")

@@ -78,7 +78,9 @@ if layout == "overlay":
             ctx.store, [refs[x] for x in picked], over_strategies, ctx.config, progress=p
         ),
     )
-    state.chart(overlay_figure(over), "overlay_chart", "budget_overlay", *over.pair_labels)
+    state.chart(
+        state.figure(overlay_figure, over), "overlay_chart", "budget_overlay", *over.pair_labels
+    )
     for note in issue_lines(over.issues):
         st.warning(note, icon=":material/warning:")
     st.stop()
@@ -172,7 +174,7 @@ view = state.compute(
     ),
 )
 state.chart(
-    budget_figure(view, x_axis, params, mode=mode, highlight=(eff_a, eff_b)),
+    state.figure(budget_figure, view, x_axis, params, mode=mode, highlight=(eff_a, eff_b)),
     "budget_chart",
     "budget",
     mode,

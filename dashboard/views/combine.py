@@ -41,7 +41,7 @@ view = state.compute(
     "(once; cached afterwards)",
     lambda p: combine_view(ctx.store, ctx.info, ctx.llm, verifiers, ctx.config, progress=p),
 )
-state.chart(combine_figure(view), "combine_chart", "combine", ctx.dataset)
+state.chart(state.figure(combine_figure, view), "combine_chart", "combine", ctx.dataset)
 for note in issue_lines(view.issues):
     st.warning(note, icon=":material/warning:")
 st.markdown(

@@ -90,7 +90,7 @@ view = state.compute(
     ),
 )
 state.chart(
-    compare_figure(view, metric),
+    state.figure(compare_figure, view, metric),
     "compare_chart",
     "compare",
     ctx.dataset,

@@ -22,6 +22,7 @@ from dashboard.state import (
     dataset_report,
     delete_dataset,
     editor,
+    figure,
     get_store,
     import_upload,
     parquet_bytes,
@@ -83,7 +84,11 @@ if info is not None:
         st.caption(f"Notes: {plain(info.notes)}")
     summary = store.pair_summary(info)
     chart(
-        dataset_overview_figure(summary, f"{dataset_label(info.name, info.simulated)}: pairs"),
+        figure(
+            dataset_overview_figure,
+            summary,
+            f"{dataset_label(info.name, info.simulated)}: pairs",
+        ),
         "overview_chart",
         "pairs",
         info.name,

@@ -75,7 +75,9 @@ view = state.compute(
         progress=p,
     ),
 )
-state.chart(frontier_figure(view), "frontier_chart", "frontier", ctx.dataset, verifier)
+state.chart(
+    state.figure(frontier_figure, view), "frontier_chart", "frontier", ctx.dataset, verifier
+)
 for note in issue_lines(view.issues):
     st.warning(note, icon=":material/warning:")
 front = view.frontier()

@@ -133,7 +133,13 @@ for name, why in view.skipped.items():
         plain(f"{get_strategy(name).label} could not be fitted: {why}"), icon=":material/warning:"
     )
 state.chart(
-    problem_figure(view), "problem_chart", "problem", ctx.dataset, ctx.llm, ctx.verifier, problem
+    state.figure(problem_figure, view),
+    "problem_chart",
+    "problem",
+    ctx.dataset,
+    ctx.llm,
+    ctx.verifier,
+    problem,
 )
 
 picks = pd.DataFrame(

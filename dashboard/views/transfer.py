@@ -125,7 +125,7 @@ if view.simulated:
         "ratios): their transfer says nothing about real LLMs.",
         icon=":material/science:",
     )
-state.chart(transfer_heatmap(view), "transfer_chart", "transfer", ctx.dataset)
+state.chart(state.figure(transfer_heatmap, view), "transfer_chart", "transfer", ctx.dataset)
 for note in issue_lines(view.issues):
     st.warning(note, icon=":material/warning:")
 

@@ -86,7 +86,9 @@ if mode == "all pairs":
         f"Fitting {strategy.label} weights of every pair (once; cached afterwards)",
         lambda p: weight_grid_view(ctx.store, ctx.info, kind, config, progress=p),
     )
-    state.chart(weight_grid_figure(grid), "weight_grid_chart", "weights", ctx.dataset, kind)
+    state.chart(
+        state.figure(weight_grid_figure, grid), "weight_grid_chart", "weights", ctx.dataset, kind
+    )
     failed = [p for p in grid.panels if p.error]
     if failed:
         st.caption(
@@ -137,11 +139,23 @@ if space is not None:
         view = view.with_offset(b)
         # what the search saw: calibration accuracy against b, the fitted b marked
         state.chart(
-            offset_figure(view), "offset_chart", "offset", ctx.dataset, ctx.llm, kind, where=o2
+            state.figure(offset_figure, view),
+            "offset_chart",
+            "offset",
+            ctx.dataset,
+            ctx.llm,
+            kind,
+            where=o2,
         )
 
 state.chart(
-    weight_figure(view, axis), "weight_chart", "weights", ctx.dataset, ctx.llm, ctx.verifier, kind
+    state.figure(weight_figure, view, axis),
+    "weight_chart",
+    "weights",
+    ctx.dataset,
+    ctx.llm,
+    ctx.verifier,
+    kind,
 )
 st.caption(" · ".join(weight_facts(view)))
 for warn, note in issue_notes(view.issues):
