@@ -136,18 +136,23 @@ def calibration_text(config: EvalConfig) -> str:
     )
 
 
-def _pct(r: float) -> str:
-    return "not reached" if math.isinf(r) else f"{100 * r:.0f}%"
+def _ratio_ci(res: EfficiencyResult) -> str:
+    """The ratio's interval in words: an end at infinity is a share of resamples in which
+    A never reaches the target (a ratio cannot be read there)."""
+    level = f"{round(100 * res.level)}% CI"
+    if math.isinf(res.low):
+        return f" ({level}: not reached in most resamples)"
+    if math.isinf(res.high):
+        return f" ({level} {100 * res.low:.0f}% to ∞: not reached in some resamples)"
+    return f" ({level} {100 * res.low:.0f}% to {100 * res.high:.0f}%)"
 
 
 def efficiency_text(a: str, b: str, res: EfficiencyResult) -> str:
     """E.g. "logit WV reaches vanilla WV@64 with 14 samples, 22% of its budget (95% CI 15%
-    to 34%)"; the
-    interval's upper end is "not reached" when A misses the target in too many resamples."""
+    to 34%)"; the interval's upper end is ∞ when A misses the target in too many
+    resamples."""
     sa, sb = short_name(a), short_name(b)
-    ci = ""
-    if res.has_interval:
-        ci = f" ({round(100 * res.level)}% CI {_pct(res.low)} to {_pct(res.high)})"
+    ci = _ratio_ci(res) if res.has_interval else ""
     if not res.reached or res.budget is None:
         return f"{sa} does not reach {sb}@{res.ref_budget} within the evaluated budgets{ci}"
     n = res.budget
@@ -450,7 +455,7 @@ def saving_text(s: Saving, budget: int, label: str) -> str:
             f"{label}: never reaches the accuracy of {ref} within its cap "
             f"(reached in {100 * (1 - s.unreached_share):.0f}% of bootstrap resamples)"
         )
-    saved_lo = "-inf" if not math.isfinite(s.saved_low) else f"{100 * s.saved_low:.0f}%"
+    saved_lo = _saved_low(s) + ("" if not math.isfinite(s.saved_low) else "%")
     return (
         f"{label}: {_cost(s.cost, s.unit)} {unit} [{_cost(s.cost_low, s.unit)}, "
         f"{_cost(s.cost_high, s.unit)}] "
@@ -555,11 +560,16 @@ def _cell_cost(sv: Saving, top: float) -> str:
     return f"{_cost(sv.cost, u)} [{_cost(sv.cost_low, u)}, {_cost(sv.cost_high, u)}]"
 
 
+def _saved_low(sv: Saving) -> str:
+    """The lower end of a saving's interval: −∞ where the rule never reaches the target in
+    some resamples (it then spends without bound)."""
+    return "−∞" if not math.isfinite(sv.saved_low) else f"{100 * sv.saved_low:.0f}"
+
+
 def _cell_saved(sv: Saving) -> str:
     if not math.isfinite(sv.cost):
         return "-"
-    lo = "-inf" if not math.isfinite(sv.saved_low) else f"{100 * sv.saved_low:.0f}"
-    return f"{100 * sv.saved:.0f}% [{lo}, {100 * sv.saved_high:.0f}]"
+    return f"{100 * sv.saved:.0f}% [{_saved_low(sv)}, {100 * sv.saved_high:.0f}]"
 
 
 def stopping_table(

@@ -1136,16 +1136,20 @@ def dataset_overview_figure(summary: pd.DataFrame, title: str) -> go.Figure:
         )
     )
     fig.update_yaxes(autorange="reversed")
+    # the title at the top of the figure with a margin made for it (anchored on the plot
+    # area, its subtitle ran into a one-row strip of cells)
     fig.update_layout(
-        title=_title(
+        title=_panel_title(
             plotly_plain(title),
             "separation: mean score of correct minus incorrect responses, in sds "
             "(negative: lower is better)",
         )
     )
     # at least ~150 px of cells: a one-row strip left no room for the colour bar's title
-    # and ticks, and the subtitle ran into the cells
-    _base_layout(fig, 170 + max(150, 42 * len(y)))
+    # and ticks
+    top = _top_margin(fig.layout.title.to_plotly_json(), 30)
+    _base_layout(fig, top + 60 + max(150, 42 * len(y)))
+    fig.update_layout(margin={"t": top})
     return fig
 
 
@@ -1308,7 +1312,8 @@ def problem_figure(view: ProblemView) -> go.Figure:
     n_s = len(view.strategies)
     labels: list[str] = []
     for a, n, cc in zip(view.answers, view.count, view.cluster_correct, strict=True):
-        lab = f"{'✓' if cc >= 0.5 else '✗'} {plotly_plain(_short(a))} ×{int(n)}"
+        shown = plotly_plain(_short(a)) if a.strip() else "(no answer)"
+        lab = f"{'✓' if cc >= 0.5 else '✗'} {shown} ×{int(n)}"
         while lab in labels:  # answers that look alike after shortening stay apart
             lab += "\u200b"
         labels.append(lab)
@@ -1342,6 +1347,18 @@ def problem_figure(view: ProblemView) -> go.Figure:
             row=1,
             col=1,
         )
+    # best-of-N on a lower-is-better signal (length) compares negated scores: its panel
+    # shows the scores themselves, the lowest winning, rather than "-3701"
+    lowest = [
+        s == "best_of_n"
+        and bool(np.allclose(view.response_weight[j], -view.response_score, equal_nan=True))
+        and not bool(np.allclose(view.response_weight[j], view.response_score, equal_nan=True))
+        for j, s in enumerate(view.strategies)
+    ]
+    shown_total = [
+        -np.asarray(view.total[j], dtype=np.float64) if lowest[j] else view.total[j]
+        for j in range(n_s)
+    ]
     for j, s in enumerate(view.strategies):
         sname = plotly_plain(short_name(s))
         picked = view.picked[j]
@@ -1351,17 +1368,21 @@ def problem_figure(view: ProblemView) -> go.Figure:
         ]
         fig.add_trace(
             go.Bar(
-                x=view.total[j],
+                x=shown_total[j],
                 y=labels,
                 orientation="h",
                 marker={"color": colors},
-                text=[_fmt_total(t) for t in view.total[j]],
+                text=[_fmt_total(t) for t in shown_total[j]],
                 textposition="auto",
                 textfont={"size": 10},
                 cliponaxis=False,  # a total beside a short bar is drawn past the axis end
                 name=sname,
                 showlegend=False,
-                hovertemplate="%{y}<br>total %{x:.3f}<extra>" + sname + "</extra>",
+                hovertemplate="%{y}<br>"
+                + ("lowest score" if lowest[j] else "total")
+                + " %{x:.3f}<extra>"
+                + sname
+                + "</extra>",
             ),
             row=1,
             col=2 + j,
@@ -1370,16 +1391,25 @@ def problem_figure(view: ProblemView) -> go.Figure:
     fig.update_yaxes(
         autorange="reversed", type="category", categoryorder="array", categoryarray=labels
     )
-    fig.update_xaxes(title_text="score", row=1, col=1)
+    scores = np.asarray(view.response_score, dtype=np.float64)
+    big = scores.size > 0 and float(np.nanmax(np.abs(scores))) >= 1000
+    fig.update_xaxes(
+        title_text="score",
+        nticks=3,
+        tickfont={"size": 10},
+        tickformat="~s" if big else None,  # "2k 4k 6k" stay level; "2000 4000" turned
+        row=1,
+        col=1,
+    )
     for j, s in enumerate(view.strategies):
         best_of = s == "best_of_n"
         # both sides of zero with room for the bar labels (a small winning total next to
         # large losing ones must stay visible)
-        tot = np.asarray(view.total[j], dtype=np.float64)
+        tot = np.asarray(shown_total[j], dtype=np.float64)
         lo, hi = min(0.0, float(np.nanmin(tot))), max(0.0, float(np.nanmax(tot)))
         pad = 0.35 * ((hi - lo) or 1.0)
         fig.update_xaxes(
-            title_text="top score" if best_of else "total",
+            title_text=("lowest score" if lowest[j] else "top score") if best_of else "total",
             range=[lo - (pad if lo < 0 else 0.0), hi + pad],
             nticks=3,  # neighbouring panels' tick labels must not run together
             tickfont={"size": 10},
@@ -1410,7 +1440,11 @@ def problem_figure(view: ProblemView) -> go.Figure:
 
 
 def _fmt_total(t: float) -> str:
-    return f"{t:.0f}" if float(t).is_integer() else f"{t:.2f}"
+    """A bar's label in a panel about 80 px wide: at most about 5 characters."""
+    a = abs(float(t))
+    if float(t).is_integer() or a >= 100:
+        return f"{t:.0f}"
+    return f"{t:.1f}" if a >= 10 else f"{t:.2f}"
 
 
 # --------------------------------------------------------------------------------------
@@ -2039,7 +2073,13 @@ def frontier_figure(view: FrontierView) -> go.Figure:
                 y=[p.accuracy for p in front],
                 mode="lines+markers",
                 line={"color": "#111", "width": 2.5, "shape": "hv"},
-                marker={"size": 10, "color": "#111", "symbol": "circle-open", "line": {"width": 2}},
+                # a ring wider than the point's own marker (size 7), which shows inside it
+                marker={
+                    "size": 15,
+                    "color": "#111",
+                    "symbol": "circle-open",
+                    "line": {"width": 1.5},
+                },
                 error_y={
                     "type": "data",
                     "symmetric": False,

@@ -292,6 +292,39 @@ def test_problem_figure_bars_and_picks(demo: Store, info: DatasetInfo) -> None:
     assert sum(len(t.x) for t in dots) == int(v.count.sum())
 
 
+def test_problem_figure_reads_lengths_and_empty_answers(demo: Store, info: DatasetInfo) -> None:
+    """A lower-is-better signal (response length): best-of-N's panel shows the lengths, the
+    lowest winning (it showed the negated "-3701"); the score axis writes thousands as
+    "2k"; an empty answer is "(no answer)"; bar labels stay short."""
+    strategies = ("majority", "best_of_n")
+    pid = V.disagreement_problems(demo, info, LLM, VER, strategies, SETTINGS).all_problem_ids[0]
+    v = V.problem_view(demo, info, LLM, VER, pid, strategies, SETTINGS)
+    lengths = 1000.0 + 50.0 * np.arange(v.response_score.size)
+    per_cluster = np.array([lengths[v.response_cluster == c].min() for c in range(len(v.answers))])
+    total = np.array(v.total, dtype=np.float64)
+    total[1] = -per_cluster
+    weight = np.array(v.response_weight, dtype=np.float64)
+    weight[1] = -lengths
+    longer = replace(
+        v,
+        response_score=lengths,
+        response_weight=weight,
+        total=total,
+        answers=("", *v.answers[1:]),
+    )
+    fig = F.problem_figure(longer)
+    best = [t for t in fig.data if t.type == "bar"][1]
+    np.testing.assert_allclose(np.asarray(best.x, dtype=float), per_cluster)
+    assert fig.layout.xaxis3.title.text == "lowest score"
+    assert fig.layout.xaxis.tickformat == "~s"
+    assert fig.layout.yaxis.categoryarray[0].split(" ")[1:3] == ["(no", "answer)"]
+    # the same figure on the view as computed: best-of-N's own top scores
+    plain = F.problem_figure(v)
+    assert plain.layout.xaxis3.title.text == "top score"
+    assert F._fmt_total(116.234) == "116" and F._fmt_total(63.63) == "63.6"
+    assert F._fmt_total(7.414) == "7.41" and F._fmt_total(50.0) == "50"
+
+
 # ---- calibration transfer ------------------------------------------------------------
 
 BEYOND = EvalConfig(n_subsets=20, n_boot=200, folds=3)
@@ -504,10 +537,19 @@ def test_dataset_overview_of_one_llm_and_many_verifiers_lists_them_as_rows() -> 
     np.testing.assert_allclose(np.asarray(heat.z, dtype=float).ravel(), seps)
     assert [r[0] for r in heat.text] == [f"{v:+.2f}" for v in seps]
     assert "%{x}<br>%{y}" in heat.hovertemplate  # the LLM first, as in the other layout
+
     # one row of 42 px per verifier, and never a strip too low for its colour bar
-    assert fig.layout.height >= 170 + 42 * 10
+    def cells(f: go.Figure) -> int:
+        return int(f.layout.height - f.layout.margin.t - f.layout.margin.b)
+
+    assert cells(fig) >= 42 * 10
     few = F.dataset_overview_figure(summary.iloc[:1], "one pair")
-    assert few.layout.height >= 170 + 150
+    assert cells(few) >= 150
+    # the title and its subtitle sit in a top margin made for them, above the cells (on
+    # the plot area the subtitle ran into a one-row strip)
+    for f in (fig, few):
+        assert f.layout.title.yref == "container" and f.layout.title.yanchor == "top"
+        assert f.layout.margin.t >= 34 + 16 + 20
 
 
 def test_issue_lines_show_user_strings_as_written() -> None:
@@ -861,6 +903,9 @@ def test_frontier_figure_marks_the_pareto_points() -> None:
     front = next(t for t in fig.data if t.name == "Pareto frontier")
     assert list(front.x) == [100.0, 150.0, 300.0] and list(front.y) == [0.5, 0.7, 0.8]
     assert list(front.error_y.array) == pytest.approx([0.1, 0.1, 0.1])
+    # the frontier's ring leaves the point's own marker (its LLM's colour) visible inside
+    points = [t for t in fig.data if t.name != "Pareto frontier" and t.marker.size]
+    assert points and front.marker.size > 1.8 * max(t.marker.size for t in points)
     # one legend entry per LLM; the LLM's strategies share its colour
     shown = [t.name for t in fig.data if t.showlegend is not False and t.name != "Pareto frontier"]
     assert shown == ["a", "&lt;img src=x onerror=1&gt;"]

@@ -569,3 +569,31 @@ def test_fixed_n_references_are_the_pairs_budget_curves(tmp_path) -> None:  # ty
         # a pair with nothing cached: the replay computes (and caches) its budget curves
         pair_stopping(store, info, "sim-llm-A", v, ["esc"], config)
         assert store.cache_kinds() == {"pair_curves": 2, "stopping": 2}
+
+
+def test_a_saving_without_a_lower_end_reads_minus_infinity() -> None:
+    """Where the rule never reaches the target in some resamples it spends without bound:
+    the saving's interval starts at −∞ (it read '-inf')."""
+    from core.reports import saving_text
+
+    s = S.Saving(
+        rule="confidence",
+        unit="samples",
+        reference="majority",
+        target_accuracy=0.8,
+        reference_cost=32.0,
+        cost=9.0,
+        cost_low=4.0,
+        cost_high=math.inf,
+        saved=1 - 9 / 32,
+        saved_low=-math.inf,
+        saved_high=1 - 4 / 32,
+        unreached_share=0.1,
+    )
+    text = saving_text(s, 32, "stop when confident")
+    assert text.endswith("saves 72% [−∞, 88%]"), text
+    assert "[4.0, never]" in text and "-inf" not in text
+    bounded = saving_text(
+        S.Saving(**{**s.__dict__, "cost_high": 20.0, "saved_low": 1 - 20 / 32}), 32, "r"
+    )
+    assert bounded.endswith("saves 72% [38%, 88%]"), bounded

@@ -278,7 +278,8 @@ def test_budget_view_curves_intervals_and_efficiency(demo: Store, info: DatasetI
         assert re.fullmatch(
             r"logit WV (reaches vanilla WV@8 with [0-9.]+ samples?, \d+% of its budget"
             r"|does not reach .*)"
-            r" \(95% CI (\d+%|not reached) to (\d+%|not reached)\)"
+            r" \(95% CI(: not reached in most resamples| \d+% to (\d+%|∞: not reached in "
+            r"some resamples))\)"
             r"(; in tokens, [0-9,]+ instead of [0-9,]+ per problem)?",
             R.efficiency_sentence(e),
         )
@@ -298,7 +299,11 @@ def test_efficiency_text_reads_like_the_paper() -> None:
     with_ci = replace(r, low=0.15, high=math.inf, level=0.95, share_reached=0.9)
     assert R.efficiency_text("logit_wv", "vanilla_wv", with_ci) == (
         "logit WV reaches vanilla WV@64 with 14 samples, 22% of its budget "
-        "(95% CI 15% to not reached)"
+        "(95% CI 15% to ∞: not reached in some resamples)"
+    )
+    never = replace(with_ci, low=math.inf)
+    assert R.efficiency_text("logit_wv", "vanilla_wv", never).endswith(
+        "(95% CI: not reached in most resamples)"
     )
 
 

@@ -126,14 +126,16 @@ if info is not None:
             "verifier": st.column_config.TextColumn(width=150, pinned=True),
         },
     )
-    c1, c2, _ = st.columns([1, 1, 3])
+    # rows of buttons as wide as their labels (fixed columns cut them to "Down…" on a
+    # laptop screen)
+    actions = st.container(horizontal=True, gap="small")
     selected = info
 
     def as_parquet() -> bytes:
         return parquet_bytes(store, selected)
 
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in info.name)
-    c1.download_button(
+    actions.download_button(
         "Download as Parquet",
         data=as_parquet,
         file_name=f"{safe}.parquet",
@@ -141,7 +143,7 @@ if info is not None:
         icon=":material/download:",
         help="The dataset in the long import format (one row per response and verifier).",
     )
-    if who is not None and c2.button("Delete…", key="delete_ask", icon=":material/delete:"):
+    if who is not None and actions.button("Delete…", key="delete_ask", icon=":material/delete:"):
         st.session_state["confirm_delete"] = info.dataset_id
     if who is not None and st.session_state.get("confirm_delete") == info.dataset_id:
         with st.container(border=True):
@@ -149,8 +151,8 @@ if info is not None:
                 f"Delete **{plain(info.name)}** ({info.n_responses:,} responses) from the "
                 "store? This cannot be undone."
             )
-            y, n, _ = st.columns([1, 1, 3])
-            if y.button("Yes, delete it", key="delete_yes", type="primary"):
+            answer = st.container(horizontal=True, gap="small")
+            if answer.button("Yes, delete it", key="delete_yes", type="primary"):
                 try:
                     delete_dataset(store, info, who)
                 except TTSLabError as exc:
@@ -159,19 +161,19 @@ if info is not None:
                     st.session_state.pop("confirm_delete", None)
                     st.session_state["delete_done"] = f"Deleted {info.name!r}."
                     st.rerun()
-            if n.button("Cancel", key="delete_no"):
+            if answer.button("Cancel", key="delete_no"):
                 st.session_state.pop("confirm_delete", None)
                 st.rerun()
 
     # ---- the dataset's report -------------------------------------------------------
     report_key = f"report_{info.dataset_id}"
-    r1, r2 = st.columns([1, 3])
-    if r1.button("Build an HTML report", key="report_build", icon=":material/description:"):
+    report_row = st.container(horizontal=True, gap="medium", vertical_alignment="center")
+    if report_row.button("Build an HTML report", key="report_build", icon=":material/description:"):
         st.session_state[report_key] = compute(
             "Building the report (curves already computed are reused)",
             lambda p: dataset_report(store, selected, p),
         )
-    r2.caption(
+    report_row.caption(
         "One self-contained file to share: data and grading notes, the weight functions "
         "of every pair, budget curves per LLM and the Compare table with paired 95% "
         "intervals (default evaluation settings; `ttslab report` takes options)."

@@ -30,8 +30,9 @@ state.reset_on_dataset_change(
     ["f_llms", "f_verifier", "f_budget_tokens", "f_budget_samples", "f_budget_flops"],
     ctx.info,
 )
-c1, c2, c3 = st.columns([1.4, 1.4, 0.8])
-llms = state.multiselect("LLMs", ctx.info.llms, "f_llms", default=list(ctx.info.llms), where=c1)
+# the LLMs get a row of their own: long model names were cut in a third of the width
+llms = state.multiselect("LLMs", ctx.info.llms, "f_llms", default=list(ctx.info.llms))
+c2, c3, c4 = st.columns([1.6, 0.7, 1.1])
 names = [n for n in strategy_names(oracles=False, simulated=False)]
 strategies = state.multiselect(
     "Strategies",
@@ -49,7 +50,9 @@ unit = state.select(
     where=c3,
     format_func=lambda x: "FLOPs" if x == "flops" else x,
 )
-verifier = state.select("Verifier", ctx.info.verifiers, "f_verifier", ctx.info.verifiers[0])
+verifier = state.select(
+    "Verifier", ctx.info.verifiers, "f_verifier", ctx.info.verifiers[0], where=c4
+)
 params = state.llm_params(llms) if unit == "flops" else {}
 if unit == "flops" and any(m not in params for m in llms):
     st.info(
