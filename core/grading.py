@@ -853,35 +853,38 @@ def grade_problems(
     results: list[list[ProblemGrading] | None] = [None] * len(chunks)
     done = 0
     try:
-        with ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             max_workers=n_workers, mp_context=_pool_context(), initializer=_worker_init
-        ) as pool:
+        )
+        pending: dict[Future[list[ProblemGrading]], int] = {}
+        try:
             # Most distinct answers first, so that no expensive chunk is left for the end.
             order = sorted(range(len(chunks)), key=lambda i: -_chunk_cost(chunks[i]))
             with _script_main_hidden():  # all workers start during these submits
-                pending: dict[Future[list[ProblemGrading]], int] = {
-                    pool.submit(_grade_chunk, chunks[i], timeout_s): i for i in order
-                }
-            try:
-                while pending:
-                    finished, _ = wait(pending, timeout=WAIT_TICK_S, return_when=FIRST_COMPLETED)
-                    if on_wait is not None:
-                        on_wait(list(getattr(pool, "_processes", None) or {}))
-                    for fut in finished:
-                        i = pending.pop(fut)
-                        results[i] = fut.result()
-                        done += len(chunks[i])
-                        if progress is not None:
-                            progress(done, total)  # may raise: a time limit, a cancel
-            except BaseException:
-                # stopped (Ctrl-C, a time limit, a cancelled page): do not wait for the
-                # chunks still queued or running
-                for fut in pending:
-                    fut.cancel()
-                for proc in list(getattr(pool, "_processes", {}).values()):
-                    proc.terminate()
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+                for i in order:
+                    pending[pool.submit(_grade_chunk, chunks[i], timeout_s)] = i
+            while pending:
+                finished, _ = wait(pending, timeout=WAIT_TICK_S, return_when=FIRST_COMPLETED)
+                if on_wait is not None:
+                    on_wait(list(getattr(pool, "_processes", None) or {}))
+                for fut in finished:
+                    i = pending.pop(fut)
+                    results[i] = fut.result()
+                    done += len(chunks[i])
+                    if progress is not None:
+                        progress(done, total)  # may raise: a time limit, a cancel
+        except BaseException:
+            # stopped (Ctrl-C, a time limit, a cancelled page), also while the workers
+            # start and the chunks are submitted: do not wait for the chunks still queued
+            # or running (a `with` block's exit waited for every one of them: a Ctrl-C
+            # during the submits was then followed by the whole grading)
+            for fut in pending:
+                fut.cancel()
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     except BrokenProcessPool as e:
         raise GradingError(
             "a grading worker process died (out of memory, or killed); nothing was graded"

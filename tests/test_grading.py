@@ -487,6 +487,29 @@ def test_pool_equals_in_process_and_handles_a_slow_input() -> None:
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
 
+def test_an_interrupt_while_the_chunks_are_submitted_does_not_wait_for_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C can arrive while the workers start and the chunks are submitted: grading
+    stops at once. (The pool's `with` block waited for every queued chunk first, and
+    `ttslab import` ignored a Ctrl-C for the whole grading: seen on a loaded machine.)"""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def interrupted_after_submits() -> Iterator[None]:
+        yield
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(G, "_script_main_hidden", interrupted_after_submits)
+    # six chunks, each comparing an answer that runs into its 5 s limit (9^387420489):
+    # at least 15 s of grading on two workers
+    problems: list[tuple[str, list[str | None]]] = [("5", ["9^{9^{9}}"])] * 6
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        grade_problems(problems, workers=2, timeout_s=5.0, chunk_answers=1)
+    assert time.monotonic() - t0 < 7.5
+
+
 def test_pool_does_not_rerun_an_unguarded_main_script(tmp_path: Path) -> None:
     # Streamlit runs the page script as __main__ without a main guard; spawn/forkserver
     # workers would execute it again. The script below prints once per execution.
