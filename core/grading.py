@@ -731,6 +731,9 @@ ProblemInput = tuple[str, Sequence[str | None]]
 def _worker_init() -> None:
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     _mv()
+    # math-verify builds its parsers on first use (0.2 s, more on a loaded machine): here,
+    # not inside the first answer's time limit
+    grade_one("\\frac{1}{2}", "0.5", timeout_s=0)
 
 
 def _chunk_cost(chunk: Sequence[ProblemInput]) -> int:
@@ -770,9 +773,20 @@ def _script_main_hidden() -> Iterator[None]:
                 sys.modules["__main__"] = main
 
 
+#: What the forkserver imports once, before it forks grading workers.
+FORKSERVER_PRELOAD = ("core.grading", "math_verify", "math_verify.grader", "math_verify.parser")
+
+
 def _pool_context() -> mp.context.BaseContext:
-    methods = mp.get_all_start_methods()
-    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    """The grading workers' start method: forked from a forkserver that has imported
+    math-verify (with SymPy) once, so each worker starts with it loaded instead of
+    importing it (1-3 s a worker, paid by every import that grades); spawned where there
+    is no forkserver. The forkserver never imports ``__main__`` (a Streamlit page)."""
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(list(FORKSERVER_PRELOAD))  # used when the server starts
+    return ctx
 
 
 #: Caps the grading worker processes (`ttslab serve` sets it to leave a core for serving).

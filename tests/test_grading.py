@@ -510,6 +510,22 @@ def test_an_interrupt_while_the_chunks_are_submitted_does_not_wait_for_them(
     assert time.monotonic() - t0 < 7.5
 
 
+def test_grading_workers_start_with_math_verify_loaded() -> None:
+    """Workers fork from a forkserver that imported math-verify once (each worker imported
+    it itself, 1-3 s, paid by every import that grades); the forkserver does not import
+    the parent's __main__."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = G._pool_context()
+    if ctx.get_start_method() != "forkserver":
+        pytest.fail("this platform has no forkserver: workers are spawned")
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        loaded = pool.submit(eval, "'math_verify.parser' in __import__('sys').modules")
+        main = pool.submit(eval, "getattr(__import__('sys').modules['__main__'], '__file__', '')")
+        assert loaded.result(timeout=120) is True
+        assert "pytest" not in str(main.result(timeout=120))
+
+
 def test_pool_does_not_rerun_an_unguarded_main_script(tmp_path: Path) -> None:
     # Streamlit runs the page script as __main__ without a main guard; spawn/forkserver
     # workers would execute it again. The script below prints once per execution.
