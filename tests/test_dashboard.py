@@ -244,6 +244,8 @@ def test_weights_page_offset_slider_changes_the_figure(db: Path) -> None:
     spec = _chart(at)
     assert "(simulated)" in spec["layout"]["title"]["text"]
     assert _trace(spec, "w < 0")  # KDE weights of the demo are negative somewhere
+    # no empty column takes width from the controls (the calibrator's name was cut)
+    assert at.columns and all(len(c.children) > 0 for c in at.columns)
     at.selectbox(key="w_weights_kind").select("logit_wv").run()
     at.toggle(key="w_weights_manual_b").set_value(True).run()
     before = _trace(_chart(at), "w(s)")

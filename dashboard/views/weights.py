@@ -27,7 +27,8 @@ st.caption(
 )
 ctx = state.page_context(score_controls_here=False)
 
-c1, c2, c3, c4 = st.columns([1.1, 1.2, 1.6, 1.1])
+# no empty fourth column: the calibrator's name was cut ("KDE WV (Th") at 1000 px
+c1, c2, c3 = st.columns([1.1, 1.5, 1.6])
 mode = state.remembered(
     c1.radio, "Show", "weights_mode", "one pair", options=["one pair", "all pairs"], horizontal=True
 )
