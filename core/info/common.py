@@ -74,8 +74,8 @@ def kept_per_content(fn: Callable[P, R]) -> Callable[P, R]:
     `progress` and `run_log`: a view seen before (a control set back, a page revisited,
     another visitor on the same view) is not computed again, and says it was read back
     (`from_cache`). `fn` must be pure: what it returns depends on the dataset's content
-    and its arguments only. A call with an
-    argument that has no exact key (a frame, an object) is computed as usual."""
+    and its arguments only. A call with an argument that has no exact key (a frame, an
+    object) is computed as usual."""
     sig = inspect.signature(fn)
 
     @functools.wraps(fn)
