@@ -22,16 +22,10 @@ from dashboard.state import (  # noqa: E402
     warm_up_in_background,
 )
 
-
-@st.cache_resource(show_spinner=False)
-def _plugins() -> list[str]:
-    """Strategies registered by the user ($TTSLAB_PLUGINS, entry points), imported once
-    per server (a failed one raises each run, with its name, until it is fixed): scanning
-    the installed packages' entry points cost about 20 ms on every run of a page."""
-    return load_plugins()
-
-
-_plugins()
+# Strategies registered by the user ($TTSLAB_PLUGINS, entry points): each is imported
+# once per process by `load_plugins` (which scans entry points once), so this costs set
+# lookups on a warm run; a failed plugin raises each run, with its name, until fixed.
+load_plugins()
 
 st.set_page_config(
     page_title="TTS Aggregation Lab", page_icon=":material/functions:", layout="wide"

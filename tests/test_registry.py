@@ -265,3 +265,22 @@ def test_offset_strategy_of_user_code_is_tuned_on_calibration_problems(
     assert tuned.offset is not None and linear.offset is not None
     # the same weight family and candidates as linear WV: the same b
     assert tuned.offset.b == linear.offset.b
+
+
+def test_plugin_added_after_an_earlier_app_run_in_the_same_process(
+    plugin: Path, demo_db: Path, monkeypatch: pytest.MonkeyPatch, clean_registry: None
+) -> None:
+    """The dashboard must load $TTSLAB_PLUGINS on every run, not once per process: a
+    server-wide cache of the plugin list (CI failure of 2026-12-02) kept the first run's
+    empty list, so a plugin named later never reached the strategy lists."""
+    monkeypatch.setenv("TTSLAB_DB", str(demo_db))
+    monkeypatch.delenv("TTSLAB_PLUGINS", raising=False)
+    first = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=120).run()
+    assert not first.exception, [e.value for e in first.exception]
+    assert "power_wv" not in REGISTRY
+    monkeypatch.setenv("TTSLAB_PLUGINS", str(plugin))
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.switch_page("views/budget.py").run()
+    strategies = next(m for m in at.multiselect if m.label == "Strategies")
+    assert "Power WV" in strategies.options or "power_wv" in strategies.options

@@ -29,6 +29,7 @@ and from the ``ttslab.strategies`` entry-point group of installed packages.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -385,6 +386,15 @@ def _import_plugin(spec: str) -> None:
     _LOADED.add(spec)
 
 
+@functools.cache
+def _entry_points() -> tuple[metadata.EntryPoint, ...]:
+    """The installed ``ttslab.strategies`` entry points, scanned once per process: the
+    scan reads every installed package's metadata (about 20 ms), which a dashboard that
+    calls `load_plugins` on every run of a page should not pay each time. Packages
+    installed while a process runs are seen by the next process."""
+    return tuple(metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
 def load_plugins(specs: str | None = None) -> list[str]:
     """Import strategy plugins: `specs` (or ``$TTSLAB_PLUGINS``: module names or ``.py``
     files separated by commas) and the ``ttslab.strategies`` entry points. Each is
@@ -393,7 +403,7 @@ def load_plugins(specs: str | None = None) -> list[str]:
     wanted = [s.strip() for s in raw.split(",") if s.strip()]
     for spec in wanted:
         _import_plugin(spec)
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for ep in _entry_points():
         key = f"entry-point:{ep.name}"
         if key in _LOADED:
             continue
