@@ -34,7 +34,6 @@ import threading
 import time
 import uuid
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -48,6 +47,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core.lru import Lru
 from core.parts import (
     EMPTY_ROWS,
     Part,
@@ -409,14 +409,14 @@ class Store:
         self._closed = False
         self._local = threading.local()
         self._write_lock = threading.RLock()
-        self._memory: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._memory_lock = threading.Lock()
-        # per-pair summaries by dataset content (every page's default pair reads one)
-        self._facts: OrderedDict[tuple[str, str, str, datetime], tuple[Any, int]] = OrderedDict()
-        self._fact_bytes = 0
+        # cached results read or computed in this process (`_lookup`)
+        self._memory: Lru[str, dict[str, Any]] = Lru(_MEMORY_ENTRIES)
+        # facts and views per dataset content (`per_content`)
+        self._facts: Lru[tuple[str, str, str, datetime], Any] = Lru(_FACT_ENTRIES, _FACT_BYTES)
         # one computation per cache key at a time: a second asker (a page while the
         # background warm-up computes the same pair) waits for the first one's result
         self._inflight: dict[str, threading.Lock] = {}
+        self._inflight_lock = threading.Lock()
         _OPEN_STORES.add(self)
         with self._use():
             self._ensure_schema()
@@ -1195,22 +1195,16 @@ class Store:
         every page asks for some on every script run (0.03-0.2 s each). The key holds the
         content's fingerprint and import time, so a replaced dataset is asked again."""
         key = (kind, info.dataset_id, info.content_sha256, info.imported_at)
-        with self._memory_lock:
-            if key in self._facts:
-                self._facts.move_to_end(key)
-                return self._facts[key][0]
+        found, value = self._facts.get(key)
+        if found:
+            return value
         value = compute()
         size = held_bytes(value)
-        if size > _FACT_BYTES // 4:  # a view of a huge dataset: asked again when needed
+        limit = self._facts.max_bytes
+        if limit is not None and size > limit // 4:  # a huge dataset's: asked again
             return value
         held_bytes(value, freeze=True)
-        with self._memory_lock:
-            if key in self._facts:
-                self._fact_bytes -= self._facts.pop(key)[1]
-            self._facts[key] = (value, size)
-            self._fact_bytes += size
-            while len(self._facts) > _FACT_ENTRIES or self._fact_bytes > _FACT_BYTES:
-                self._fact_bytes -= self._facts.popitem(last=False)[1][1]
+        self._facts.put(key, value, size)
         return value
 
     def all_distinct_share(self, dataset: DatasetInfo | str) -> float:
@@ -1284,7 +1278,7 @@ class Store:
         hit = self._lookup(key)
         if hit is not None:
             return hit, True
-        with self._memory_lock:
+        with self._inflight_lock:
             gate = self._inflight.setdefault(key, threading.Lock())
         # bounded wait: a (never expected) nesting of two keys in opposite orders by two
         # threads cannot hang; both then compute
@@ -1314,7 +1308,7 @@ class Store:
         finally:
             if held:
                 gate.release()
-            with self._memory_lock:
+            with self._inflight_lock:
                 if self._inflight.get(key) is gate and not gate.locked():
                     del self._inflight[key]
 
@@ -1324,11 +1318,9 @@ class Store:
 
     def _lookup(self, key: str) -> dict[str, Any] | None:
         """A cached payload from memory, else from the results table (then remembered)."""
-        with self._memory_lock:
-            hit = self._memory.get(key)
-            if hit is not None:
-                self._memory.move_to_end(key)
-                return hit
+        found, hit = self._memory.get(key)
+        if found:
+            return hit
         with self._use():
             got = _one(
                 self._cur().execute("SELECT payload FROM results WHERE cache_key = ?", [key])
@@ -1340,11 +1332,7 @@ class Store:
         return payload
 
     def _remember(self, key: str, payload: dict[str, Any]) -> None:
-        with self._memory_lock:
-            self._memory[key] = payload
-            self._memory.move_to_end(key)
-            while len(self._memory) > _MEMORY_ENTRIES:
-                self._memory.popitem(last=False)
+        self._memory.put(key, payload)
 
     def cache_kinds(self) -> dict[str, int]:
         """Number of cached results per kind."""

@@ -25,7 +25,6 @@ import pickle
 import queue
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +55,7 @@ from core.info import (
     voting_note,
     warm_curves,
 )
+from core.lru import Lru
 from core.methods import get_strategy
 from core.store import ID_PREFIX, DatasetInfo, Store, StoreError, default_db_path
 from core.types import ORDERS, ORIENTATIONS, REDUCTIONS, TIE_BREAKS, TRANSFORMS, TTSLabError
@@ -873,8 +873,7 @@ def compute(label: str, fn: Callable[[ProgressFn], T]) -> T:
 
 #: Figures kept per server process (`figure`): the last this many distinct inputs.
 FIGURE_MEMO = 48
-_FIGURES: OrderedDict[str, Any] = OrderedDict()
-_FIGURES_LOCK = threading.Lock()
+_FIGURES: Lru[str, Any] = Lru(FIGURE_MEMO)
 
 
 def figure(builder: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -894,16 +893,12 @@ def figure(builder: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         f"{builder.__module__}.{builder.__qualname__}:"
         + hashlib.blake2b(blob, digest_size=20).hexdigest()
     )
-    with _FIGURES_LOCK:
-        if key in _FIGURES:
-            _FIGURES.move_to_end(key)
-            return cast(T, _FIGURES[key])
-    fig = builder(*args, **kwargs)
-    with _FIGURES_LOCK:
-        _FIGURES[key] = fig
-        while len(_FIGURES) > FIGURE_MEMO:
-            _FIGURES.popitem(last=False)
-    return fig
+    found, fig = _FIGURES.get(key)
+    if found:
+        return cast(T, fig)
+    built = builder(*args, **kwargs)
+    _FIGURES.put(key, built)
+    return built
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 import core.info.compare as compare_module
-import core.store as store_module
 from core import info as V
 from core.evaluation import EvalConfig
 from core.importers import import_path
@@ -132,7 +131,7 @@ def test_memory_is_bounded_by_bytes_and_a_huge_value_is_not_kept(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     info = _import(store, tmp_path, 6)
-    monkeypatch.setattr(store_module, "_FACT_BYTES", 4_000_000)
+    store._facts.max_bytes = 4_000_000
     made: list[str] = []
 
     def array(name: str, n_bytes: int) -> np.ndarray:
