@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: layer of each package (a module's layer is that of its longest matching prefix)
 LAYERS: dict[str, float] = {
     "core.types": 0,
+    "core.lru": 0,  # a bounded memory, used by the store and the dashboard
     "core.store": 1,
     "core.grading": 2,
     "core.importers": 3,
