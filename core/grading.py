@@ -729,6 +729,10 @@ ProblemInput = tuple[str, Sequence[str | None]]
 
 
 def _worker_init() -> None:
+    # Ctrl-C reaches the terminal's whole process group: the parent stops the workers
+    # (terminates them), so a worker waiting for its next chunk must not die of it first
+    # with a KeyboardInterrupt traceback of its own
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     _mv()
     # math-verify builds its parsers on first use (0.2 s, more on a loaded machine): here,
@@ -891,12 +895,14 @@ def grade_problems(
             # stopped (Ctrl-C, a time limit, a cancelled page), also while the workers
             # start and the chunks are submitted: do not wait for the chunks still queued
             # or running (a `with` block's exit waited for every one of them: a Ctrl-C
-            # during the submits was then followed by the whole grading)
-            for fut in pending:
-                fut.cancel()
+            # during the submits was then followed by the whole grading). The futures are
+            # not cancelled: the pool's manager thread fails every pending one when it sees
+            # its workers gone, and in Python 3.11 it dies on a cancelled one
+            # (InvalidStateError, a traceback on stderr) before it closes its queues and
+            # stops the other workers
             for proc in list((getattr(pool, "_processes", None) or {}).values()):
                 proc.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(wait=False)
             raise
         pool.shutdown(wait=True)
     except BrokenProcessPool as e:

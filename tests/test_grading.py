@@ -510,6 +510,54 @@ def test_an_interrupt_while_the_chunks_are_submitted_does_not_wait_for_them(
     assert time.monotonic() - t0 < 7.5
 
 
+STOPPED_SCRIPT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import time
+import concurrent.futures.process as cfp
+from core.grading import grade_problems
+_shutdown = cfp.ProcessPoolExecutor.shutdown
+def late_shutdown(self, *args, **kwargs):
+    time.sleep(0.5)  # the pool's manager thread sees its workers gone first
+    return _shutdown(self, *args, **kwargs)
+cfp.ProcessPoolExecutor.shutdown = late_shutdown
+# eight chunks of 200 kB each (one answer that runs into its 5 s limit, 200 long ones):
+# more than the workers and the pool's queue hold, and larger than a pipe's buffer
+problems = [("5", ["9^{9^{9}}"] + ["x" * 1000] * 200)] * 8
+ticks = []
+def stop(pids):
+    ticks.append(pids)
+    if len(ticks) >= 4:
+        raise RuntimeError("stop")
+try:
+    grade_problems(problems, workers=2, timeout_s=5.0, chunk_answers=1, on_wait=stop)
+except RuntimeError:
+    print("stopped", flush=True)
+"""
+
+
+def test_grading_stopped_mid_run_lets_the_process_exit_cleanly() -> None:
+    """A stop from `on_wait` (a time limit, a cancel) while chunks are queued: the
+    process exits at once, with no traceback from the pool's threads. (Cancelling the
+    queued futures made the pool's manager thread die on them in Python 3.11, with a
+    traceback, before it closed its queues and stopped its workers; a Ctrl-C'd `ttslab
+    import` once hung for 30 s in a test run. The late shutdown below makes the manager
+    thread see its workers gone first, as it sometimes did on a loaded machine.)"""
+    root = str(Path(__file__).resolve().parents[1])
+    proc = subprocess.run(
+        [sys.executable, "-c", STOPPED_SCRIPT, root],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "stopped"
+    assert "Traceback" not in proc.stderr and "Exception in thread" not in proc.stderr, proc.stderr[
+        -3000:
+    ]
+
+
 def test_grading_workers_start_with_math_verify_loaded() -> None:
     """Workers fork from a forkserver that imported math-verify once (each worker imported
     it itself, 1-3 s, paid by every import that grades); the forkserver does not import
