@@ -444,6 +444,11 @@ def _cost(x: float, unit: str) -> str:
     return f"{x:.1f}" if unit == "samples" else f"{x:,.0f}"
 
 
+def _reference_cost(x: float, unit: str) -> str:
+    """What a fixed-N reference spends: a whole number of samples reads "32", not "32.0"."""
+    return f"{x:.0f}" if unit == "samples" and float(x).is_integer() else _cost(x, unit)
+
+
 def saving_text(s: Saving, budget: int, label: str) -> str:
     """One sentence: what rule `label` needs to reach a fixed-N reference's accuracy."""
     ref = f"{_label(s.reference)} at N = {budget} ({100 * s.target_accuracy:.1f}%)"
@@ -472,7 +477,7 @@ def savings_display(view: StoppingView, unit: str = "samples") -> pd.DataFrame:
     labels = {r.rule: r.label for r in view.rules}
     tops = {r.rule: float(np.max(r.accuracy)) for r in view.rules}
     part = [s for s in view.savings if s.unit == unit]
-    costs = {_cost(s.reference_cost, unit) for s in part}
+    costs = {_reference_cost(s.reference_cost, unit) for s in part}
     needs = f"needs (fixed N: {costs.pop()})" if len(costs) == 1 else "needs"
     rows = []
     for s in part:
@@ -482,7 +487,7 @@ def savings_display(view: StoppingView, unit: str = "samples") -> pd.DataFrame:
             needs: _cell_cost(s, tops.get(s.rule, float("nan"))),
         }
         if needs == "needs":
-            row["instead of"] = _cost(s.reference_cost, unit)
+            row["instead of"] = _reference_cost(s.reference_cost, unit)
         row["saves"] = _cell_saved(s)
         rows.append(row)
     return pd.DataFrame(rows)

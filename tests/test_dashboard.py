@@ -375,7 +375,7 @@ def test_adaptive_sampling_page(db: Path) -> None:
     assert list(tables[0].value.columns) == [
         "rule",
         "reference",
-        f"needs (fixed N: {ref}.0)",
+        f"needs (fixed N: {ref})",
         "saves",
     ]
     tokens_needs = list(tables[1].value.columns)[2]
