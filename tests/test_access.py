@@ -502,6 +502,10 @@ def test_the_stop_button_ends_an_upload_in_the_middle_of_grading(
         assert "never stored" not in set(s.audit_log()["dataset"])
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.browser
 def test_ctrl_c_stops_an_import_and_its_graders(tmp_path: Path) -> None:
     """Ctrl-C (SIGINT to the terminal's process group) in the middle of grading: the
@@ -518,6 +522,10 @@ def test_ctrl_c_stops_an_import_and_its_graders(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # as from a terminal: a shell without job control starts background commands
+        # with SIGINT ignored, and the ignore is inherited (a test run started with `&`
+        # from a script then waited here for the whole grading)
+        preexec_fn=_sigint_default,
     )
     try:
         time.sleep(6.0)  # reading done, grading 768 answers (about 40 s) under way

@@ -540,9 +540,9 @@ def test_grading_stopped_mid_run_lets_the_process_exit_cleanly() -> None:
     """A stop from `on_wait` (a time limit, a cancel) while chunks are queued: the
     process exits at once, with no traceback from the pool's threads. (Cancelling the
     queued futures made the pool's manager thread die on them in Python 3.11, with a
-    traceback, before it closed its queues and stopped its workers; a Ctrl-C'd `ttslab
-    import` once hung for 30 s in a test run. The late shutdown below makes the manager
-    thread see its workers gone first, as it sometimes did on a loaded machine.)"""
+    traceback, before it closed its queues and stopped its workers. The late shutdown
+    below makes the manager thread see its workers gone first, as it sometimes did on a
+    loaded machine.)"""
     root = str(Path(__file__).resolve().parents[1])
     proc = subprocess.run(
         [sys.executable, "-c", STOPPED_SCRIPT, root],
