@@ -877,6 +877,11 @@ def test_stopping_figure_draws_rules_against_fixed_n_in_samples_or_tokens() -> N
     # the savings' target: majority's accuracy at the reference N, less the tolerance
     (target,) = [s for s in fig.layout.shapes if s.y0 == s.y1]
     assert target.y0 == pytest.approx(0.65 - 0.005)
+    # named in the legend (a dotted entry), not by a label on the line among the curves
+    (entry,) = [t for t in fig.data if t.name and t.name.startswith("target:")]
+    assert entry.name == "target: majority at N = 8 less 0.5 pt"
+    assert entry.line.dash == "dot" and entry.showlegend is not False
+    assert not [a for a in fig.layout.annotations if "majority at" in (a.text or "")]
     tok = stopping_figure(_stopping_view(), "tokens")
     assert list(next(t for t in tok.data if t.name == "ESC").x) == [250.0, 500.0, 900.0]
     assert "tokens" in tok.layout.xaxis.title.text
