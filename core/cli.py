@@ -192,6 +192,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     if df.empty:
         print("the store is empty: run `ttslab demo` or `ttslab import FILE`")
     else:
+        # to the minute, as the dashboard shows it (microseconds pushed the table past
+        # the width, so it was printed in two blocks)
+        df["imported"] = df["imported"].dt.strftime(IMPORTED_FORMAT)
         print(_render(df, args, index=False))
     return 0
 
@@ -202,7 +205,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         pairs = store.pair_summary(info)
     kind = "SIMULATED benchmark" if info.simulated else "real data"
     print(f"{info.name}  [{kind}]")
-    print(f"  id {info.dataset_id}, format {info.source_format}, imported {info.imported_at}")
+    print(
+        f"  id {info.dataset_id}, format {info.source_format}, "
+        f"imported {info.imported_at.strftime(IMPORTED_FORMAT)}"
+    )
     print(f"  source {info.source_path or '-'}")
     print(f"  {info.n_problems} problems, {info.n_responses} responses, {info.n_scores} scores")
     if info.storage == "parquet":
@@ -388,6 +394,8 @@ def _check_strategies(names: Sequence[str] | None) -> None:
 
 #: Tables fit this many columns unless --wide (pandas wraps the columns into blocks).
 TABLE_WIDTH = 100
+#: when a dataset was imported, as `list` and `show` print it
+IMPORTED_FORMAT = "%Y-%m-%d %H:%M"
 
 
 def _render(df: Any, args: argparse.Namespace, **kw: Any) -> str:

@@ -38,6 +38,10 @@ def test_demo_list_show_delete(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert code == 2 and "--replace" in err
     code, out, _ = run(capsys, "--db", db, "list")
     assert code == 0 and DEMO_NAME in out and "simulated" in out
+    # within 100 columns, imported to the minute (not to the microsecond)
+    lines = out.rstrip("\n").splitlines()
+    assert max(map(len, lines)) <= 100, out
+    assert re.search(r"(^| )\d{4}-\d\d-\d\d \d\d:\d\d$", lines[-1].rstrip()), out
     code, out, _ = run(capsys, "--db", db, "show", DEMO_NAME)
     assert code == 0 and "SIMULATED benchmark" in out
     with Store(db, read_only=True) as s:
