@@ -441,6 +441,20 @@ def test_compare_page_recomputes_on_controls(db: Path) -> None:
     labels = [d.label for d in at.get("download_button")]
     # the chart's own downloads, then the table's (with its intervals) as CSV and LaTeX
     assert labels == ["SVG", "PDF", "PNG", "CSV (numbers)", "Table CSV", "Table LaTeX"]
+    # one pair: the table leaves out the pair (the title names it), so the gain's
+    # interval fits beside the names on a laptop screen
+    assert "pair" in at.dataframe[0].value.columns
+    box = at.multiselect(key="w_c_verifiers")
+    for v in list(box.value)[1:]:
+        box.unselect(v)
+    at.run()
+    assert not at.exception
+    one = at.dataframe[0].value
+    assert list(one.columns[:2]) == ["strategy", "accuracy (%)"]
+    assert one.columns[2].startswith("gain over") and "interval" in one.columns[3]
+    own = one["strategy"] == "Vanilla WV"  # the baseline: no interval against itself
+    assert list(one.loc[own, one.columns[3]]) == ["(the baseline)"]
+    assert one.loc[~own, one.columns[3]].str.fullmatch(r"\[[+-]\d+\.\d, [+-]\d+\.\d\]").all()
 
 
 def test_problem_explorer(db: Path) -> None:

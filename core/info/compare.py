@@ -109,8 +109,13 @@ class CompareView:
                 "accuracy (%)": 100 * df["accuracy"],
                 f"gain over {get_strategy(self.baseline).label} (points)": 100 * df["gain"],
                 f"{pct}% interval (points)": [
-                    f"[{100 * lo:+.1f}, {100 * hi:+.1f}]"
-                    for lo, hi in zip(df["gain_low"], df["gain_high"], strict=True)
+                    # the baseline's gain over itself is 0 on every resample: no interval
+                    "(the baseline)"
+                    if s == self.baseline
+                    else f"[{100 * lo:+.1f}, {100 * hi:+.1f}]"
+                    for s, lo, hi in zip(
+                        df["strategy"], df["gain_low"], df["gain_high"], strict=True
+                    )
                 ],
                 "interval excludes 0": self.significant().reshape(-1),
                 f"samples to match {get_strategy(self.baseline).short_name}@{self.budget}": [

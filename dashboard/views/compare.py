@@ -103,6 +103,9 @@ for note in issue_lines(view.issues):
     st.warning(note, icon=":material/warning:")
 
 table = view.display_frame()
+if table["pair"].nunique() == 1:  # the chart's title names it: room for the interval
+    table = table.drop(columns="pair")
+gain, interval = table.columns[table.columns.get_loc("accuracy (%)") + 1 :][:2]
 st.dataframe(
     table,
     hide_index=True,
@@ -113,8 +116,8 @@ st.dataframe(
         "strategy": st.column_config.TextColumn(pinned=True, width=140),
         "accuracy (%)": st.column_config.NumberColumn(format="%.1f", width=95),
         # the gain and its interval next: on a laptop screen the rest scrolls
-        table.columns[3]: st.column_config.NumberColumn(format="%+.2f", width=110),
-        table.columns[4]: st.column_config.TextColumn(width=120),
+        gain: st.column_config.NumberColumn(format="%+.2f", width=110),
+        interval: st.column_config.TextColumn(width=120),
     },
 )
 stem = re.sub(r"[^A-Za-z0-9._-]+", "_", f"compare_{view.dataset}_N{view.budget}")
