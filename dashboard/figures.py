@@ -470,10 +470,22 @@ def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
             f"{view.n_correct / max(view.n_responses, 1):.0%} correct) · step reduction: "
             f"{plotly_plain(view.reduction)}",
         ),
-        legend={"orientation": "h", "x": 0.0, "y": -0.12, "font": {"size": 12}},
+        # below the axis title: lower on a two-line title (it ran into the legend's
+        # first row at 1000 px)
+        legend={
+            "orientation": "h",
+            "x": 0.0,
+            "y": -0.12 - 0.05 * xtitle.count("<br>"),
+            "font": {"size": 12},
+        },
     )
     _base_layout(fig, 800)
-    fig.update_layout(margin={"b": 150, "t": _top_margin(fig.layout.title.to_plotly_json(), 40)})
+    fig.update_layout(
+        margin={
+            "b": 150 + 30 * xtitle.count("<br>"),
+            "t": _top_margin(fig.layout.title.to_plotly_json(), 40),
+        }
+    )
     return fig
 
 

@@ -110,6 +110,17 @@ def test_logit_axis(wview: V.WeightView) -> None:
         F.weight_figure(wview, axis="log")
 
 
+def test_a_two_line_score_axis_title_pushes_the_legend_down(wview: V.WeightView) -> None:
+    """A lower-is-better signal's axis title takes a second line; the legend below it
+    moves down and the bottom margin grows (the title ran into the legend at 1000 px)."""
+    one = F.weight_figure(replace(wview, orientation="higher"))
+    two = F.weight_figure(replace(wview, orientation="lower"))
+    assert "<br>" not in one.layout.xaxis2.title.text
+    assert two.layout.xaxis2.title.text.count("<br>") == 1
+    assert two.layout.legend.y < one.layout.legend.y - 0.03
+    assert two.layout.margin.b > one.layout.margin.b
+
+
 def test_offset_by_hand_shows_the_fitted_curve_dashed(demo: Store, info: DatasetInfo) -> None:
     v = V.weight_view(demo, info, LLM, VER, "logit_wv", EvalConfig(weight_boot=10))
     fig = F.weight_figure(v.with_offset(0.2))
