@@ -1739,12 +1739,10 @@ def allocation_figure(view: AllocationView) -> go.Figure:
                     for i, wide in zip(idx, wide_cells, strict=True)
                 ]
             )
-            rng = (
-                f"{view.score_low[k]:.2f}–{view.score_high[k]:.2f}"
-                if math.isfinite(view.score_low[k])
-                else "empty"
-            )
-            ylabels.append(f"bin {k + 1} ({rng}) · fold {f + 1}")
+            # short, so the cells keep the width for their names; the bin's mean scores
+            # are in the hover and the per-bin table (with them the labels took a
+            # quarter of a laptop-width chart and the names ran into each other)
+            ylabels.append(f"bin {k + 1} · fold {f + 1}")
             custom.append(
                 [
                     [

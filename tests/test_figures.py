@@ -469,6 +469,12 @@ def test_allocation_choice_panel_shows_each_bins_choice(aview: V.AllocationView)
             assert [c[2] for c in hm.customdata[2 * k + f]] == full
     assert len(hm.x) == len(aview.budgets) + 1  # cell edges around each budget
     assert hm.xaxis == "x2"
+    # short row names (the width goes to the cells); each bin's mean scores in the hover
+    assert list(hm.y) == [
+        f"bin {k + 1} · fold {f + 1}" for k in range(aview.n_bins) for f in (0, 1)
+    ]
+    for k in range(aview.n_bins):
+        assert hm.customdata[2 * k][0][0] == f"bin {k + 1}: mean score {aview.score_range(k)}"
 
 
 # ---- combined signals -----------------------------------------------------------------

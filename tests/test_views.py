@@ -899,3 +899,22 @@ def test_combining_a_dataset_of_one_signal_says_there_is_nothing_to_combine(
     assert V.combine_obstacle(store, info2, "m1", ["prm"], SETTINGS) == (
         "Choose at least two signals to combine."
     )
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "text"),
+    [
+        (0.123, 0.456, "0.12–0.46"),  # scores in [0, 1]: two decimals
+        (22251.138, 27209.062, "22,251–27,209"),  # token counts: none, with separators
+        (50.26, 80.5, "50.3–80.5"),
+        (-3.217, 1.5, "-3.22–1.50"),
+        (0.5012, 0.5034, "0.501–0.503"),  # more decimals where the ends would read alike
+        (0.5, 0.5, "0.50–0.50"),
+        (float("nan"), float("nan"), "empty"),
+    ],
+)
+def test_score_ranges_read_at_the_precision_of_their_size(lo: float, hi: float, text: str) -> None:
+    from core.info.common import range_text
+
+    assert range_text(lo, hi) == text
+    assert range_text(lo, hi, " – ") == text.replace("–", " – ")

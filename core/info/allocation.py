@@ -20,6 +20,7 @@ from core.info.common import (
     curve_strategies,
     kept_per_content,
     pair_name,
+    range_text,
     sample_issues,
 )
 from core.methods.registry import get_strategy, short_name
@@ -110,9 +111,15 @@ class AllocationView:
             return "bin 1 = highest mean score (lower is better here): the predicted hardest"
         return "bin 1 = lowest mean score: the predicted hardest"
 
+    def score_range(self, k: int, sep: str = "–") -> str:
+        """Bin k's mean scores, e.g. "0.12–0.45", or "22,251–27,209" for token counts:
+        as many decimals as the scores' size needs (up to 4 where the two ends would
+        otherwise read the same); "empty" for a bin without problems."""
+        return range_text(float(self.score_low[k]), float(self.score_high[k]), sep)
+
     def bin_label(self, k: int) -> str:
-        """E.g. "bin 1: mean score 0.12-0.45"."""
-        return f"bin {k + 1}: mean score {self.score_low[k]:.2f}–{self.score_high[k]:.2f}"
+        """E.g. "bin 1: mean score 0.12–0.45"."""
+        return f"bin {k + 1}: mean score {self.score_range(k)}"
 
     def chosen(self, budget_index: int, k: int) -> str:
         """The strategy chosen for bin k at a budget: one name when both folds agree,
@@ -147,7 +154,7 @@ class AllocationView:
         for k in range(self.n_bins):
             row: dict[str, object] = {
                 "bin": k + 1,
-                "mean score": f"{self.score_low[k]:.3f} – {self.score_high[k]:.3f}",
+                "mean score": self.score_range(k, " – "),
                 "problems": int(self.bin_size[k]),
                 "chosen (fold 1 / fold 2)": self.chosen(b, k),
                 "support": self.support_text(b, k),

@@ -197,6 +197,20 @@ def pair_name(llm: str, verifier: str) -> str:
     return f"{llm} × {verifier}"
 
 
+def range_text(lo: float, hi: float, sep: str = "–") -> str:
+    """A range of scores to read: "0.12–0.45", "22,251–27,209" (token counts). Decimals
+    follow the size of the numbers (two below 10, one below 100, none above, with
+    thousands separators), more (up to four) where both ends would otherwise read the
+    same; "empty" where there is no range (NaN ends)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "empty"
+    size = max(abs(lo), abs(hi))
+    digits = 2 if size < 10 else 1 if size < 100 else 0
+    while digits < 4 and lo != hi and f"{lo:,.{digits}f}" == f"{hi:,.{digits}f}":
+        digits += 1
+    return f"{lo:,.{digits}f}{sep}{hi:,.{digits}f}"
+
+
 def dataset_label(name: str, simulated: bool) -> str:
     """The dataset's name, marked as simulated when it is (and its name does not say so)."""
     if simulated and "simulated" not in name.lower():
@@ -246,5 +260,6 @@ __all__ = [
     "negative_intervals",
     "pair_name",
     "parse_llm_params",
+    "range_text",
     "sample_issues",
 ]
