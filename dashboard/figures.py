@@ -22,6 +22,7 @@ from plotly.subplots import make_subplots
 from scipy import special
 
 from core.info import (
+    NO_ANSWER,
     AllocationView,
     BudgetView,
     CombineView,
@@ -1324,7 +1325,7 @@ def problem_figure(view: ProblemView) -> go.Figure:
     n_s = len(view.strategies)
     labels: list[str] = []
     for a, n, cc in zip(view.answers, view.count, view.cluster_correct, strict=True):
-        shown = plotly_plain(_short(a)) if a.strip() else "(no answer)"
+        shown = plotly_plain(_short(a)) if a.strip() else NO_ANSWER
         lab = f"{'✓' if cc >= 0.5 else '✗'} {shown} ×{int(n)}"
         while lab in labels:  # answers that look alike after shortening stay apart
             lab += "\u200b"
@@ -1335,13 +1336,13 @@ def problem_figure(view: ProblemView) -> go.Figure:
         shared_yaxes=True,
         column_widths=[1.4] + [1.0] * n_s,
         horizontal_spacing=0.03,
-        # short column headers on up to two lines: a laptop gives each ~80 px
+        # short column headers on up to two lines: at 1000 px a panel is ~55 px wide
         subplot_titles=[
             "response<br>scores",
-            *(_wrap(short_name(s), 10) for s in view.strategies),
+            *(_wrap(short_name(s), 8) for s in view.strategies),
         ],
     )
-    fig.update_annotations(font_size=12)
+    fig.update_annotations(font_size=11)
     y_resp = [labels[int(c)] for c in view.response_cluster]
     for ok, color, what in ((True, CORRECT, "correct"), (False, INCORRECT, "incorrect")):
         sel = view.response_correct == ok
@@ -1421,10 +1422,11 @@ def problem_figure(view: ProblemView) -> go.Figure:
         lo, hi = min(0.0, float(np.nanmin(tot))), max(0.0, float(np.nanmax(tot)))
         pad = 0.35 * ((hi - lo) or 1.0)
         fig.update_xaxes(
-            title_text=("lowest score" if lowest[j] else "top score") if best_of else "total",
+            title_text=("lowest<br>score" if lowest[j] else "top<br>score") if best_of else "total",
             range=[lo - (pad if lo < 0 else 0.0), hi + pad],
-            nticks=3,  # neighbouring panels' tick labels must not run together
-            tickfont={"size": 10},
+            # every bar carries its number: ticks on panels ~55 px wide only ran into
+            # their neighbours' ("40k0 5 10")
+            showticklabels=False,
             row=1,
             col=2 + j,
         )
@@ -1452,8 +1454,13 @@ def problem_figure(view: ProblemView) -> go.Figure:
 
 
 def _fmt_total(t: float) -> str:
-    """A bar's label in a panel about 80 px wide: at most about 5 characters."""
+    """A bar's label in a panel about 55-80 px wide: at most about 5 characters
+    ("30.3k" for a score of 30,268 tokens, "1.2M")."""
     a = abs(float(t))
+    if a >= 999_500:
+        return f"{t / 1e6:.1f}M"
+    if a >= 10_000:
+        return f"{t / 1e3:.1f}k" if a < 99_950 else f"{t / 1e3:.0f}k"
     if float(t).is_integer() or a >= 100:
         return f"{t:.0f}"
     return f"{t:.1f}" if a >= 10 else f"{t:.2f}"

@@ -326,14 +326,24 @@ def test_problem_figure_reads_lengths_and_empty_answers(demo: Store, info: Datas
     fig = F.problem_figure(longer)
     best = [t for t in fig.data if t.type == "bar"][1]
     np.testing.assert_allclose(np.asarray(best.x, dtype=float), per_cluster)
-    assert fig.layout.xaxis3.title.text == "lowest score"
+    assert fig.layout.xaxis3.title.text == "lowest<br>score"
     assert fig.layout.xaxis.tickformat == "~s"
+    # the strategies' panels (~55 px at 1000 px) carry numbers on their bars, no tick
+    # labels to run into their neighbours'; their headers wrap at 8 characters
+    assert fig.layout.xaxis.showticklabels is not False
+    assert fig.layout.xaxis2.showticklabels is False and fig.layout.xaxis3.showticklabels is False
+    heads = [a.text for a in fig.layout.annotations if a.yref == "paper" and a.y >= 1.0]
+    assert "best-of-N" in heads and "majority<br>vote" in heads
     assert fig.layout.yaxis.categoryarray[0].split(" ")[1:3] == ["(no", "answer)"]
     # the same figure on the view as computed: best-of-N's own top scores
     plain = F.problem_figure(v)
-    assert plain.layout.xaxis3.title.text == "top score"
+    assert plain.layout.xaxis3.title.text == "top<br>score"
     assert F._fmt_total(116.234) == "116" and F._fmt_total(63.63) == "63.6"
     assert F._fmt_total(7.414) == "7.41" and F._fmt_total(50.0) == "50"
+    # token counts in five characters at most
+    assert F._fmt_total(8887.0) == "8887" and F._fmt_total(30268.0) == "30.3k"
+    assert F._fmt_total(-12879.0) == "-12.9k" and F._fmt_total(234567.0) == "235k"
+    assert F._fmt_total(1234567.0) == "1.2M"
 
 
 # ---- calibration transfer ------------------------------------------------------------

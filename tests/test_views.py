@@ -918,3 +918,23 @@ def test_score_ranges_read_at_the_precision_of_their_size(lo: float, hi: float, 
 
     assert range_text(lo, hi) == text
     assert range_text(lo, hi, " – ") == text.replace("–", " – ")
+
+
+def test_a_picked_empty_answer_is_named_no_answer(store: Store, tmp_path: Path) -> None:
+    """Responses without a final answer form one cluster; when a strategy picks it, the
+    explorer's picks say "(no answer)", as the chart's row does (it was a blank cell)."""
+    from tests.conftest import make_long_frame
+
+    frame = make_long_frame(
+        n_problems=6, n_samples=6, llms=("m1",), verifiers=("prm",), steps=False
+    )
+    empty = (frame["problem_id"] == "q00") & (frame["sample_idx"] < 4)
+    frame.loc[empty, "answer"] = ""
+    frame.loc[empty, "is_correct"] = False
+    path = tmp_path / "e.csv"
+    frame.drop(columns="step_scores").to_csv(path, index=False)
+    import_path(store, path, name="e")
+    info = store.get_dataset("e")
+    v = V.problem_view(store, info, "m1", "prm", "q00", ["majority"], EvalConfig(folds=2))
+    assert v.picks == (V.NO_ANSWER,) and V.NO_ANSWER == "(no answer)"
+    assert "" in v.answers  # the cluster itself keeps its empty answer

@@ -28,6 +28,7 @@ from core.info.overlay import MAX_OVERLAY, OverlayView, overlay_view
 from core.info.problems import (
     FILTER_KINDS,
     FILTER_LABELS,
+    NO_ANSWER,
     DisagreementView,
     ProblemFilter,
     ProblemList,
@@ -51,6 +52,7 @@ __all__ = [
     "FILTER_KINDS",
     "FILTER_LABELS",
     "MAX_OVERLAY",
+    "NO_ANSWER",
     "AllocationView",
     "BudgetCurve",
     "BudgetView",

@@ -288,7 +288,10 @@ def problem_view(
     sl = k0 + order
     picked = picks.picked[:, sl]
     choice = tuple(
-        " / ".join(a for a, pk in zip(answers, row, strict=True) if pk) for row in picked
+        " / ".join(
+            (a if a.strip() else NO_ANSWER) for a, pk in zip(answers, row, strict=True) if pk
+        )
+        for row in picked
     )
     fold = int(data.fold_of[p])
     return ProblemView(
@@ -324,6 +327,10 @@ def problem_view(
         reduction=config.reduction,
         skipped=skipped,
     )
+
+
+#: how an empty answer (a response with no final answer) is named on screen
+NO_ANSWER = "(no answer)"
 
 
 @dataclass(frozen=True, eq=False)
