@@ -653,3 +653,16 @@ def test_single_chunk_from_a_non_main_thread_uses_a_worker() -> None:
     (res,) = out
     assert not isinstance(res, Exception), res
     assert res[0].is_correct == [True, True, False]  # type: ignore[index]
+
+
+def test_grading_notes_give_a_small_share_as_it_is() -> None:
+    """8 unparsed answers of 29,400 are 0.027 %, not "0.0 %" (BoInf AIME 2025's notes)."""
+    from core.importers.grade import GradeSummary
+
+    notes = " ".join(
+        GradeSummary(grader="g", n_responses=29400, n_correct=19450, n_unparsed=8).notes()
+    )
+    assert "19450 equivalent to the gold answer (66.2 %)" in notes
+    assert "8 could not be parsed (0.027 %;" in notes
+    none = " ".join(GradeSummary(grader="g", n_responses=100, n_unparsed=0).notes())
+    assert "0 could not be parsed (0.0 %;" in none

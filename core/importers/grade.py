@@ -65,7 +65,11 @@ class GradeSummary:
 
     def notes(self) -> list[str]:
         def pct(k: int, n: int) -> str:
-            return f"{100.0 * k / n:.1f} %" if n else "-"
+            if not n:
+                return "-"
+            share = 100.0 * k / n
+            # a few in many thousands is not "0.0 %": two significant digits below 0.1 %
+            return f"{share:.2g} %" if 0 < share < 0.1 else f"{share:.1f} %"
 
         n = self.n_responses
         out = [
