@@ -1038,6 +1038,33 @@ def test_every_figure_is_drawn_on_the_white_template(
         assert layout["template"]["layout"]["xaxis"]["gridcolor"] == "#EBF0F8"
 
 
+def test_every_figures_subtitle_fits_a_1000_px_window(
+    wview: V.WeightView,
+    bview: V.BudgetView,
+    cview: V.CompareView,
+    tview: V.TransferView,
+    aview: V.AllocationView,
+    mview: V.CombineView,
+) -> None:
+    """A chart in a 1000 px window is about 560 px wide: some 88 characters of the bold
+    subtitle type. A 95-character line of the budget chart's subtitle was cut at the
+    chart's edge ("...bands over 10" for "over 100 problems", Qwen2.5-Math RM file)."""
+    figs = [
+        F.weight_figure(wview),
+        F.budget_figure(bview),
+        F.compare_figure(cview),
+        F.transfer_heatmap(tview),
+        F.allocation_figure(aview),
+        F.combine_figure(mview),
+        F.stopping_figure(_stopping_view()),
+    ]
+    for fig in figs:
+        title = str(fig.layout.title.text)
+        sub = title.split("<sup", 1)[1].split(">", 1)[1]
+        lines = [_shown(x) for x in sub.split("<br>")]
+        assert max(len(x) for x in lines) <= 88, lines
+
+
 def test_budget_tick_labels_never_run_together() -> None:
     # BoInf's budgets end in 64 and 80: a third of a doubling apart on the log2 axis
     assert F._budget_ticktext([1, 2, 4, 8, 16, 32, 64, 80]) == [
