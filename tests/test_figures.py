@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -1008,14 +1008,29 @@ def test_overlay_figure_keeps_strategy_colours_and_styles_pairs(
     assert fig.layout.xaxis.type == "log"
 
 
-def test_every_figure_is_drawn_on_the_white_template(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.fixture
+def every_figure(
     wview: V.WeightView,
     bview: V.BudgetView,
     cview: V.CompareView,
     tview: V.TransferView,
     aview: V.AllocationView,
     mview: V.CombineView,
+) -> Callable[[], list[go.Figure]]:
+    """Makes one figure of each kind (when the test calls it, after its own set-up)."""
+    return lambda: [
+        F.weight_figure(wview),
+        F.budget_figure(bview),
+        F.compare_figure(cview),
+        F.transfer_heatmap(tview),
+        F.allocation_figure(aview),
+        F.combine_figure(mview),
+        F.stopping_figure(_stopping_view()),
+    ]
+
+
+def test_every_figure_is_drawn_on_the_white_template(
+    monkeypatch: pytest.MonkeyPatch, every_figure: Callable[[], list[go.Figure]]
 ) -> None:
     # the template comes from Plotly's default, which the figures module makes the white
     # one when it makes a figure: whatever set it before (importing Streamlit sets its
@@ -1023,42 +1038,19 @@ def test_every_figure_is_drawn_on_the_white_template(
     import plotly.io as pio
 
     monkeypatch.setattr(pio.templates, "default", "plotly")
-    figs = [
-        F.weight_figure(wview),
-        F.budget_figure(bview),
-        F.compare_figure(cview),
-        F.transfer_heatmap(tview),
-        F.allocation_figure(aview),
-        F.combine_figure(mview),
-        F.stopping_figure(_stopping_view()),
-    ]
-    for fig in figs:
+    for fig in every_figure():
         layout = fig.to_plotly_json()["layout"]
         assert layout["template"]["layout"]["plot_bgcolor"] == "white"
         assert layout["template"]["layout"]["xaxis"]["gridcolor"] == "#EBF0F8"
 
 
 def test_every_figures_subtitle_fits_a_1000_px_window(
-    wview: V.WeightView,
-    bview: V.BudgetView,
-    cview: V.CompareView,
-    tview: V.TransferView,
-    aview: V.AllocationView,
-    mview: V.CombineView,
+    every_figure: Callable[[], list[go.Figure]],
 ) -> None:
     """A chart in a 1000 px window is about 560 px wide: some 88 characters of the bold
     subtitle type. A 95-character line of the budget chart's subtitle was cut at the
     chart's edge ("...bands over 10" for "over 100 problems", Qwen2.5-Math RM file)."""
-    figs = [
-        F.weight_figure(wview),
-        F.budget_figure(bview),
-        F.compare_figure(cview),
-        F.transfer_heatmap(tview),
-        F.allocation_figure(aview),
-        F.combine_figure(mview),
-        F.stopping_figure(_stopping_view()),
-    ]
-    for fig in figs:
+    for fig in every_figure():
         title = str(fig.layout.title.text)
         sub = title.split("<sup", 1)[1].split(">", 1)[1]
         lines = [_shown(x) for x in sub.split("<br>")]
