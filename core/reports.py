@@ -68,9 +68,10 @@ def issue_text(issue: Issue) -> str:
             "of the other fold."
         )
     if issue.kind == "band_widened":
+        n = int(issue.value)
         return (
-            f"At {issue.value:.0f} grid points the bootstrap percentile band missed the fitted "
-            "curve (a biased step) and was widened to include it."
+            f"At {n} grid point{'' if n == 1 else 's'} the bootstrap percentile band missed "
+            "the fitted curve (a biased step) and was widened to include it."
         )
     if issue.kind == "overlay_failed":
         return f"The label-free fit could not be drawn: {issue.detail}"

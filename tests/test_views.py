@@ -938,3 +938,9 @@ def test_a_picked_empty_answer_is_named_no_answer(store: Store, tmp_path: Path) 
     v = V.problem_view(store, info, "m1", "prm", "q00", ["majority"], EvalConfig(folds=2))
     assert v.picks == (V.NO_ANSWER,) and V.NO_ANSWER == "(no answer)"
     assert "" in v.answers  # the cluster itself keeps its empty answer
+
+
+def test_the_widened_band_note_counts_its_grid_points() -> None:
+    one = R.issue_text(V.Issue("band_widened", value=1.0))
+    assert one.startswith("At 1 grid point the bootstrap") and "points" not in one
+    assert R.issue_text(V.Issue("band_widened", value=3.0)).startswith("At 3 grid points the")
