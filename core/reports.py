@@ -157,8 +157,10 @@ def efficiency_text(a: str, b: str, res: EfficiencyResult) -> str:
     if not res.reached or res.budget is None:
         return f"{sa} does not reach {sb}@{res.ref_budget} within the evaluated budgets{ci}"
     n = res.budget
-    samples = f"{n:.0f}" if n >= 10 else f"{n:.1f}"
-    unit = "sample" if samples in ("1", "1.0") else "samples"
+    # whole numbers (to the tenth shown) without a decimal: "10 samples", not "10.0"
+    whole = n >= 9.95 or abs(n - round(n)) < 0.05
+    samples = f"{n:.0f}" if whole else f"{n:.1f}"
+    unit = "sample" if samples == "1" else "samples"
     return (
         f"{sa} reaches {sb}@{res.ref_budget} with {samples} {unit}, "
         f"{100 * res.ratio:.0f}% of its budget{ci}"

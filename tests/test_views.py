@@ -944,3 +944,17 @@ def test_the_widened_band_note_counts_its_grid_points() -> None:
     one = R.issue_text(V.Issue("band_widened", value=1.0))
     assert one.startswith("At 1 grid point the bootstrap") and "points" not in one
     assert R.issue_text(V.Issue("band_widened", value=3.0)).startswith("At 3 grid points the")
+
+
+@pytest.mark.parametrize(
+    ("budget", "said"),
+    [(9.99997, "10 samples"), (4.0, "4 samples"), (1.0, "1 sample"), (5.46, "5.5 samples")],
+)
+def test_efficiency_text_gives_whole_budgets_without_a_decimal(budget: float, said: str) -> None:
+    from core.evaluation.stats import EfficiencyResult
+
+    res = EfficiencyResult(
+        ratio=budget / 10, budget=budget, target=0.37, ref_budget=10, reached=True, reason=""
+    )
+    text = R.efficiency_text("logit_wv", "vanilla_wv", res)
+    assert f"reaches vanilla WV@10 with {said}, " in text, text
