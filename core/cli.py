@@ -63,6 +63,7 @@ from core.reports import (
 )
 from core.store import (
     DB_ENV_VAR,
+    IMPORTED_FORMAT,
     PARQUET_MIN_SCORES,
     PROJECT_ROOT,
     STORAGES,
@@ -205,10 +206,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         pairs = store.pair_summary(info)
     kind = "SIMULATED benchmark" if info.simulated else "real data"
     print(f"{info.name}  [{kind}]")
-    print(
-        f"  id {info.dataset_id}, format {info.source_format}, "
-        f"imported {info.imported_at.strftime(IMPORTED_FORMAT)}"
-    )
+    print(f"  id {info.dataset_id}, format {info.source_format}, imported {info.imported}")
     print(f"  source {info.source_path or '-'}")
     print(f"  {info.n_problems} problems, {info.n_responses} responses, {info.n_scores} scores")
     if info.storage == "parquet":
@@ -394,8 +392,6 @@ def _check_strategies(names: Sequence[str] | None) -> None:
 
 #: Tables fit this many columns unless --wide (pandas wraps the columns into blocks).
 TABLE_WIDTH = 100
-#: when a dataset was imported, as `list` and `show` print it
-IMPORTED_FORMAT = "%Y-%m-%d %H:%M"
 
 
 def _render(df: Any, args: argparse.Namespace, **kw: Any) -> str:

@@ -156,10 +156,7 @@ def efficiency_text(a: str, b: str, res: EfficiencyResult) -> str:
     ci = _ratio_ci(res) if res.has_interval else ""
     if not res.reached or res.budget is None:
         return f"{sa} does not reach {sb}@{res.ref_budget} within the evaluated budgets{ci}"
-    n = res.budget
-    # whole numbers (to the tenth shown) without a decimal: "10 samples", not "10.0"
-    whole = n >= 9.95 or abs(n - round(n)) < 0.05
-    samples = f"{n:.0f}" if whole else f"{n:.1f}"
+    samples = _samples(res.budget)
     unit = "sample" if samples == "1" else "samples"
     return (
         f"{sa} reaches {sb}@{res.ref_budget} with {samples} {unit}, "
@@ -447,9 +444,16 @@ def _cost(x: float, unit: str) -> str:
     return f"{x:.1f}" if unit == "samples" else f"{x:,.0f}"
 
 
+def _samples(n: float) -> str:
+    """A number of samples in a sentence or a header: whole to the tenth shown without a
+    decimal ("10", "32", not "10.0" for an interpolated 9.99997), else one ("5.5")."""
+    whole = n >= 9.95 or abs(n - round(n)) < 0.05
+    return f"{n:.0f}" if whole else f"{n:.1f}"
+
+
 def _reference_cost(x: float, unit: str) -> str:
-    """What a fixed-N reference spends: a whole number of samples reads "32", not "32.0"."""
-    return f"{x:.0f}" if unit == "samples" and float(x).is_integer() else _cost(x, unit)
+    """What a fixed-N reference spends: "32" samples, not "32.0"."""
+    return _samples(x) if unit == "samples" and math.isfinite(x) else _cost(x, unit)
 
 
 def saving_text(s: Saving, budget: int, label: str) -> str:

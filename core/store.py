@@ -266,6 +266,10 @@ class CanonicalData:
     scores: pd.DataFrame | pa.Table
 
 
+#: when a dataset was imported, as tables and reports print it
+IMPORTED_FORMAT = "%Y-%m-%d %H:%M"
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     dataset_id: str
@@ -288,6 +292,11 @@ class DatasetInfo:
     @property
     def pairs(self) -> list[tuple[str, str]]:
         return [(m, v) for m in self.llms for v in self.verifiers]
+
+    @property
+    def imported(self) -> str:
+        """When the dataset was imported, to the minute, as every table shows it."""
+        return self.imported_at.strftime(IMPORTED_FORMAT)
 
     @property
     def lower_is_better(self) -> tuple[str, ...]:

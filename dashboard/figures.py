@@ -455,6 +455,7 @@ def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
         # on a second line: one line ran past both edges of a laptop-width chart
         xtitle += "<br>lower raw scores are better, so s = 1 - transformed score"
     fig.update_xaxes(title_text=xtitle, automargin=True, row=2, col=1)
+    extra_lines = xtitle.count("<br>")
     if axis == "raw":
         lo_r, hi_r = float(np.min(view.raw_grid)), float(np.max(view.raw_grid))
         if lo_r > 0 and hi_r / lo_r > 100:
@@ -477,14 +478,14 @@ def weight_figure(view: WeightView, axis: str = "score") -> go.Figure:
         legend={
             "orientation": "h",
             "x": 0.0,
-            "y": -0.12 - 0.05 * xtitle.count("<br>"),
+            "y": -0.12 - 0.05 * extra_lines,
             "font": {"size": 12},
         },
     )
     _base_layout(fig, 800)
     fig.update_layout(
         margin={
-            "b": 150 + 30 * xtitle.count("<br>"),
+            "b": 150 + 30 * extra_lines,
             "t": _top_margin(fig.layout.title.to_plotly_json(), 40),
         }
     )

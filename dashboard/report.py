@@ -113,7 +113,7 @@ def build_report(
         "verifiers": ", ".join(info.verifiers),
         "source": f"{info.source_format}" + (f" ({info.source_path})" if info.source_path else ""),
         "content SHA-256": info.content_sha256,
-        "imported": info.imported_at.strftime("%Y-%m-%d %H:%M"),
+        "imported": info.imported,
         "samples": "independent (iid)" if info.iid else "ordered (not iid)",
         "correctness": info.grader or "-",
         "lower is better": ", ".join(info.lower_is_better) or "-",
