@@ -18,6 +18,7 @@ from dashboard.state import (  # noqa: E402
     StoreError,
     dataset_picker,
     get_store,
+    opening,
     plain,
     warm_up_in_background,
 )
@@ -80,5 +81,6 @@ except StoreError as exc:
     )
     time.sleep(5)
     st.rerun()
-st.session_state["_dataset_info"] = dataset_picker(store)
-page.run()
+with opening(page.title):  # a slow opening shows a bar within a second
+    st.session_state["_dataset_info"] = dataset_picker(store)
+    page.run()

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import hashlib
 import logging
@@ -25,7 +26,7 @@ import pickle
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -88,11 +89,13 @@ __all__ = [
     "dataset_report",
     "delete_dataset",
     "editor",
+    "end_opening",
     "figure",
     "get_store",
     "import_upload",
     "multiselect",
     "open_in_explorer",
+    "opening",
     "page_context",
     "parquet_bytes",
     "plain",
@@ -138,12 +141,40 @@ WARM_ENABLED = os.environ.get("TTSLAB_WARM", "1") != "0"
 
 
 class _PageWork:
-    """Whether a page is computing now, and when one last did (the warm-up yields)."""
+    """Whether a page is computing or opening now, and when one last did (the warm-up
+    yields)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.running = 0
+        self.opening = 0
         self.last = 0.0
+
+    def open(self) -> Callable[[], None]:
+        """A page starts its script run; returns the call that says its opening is over
+        (its first computation starts, or the run ends). Calling it again does nothing."""
+        with self._lock:
+            self.opening += 1
+        over = False
+
+        def done() -> None:
+            nonlocal over
+            with self._lock:
+                if not over:
+                    over = True
+                    self.opening -= 1
+                    self.last = time.monotonic()
+
+        return done
+
+    def yield_to_openings(self, limit_s: float = 5.0) -> None:
+        """Within the warm-up's work: pause while a page opens, at most `limit_s` (both
+        are Python threads of one process: a page's imports and first queries would
+        otherwise take turns with the warm-up's, about twice as slow). Not while a page
+        computes: it may be waiting for the very result the warm-up is computing."""
+        deadline = time.monotonic() + limit_s
+        while self.opening and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def __enter__(self) -> None:
         with self._lock:
@@ -156,7 +187,7 @@ class _PageWork:
 
     def wait_idle(self, quiet_s: float = 1.0) -> bool:
         """Block until no page has computed for `quiet_s` seconds; False (never stop)."""
-        while self.running or time.monotonic() - self.last < quiet_s:
+        while self.running or self.opening or time.monotonic() - self.last < quiet_s:
             time.sleep(0.1)
         return False
 
@@ -200,7 +231,12 @@ class CurveWarmer:
                 if llm_first not in info.llms:  # the LLM the pages will open on
                     llm_first = _default_llm(store, info)
                 warm_curves(
-                    store, info, EvalConfig(), llm_first=llm_first, stop=PAGE_WORK.wait_idle
+                    store,
+                    info,
+                    EvalConfig(),
+                    llm_first=llm_first,
+                    stop=PAGE_WORK.wait_idle,
+                    progress=lambda *_: PAGE_WORK.yield_to_openings(),
                 )
             except Exception as exc:  # a dataset that cannot be evaluated: its pages say why
                 _LOG.warning("background curves of %r stopped: %s", info.name, exc)
@@ -800,7 +836,12 @@ class ProgressBar:
     (a cache hit) draws nothing."""
 
     def __init__(
-        self, label: str, delay: float = 0.25, every: float = 0.5, slot: Any = None
+        self,
+        label: str,
+        delay: float = 0.25,
+        every: float = 0.5,
+        slot: Any = None,
+        stage: str = "starting",
     ) -> None:
         self.label = label
         self.delay = delay
@@ -809,7 +850,7 @@ class ProgressBar:
         self._last = -math.inf
         self._bar: Any = None
         self._slot: Any = st.empty() if slot is None else slot
-        self._pending = (0.0, plain(f"{label}: starting"))
+        self._pending = (0.0, plain(f"{label}: {stage}"))
         self._closed = False
         self._lock = threading.Lock()
         self._timer = threading.Timer(delay, self._draw_pending)
@@ -844,6 +885,23 @@ class ProgressBar:
             else:
                 self._bar.progress(frac, text=text)
 
+    @property
+    def drawn(self) -> bool:
+        """Whether the bar is on the page (its delay passed before it was closed)."""
+        with self._lock:
+            return self._bar is not None and not self._closed
+
+    def relabel(self, label: str) -> None:
+        """Go on under a new label (the page's opening bar handing over to its first
+        computation), from zero."""
+        with self._lock:
+            self.label = label
+            text = plain(f"{label}: starting")
+            self._pending = (0.0, text)
+            if self._bar is not None and not self._closed:
+                self._last = time.monotonic()
+                self._bar.progress(0.0, text=text)
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -852,9 +910,75 @@ class ProgressBar:
                 self._slot.empty()
 
 
+@dataclass
+class _Opening:
+    """A page being opened: its bar, and the call that ends its opening (`_PageWork`)."""
+
+    bar: ProgressBar
+    done: Callable[[], None]
+
+    def end(self) -> None:
+        self.done()
+        self.bar.close()
+
+
+#: The page being opened (`opening`), until its first `compute` takes its bar over.
+_OPENING: contextvars.ContextVar[_Opening | None] = contextvars.ContextVar(
+    "ttslab_opening", default=None
+)
+
+
+@contextlib.contextmanager
+def opening(title: str, delay: float = 0.3) -> Iterator[None]:
+    """Around a page's script run (app.py): a bar at the top of the page that shows
+    itself after `delay` seconds while the page is still loading (its modules imported,
+    its dataset and defaults read: 1-2 s on a first visit while the background warm-up
+    runs), so a slow opening gives feedback within a second, before the page's first
+    computation starts. The page's first `compute` goes on in this bar when it is
+    already drawn (else closes it and draws its own where it is called); work with its
+    own indicator closes it first (`end_opening`)."""
+    again = st.session_state.get("_opened_page") == title
+    st.session_state["_opened_page"] = title
+    bar = (
+        ProgressBar(f"Updating {title}", delay=delay, stage="reading the data")
+        if again
+        else ProgressBar(f"Opening {title}", delay=delay, stage="loading the page and its data")
+    )
+    record = _Opening(bar, PAGE_WORK.open())
+    token = _OPENING.set(record)
+    try:
+        yield
+    finally:
+        _OPENING.reset(token)
+        record.end()
+
+
+def end_opening() -> None:
+    """End the page's opening and close its bar (before work that shows its own
+    progress)."""
+    record = _OPENING.get()
+    if record is not None:
+        _OPENING.set(None)
+        record.end()
+
+
+def _bar_for(label: str) -> ProgressBar:
+    """The page's opening bar, relabelled, when it is drawn; else a new bar here. Either
+    way the page's opening is over."""
+    record = _OPENING.get()
+    if record is not None:
+        _OPENING.set(None)  # only the first computation takes it over
+        record.done()
+        if record.bar.drawn:
+            record.bar.relabel(label)
+            return record.bar
+        record.bar.close()
+    return ProgressBar(label)
+
+
 def compute(label: str, fn: Callable[[ProgressFn], T]) -> T:
     """Run one core call with a progress bar; a core error is shown and stops the page."""
-    bar = ProgressBar(label)
+    bar = _bar_for(label)
     try:
         with PAGE_WORK:  # the background warm-up waits meanwhile
             return fn(bar)

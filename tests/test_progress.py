@@ -48,3 +48,52 @@ def test_quick_work_draws_nothing() -> None:
     bar.close()  # before the delay: the timer never fires
     time.sleep(0.4)
     assert slot.calls == []
+
+
+def _opening_with(slot: FakeSlot, delay: float) -> tuple[Any, list[int]]:
+    """An opening page whose bar draws into `slot`; the list counts its `done` calls."""
+    from dashboard.state import _Opening
+
+    ended: list[int] = []
+    bar = ProgressBar("Opening Compare", delay=delay, slot=slot, stage="loading the page")
+    return _Opening(bar, lambda: ended.append(1)), ended
+
+
+def test_a_slow_opening_hands_its_bar_to_the_first_computation() -> None:
+    from dashboard.state import _OPENING, _bar_for
+
+    slot = FakeSlot()
+    record, ended = _opening_with(slot, delay=0.05)
+    token = _OPENING.set(record)
+    try:
+        time.sleep(0.3)  # the page is still loading: its bar shows
+        assert slot.calls == [("progress", (0.0, "Opening Compare\\: loading the page"))]
+        bar = _bar_for("Computing 7 pairs")
+        assert bar is record.bar  # the same bar goes on, from zero, under the new label
+        assert slot.calls[-1] == ("progress", (0.0, "Computing 7 pairs\\: starting"))
+        assert ended == [1]  # the opening is over (the warm-up may go on)
+        assert _OPENING.get() is None  # a second computation draws its own bar
+        time.sleep(0.6)
+        bar("fold 1 of 5", 1, 5)
+        assert slot.calls[-1] == ("progress", (0.2, "Computing 7 pairs\\: fold 1 of 5"))
+        bar.close()
+        assert slot.calls[-1] == ("empty", None)
+    finally:
+        _OPENING.reset(token)
+
+
+def test_a_quick_opening_leaves_no_bar_behind() -> None:
+    from dashboard.state import _OPENING, _bar_for
+
+    slot = FakeSlot()
+    record, ended = _opening_with(slot, delay=0.3)
+    token = _OPENING.set(record)
+    try:
+        bar = _bar_for("Computing 7 pairs")  # before the opening bar's delay
+        assert bar is not record.bar
+        bar.close()
+        assert ended == [1]
+        time.sleep(0.5)
+        assert slot.calls == []  # the opening bar was closed before it ever drew
+    finally:
+        _OPENING.reset(token)

@@ -147,3 +147,47 @@ def test_warm_curves_goes_in_the_order_the_pages_open_on(
     frontier = [(m, info.verifiers[0]) for m in info.llms if m != first]
     assert seen[n_v : n_v + len(frontier)] == frontier  # Compute frontier's default view
     assert sorted(seen) == sorted(info.pairs)
+
+
+def test_warm_curves_reports_within_each_pair(store: Store) -> None:
+    # the dashboard's warm-up pauses in this callback while a page opens (`_PageWork`)
+    build_demo(store, n_problems=12, n_samples=4)
+    info = store.get_dataset(DEMO_NAME)
+    calls: list[tuple[str, int, int]] = []
+    stops = iter([False, True])  # one pair
+    warm_curves(
+        store,
+        info,
+        EvalConfig(n_subsets=10, n_boot=20),
+        stop=lambda: next(stops),
+        progress=lambda stage, done, total: calls.append((stage, done, total)),
+    )
+    # per fold and strategy, before the pair is done: more than a start and an end
+    assert len(calls) > 5
+    assert any(0 < done < total for _, done, total in calls)
+    assert any("fold" in stage for stage, _, _ in calls)
+
+
+def test_the_warm_up_pauses_while_a_page_opens_but_not_while_it_computes() -> None:
+    from dashboard.state import _PageWork
+
+    work = _PageWork()
+    t = time.monotonic()
+    work.yield_to_openings(limit_s=2.0)  # nothing opening: no pause
+    assert time.monotonic() - t < 0.5
+    done = work.open()
+    threading.Timer(0.3, done).start()  # the page's opening ends after 0.3 s
+    t = time.monotonic()
+    work.yield_to_openings(limit_s=5.0)
+    assert 0.25 <= time.monotonic() - t < 3.0
+    done()  # a second call changes nothing
+    assert work.opening == 0
+    with work:  # a page computing (it may wait for the warm-up's own result): no pause
+        t = time.monotonic()
+        work.yield_to_openings(limit_s=2.0)
+        assert time.monotonic() - t < 0.5
+    stuck = work.open()  # an opening that never ends holds the warm-up at most limit_s
+    t = time.monotonic()
+    work.yield_to_openings(limit_s=0.3)
+    assert 0.25 <= time.monotonic() - t < 3.0
+    stuck()

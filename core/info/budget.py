@@ -356,13 +356,16 @@ def warm_curves(
     *,
     llm_first: str | None = None,
     stop: Callable[[], bool] | None = None,
+    progress: ProgressFn | None = None,
 ) -> int:
     """Compute into the result cache the cross-fitted curves of every pair of `info` with
     the default strategy set (what Compare, Budget curves and the explorer's contrasts
     read with default settings), one pair at a time in the order the pages open on:
     `llm_first`'s pairs (Compare, Budget curves, Adaptive sampling), then every LLM's
     pair with the first verifier (Compute frontier), then the rest; `stop()` is asked
-    between pairs. Returns how many pairs were computed (not already cached)."""
+    between pairs, `progress` is called within each pair (per fold and strategy; the
+    dashboard's warm-up pauses there while a page opens). Returns how many pairs were
+    computed (not already cached)."""
     from core.methods.registry import default_strategies
 
     strategies = default_strategies(simulated=info.has_truth)
@@ -371,7 +374,7 @@ def warm_curves(
     for pair in sorted(info.pairs, key=lambda p: (p[0] != llm_first, p[1] != first_verifier)):
         if stop is not None and stop():
             break
-        (res,) = many_curves(store, info, [pair], strategies, config, None)
+        (res,) = many_curves(store, info, [pair], strategies, config, progress)
         computed += not res.from_cache
     return computed
 

@@ -22,6 +22,7 @@ from dashboard.state import (
     dataset_report,
     delete_dataset,
     editor,
+    end_opening,
     figure,
     get_store,
     import_upload,
@@ -320,6 +321,7 @@ if saved is not None:
         complete_records_only=complete_only,
     )
     if st.button("Import", type="primary", key="upload_import", disabled=not name.strip()):
+        end_opening()  # the import's own box shows its progress
         try:
             with st.status(f"Importing {plain(upload_label)}…", expanded=True) as status:
                 bar = st.progress(0.0)
