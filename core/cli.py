@@ -194,8 +194,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         print("the store is empty: run `ttslab demo` or `ttslab import FILE`")
     else:
         # to the minute, as the dashboard shows it (microseconds pushed the table past
-        # the width, so it was printed in two blocks)
+        # the width, so it was printed in two blocks); no "kind" column: the source
+        # "simulator" says it (the full-size demo's row was 103 columns wide)
         df["imported"] = df["imported"].dt.strftime(IMPORTED_FORMAT)
+        if not getattr(args, "wide", False):
+            df = df.drop(columns=["kind"])
         print(_render(df, args, index=False))
     return 0
 
@@ -1228,10 +1231,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("list", help="list datasets")
+    s.add_argument("--wide", action="store_true", help="print tables wider than 100 columns")
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("show", help="describe one dataset and its (LLM, verifier) pairs")
     s.add_argument("name", help=DATASET_HELP)
+    s.add_argument("--wide", action="store_true", help="print tables wider than 100 columns")
     s.set_defaults(func=cmd_show)
 
     s = sub.add_parser("delete", help="delete a dataset")

@@ -59,6 +59,22 @@ def test_demo_list_show_delete(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "empty" in out
 
 
+def test_list_of_the_full_size_demo_fits_100_columns_in_one_block(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the default demo (500 problems x 64 samples x 5 LLMs: "160000" responses) printed
+    # 103 columns, which pandas split into two blocks (a line ending in a backslash)
+    db = str(tmp_path / "c.duckdb")
+    assert run(capsys, "--db", db, "demo", "--quiet")[0] == 0
+    code, out, _ = run(capsys, "--db", db, "list")
+    lines = out.rstrip("\n").splitlines()
+    assert code == 0 and len(lines) == 2, out  # a header and one row
+    assert max(map(len, lines)) <= 100, out
+    assert "160000" in lines[1] and "simulator" in lines[1] and "\\" not in out
+    code, out, _ = run(capsys, "--db", db, "list", "--wide")  # every column
+    assert code == 0 and "kind" in out.splitlines()[0] and "simulated" in out.splitlines()[1]
+
+
 @pytest.mark.parametrize("fmt", list(EXAMPLE_FILES))
 def test_import_each_example(tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str) -> None:
     db = str(tmp_path / "c.duckdb")
