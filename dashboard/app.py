@@ -81,6 +81,6 @@ except StoreError as exc:
     )
     time.sleep(5)
     st.rerun()
-with opening(page.title):  # a slow opening shows a bar within a second
+with opening(page.title, page.url_path):  # a slow opening shows a bar within a second
     st.session_state["_dataset_info"] = dataset_picker(store)
     page.run()

@@ -929,16 +929,18 @@ _OPENING: contextvars.ContextVar[_Opening | None] = contextvars.ContextVar(
 
 
 @contextlib.contextmanager
-def opening(title: str, delay: float = 0.3) -> Iterator[None]:
+def opening(title: str, path: str, delay: float = 0.3) -> Iterator[None]:
     """Around a page's script run (app.py): a bar at the top of the page that shows
     itself after `delay` seconds while the page is still loading (its modules imported,
     its dataset and defaults read: 1-2 s on a first visit while the background warm-up
     runs), so a slow opening gives feedback within a second, before the page's first
     computation starts. The page's first `compute` goes on in this bar when it is
     already drawn (else closes it and draws its own where it is called); work with its
-    own indicator closes it first (`end_opening`)."""
-    again = st.session_state.get("_opened_page") == title
-    st.session_state["_opened_page"] = title
+    own indicator closes it first (`end_opening`). `path`: the page's URL path, which
+    tells a rerun of the same page ("Updating ...") from the bare address's hand-over to
+    the first page (both titled Datasets)."""
+    again = st.session_state.get("_opened_page") == path
+    st.session_state["_opened_page"] = path
     bar = (
         ProgressBar(f"Updating {title}", delay=delay, stage="reading the data")
         if again

@@ -97,3 +97,28 @@ def test_a_quick_opening_leaves_no_bar_behind() -> None:
         assert slot.calls == []  # the opening bar was closed before it ever drew
     finally:
         _OPENING.reset(token)
+
+
+def test_the_opening_bar_says_updating_on_a_rerun_of_the_same_page() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    def app() -> None:
+        import streamlit as st
+
+        from dashboard.state import _OPENING, opening
+
+        path = st.session_state.get("next_path", "compare")
+        with opening("Compare", path):
+            record = _OPENING.get()
+            st.write(record.bar.label if record is not None else "no bar")
+
+    at = AppTest.from_function(app).run()
+    assert at.markdown[0].value == "Opening Compare"
+    at.run()
+    assert at.markdown[0].value == "Updating Compare"
+    at.session_state["next_path"] = ""  # the bare address, then its page: both opened
+    at.run()
+    assert at.markdown[0].value == "Opening Compare"
+    at.session_state["next_path"] = "compare"
+    at.run()
+    assert at.markdown[0].value == "Opening Compare"
