@@ -942,7 +942,7 @@ def opening(title: str, path: str, delay: float = 0.3) -> Iterator[None]:
     again = st.session_state.get("_opened_page") == path
     st.session_state["_opened_page"] = path
     bar = (
-        ProgressBar(f"Updating {title}", delay=delay, stage="reading the data")
+        ProgressBar(f"Updating {title}", delay=delay, stage="preparing the view")
         if again
         else ProgressBar(f"Opening {title}", delay=delay, stage="loading the page and its data")
     )
