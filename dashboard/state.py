@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
@@ -106,6 +106,7 @@ __all__ = [
     "score_controls",
     "select",
     "simulated_banner",
+    "stop",
     "voting_banner",
     "warm_up_in_background",
 ]
@@ -173,7 +174,7 @@ class _PageWork:
         otherwise take turns with the warm-up's, about twice as slow). Not while a page
         computes: it may be waiting for the very result the warm-up is computing."""
         deadline = time.monotonic() + limit_s
-        while self.opening and time.monotonic() < deadline:
+        while self.opening and not self.running and time.monotonic() < deadline:
             time.sleep(0.02)
 
     def __enter__(self) -> None:
@@ -760,7 +761,7 @@ def page_context(
     info = current_dataset()
     if info is None:
         st.info("The store is empty. Upload a file on the Datasets page, or run `ttslab demo`.")
-        st.stop()
+        stop()
     assert info is not None
     llm = verifier = ""
     if pair:
@@ -885,25 +886,26 @@ class ProgressBar:
             else:
                 self._bar.progress(frac, text=text)
 
-    @property
-    def drawn(self) -> bool:
-        """Whether the bar is on the page (its delay passed before it was closed)."""
+    def take_over(self, label: str) -> bool:
+        """For the page's first computation: when the bar is on the page, go on in it
+        under `label`, from zero (True); else close it before it draws (False). One
+        lock, so the timer cannot draw it in between."""
         with self._lock:
-            return self._bar is not None and not self._closed
-
-    def relabel(self, label: str) -> None:
-        """Go on under a new label (the page's opening bar handing over to its first
-        computation), from zero."""
-        with self._lock:
+            if self._bar is None or self._closed:
+                self._closed = True
+                self._timer.cancel()
+                return False
             self.label = label
             text = plain(f"{label}: starting")
             self._pending = (0.0, text)
-            if self._bar is not None and not self._closed:
-                self._last = time.monotonic()
-                self._bar.progress(0.0, text=text)
+            self._last = time.monotonic()
+            self._bar.progress(0.0, text=text)
+            return True
 
     def close(self) -> None:
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
             self._timer.cancel()
             if self._bar is not None:
@@ -955,6 +957,16 @@ def opening(title: str, path: str, delay: float = 0.3) -> Iterator[None]:
         record.end()
 
 
+def stop() -> NoReturn:
+    """`st.stop()`, after closing the page's opening bar. Once a stop is asked for,
+    Streamlit sends nothing more from the run, so a bar closed on the way out (a
+    `finally`) would stay on the page ("Opening Datasets: ..." above a read-only
+    Datasets page)."""
+    end_opening()
+    st.stop()
+    raise AssertionError("unreachable: st.stop() raises")
+
+
 def end_opening() -> None:
     """End the page's opening and close its bar (before work that shows its own
     progress)."""
@@ -971,10 +983,8 @@ def _bar_for(label: str) -> ProgressBar:
     if record is not None:
         _OPENING.set(None)  # only the first computation takes it over
         record.done()
-        if record.bar.drawn:
-            record.bar.relabel(label)
+        if record.bar.take_over(label):
             return record.bar
-        record.bar.close()
     return ProgressBar(label)
 
 
@@ -985,9 +995,9 @@ def compute(label: str, fn: Callable[[ProgressFn], T]) -> T:
         with PAGE_WORK:  # the background warm-up waits meanwhile
             return fn(bar)
     except TTSLabError as exc:
+        bar.close()  # before the stop: nothing is sent after it
         st.error(plain(exc))
-        st.stop()
-        raise  # unreachable: st.stop() raises
+        stop()
     finally:
         bar.close()
 
@@ -1176,4 +1186,4 @@ def confirm_big(page: str, what: str, size: int, selection: object) -> None:
     if st.button("Compute", key=f"big_{page}", type="primary", icon=":material/play_arrow:"):
         confirmed.add(token)
         return
-    st.stop()
+    stop()

@@ -122,3 +122,38 @@ def test_the_opening_bar_says_updating_on_a_rerun_of_the_same_page() -> None:
     at.session_state["next_path"] = "compare"
     at.run()
     assert at.markdown[0].value == "Opening Compare"
+
+
+def _stopping_app() -> None:
+    import time
+
+    import streamlit as st
+
+    from dashboard import state
+
+    with state.opening("Datasets", "datasets", delay=0.0):
+        time.sleep(0.3)  # a slow page: its opening bar is drawn
+        st.info("You may only view this store.")
+        if st.session_state.get("raw"):
+            st.stop()  # what the pages did: the bar stayed on the page
+        state.stop()
+
+
+def test_a_page_that_stops_leaves_no_opening_bar_behind() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_stopping_app).run()
+    assert at.info[0].value == "You may only view this store."
+    assert len(at.get("progress")) == 0
+    at.session_state["raw"] = True  # the same page stopped with st.stop(): the bar stays
+    at.run()
+    assert len(at.get("progress")) == 1
+
+
+def test_the_pages_stop_through_the_state_helper() -> None:
+    # st.stop() directly would leave a drawn opening bar on the page (test above)
+    from pathlib import Path
+
+    views = Path(__file__).resolve().parents[1] / "dashboard" / "views"
+    offenders = [p.name for p in views.glob("*.py") if "st.stop()" in p.read_text()]
+    assert offenders == []

@@ -182,10 +182,12 @@ def test_the_warm_up_pauses_while_a_page_opens_but_not_while_it_computes() -> No
     assert 0.25 <= time.monotonic() - t < 3.0
     done()  # a second call changes nothing
     assert work.opening == 0
-    with work:  # a page computing (it may wait for the warm-up's own result): no pause
+    with work:  # a page computing (it may wait for the warm-up's own result) ...
+        other = work.open()  # ... while another visitor's page opens: no pause
         t = time.monotonic()
         work.yield_to_openings(limit_s=2.0)
         assert time.monotonic() - t < 0.5
+        other()
     stuck = work.open()  # an opening that never ends holds the warm-up at most limit_s
     t = time.monotonic()
     work.yield_to_openings(limit_s=0.3)

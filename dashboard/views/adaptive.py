@@ -47,7 +47,7 @@ axis = state.select(
 )
 if not rules:
     st.info("Choose at least one stopping rule.", icon=":material/info:")
-    st.stop()
+    state.stop()
 view = state.compute(
     f"Replaying {len(rules)} stopping rules for {ctx.llm} × {ctx.verifier} (once; cached "
     "afterwards)",

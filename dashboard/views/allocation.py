@@ -46,7 +46,7 @@ n_bins = state.remembered(
 )
 if not candidates:
     st.info("Choose at least one candidate strategy.")
-    st.stop()
+    state.stop()
 
 view = state.compute(
     f"Cross-fitting and evaluating {ctx.llm} × {ctx.verifier} (once; cached afterwards)",

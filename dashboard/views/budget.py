@@ -71,7 +71,7 @@ if layout == "overlay":
     )
     if not picked or not over_strategies:
         st.info("Choose at least one pair and one strategy.")
-        st.stop()
+        state.stop()
     over = state.compute(
         "Cross-fitting and evaluating (once; cached afterwards)",
         lambda p: overlay_view(
@@ -83,7 +83,7 @@ if layout == "overlay":
     )
     for note in issue_lines(over.issues):
         st.warning(note, icon=":material/warning:")
-    st.stop()
+    state.stop()
 
 chosen = state.multiselect(
     "Pairs (LLM × verifier)",
@@ -157,7 +157,7 @@ if x_axis == "flops":
 
 if not chosen or not strategies:
     st.info("Choose at least one pair and one strategy.")
-    st.stop()
+    state.stop()
 
 view = state.compute(
     "Cross-fitting and evaluating (once; cached afterwards)",

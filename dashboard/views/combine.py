@@ -34,7 +34,7 @@ verifiers = state.multiselect(
 obstacle = combine_obstacle(ctx.store, ctx.info, ctx.llm, verifiers, ctx.config)
 if obstacle is not None:
     st.info(plain(obstacle), icon=":material/info:")
-    st.stop()
+    state.stop()
 
 view = state.compute(
     f"Cross-fitting {len(verifiers)} signals and 4 combiners for {ctx.llm} "

@@ -70,7 +70,7 @@ if base_why:
 pairs = [(m, v) for m in llms for v in verifiers]
 if not pairs or not strategies:
     st.info("Choose at least one LLM, one verifier and one strategy.")
-    st.stop()
+    state.stop()
 st.caption(
     f"{len(pairs)} pair{'s' if len(pairs) != 1 else ''}. New pairs take a few seconds each "
     "the first time (progress shown); "

@@ -30,6 +30,7 @@ from dashboard.state import (
     plain,
     save_upload,
     save_upload_folder,
+    stop,
 )
 
 st.title("Datasets")
@@ -216,7 +217,7 @@ if who is None:
         else "Uploading, replacing and deleting datasets is for editors.",
         icon=":material/lock:",
     )
-    st.stop()
+    stop()
 st.subheader("Add a dataset")
 st.caption(
     "Long format (CSV, JSON Lines, Parquet: one row per response and verifier), wide JSON "

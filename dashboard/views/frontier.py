@@ -24,7 +24,7 @@ if len(ctx.info.llms) < 2:
         f"{plain(ctx.label)} has one LLM: a compute frontier compares several.",
         icon=":material/info:",
     )
-    st.stop()
+    state.stop()
 state.reset_on_dataset_change(
     "frontier",
     ["f_llms", "f_verifier", "f_budget_tokens", "f_budget_samples", "f_budget_flops"],
@@ -60,10 +60,10 @@ if unit == "flops" and any(m not in params for m in llms):
         + ", ".join(plain(m) for m in llms if m not in params),
         icon=":material/info:",
     )
-    st.stop()
+    state.stop()
 if len(llms) < 2 or not strategies:
     st.info("Choose at least two LLMs and one strategy.", icon=":material/info:")
-    st.stop()
+    state.stop()
 view = state.compute(
     f"Budget curves of {len(llms)} LLMs (once per LLM; cached afterwards)",
     lambda p: frontier_view(

@@ -78,7 +78,7 @@ search = state.remembered(
 )
 if not strategies:
     st.info("Choose at least one strategy.")
-    st.stop()
+    state.stop()
 
 listing = state.compute(
     f"Cross-fitting {len(strategies)} strategies on {ctx.llm} × {ctx.verifier} "
@@ -107,7 +107,7 @@ if not ids and kind == "disagree" and not search.strip():
     ids = list(dis.all_problem_ids)
 if not ids:
     st.info("No problem matches this filter.", icon=":material/filter_alt_off:")
-    st.stop()
+    state.stop()
 
 
 def _problem_label(pid: str) -> str:

@@ -93,7 +93,7 @@ budget = state.remembered(
 )
 if not sources or not targets:
     st.info("Choose at least one pair to calibrate on and one to evaluate on.")
-    st.stop()
+    state.stop()
 st.caption(
     f"{len(sources)} × {len(targets)} = {len(sources) * len(targets)} cells. A new cell "
     "takes up to a few seconds the first time (progress shown); `ttslab transfer` computes "

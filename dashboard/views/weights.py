@@ -96,7 +96,7 @@ if mode == "all pairs":
             "Pairs that could not be fitted: "
             + "; ".join(f"{p.llm} × {p.verifier} ({p.error})" for p in failed)
         )
-    st.stop()
+    state.stop()
 
 view = state.compute(
     f"Fitting {strategy.label} weights of {ctx.llm} × {ctx.verifier} with "
