@@ -187,7 +187,8 @@ class _PageWork:
             self.last = time.monotonic()
 
     def wait_idle(self, quiet_s: float = 1.0) -> bool:
-        """Block until no page has computed for `quiet_s` seconds; False (never stop)."""
+        """Block until no page has computed or opened for `quiet_s` seconds; False
+        (never stop)."""
         while self.running or self.opening or time.monotonic() - self.last < quiet_s:
             time.sleep(0.1)
         return False
@@ -963,8 +964,8 @@ def stop() -> NoReturn:
     `finally`) would stay on the page ("Opening Datasets: ..." above a read-only
     Datasets page)."""
     end_opening()
-    st.stop()
-    raise AssertionError("unreachable: st.stop() raises")
+    st.stop()  # raises within a script run; returns outside one (a bare call)
+    raise RuntimeError("state.stop() outside a Streamlit script run: nothing to stop")
 
 
 def end_opening() -> None:
