@@ -199,6 +199,56 @@ def test_controls_re_render_the_chart(server: str, browser: Any) -> None:
         page.close()
 
 
+def test_a_page_control_reruns_only_the_pages_own_part(server: str, browser: Any) -> None:
+    """A page's own control (state.page_body) reruns the page's part alone: the server
+    sends that part again, never the sidebar; a sidebar control reruns the whole app.
+    A part that stops early (all pairs) leaves nothing of its previous run behind."""
+    frames: list[bytes] = []
+
+    def listen(ws: Any) -> None:
+        ws.on("framereceived", lambda f: frames.append(f if isinstance(f, bytes) else f.encode()))
+
+    page = browser.new_page(viewport=VIEWPORT)
+    page.on("websocket", listen)
+    try:
+        page.goto(f"{server}/weights", wait_until="domcontentloaded")
+        wait_until_idle(page)
+        page.get_by_role("combobox", name="Calibrator").click()
+        page.get_by_role("option", name=get_strategy("logit_wv").label, exact=True).click()
+        wait_until_idle(page)
+        assert page.get_by_text("Set b by hand").count() == 1
+        sidebar = b"TTS Aggregation Lab"  # the sidebar's title, sent in every whole run
+        assert any(sidebar in f for f in frames)  # the listener sees what is sent
+
+        frames.clear()
+        before = _plot_data(page)
+        page.get_by_text("logit(s)").click()
+        _wait_for_new_plot(page, before)
+        assert any(b"logit(s)" in f for f in frames)  # the page's part was sent again
+        assert not any(sidebar in f for f in frames)
+
+        page.get_by_text("all pairs", exact=True).click()  # the part stops early
+        wait_until_idle(page)
+        page.wait_for_function("() => document.body.innerText.includes('weights of every pair')")
+        wait_until_idle(page)
+        assert page.get_by_text("Set b by hand").count() == 0
+        assert page.locator(".js-plotly-plot").count() == 1
+        page.get_by_text("one pair", exact=True).click()
+        wait_until_idle(page)
+        page.get_by_text("Set b by hand").wait_for(timeout=30_000)
+        assert page.locator(".js-plotly-plot").count() == 1
+        _no_exception(page)
+
+        frames.clear()  # a sidebar control: the whole app again
+        before = _plot_data(page)
+        page.get_by_role("combobox", name="Verifier").click()
+        page.get_by_role("option", name="sim-grm-orm").click()
+        _wait_for_new_plot(page, before)
+        assert any(sidebar in f for f in frames)
+    finally:
+        page.close()
+
+
 def test_two_sessions_at_once(server: str, browser: Any) -> None:
     """Two browser sessions read the database at the same time."""
     contexts = [browser.new_context(viewport=VIEWPORT) for _ in range(2)]

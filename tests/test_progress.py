@@ -157,3 +157,39 @@ def test_the_pages_stop_through_the_state_helper() -> None:
     views = Path(__file__).resolve().parents[1] / "dashboard" / "views"
     offenders = [p.name for p in views.glob("*.py") if "st.stop()" in p.read_text()]
     assert offenders == []
+
+
+#: what draws in the sidebar: st.sidebar, and the state helpers that draw there
+SIDEBAR_WRITERS = {
+    "sidebar",
+    "page_context",
+    "pair_picker",
+    "dataset_picker",
+    "evaluation_config",
+    "editor",
+}
+
+
+def test_every_analysis_page_runs_its_own_part_as_a_fragment() -> None:
+    # a page control reruns only the page's part (state.page_body; the browser test
+    # checks what is sent); the Datasets page reruns whole (an import changes the sidebar)
+    import ast
+    from pathlib import Path
+
+    views = Path(__file__).resolve().parents[1] / "dashboard" / "views"
+    missing, sidebar = [], []
+    for p in sorted(views.glob("*.py")):
+        tree = ast.parse(p.read_text())
+        calls = [
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and ast.unparse(n.func) == "state.page_body"
+        ]
+        if p.stem != "datasets" and len(calls) != 1:
+            missing.append(p.name)
+        for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_body"):
+            # Streamlit refuses writes to the sidebar in a fragment's rerun
+            used = {n.attr for n in ast.walk(fn) if isinstance(n, ast.Attribute)}
+            if used & SIDEBAR_WRITERS:
+                sidebar.append(p.name)
+    assert missing == [] and sidebar == []
