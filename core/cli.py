@@ -316,6 +316,12 @@ def serve_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
         str(args.max_upload_mb),
         "--browser.gatherUsageStats",
         "false",
+        # Streamlit runs a full collection (gc.collect(2)) after every script run, holding
+        # the interpreter lock while the run's last message waits to be sent: 150-170 ms
+        # of every interaction on the demo, with the dashboard's caches in memory. Python's
+        # own generational collector still frees cycles (bench/RESULTS.md).
+        "--runner.postScriptGC",
+        "false",
     ]
     return cmd, env
 

@@ -560,3 +560,14 @@ def test_serve_leaves_a_core_for_serving_while_grading(monkeypatch: pytest.Monke
     assert int(env[GRADE_WORKERS_ENV]) == max(1, (os.cpu_count() or 2) - 1)
     monkeypatch.setenv(GRADE_WORKERS_ENV, "1")
     assert default_workers() == 1
+
+
+def test_serve_turns_off_streamlits_collection_after_every_run() -> None:
+    # gc.collect(2) after each script run held the interpreter lock while the run's last
+    # message waited to be sent (150-170 ms of each interaction); Python's own
+    # generational collector still runs (bench/RESULTS.md: memory stays flat)
+    from streamlit import config
+
+    cmd, _ = serve_command(build_parser().parse_args(["serve"]))
+    assert cmd[cmd.index("--runner.postScriptGC") + 1] == "false"
+    assert config.get_option("runner.postScriptGC") is True  # Streamlit's default: it matters
