@@ -430,6 +430,21 @@ class Store:
         with self._use():
             self._ensure_schema()
 
+    def file_stamp(self) -> tuple[int, int, int, int]:
+        """Modification time (ns) and size of the database file and of its write-ahead
+        log. Every commit, of this process or another (a `ttslab delete` beside the
+        dashboard), changes one of them, so an unchanged stamp means nothing was written:
+        a check that costs a `stat`, not the opening of a released file."""
+        out: list[int] = []
+        for p in (self.path, self.path.with_name(self.path.name + ".wal")):
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                out += [0, 0]
+            else:
+                out += [st.st_mtime_ns, st.st_size]
+        return (out[0], out[1], out[2], out[3])
+
     # -- connection handling -------------------------------------------------------------
     def _open(self) -> duckdb.DuckDBPyConnection:
         """A connection to the file, waiting (with backoff) while another process holds it."""

@@ -973,14 +973,38 @@ def page_body(body: Callable[[], None]) -> None:
     the sidebar's context) as a Streamlit fragment. A change to one of these controls
     reruns `body` alone: the server sends only its part of the page, and the browser
     redraws only that part, not the sidebar, the navigation or the title (50-70 ms less
-    per change on the weight functions page, about a sixth; bench/RESULTS.md). A
-    sidebar control, a page switch or a new dataset reruns the whole app as before.
+    per change on the weight functions page; bench/RESULTS.md). A sidebar control, a
+    page switch or a new dataset reruns the whole app as before.
 
-    `body` must not draw in the sidebar (Streamlit refuses writes outside a fragment
-    during its rerun), and nothing outside it may depend on its controls. The opening
-    bar (`opening`) exists only in a whole-app run; in a rerun of `body` alone, a
-    computation draws its own bar where it is called."""
-    st.fragment(body)()
+    `body` reads the page's context (dataset, pair, settings) of the last whole-app run.
+    So that it never works on a dataset that is gone, a rerun of `body` alone first checks
+    that the sidebar's dataset is still in the store unchanged (`Store.file_stamp`; the
+    datasets are read again only when the file was written since the last check, so a
+    warm rerun does not reopen the released file); if another session or the CLI deleted
+    or replaced it, the whole app reruns instead, and the sidebar picks again.
+
+    The trade-off: Streamlit lets a change to a fragment's control wait for a run in
+    progress instead of interrupting it, so a control changed while a cold computation
+    runs (its progress bar on screen) takes effect when the computation ends, its result
+    cached. `body` must not draw in the sidebar and nothing outside it may depend on its
+    controls. The opening bar (`opening`) belongs to whole-app runs; in a rerun of `body`
+    alone a computation draws its own bar where it is called."""
+
+    def run() -> None:
+        info = current_dataset()
+        if info is not None:
+            store = get_store()
+            seen = (info.dataset_id, store.file_stamp())
+            if st.session_state.get("_dataset_checked") != seen:  # the file was written
+                if info not in store.list_datasets():
+                    st.rerun(scope="app")
+                st.session_state["_dataset_checked"] = seen
+        body()
+
+    # Streamlit names a fragment by its function's qualified name and place on the page,
+    # the same ("_body" of "__main__") on every page: the page's file tells them apart
+    run.__qualname__ = f"page_body[{Path(body.__code__.co_filename).stem}]"
+    st.fragment(run)()
 
 
 def end_opening() -> None:

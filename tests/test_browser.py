@@ -249,6 +249,45 @@ def test_a_page_control_reruns_only_the_pages_own_part(server: str, browser: Any
         page.close()
 
 
+def test_a_page_control_after_its_dataset_was_deleted_elsewhere(
+    tmp_path: Path, browser: Any
+) -> None:
+    """The page's part reruns with the context of the last whole-app run; when another
+    process deleted that dataset meanwhile, a page control reruns the whole app, whose
+    sidebar picks a dataset that exists, rather than reading rows that are gone."""
+    import subprocess
+    import sys
+
+    gone = "gone demo"
+    db = tmp_path / "g.duckdb"
+    with Store(db) as s:
+        build_demo(s, n_problems=30, n_samples=8)
+        build_demo(s, n_problems=30, n_samples=8, seed=1, name=gone)
+    with dashboard_server(db) as url:
+        page = _open(browser, url, "weights?dataset=gone+demo")
+        try:
+            dataset = page.get_by_role("combobox", name="Dataset").first
+            assert dataset.input_value().startswith(gone)
+            _plot_data(page)
+            cli = [sys.executable, "-m", "core.cli", "--db", str(db), "delete", gone, "--yes"]
+            done = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+            page.get_by_text("logit(s)").click()  # a control of the page's own part
+            page.wait_for_function(
+                "(name) => Array.from(document.querySelectorAll('input[role=combobox]'))"
+                ".some(el => el.value.startsWith(name))",
+                arg=DEMO_NAME,
+                timeout=60_000,
+            )
+            wait_until_idle(page)
+            assert dataset.input_value().startswith(DEMO_NAME)
+            _no_exception(page)
+            assert page.locator("[data-testid='stAlert']").filter(has_text=gone).count() == 0
+            assert gone not in _plot_layout_title(page)
+        finally:
+            page.close()
+
+
 def test_two_sessions_at_once(server: str, browser: Any) -> None:
     """Two browser sessions read the database at the same time."""
     contexts = [browser.new_context(viewport=VIEWPORT) for _ in range(2)]

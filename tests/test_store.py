@@ -442,3 +442,21 @@ def test_a_process_exits_cleanly_while_its_store_releases_the_file(tmp_path: Pat
         for pause in (0.001, 0.003) * 4
     ]
     assert [c.returncode for c in codes] == [0] * 8, [c.stderr[-300:] for c in codes]
+
+
+def test_file_stamp_changes_with_a_commit_of_another_store_only(tmp_path: Path) -> None:
+    from core.cli import build_demo
+
+    db = tmp_path / "stamp.duckdb"
+    with Store(db) as s:
+        build_demo(s, n_problems=10, n_samples=4)
+        build_demo(s, n_problems=10, n_samples=4, seed=1, name="other")
+    with Store(db, shared=True) as a:
+        before = a.file_stamp()
+        assert len(before) == 4 and before[0] > 0 and before[1] > 0
+        assert [i.name for i in a.list_datasets()] != []  # reading writes nothing
+        assert a.file_stamp() == before
+        with Store(db, shared=True) as b:  # another user of the file, as the CLI would be
+            b.delete_dataset("other")
+        assert a.file_stamp() != before
+        assert "other" not in [i.name for i in a.list_datasets()]
