@@ -539,6 +539,7 @@ class Context:
 
 def dataset_picker(store: Store) -> DatasetInfo | None:
     """The sidebar's dataset selector (shared by every page); None if the store is empty."""
+    stamp = store.file_stamp()  # before the read: a write in between is seen as one
     infos = store.list_datasets()
     if not infos:
         return None
@@ -555,10 +556,16 @@ def dataset_picker(store: Store) -> DatasetInfo | None:
         format_func=lambda n: dataset_label(n, by_name[n].simulated),
     )
     info = by_name[name]
+    st.session_state[_DATASET_CHECKED] = (info.dataset_id, stamp)  # for `page_body`
     curve_warmer().request(store, info, st.session_state.get("llm"))  # once per dataset
     if info.simulated:
         st.sidebar.caption(":orange[**Simulated data**] (synthetic, with known likelihood ratios)")
     return info
+
+
+#: (dataset id, `Store.file_stamp`) at which the sidebar's dataset was last seen in the
+#: store: by the picker on a whole-app run, by `page_body` on a rerun of a page's part
+_DATASET_CHECKED = "_dataset_checked"
 
 
 def current_dataset() -> DatasetInfo | None:
@@ -979,9 +986,10 @@ def page_body(body: Callable[[], None]) -> None:
     `body` reads the page's context (dataset, pair, settings) of the last whole-app run.
     So that it never works on a dataset that is gone, a rerun of `body` alone first checks
     that the sidebar's dataset is still in the store unchanged (`Store.file_stamp`; the
-    datasets are read again only when the file was written since the last check, so a
-    warm rerun does not reopen the released file); if another session or the CLI deleted
-    or replaced it, the whole app reruns instead, and the sidebar picks again.
+    datasets are read again only when the file was written since the picker or the last
+    check saw them, so neither a warm rerun nor a whole-app run reads them twice, nor
+    reopens the released file); if another session or the CLI deleted or replaced it,
+    the whole app reruns instead, and the sidebar picks again.
 
     The trade-off: Streamlit lets a change to a fragment's control wait for a run in
     progress instead of interrupting it, so a control changed while a cold computation
@@ -995,10 +1003,10 @@ def page_body(body: Callable[[], None]) -> None:
         if info is not None:
             store = get_store()
             seen = (info.dataset_id, store.file_stamp())
-            if st.session_state.get("_dataset_checked") != seen:  # the file was written
+            if st.session_state.get(_DATASET_CHECKED) != seen:  # written since last seen
                 if info not in store.list_datasets():
                     st.rerun(scope="app")
-                st.session_state["_dataset_checked"] = seen
+                st.session_state[_DATASET_CHECKED] = seen
         body()
 
     # Streamlit names a fragment by its function's qualified name and place on the page,

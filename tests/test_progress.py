@@ -188,7 +188,7 @@ def test_every_analysis_page_runs_its_own_part_as_a_fragment() -> None:
         if p.stem != "datasets" and calls != ["state.page_body(_body)"]:
             missing.append(p.name)
         for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_body"):
-            # Streamlit refuses writes to the sidebar in a fragment's rerun
+            # a rerun of the part alone would not redraw what it drew in the sidebar
             used = {n.attr for n in ast.walk(fn) if isinstance(n, ast.Attribute)}
             if used & SIDEBAR_WRITERS:
                 sidebar.append(p.name)
