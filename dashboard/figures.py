@@ -135,16 +135,37 @@ def _pair(llm: str, verifier: str) -> str:
     return f"{plotly_plain(llm)} × {plotly_plain(verifier)}"
 
 
-#: Every figure's template. A figure takes Plotly's default template when it is made
-#: (about 3 ms), while `template=` on each figure validated and copied the whole template
-#: every time (25-30 ms a figure, on every rerun of a page); so the figures are made by
-#: `_figure` and `_subplots`, which make it the default first (importing Streamlit sets
-#: its own).
-TEMPLATE = "plotly_white"
+#: Every figure's template: Plotly's white one with the project's type and ink. The
+#: dashboard draws a figure with this template alone (`theme=None`), so the screen, the
+#: SVG/PDF/PNG exports and the report show the same figure. A figure takes Plotly's
+#: default template when it is made (about 3 ms), while `template=` on each figure
+#: validated and copied the whole template every time (25-30 ms a figure, on every rerun
+#: of a page); so the figures are made by `_figure` and `_subplots`, which make it the
+#: default first (importing Streamlit sets its own).
+TEMPLATE = "ttslab"
+#: text colour of titles, legends and notes; axes are a lighter grey
+INK = "#262730"
+AXIS_INK = "#5c5f6e"
+
+
+def _register_template() -> None:
+    base = go.layout.Template(pio.templates["plotly_white"])
+    axis = {"tickfont": {"color": AXIS_INK}, "title": {"font": {"color": AXIS_INK}}}
+    base.layout.update(
+        font={"family": FONT["family"], "color": INK},
+        title={"font": {"color": INK}},
+        legend={"font": {"color": INK}},
+        xaxis=axis,
+        yaxis=axis,
+        hoverlabel={"bgcolor": "white", "bordercolor": "#c9ccd6", "font": {"color": INK}},
+    )
+    pio.templates[TEMPLATE] = base
 
 
 def _white_default() -> None:
     if pio.templates.default != TEMPLATE:
+        if TEMPLATE not in pio.templates:
+            _register_template()
         pio.templates.default = TEMPLATE
 
 
@@ -180,6 +201,11 @@ def _wrap_sub(sub: str, width: int = SUBTITLE_CHARS) -> str:
     return "<br>".join(out)
 
 
+def _bold(main: str) -> str:
+    """A title's main line(s), wrapped and bold (each line its own <b>)."""
+    return "<br>".join(f"<b>{line}</b>" for line in _wrap_sub(main, TITLE_CHARS).split("<br>"))
+
+
 def _title_lines(title: Mapping[str, object]) -> int:
     return str(title["text"]).count("<br>") + 1
 
@@ -195,7 +221,7 @@ def _panel_title(main: str, sub: str) -> dict[str, object]:
     own titles sit above the plot areas, where `_title` would put it); the figure's top
     margin is set from `_title_lines`."""
     return {
-        "text": f"{_wrap_sub(main, TITLE_CHARS)}<br><sup style='color:#555'>{_wrap_sub(sub)}</sup>",
+        "text": f"{_bold(main)}<br><sup style='color:#555'>{_wrap_sub(sub)}</sup>",
         "x": 0.0,
         "xanchor": "left",
         "yref": "container",
@@ -211,7 +237,7 @@ def _title(main: str, sub: str) -> dict[str, object]:
     subtitle is wrapped, and the title pushes the plot area down as far as it needs
     (automargin), so neither is clipped on a narrow screen."""
     return {
-        "text": f"{_wrap_sub(main, TITLE_CHARS)}<br><sup style='color:#555'>{_wrap_sub(sub)}</sup>",
+        "text": f"{_bold(main)}<br><sup style='color:#555'>{_wrap_sub(sub)}</sup>",
         "x": 0.0,
         "xanchor": "left",
         "yref": "paper",

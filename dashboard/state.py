@@ -1109,10 +1109,10 @@ def chart(
     on a point opens the problems behind it in the explorer (and a caption says so)."""
     box = where or st
     if drill is None:
-        box.plotly_chart(fig, key=key, width="stretch")
+        box.plotly_chart(fig, key=key, width="stretch", theme=None)
     else:
         clicked = box.plotly_chart(
-            fig, key=key, width="stretch", on_select="rerun", selection_mode="points"
+            fig, key=key, width="stretch", theme=None, on_select="rerun", selection_mode="points"
         )
         open_in_explorer(
             clicked,

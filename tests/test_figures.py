@@ -800,8 +800,9 @@ def test_user_names_are_drawn_as_text_not_markup(
     for raw in RAW:
         assert not [s for s in strings if raw in s], f"{raw!r} reaches plotly unescaped"
     for esc in escaped:
-        # (a long title may be wrapped at a space inside the name: the same words shown)
-        shown = [s.replace("<br>", " ") for s in strings]
+        # (a long title may be wrapped at a space inside the name, each line bold: the
+        # same words shown)
+        shown = [_shown(s) for s in strings]
         assert any(esc in s for s in strings + shown), f"{esc!r} (an escaped user name) is missing"
     # every template variable left is the figure's own (none from a user string)
     variables = {m for s in strings for m in re.findall(r"%\{([^}]*)\}", s)}
@@ -916,8 +917,9 @@ def test_stopping_figure_draws_rules_against_fixed_n_in_samples_or_tokens() -> N
         stopping_figure(_stopping_view(), "flops")
     hostile = stopping_figure(_stopping_view(llm='<a href="http://evil.example/">m</a>'))
     text = hostile.to_json()
-    title = hostile.layout.title.text.replace("<br>", " ")  # (a long title is wrapped)
-    assert "<a href" not in text and "<a href" not in title and "&lt;a href" in title
+    title = hostile.layout.title.text
+    # (a long title is wrapped, each line bold: the words shown, tags dropped)
+    assert "<a href" not in text and "<a href" not in title and "&lt;a href" in _shown(title)
 
 
 def test_frontier_figure_marks_the_pareto_points() -> None:
@@ -1042,6 +1044,12 @@ def test_every_figure_is_drawn_on_the_white_template(
         layout = fig.to_plotly_json()["layout"]
         assert layout["template"]["layout"]["plot_bgcolor"] == "white"
         assert layout["template"]["layout"]["xaxis"]["gridcolor"] == "#EBF0F8"
+        # the project's type and ink (the dashboard draws the template alone)
+        assert layout["template"]["layout"]["font"]["family"].startswith("Inter")
+        assert layout["template"]["layout"]["font"]["color"] == "#262730"
+        # the title's main line is bold (Streamlit's theme made it so on screen only)
+        main = str(layout["title"]["text"]).split("<sup", 1)[0]
+        assert main.startswith("<b>") and main.removesuffix("<br>").endswith("</b>")
 
 
 def test_every_figures_subtitle_fits_a_1000_px_window(
