@@ -301,6 +301,14 @@ def test_problem_figure_bars_and_picks(demo: Store, info: DatasetInfo) -> None:
     assert f"gold answer {v.gold}" in fig.layout.title.text
     dots = [t for t in fig.data if t.type == "scatter"]
     assert sum(len(t.x) for t in dots) == int(v.count.sum())
+    # each strategy's panel: a zero line across it, the clusters top-down in one order
+    lines = {(sh.xref, sh.yref) for sh in fig.layout.shapes if sh.x0 == 0 and sh.x1 == 0}
+    assert lines == {(bar.xaxis, f"{bar.yaxis} domain") for bar in bars}
+    for bar in bars:
+        yaxis = fig.layout["yaxis" + bar.yaxis[1:]]
+        assert yaxis.autorange == "reversed" and list(yaxis.categoryarray) == labels
+        xaxis = fig.layout["xaxis" + bar.xaxis[1:]]
+        assert xaxis.range[0] <= 0 <= xaxis.range[1] and xaxis.showticklabels is False
 
 
 def test_problem_figure_reads_lengths_and_empty_answers(demo: Store, info: DatasetInfo) -> None:
