@@ -1108,6 +1108,9 @@ def chart(
     `where`: a column or container to draw in (default: the page). With `drill`, a click
     on a point opens the problems behind it in the explorer (and a caption says so)."""
     box = where or st
+    # theme=None: the figure is drawn as built, on the project's template, as it is
+    # exported. Streamlit's theme restyled it on screen only, and its chart applied that
+    # theme a second time after mounting, so every new figure was drawn twice.
     if drill is None:
         box.plotly_chart(fig, key=key, width="stretch", theme=None)
     else:
