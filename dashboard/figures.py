@@ -1435,7 +1435,7 @@ def problem_figure(view: ProblemView) -> go.Figure:
     big = scores.size > 0 and float(np.nanmax(np.abs(scores))) >= 1000
     layout: dict[str, Any] = {
         "xaxis": {
-            "title": {"text": "score"},
+            "title": {"text": "score", "font": {"size": 12}},
             "nticks": 3,
             "tickfont": {"size": 10},
             # "2k 4k 6k" stay level; "2000 4000" turned
@@ -1452,7 +1452,7 @@ def problem_figure(view: ProblemView) -> go.Figure:
         pad = 0.35 * ((hi - lo) or 1.0)
         head = ("lowest<br>score" if lowest[j] else "top<br>score") if best_of else "total"
         layout[f"xaxis{2 + j}"] = {
-            "title": {"text": head},
+            "title": {"text": head, "font": {"size": 12}},
             "range": [lo - (pad if lo < 0 else 0.0), hi + pad],
             # every bar carries its number: ticks on panels ~55 px wide only ran into
             # their neighbours' ("40k0 5 10")

@@ -309,6 +309,8 @@ def test_problem_figure_bars_and_picks(demo: Store, info: DatasetInfo) -> None:
         assert yaxis.autorange == "reversed" and list(yaxis.categoryarray) == labels
         xaxis = fig.layout["xaxis" + bar.xaxis[1:]]
         assert xaxis.range[0] <= 0 <= xaxis.range[1] and xaxis.showticklabels is False
+        # its "total" under the panel no larger than the figure's text (13 px)
+        assert xaxis.title.font.size <= 13
 
 
 def test_problem_figure_reads_lengths_and_empty_answers(demo: Store, info: DatasetInfo) -> None:
